@@ -1,0 +1,224 @@
+"""One frozen Config: every `serve` setting defined once (default, converter, help)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+
+from clusterdns.errors import ConfigError
+
+Address = tuple[str, int]
+
+DEFAULT_PORT = 5353
+
+
+def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
+    """Parse `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or `:PORT` into (host, port)."""
+    text = text.strip()
+    host, port = text, default_port
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigError(f"bad address {text!r}: missing ']'")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"bad address {text!r}")
+            port = _port(rest[1:], text)
+    elif text.count(":") == 1:
+        host, _, p = text.partition(":")
+        port = _port(p, text)
+        host = host or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(f"bad address {text!r}: {host!r} is not an IP address") from None
+        host = "127.0.0.1"
+    return host, port
+
+
+def _port(text: str, whole: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise ConfigError(f"bad port in {whole!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"port out of range in {whole!r}")
+    return port
+
+
+def normalize_zone(text: str) -> str:
+    """Lower-case, no trailing dot; `.` stays the root."""
+    zone = text.strip().lower().rstrip(".")
+    if not zone:
+        raise ConfigError("empty zone name")
+    return zone
+
+
+def is_reverse_zone(zone: str) -> bool:
+    return zone == "in-addr.arpa" or zone.endswith(".in-addr.arpa") or zone == "ip6.arpa" or zone.endswith(".ip6.arpa")
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise ConfigError(f"bad CIDR {text!r}: {e}") from None
+
+
+def _ip(text: str) -> str:
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        raise ConfigError(f"bad IP address {text!r}") from None
+
+
+POD_MODES = ("disabled", "insecure", "verified")
+WATCH_MODES = ("auto", "poll", "off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one Config field appears on the command line."""
+
+    flag: str
+    help: str
+    metavar: str | None = None
+    repeat: bool = False  # repeatable flag, collected into a tuple
+    choices: tuple[str, ...] | None = None
+    convert: Callable[[str], Any] | None = None
+    switch: bool = False  # a boolean flag without a value
+
+
+def setting(default: Any, **kw: Any) -> Any:
+    """A dataclass field carrying its CLI description in metadata."""
+    if isinstance(default, (list, tuple, set, dict)):
+        return field(default_factory=lambda: default, metadata={"setting": Setting(**kw)})
+    return field(default=default, metadata={"setting": Setting(**kw)})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of `clusterdns serve`. Validated on construction."""
+
+    manifests: str = setting("zones", flag="--manifests", metavar="DIR", help="directory of Kubernetes manifests to serve (watched)")
+    listen: tuple[Address, ...] = setting(
+        (("127.0.0.1", DEFAULT_PORT),),
+        flag="--listen",
+        metavar="HOST:PORT",
+        repeat=True,
+        convert=parse_hostport,
+        help="address to serve DNS on, UDP and TCP (repeatable; [::1]:5353 for IPv6)",
+    )
+    zones: tuple[str, ...] = setting(
+        ("cluster.local", "in-addr.arpa", "ip6.arpa"),
+        flag="--zone",
+        metavar="ZONE",
+        repeat=True,
+        convert=normalize_zone,
+        help="authoritative zone (repeatable): the first is the cluster domain; reverse zones bound the PTRs we answer"
+        " (default: cluster.local in-addr.arpa ip6.arpa, as kubeadm)",
+    )
+    ttl: int = setting(5, flag="--ttl", metavar="SECONDS", convert=int, help="TTL of cluster records (0-3600, CoreDNS default 5)")
+    pods: str = setting("insecure", flag="--pods", choices=POD_MODES, help="pod A records <a-b-c-d>.<ns>.pod.<zone> (kubeadm: insecure)")
+    namespaces: tuple[str, ...] = setting(
+        (), flag="--namespaces", metavar="NS,NS", convert=lambda s: tuple(n for n in s.split(",") if n), help="expose only these namespaces"
+    )
+    endpoint_pod_names: bool = setting(False, flag="--endpoint-pod-names", switch=True, help="name endpoints by their Pod name")
+    ignore_empty_service: bool = setting(
+        False, flag="--ignore-empty-service", switch=True, help="NXDOMAIN for ClusterIP Services with no ready endpoints"
+    )
+    noendpoints: bool = setting(False, flag="--noendpoints", switch=True, help="serve no endpoint records (headless, endpoint names)")
+    fallthrough: tuple[str, ...] = setting(
+        ("in-addr.arpa", "ip6.arpa"),
+        flag="--fallthrough",
+        metavar="ZONE",
+        repeat=True,
+        convert=lambda s: s if s == "none" else normalize_zone(s) if s != "." else ".",
+        help="send NXDOMAIN names under ZONE to the upstream instead (repeatable; '.' for every zone; 'none' for no zone;"
+        " default: in-addr.arpa ip6.arpa, as kubeadm)",
+    )
+    ns_address: tuple[str, ...] = setting(
+        (), flag="--ns-address", metavar="IP", repeat=True, convert=_ip, help="address(es) of ns.dns.<zone> (default: the listen address)"
+    )
+    service_cidr: tuple[str, ...] = setting(
+        ("10.96.0.0/12",),
+        flag="--service-cidr",
+        metavar="CIDR",
+        repeat=True,
+        convert=lambda s: str(_network(s)),
+        help="ClusterIP range(s) for Services without one (kubeadm 10.96.0.0/12)",
+    )
+    pod_cidr: tuple[str, ...] = setting(
+        ("10.244.0.0/16",),
+        flag="--pod-cidr",
+        metavar="CIDR",
+        repeat=True,
+        convert=lambda s: str(_network(s)),
+        help="Pod IP range(s) for Pods without status.podIP",
+    )
+    upstream: tuple[str, ...] = setting(
+        (),
+        flag="--upstream",
+        metavar="ADDR[:PORT]",
+        repeat=True,
+        help="forward other names here (repeatable; default: /etc/resolv.conf nameservers; 'none' answers REFUSED)",
+    )
+    watch: str = setting("auto", flag="--watch", choices=WATCH_MODES, help="watch the manifests: inotify (auto), polling, or off")
+    poll_interval: float = setting(1.0, flag="--poll-interval", metavar="SECONDS", convert=float, help="polling period for --watch poll")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ttl <= 3600:
+            raise ConfigError(f"--ttl {self.ttl}: must be 0-3600")
+        if self.pods not in POD_MODES:
+            raise ConfigError(f"--pods {self.pods!r}: must be one of {', '.join(POD_MODES)}")
+        if not self.zones:
+            raise ConfigError("at least one --zone is needed")
+        if is_reverse_zone(self.zones[0]):
+            raise ConfigError(f"--zone {self.zones[0]}: the first zone is the cluster domain and cannot be a reverse zone")
+        for cidr in self.service_cidr + self.pod_cidr:
+            _network(cidr)
+        if not self.listen:
+            raise ConfigError("at least one --listen address is needed")
+
+    @property
+    def cluster_domain(self) -> str:
+        return self.zones[0]
+
+    @property
+    def forward_zones(self) -> tuple[str, ...]:
+        """Zones that carry the svc/pod tree (every non-reverse zone)."""
+        return tuple(z for z in self.zones if not is_reverse_zone(z))
+
+    @property
+    def fallthrough_zones(self) -> tuple[str, ...]:
+        return tuple(z for z in self.fallthrough if z != "none")
+
+    @property
+    def reverse_zones(self) -> tuple[str, ...]:
+        return tuple(z for z in self.zones if is_reverse_zone(z))
+
+    @property
+    def nameserver_ips(self) -> tuple[str, ...]:
+        """What `ns.dns.<zone>` answers: --ns-address, else the listen addresses."""
+        if self.ns_address:
+            return self.ns_address
+        ips = []
+        for host, _ in self.listen:
+            ip = ipaddress.ip_address(host)
+            if ip.is_unspecified:
+                ip = ipaddress.ip_address("127.0.0.1" if ip.version == 4 else "::1")
+            if ip.compressed not in ips:
+                ips.append(ip.compressed)
+        return tuple(ips)
+
+
+def settings() -> list[tuple[str, Any, Setting]]:
+    """(field name, default, Setting) for every Config field, in declaration order."""
+    out = []
+    for f in fields(Config):
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        out.append((f.name, default, f.metadata["setting"]))
+    return out

@@ -1,0 +1,128 @@
+"""The derived cluster: what the controllers would have made of the manifests.
+
+These frozen types are the contract between `cluster.py` (which derives them from
+manifest objects) and `snapshot.py` (which compiles them into DNS records). Nothing
+here knows about DNS wire formats; nothing in `snapshot.py` knows about YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clusterdns.errors import Problem
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an object was read: manifest file, document index, first line."""
+
+    file: str = ""
+    doc: str = ""
+    line: int = 0
+
+    def __str__(self) -> str:
+        text = self.file or "<derived>"
+        if self.line:
+            text += f":{self.line}"
+        return text
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of a Service's `spec.ports` (name is "" when the port is unnamed)."""
+
+    name: str
+    protocol: str  # upper case as the API writes it: TCP, UDP, SCTP
+    port: int
+    target_port: int | str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointPort:
+    """A port of an EndpointSlice (or Endpoints subset): the resolved target port."""
+
+    name: str
+    protocol: str
+    port: int
+
+
+@dataclass(frozen=True)
+class EndpointAddress:
+    """One endpoint address with the conditions the EndpointSlice controller sets.
+
+    `ready` is the EndpointSlice `conditions.ready` (publishNotReadyAddresses already
+    applied); only ready addresses are published in DNS (spec S20, CoreDNS C15).
+    """
+
+    ip: str  # canonical text form (ipaddress.ip_address(...).compressed)
+    hostname: str = ""  # endpoint hostname; "" when the controller would not set one
+    pod_name: str = ""  # targetRef.name when the target is a Pod
+    pod_namespace: str = ""
+    node_name: str = ""
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
+
+
+@dataclass(frozen=True)
+class EndpointGroup:
+    """Addresses that share one port list: an EndpointSlice, or an Endpoints subset.
+
+    `ports` empty means the slice declares no ports: addresses still get A/AAAA records,
+    but no SRV (CoreDNS records a "no port" sentinel for this case).
+    """
+
+    addresses: tuple[EndpointAddress, ...]
+    ports: tuple[EndpointPort, ...] = ()
+    name: str = ""  # the EndpointSlice/Endpoints name, or "" when derived
+    source: Source = field(default_factory=Source)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A Service with its ClusterIPs and the endpoints the cluster would publish for it."""
+
+    namespace: str
+    name: str
+    type: str = "ClusterIP"  # ClusterIP | NodePort | LoadBalancer | ExternalName
+    cluster_ips: tuple[str, ...] = ()  # canonical text; empty when headless or ExternalName
+    headless: bool = False  # spec.clusterIP == "None"
+    external_name: str = ""  # ExternalName target without the trailing dot
+    ports: tuple[ServicePort, ...] = ()
+    selector: tuple[tuple[str, str], ...] | None = None  # None: no selector
+    publish_not_ready: bool = False
+    endpoints: tuple[EndpointGroup, ...] = ()
+    endpoints_source: str = ""  # "EndpointSlice" | "Endpoints" | "selector" | ""
+    source: Source = field(default_factory=Source)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A Pod as written in a manifest or synthesized from a workload."""
+
+    namespace: str
+    name: str
+    ips: tuple[str, ...] = ()  # canonical text, IPv4 first when dual-stack
+    labels: tuple[tuple[str, str], ...] = ()
+    hostname: str = ""  # spec.hostname
+    subdomain: str = ""  # spec.subdomain
+    ready: bool = True
+    phase: str = "Running"
+    terminating: bool = False
+    node_name: str = ""
+    owner: str = ""  # "Deployment/web", "StatefulSet/db", ... or "" for a bare Pod
+    source: Source = field(default_factory=Source)
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    """Everything DNS needs from the manifests, derived and validated."""
+
+    services: tuple[Service, ...] = ()  # sorted by (namespace, name)
+    pods: tuple[Pod, ...] = ()  # sorted by (namespace, name)
+    namespaces: frozenset[str] = frozenset({"default", "kube-system"})
+    problems: tuple[Problem, ...] = ()

@@ -1,0 +1,69 @@
+"""The cluster DNS name grammar: owner names, dashed-IP labels, reverse names, pod names."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from clusterdns.model import EndpointAddress
+
+SVC = "svc"
+POD = "pod"
+DNS_VERSION = "dns-version"
+NS_NAME = "ns.dns"  # CoreDNS's name for the zone's own nameserver (plugin/kubernetes/ns.go)
+
+
+def service_name(name: str, namespace: str) -> str:
+    """`<svc>.<ns>.svc`, relative to the zone (spec S3)."""
+    return f"{name}.{namespace}.{SVC}"
+
+
+def dashed_ip(ip: str) -> str:
+    """An IP as one DNS label, as CoreDNS writes endpoint names (C7).
+
+    IPv4 dots become dashes; IPv6 colons become dashes, and a trailing dash gets a
+    `0` appended so the label does not end in `-` (`fd00::` -> `fd00--0`).
+    """
+    if "." in ip:
+        return ip.replace(".", "-")
+    label = ip.replace(":", "-")
+    return label + "0" if label.endswith("-") else label
+
+
+def endpoint_name(addr: EndpointAddress, endpoint_pod_names: bool) -> str:
+    """An endpoint's hostname label (spec S19, CoreDNS endpointHostname).
+
+    The endpoint `hostname` if set; with `endpoint_pod_names`, the targetRef Pod name;
+    otherwise the dashed IP.
+    """
+    if addr.hostname:
+        return addr.hostname.lower()
+    if endpoint_pod_names and addr.pod_name:
+        return addr.pod_name.lower()
+    return dashed_ip(addr.ip)
+
+
+def ip_from_pod_label(label: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Read a pod-name label back into an address, as CoreDNS's findPods does (C9).
+
+    Exactly three dashes and no `--` means IPv4 (`10-244-1-10`); anything else is read
+    as IPv6 with every dash a colon (`1234-abcd--1`). None when it is not an address.
+    """
+    if label.count("-") == 3 and "--" not in label:
+        text = label.replace("-", ".")
+    else:
+        text = label.replace("-", ":")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def reverse_name(ip: str) -> str:
+    """The PTR owner of an address: `d.c.b.a.in-addr.arpa` or 32 nibbles under `ip6.arpa` (S8, S9)."""
+    return ipaddress.ip_address(ip).reverse_pointer
+
+
+def split(name: str) -> tuple[str, ...]:
+    """Labels of a relative or absolute name; `""` and `.` have none."""
+    name = name.rstrip(".")
+    return tuple(name.split(".")) if name else ()

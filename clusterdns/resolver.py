@@ -1,0 +1,197 @@
+"""resolve(snapshot, question) -> Answer: the one place that decides answers for our zones.
+
+Pure: no I/O, no clocks. It follows CoreDNS's `kubernetes` plugin (spec C1-C16), whose
+notion of "this name exists" is not quite RFC 8020's tree: CoreDNS parses names as
+`[_port._proto.|endpoint.]service.namespace.svc|pod.zone`, so an empty non-terminal such
+as `_tcp.web.ns.svc.<zone>` or `dns.<zone>` is NXDOMAIN there, and so it is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from clusterdns.names import ip_from_pod_label, split
+from clusterdns.snapshot import (
+    AAAA,
+    CNAME,
+    NS,
+    PTR,
+    SOA,
+    SRV,
+    TXT,
+    A,
+    Name,
+    RR,
+    Snapshot,
+)
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
+AXFR, IXFR = 252, 251
+MAX_CNAME_CHAIN = 8  # CoreDNS stops following in-zone CNAMEs after 8 (backend_lookup.go)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What we say about one question in one of our zones (AA is always set, C1).
+
+    `zone_labels` is how many trailing labels of the question name are the zone, so
+    in-zone names in the answer can be written with the question's spelling. `chase`
+    is an out-of-zone ExternalName target whose records the handler appends after the
+    CNAME (C10). `fallthrough` marks an NXDOMAIN that --fallthrough sends upstream.
+    """
+
+    rcode: int
+    answer: tuple[RR, ...] = ()
+    authority: tuple[RR, ...] = ()
+    additional: tuple[RR, ...] = ()
+    zone_labels: int = 0
+    chase: str | None = None
+    fallthrough: bool = False
+
+
+def find_zone(snap: Snapshot, labels: tuple[str, ...]) -> tuple[tuple[str, ...], bool] | None:
+    """The longest of our zones that contains the name, and whether it is a reverse zone."""
+    best: tuple[tuple[str, ...], bool] | None = None
+    for zones, reverse in ((snap.forward_zones, False), (snap.reverse_zones, True)):
+        for zone in zones:
+            if len(zone) <= len(labels) and labels[len(labels) - len(zone) :] == zone:
+                if best is None or len(zone) > len(best[0]):
+                    best = (zone, reverse)
+    return best
+
+
+def resolve(snap: Snapshot, labels: tuple[str, ...], qtype: int, fallthrough: tuple[tuple[str, ...], ...] = ()) -> Answer | None:
+    """Answer a question (lower-cased labels, class IN) or None when no zone of ours holds it."""
+    found = find_zone(snap, labels)
+    if found is None:
+        return None
+    zone, reverse = found
+    rel = labels[: len(labels) - len(zone)]
+    if reverse:
+        answer = _reverse(snap, rel, labels, qtype)
+    else:
+        answer = _forward(snap, rel, qtype)
+    answer = _with_zone(answer, len(zone))
+    if answer.rcode == NXDOMAIN and any(_under(labels, z) for z in fallthrough):
+        return Answer(NXDOMAIN, answer.answer, answer.authority, (), len(zone), fallthrough=True)
+    return answer
+
+
+def _under(labels: tuple[str, ...], zone: tuple[str, ...]) -> bool:
+    return not zone or labels[len(labels) - len(zone) :] == zone
+
+
+def _with_zone(answer: Answer, zone_labels: int) -> Answer:
+    return Answer(answer.rcode, answer.answer, answer.authority, answer.additional, zone_labels, answer.chase, answer.fallthrough)
+
+
+def _negative(snap: Snapshot, rcode: int) -> Answer:
+    """NXDOMAIN or NODATA: authoritative, with the zone SOA in Authority (RFC 2308 3, C1)."""
+    return Answer(rcode, authority=(snap.soa(),))
+
+
+def _apex(snap: Snapshot, qtype: int) -> Answer | None:
+    if qtype == SOA:
+        return Answer(NOERROR, (snap.soa(),))
+    if qtype == NS:
+        return Answer(NOERROR, snap.apex_ns, additional=snap.apex_glue)
+    return None
+
+
+def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
+    if not rel and (apex := _apex(snap, qtype)):
+        return apex
+    if qtype == SOA:
+        return _negative(snap, NOERROR)  # SOA below the apex is never looked up: NODATA (CoreDNS handler.go)
+    if any("." in label for label in rel):
+        return _negative(snap, NXDOMAIN)  # a label with a dot in it matches nothing of ours
+    if len(rel) >= 3 and rel[-1] == "pod":
+        return _pod(snap, rel, qtype)
+    name = ".".join(_canonical(rel))
+    if qtype == TXT:
+        # TXT: only dns-version.<zone> has one (S2); elsewhere NODATA needs a name that
+        # owns records, so a namespace or the apex is NXDOMAIN for TXT (CoreDNS Services()).
+        if name == "dns-version":
+            return Answer(NOERROR, snap.records[(name, TXT)])
+        return _negative(snap, NOERROR if name in snap.has_data else NXDOMAIN)
+    if name in snap.externals:
+        return _external(snap, name, qtype)
+    rrs = snap.records.get((name, qtype))
+    if rrs:
+        return Answer(NOERROR, rrs, additional=snap.additional.get((name, qtype), ()))
+    if qtype == PTR:
+        # PTR on a forward name is looked up like TXT's fallback: ns.dns is not a record name.
+        return _negative(snap, NOERROR if name in snap.exists and name != "ns.dns" else NXDOMAIN)
+    return _negative(snap, NOERROR if name in snap.exists else NXDOMAIN)
+
+
+def _canonical(rel: tuple[str, ...]) -> tuple[str, ...]:
+    """`port.proto.svc.ns.svc` forms: the leading `_` of each is optional (C5)."""
+    if len(rel) == 5 and rel[-1] == "svc":
+        port, proto = (label[1:] if label.startswith("_") else label for label in rel[:2])
+        return (f"_{port}", f"_{proto}") + rel[2:]
+    return rel
+
+
+def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:
+    """An ExternalName Service: a CNAME (S18), chased for A/AAAA (C10), NODATA otherwise."""
+    cname = snap.records[(name, CNAME)]
+    if qtype == CNAME:
+        return Answer(NOERROR, cname)
+    if qtype not in (A, AAAA):
+        return _negative(snap, NOERROR)  # SRV, TXT, MX ... on an ExternalName: nothing (C10)
+    target = snap.externals[name]
+    tlabels = split(target)
+    zone = next((z for z in snap.forward_zones if tlabels[len(tlabels) - len(z) :] == z and len(tlabels) > len(z)), None)
+    if zone is None:
+        return Answer(NOERROR, cname, chase=target)
+    # In-zone target: followed inside the plugin; the CNAME is kept only if the chain ends
+    # in records of the asked type (CoreDNS backend_lookup.go A/AAAA).
+    trel = ".".join(tlabels[: len(tlabels) - len(zone)])
+    owner = Name(tlabels, in_zone=False)
+    if trel in snap.externals and depth < MAX_CNAME_CHAIN:
+        inner = _external(snap, trel, qtype, depth + 1)
+        tail = tuple(RR(owner if rr.owner is None else rr.owner, rr.rtype, rr.ttl, rr.rdata) for rr in inner.answer)
+        if inner.chase:
+            return Answer(NOERROR, cname + tail, chase=inner.chase)
+    else:
+        tail = tuple(RR(owner, rr.rtype, rr.ttl, rr.rdata) for rr in snap.records.get((trel, qtype), ()))
+    if not tail:
+        return _negative(snap, NOERROR)
+    return Answer(NOERROR, cname + tail)
+
+
+def _pod(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
+    """`<a-b-c-d>.<ns>.pod.<zone>`, with up to two labels in front (C9, CoreDNS findPods)."""
+    if snap.pods == "disabled" or len(rel) > 5:
+        return _negative(snap, NXDOMAIN)
+    label, namespace = rel[-3], rel[-2]
+    if namespace not in snap.namespaces:
+        return _negative(snap, NXDOMAIN)
+    ip = ip_from_pod_label(label)
+    if ip is None or (snap.pods == "verified" and ip.compressed not in snap.pod_ips.get(namespace, ())):
+        return _negative(snap, NXDOMAIN)
+    rtype = A if ip.version == 4 else AAAA
+    address = RR(None, rtype, snap.ttl, ip.packed)
+    if qtype == rtype:
+        return Answer(NOERROR, (address,))
+    if qtype == SRV:
+        # CoreDNS answers SRV on a pod name with port 0 and the pod name as target.
+        target = Name(rel[-3:])
+        return Answer(NOERROR, (RR(None, SRV, snap.ttl, (0, 100, 0, target)),), additional=(RR(target, rtype, snap.ttl, ip.packed),))
+    return _negative(snap, NOERROR)
+
+
+def _reverse(snap: Snapshot, rel: tuple[str, ...], labels: tuple[str, ...], qtype: int) -> Answer:
+    """A reverse zone we were told to serve: PTRs for ClusterIPs and endpoints (S8, S9, S16, S17, C8)."""
+    if not rel:
+        if apex := _apex(snap, qtype):
+            return apex
+        return _negative(snap, NXDOMAIN if qtype == TXT else NOERROR)
+    if qtype == SOA:
+        return _negative(snap, NOERROR)
+    if qtype == PTR:
+        rrs = snap.ptr.get(".".join(labels))
+        if rrs:
+            return Answer(NOERROR, rrs)
+    return _negative(snap, NXDOMAIN)

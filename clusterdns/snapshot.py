@@ -1,0 +1,294 @@
+"""Compile the derived cluster into an immutable, zone-like index of DNS records."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from clusterdns.config import Config
+from clusterdns.model import ClusterState, Service
+from clusterdns.names import NS_NAME, SVC, endpoint_name, reverse_name, service_name, split
+
+# RR types we build (RFC 1035 3.2.2, RFC 3596, RFC 2782).
+A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV, OPT = 1, 2, 5, 6, 12, 16, 28, 33, 41
+DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
+SCHEMA_VERSION = b"1.1.0"  # kubernetes/dns docs/specification.md schema version
+NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """A domain name in an answer. `in_zone`: relative to the zone of the question,
+    written with the question's spelling of that zone (CoreDNS echoes it, spec S1)."""
+
+    labels: tuple[str, ...]
+    in_zone: bool = True
+
+    def text(self, zone: str) -> str:
+        parts = list(self.labels) + (split(zone) if self.in_zone else [])  # type: ignore[operator]
+        return ".".join(parts) + "."
+
+
+@dataclass(frozen=True, slots=True)
+class SOAData:
+    mname: Name
+    rname: Name
+    serial: int
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+@dataclass(frozen=True, slots=True)
+class RR:
+    """One record. `owner` None means the question name exactly as asked.
+
+    rdata by type: A/AAAA packed address bytes; CNAME/PTR/NS a Name; SRV a tuple
+    (priority, weight, port, Name); TXT a tuple of byte strings; SOA an SOAData;
+    any other type raw uncompressed rdata bytes.
+    """
+
+    owner: Name | None
+    rtype: int
+    ttl: int
+    rdata: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What CoreDNS calls a msg.Service: one address (or target) behind a name."""
+
+    host: str  # IP address text
+    port: int  # NO_PORT when the endpoint declares none
+    target: Name  # the name SRV records point at for this entry
+
+
+@dataclass
+class Snapshot:
+    """Everything the resolver reads, compiled once per manifest change.
+
+    Relative names (below the zone, lower case, dotted) key the records. Every forward
+    zone serves the same tree, so one table serves all of them.
+    """
+
+    forward_zones: tuple[tuple[str, ...], ...]
+    reverse_zones: tuple[tuple[str, ...], ...]
+    ttl: int
+    serial: int
+    pods: str
+    records: dict[tuple[str, int], tuple[RR, ...]]
+    additional: dict[tuple[str, int], tuple[RR, ...]]
+    exists: frozenset[str]  # names CoreDNS finds (NODATA rather than NXDOMAIN for other types)
+    has_data: frozenset[str]  # names that own at least one record (decides TXT NODATA vs NXDOMAIN)
+    externals: dict[str, str]  # ExternalName Service name -> target (absolute, no trailing dot)
+    ptr: dict[str, tuple[RR, ...]]  # reverse owner name -> PTR records
+    namespaces: frozenset[str]  # namespaces that exist and are exposed
+    pod_ips: dict[str, frozenset[str]]  # namespace -> Pod IPs (pods verified)
+    apex_ns: tuple[RR, ...]
+    apex_glue: tuple[RR, ...]
+    state: ClusterState | None = None
+    cache: dict[Any, Any] = field(default_factory=dict)  # wire answers, dropped with the snapshot
+
+    def soa(self) -> RR:
+        """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""
+        data = SOAData(Name(("ns", "dns")), Name(("hostmaster",)), self.serial, 7200, 1800, 86400, self.ttl)
+        return RR(Name(()), SOA, min(self.ttl, 300), data)
+
+    def fingerprint(self) -> tuple:
+        """What decides the answers, for 'did anything change' (SOA serial bumps)."""
+        return (self.records, self.additional, self.exists, self.externals, self.ptr, self.namespaces, self.pod_ips)
+
+
+def _address_rr(owner: Name | None, ip: str, ttl: int) -> RR:
+    addr = ipaddress.ip_address(ip)
+    return RR(owner, A if addr.version == 4 else AAAA, ttl, addr.packed)
+
+
+class _Builder:
+    """Collects CoreDNS 'service entries' per name, then turns them into records."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.ttl = config.ttl
+        self.entries: dict[str, list[Entry]] = defaultdict(list)
+        self.records: dict[tuple[str, int], tuple[RR, ...]] = {}
+        self.additional: dict[tuple[str, int], tuple[RR, ...]] = {}
+        self.externals: dict[str, str] = {}
+        self.ptr: dict[str, list[RR]] = {}
+        self.endpoint_ptr: dict[str, list[RR]] = defaultdict(list)
+
+    def add_service(self, svc: Service) -> None:
+        sname = service_name(svc.name, svc.namespace)
+        labels = split(sname)
+        if svc.type == "ExternalName":
+            self._add_external(sname, svc)
+            return
+        ready = [(g, a) for g in svc.endpoints for a in g.addresses if a.ready] if not self.config.noendpoints else []
+        # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
+        # all (coredns/coredns#1809); headless and ExternalName Services are exempt.
+        if self.config.ignore_empty_service and not svc.headless and not ready:
+            return
+        for group, addr in ready:
+            ep = endpoint_name(addr, self.config.endpoint_pod_names)
+            target = Name((ep,) + labels)
+            for port in group.ports or (None,):
+                number = port.port if port else NO_PORT
+                entry = Entry(addr.ip, number, target)
+                # Endpoint names exist below every Service, ClusterIP ones too (C7).
+                self.entries[f"{ep}.{sname}"].append(entry)
+                if svc.headless:
+                    # Headless: the Service name holds every ready endpoint (S11, S15).
+                    self.entries[sname].append(entry)
+                    if port and port.name:
+                        self.entries[_port_key(port.name, port.protocol, sname)].append(entry)
+            self.endpoint_ptr[reverse_name(addr.ip)].append(
+                RR(None, PTR, self.ttl, Name((ep,) + labels + split(self.config.cluster_domain), in_zone=False))
+            )
+        if not svc.headless:
+            self._add_cluster_ips(sname, svc)
+
+    def _add_cluster_ips(self, sname: str, svc: Service) -> None:
+        labels = split(sname)
+        # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
+        for port in svc.ports:
+            for ip in svc.cluster_ips:
+                entry = Entry(ip, port.port, Name(labels))
+                self.entries[sname].append(entry)
+                if port.name:
+                    self.entries[_port_key(port.name, port.protocol, sname)].append(entry)
+        for ip in svc.cluster_ips:
+            # PTR for a ClusterIP: the first Service found wins (C8); services arrive sorted.
+            self.ptr.setdefault(reverse_name(ip), [RR(None, PTR, self.ttl, Name(labels + split(self.config.cluster_domain), False))])
+
+    def _add_external(self, sname: str, svc: Service) -> None:
+        target = svc.external_name.rstrip(".").lower()
+        try:
+            ipaddress.ip_address(target)
+            return  # an IP in externalName is not served (coredns/coredns#2164)
+        except ValueError:
+            pass
+        if target:
+            self.externals[sname] = target
+            self.records[(sname, CNAME)] = (RR(None, CNAME, self.ttl, Name(split(target), in_zone=False)),)
+
+    def compile(self) -> None:
+        """Turn entries into A/AAAA/SRV records the way CoreDNS's backend_lookup does."""
+        for name, entries in self.entries.items():
+            self._compile_addresses(name, entries)
+            self._compile_srv(name, entries)
+        for rname, rrs in self.endpoint_ptr.items():
+            # Endpoint PTRs only when no ClusterIP claimed the address (C8).
+            if rname not in self.ptr:
+                self.ptr[rname] = _dedupe(rrs)
+
+    def _compile_addresses(self, name: str, entries: list[Entry]) -> None:
+        v4: dict[str, RR] = {}
+        v6: dict[str, RR] = {}
+        for e in entries:
+            rr = _address_rr(None, e.host, self.ttl)
+            (v4 if rr.rtype == A else v6).setdefault(e.host, rr)
+        if v4:
+            self.records[(name, A)] = tuple(v4.values())
+        if v6:
+            self.records[(name, AAAA)] = tuple(v6.values())
+
+    def _compile_srv(self, name: str, entries: list[Entry]) -> None:
+        # Weight: 100 divided by the number of entries at priority 0, before duplicates
+        # are dropped, at least 1 (C6, C16; CoreDNS plugin/backend_lookup.go SRV).
+        weight = max(1, 100 // len(entries))
+        srv: dict[tuple[Name, int], RR] = {}
+        extra: dict[tuple[Name, str], RR] = {}
+        for e in entries:
+            if e.port == NO_PORT:
+                continue
+            srv.setdefault((e.target, e.port), RR(None, SRV, self.ttl, (0, weight, e.port, e.target)))
+            extra.setdefault((e.target, e.host), _address_rr(e.target, e.host, self.ttl))
+        if srv:
+            self.records[(name, SRV)] = tuple(srv.values())
+            self.additional[(name, SRV)] = tuple(extra.values())
+
+
+def _dedupe(rrs: list[RR]) -> tuple[RR, ...]:
+    return tuple(dict.fromkeys(rrs))
+
+
+def _port_key(port_name: str, protocol: str, sname: str) -> str:
+    """`_<port>._<proto>.<svc>...`: the canonical spelling; the resolver maps the
+    underscore-less forms CoreDNS also accepts onto it (C5)."""
+    return f"_{port_name.lower()}._{protocol.lower()}.{sname}"
+
+
+def _nameserver_records(builder: _Builder, config: Config) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+    """NS at the apex and the A/AAAA of `ns.dns.<zone>` (C11): the --ns-address IPs."""
+    target = Name(("ns", "dns") + split(config.cluster_domain), in_zone=False)
+    glue = tuple(_address_rr(target, ip, builder.ttl) for ip in config.nameserver_ips)
+    for ip in config.nameserver_ips:
+        rr = _address_rr(None, ip, builder.ttl)
+        key = (NS_NAME, rr.rtype)
+        builder.records[key] = builder.records.get(key, ()) + (rr,)
+    return (RR(None, NS, builder.ttl, target),), glue
+
+
+def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
+    if config.namespaces:
+        return frozenset(n for n in state.namespaces if n in config.namespaces)
+    return frozenset(state.namespaces)
+
+
+def build(state: ClusterState, config: Config, previous: Snapshot | None = None) -> Snapshot:
+    """Compile a ClusterState into a Snapshot. The SOA serial is the Unix time of the
+    last change (C1), and grows by at least one on every change that alters an answer."""
+    namespaces = _namespaces(state, config)
+    builder = _Builder(config)
+    for svc in state.services:
+        if svc.namespace in namespaces:
+            builder.add_service(svc)
+    builder.compile()
+    builder.records[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
+    apex_ns, apex_glue = _nameserver_records(builder, config)
+
+    has_data = {name for name, _ in builder.records if name not in (NS_NAME, "dns-version")}
+    exists = set(has_data) | {"", SVC, "pod", NS_NAME}
+    exists |= {f"{ns}.{SVC}" for ns in namespaces}
+    if config.pods != "disabled":
+        exists |= {f"{ns}.pod" for ns in namespaces}
+    pod_ips: dict[str, set[str]] = defaultdict(set)
+    if config.pods == "verified":
+        for pod in state.pods:
+            if pod.namespace in namespaces:
+                pod_ips[pod.namespace].update(pod.ips)
+
+    snap = Snapshot(
+        forward_zones=tuple(split(z) for z in config.forward_zones),
+        reverse_zones=tuple(split(z) for z in config.reverse_zones),
+        ttl=config.ttl,
+        serial=0,
+        pods=config.pods,
+        records=builder.records,
+        additional=builder.additional,
+        exists=frozenset(exists),
+        has_data=frozenset(has_data),
+        externals=builder.externals,
+        ptr={k: tuple(v) for k, v in builder.ptr.items()},
+        namespaces=namespaces,
+        pod_ips={k: frozenset(v) for k, v in pod_ips.items()},
+        apex_ns=apex_ns,
+        apex_glue=apex_glue,
+        state=state,
+    )
+    snap.serial = _serial(snap, previous)
+    return snap
+
+
+def _serial(snap: Snapshot, previous: Snapshot | None) -> int:
+    now = int(time.time()) & 0xFFFFFFFF
+    if previous is None:
+        return now
+    if previous.fingerprint() == snap.fingerprint():
+        return previous.serial
+    return max(now, previous.serial + 1) & 0xFFFFFFFF
+

@@ -1,0 +1,182 @@
+"""asyncio UDP and TCP servers: framing and bytes only, no DNS logic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+log = logging.getLogger("clusterdns")
+
+Respond = Callable[[bytes, bool], "bytes | None | Coroutine[Any, Any, bytes | None]"]
+TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
+TCP_MAX_CONNECTIONS = 256
+
+
+class UDPServer(asyncio.DatagramProtocol):
+    """One UDP socket: each datagram is one query, answered to its sender."""
+
+    def __init__(self, respond: Respond) -> None:
+        self.respond = respond
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            result = self.respond(data, False)
+        except Exception:
+            log.exception("handler failed on a UDP packet from %s", addr)
+            return
+        if result is None:
+            return
+        if isinstance(result, bytes):
+            self.transport.sendto(result, addr)  # type: ignore[union-attr]
+            return
+        task = asyncio.get_running_loop().create_task(self._later(result, addr))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _later(self, pending: Coroutine[Any, Any, bytes | None], addr: Any) -> None:
+        try:
+            reply = await pending
+        except Exception:
+            log.exception("handler failed on a UDP query from %s", addr)
+            return
+        if reply is not None and self.transport is not None and not self.transport.is_closing():
+            self.transport.sendto(reply, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors for earlier replies: nothing to do
+
+
+class TCPConnection(asyncio.Protocol):
+    """One TCP client: 2-byte length-prefixed messages (RFC 1035 4.2.2), several per
+    connection, answered as they complete; replies to one read go out in one write."""
+
+    def __init__(self, server: TCPServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.idle: asyncio.TimerHandle | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.server.connections.add(self)
+        if len(self.server.connections) > TCP_MAX_CONNECTIONS:
+            transport.close()
+            return
+        self._arm()
+
+    def _arm(self) -> None:
+        if self.idle:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_TIMEOUT, self._timeout)
+
+    def _timeout(self) -> None:
+        if self.transport and not self.tasks:
+            self.transport.close()
+        else:
+            self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        out = bytearray()
+        while len(self.buffer) >= 2:
+            size = struct.unpack_from("!H", self.buffer)[0]
+            if len(self.buffer) < 2 + size:
+                break
+            message = bytes(self.buffer[2 : 2 + size])
+            del self.buffer[: 2 + size]
+            result = self._answer(message)
+            if isinstance(result, bytes):
+                out += struct.pack("!H", len(result)) + result
+            elif result is not None:
+                task = asyncio.get_running_loop().create_task(self._later(result))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+        if out and self.transport:
+            self.transport.write(bytes(out))
+        self._arm()
+
+    def _answer(self, message: bytes) -> bytes | None | Coroutine[Any, Any, bytes | None]:
+        try:
+            return self.server.respond(message, True)
+        except Exception:
+            log.exception("handler failed on a TCP query")
+            return None
+
+    async def _later(self, pending: Coroutine[Any, Any, bytes | None]) -> None:
+        try:
+            reply = await pending
+        except Exception:
+            log.exception("handler failed on a TCP query")
+            return
+        if reply is not None and self.transport and not self.transport.is_closing():
+            self.transport.write(struct.pack("!H", len(reply)) + reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        if self.idle:
+            self.idle.cancel()
+        for task in self.tasks:
+            task.cancel()
+
+
+class TCPServer:
+    """Accepts TCP connections for one address."""
+
+    def __init__(self, respond: Respond) -> None:
+        self.respond = respond
+        self.connections: set[TCPConnection] = set()
+        self.server: asyncio.Server | None = None
+
+    def close(self) -> None:
+        if self.server:
+            self.server.close()
+        for conn in list(self.connections):
+            if conn.transport:
+                conn.transport.close()
+
+
+def bind_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+    """A UDP and a TCP socket on the same address and port; port 0 picks a free one for both."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    last: OSError | None = None
+    for _ in range(attempts if port == 0 else 1):
+        udp = socket.socket(family, socket.SOCK_DGRAM)
+        tcp = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if family == socket.AF_INET6:
+                udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            udp.bind((host, port))
+            tcp.bind((host, udp.getsockname()[1]))
+            tcp.listen(128)
+            udp.setblocking(False)
+            tcp.setblocking(False)
+            return udp, tcp
+        except OSError as e:
+            udp.close()
+            tcp.close()
+            last = e
+    assert last is not None
+    raise last
+
+
+async def start(host: str, port: int, respond: Respond) -> tuple[UDPServer, TCPServer, int]:
+    """Serve UDP and TCP on host:port; returns the servers and the bound port."""
+    loop = asyncio.get_running_loop()
+    udp_sock, tcp_sock = bind_pair(host, port)
+    bound = udp_sock.getsockname()[1]
+    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(respond), sock=udp_sock)
+    tcp = TCPServer(respond)
+    tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
+    return udp, tcp, bound

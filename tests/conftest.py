@@ -1,0 +1,136 @@
+"""Shared test fixtures: run `clusterdns serve` as a real process and ask it with real clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rdatatype
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
+
+
+class Server:
+    """A `clusterdns serve` child process bound to 127.0.0.1 on a port the kernel chose."""
+
+    def __init__(self, argv: list[str], cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self.host = ""
+        self.port = 0
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(30):
+            self.stop()
+            raise RuntimeError("server did not start:\n" + self.output)
+        if not self.port:
+            self.stop()
+            raise RuntimeError("server exited:\n" + self.output)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            m = LISTENING.search(line)
+            if m and not self.port:
+                self.host, self.port = m.group(1).strip("[]"), int(m.group(2))
+                self._ready.set()
+        self._ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for_output(self, pattern: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.output):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def query(self, qname: str, qtype: str | int = "A", *, tcp: bool = False, timeout: float = 5.0, **kw: object) -> dns.message.Message:
+        """Ask the server one question with dnspython (UDP unless tcp=True)."""
+        q = dns.message.make_query(qname, qtype, **kw)  # type: ignore[arg-type]
+        if tcp:
+            return dns.query.tcp(q, self.host, port=self.port, timeout=timeout)
+        return dns.query.udp(q, self.host, port=self.port, timeout=timeout, ignore_trailing=True)
+
+    def dig(self, *args: str) -> str:
+        """Run the real `dig` against the server and return its output."""
+        cmd = ["dig", f"@{self.host}", "-p", str(self.port), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=True).stdout
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self.proc.stdout:
+            self._reader.join(5)
+            self.proc.stdout.close()
+
+
+def clusterdns_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "clusterdns", *args]
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """serve(manifests_dir, *flags) -> Server; stopped at the end of the test."""
+    servers: list[Server] = []
+
+    def start(manifests: str | Path, *flags: str, listen: str = "127.0.0.1:0", upstream: str | None = "none") -> Server:
+        argv = clusterdns_argv("serve", "--manifests", str(manifests), "--listen", listen, *flags)
+        if upstream is not None and "--upstream" not in flags:
+            argv += ["--upstream", upstream]
+        server = Server(argv)
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def have_dig() -> bool:
+    return shutil.which("dig") is not None
+
+
+def rrs(msg: dns.message.Message, section: str = "answer") -> set[str]:
+    """A section as a set of presentation lines, names lower-cased, for order-free comparison."""
+    out = set()
+    for rrset in getattr(msg, section):
+        for rd in rrset:
+            out.add(f"{rrset.name.to_text().lower()} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
+                    f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}")
+    return out
+
+
+import dns.rdataclass  # noqa: E402  (used by rrs)
