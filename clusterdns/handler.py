@@ -45,7 +45,7 @@ class Handler:
         limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
         snap = self.snapshot()
         entry = snap.cache.get(query.key)
-        if entry.__class__ is Reply and (entry.zone_spelling is None or wire[12 : query.qname_end].endswith(entry.zone_spelling)):
+        if entry.__class__ is Reply and not (query.edns and query.edns.version) and (entry.zone_spelling is None or wire[12 : query.qname_end].endswith(entry.zone_spelling)):
             return assemble(entry, wire, query, limit)
         return self._slow(snap, wire, query, tcp, limit, entry)
 

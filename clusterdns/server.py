@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from pathlib import Path
 
-from clusterdns import cluster, forwarder, snapshot, transports
+from clusterdns import forwarder, snapshot, transports
 from clusterdns.config import Address, Config
-from clusterdns.errors import ClusterDNSError, ConfigError
+from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
 from clusterdns.snapshot import Snapshot
+from clusterdns.store import Change, ManifestStore
+from clusterdns.watch import Watcher
 
 log = logging.getLogger("clusterdns")
 
@@ -36,33 +39,57 @@ class Server:
         self.handler = Handler(self.snapshot, self.upstreams, config.fallthrough_zones)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
+        root = Path(config.manifests)
+        if not root.is_dir():
+            raise ConfigError(f"--manifests {root}: no such directory")
+        self.store = ManifestStore(root, config)
+        self.reload_lock = threading.Lock()
+        self.reported: set[tuple[str, int, str]] = set()
+        self.last_reload: dict[str, object] = {}
 
     def snapshot(self) -> Snapshot:
         assert self.current is not None
         return self.current
 
-    def load(self) -> Snapshot:
-        """Read the manifests and compile a new snapshot; swap it in one assignment."""
-        root = Path(self.config.manifests)
-        if not root.is_dir():
-            raise ConfigError(f"--manifests {root}: no such directory")
-        started = time.monotonic()
-        state = cluster.load(root, self.config)
+    def load(self, full: bool = False) -> Snapshot:
+        """Rescan the manifests (re-reading changed files) and swap in a new snapshot.
+
+        Runs in the watcher's thread or at start-up; the swap is one assignment, so a
+        query sees all of a change or none of it.
+        """
+        with self.reload_lock:
+            started = time.monotonic()
+            change = self.store.refresh(full=full)
+            if self.current is not None and not change.files:
+                return self.current
+            state = self.store.state()
+            new = snapshot.build(state, self.config, self.current)
+            old = self.current
+            self.current = new
+            self._report(change, old, new, time.monotonic() - started)
+            return new
+
+    def _report(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:
+        state = new.state
+        assert state is not None
+        fresh = {(p.file, p.line, p.message) for p in state.problems}
         for problem in state.problems:
-            (log.error if problem.level == "error" else log.warning)("%s", problem)
-        new = snapshot.build(state, self.config, self.current)
-        before = len(self.current.records) if self.current else 0
-        self.current = new
+            if (problem.file, problem.line, problem.message) not in self.reported:
+                (log.error if problem.level == "error" else log.warning)("%s", problem)
+        self.reported = fresh
+        errors = sum(p.level == "error" for p in state.problems)
+        before = f"{sum(map(len, old.records.values()))} → " if old else ""
         log.info(
-            "loaded %s: %d services, %d pods, %d namespaces, %d record sets (was %d), serial %d, %d errors, in %.0f ms",
-            root, len(state.services), len(state.pods), len(state.namespaces), len(new.records), before, new.serial,
-            sum(p.level == "error" for p in state.problems), (time.monotonic() - started) * 1000,
+            "%s %s: %s; %d services, %d pods, %d namespaces; %s%d records; serial %d%s; %.0f ms",
+            "reloaded" if old else "loaded", self.config.manifests, change, len(state.services), len(state.pods),
+            len(state.namespaces), before, sum(map(len, new.records.values())), new.serial,
+            f"; {errors} errors" if errors else "", seconds * 1000,
         )
-        return new
+        self.last_reload = {"time": time.time(), "change": str(change), "serial": new.serial, "errors": [str(p) for p in state.problems if p.level == "error"]}
 
     async def serve(self) -> None:
         """Serve until SIGTERM/SIGINT. SIGHUP reloads the manifests."""
-        self.load()
+        self.load(full=True)
         loop = asyncio.get_running_loop()
         servers = []
         for host, port in self.config.listen:
@@ -78,12 +105,20 @@ class Server:
             log.info("forwarding other names to %s", ", ".join(f"{h}:{p}" for h, p in self.upstreams))
         else:
             log.info("no upstream: names outside %s get REFUSED", ", ".join(self.config.zones))
+        watcher = None
+        if self.config.watch != "off":
+            watcher = Watcher(self.config.manifests, self._reload, self.config.watch, self.config.poll_interval)
+            watcher.start()
+            log.info("watching %s (%s)", self.config.manifests, "polling" if self.config.watch == "poll" else "inotify")
         self.stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, self._reload)
+        # SIGHUP: a full re-read, off the event loop so queries keep flowing.
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self._reload, True))
         await self.stopping.wait()
         log.info("shutting down")
+        if watcher:
+            watcher.stop()
         for udp, tcp in servers:
             if udp.transport:
                 udp.transport.close()
@@ -92,8 +127,8 @@ class Server:
             if pending:
                 await asyncio.wait(pending, timeout=3)
 
-    def _reload(self) -> None:
+    def _reload(self, full: bool = False) -> None:
         try:
-            self.load()
-        except ClusterDNSError as e:
-            log.error("reload failed, still serving the previous data: %s", e)
+            self.load(full)
+        except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
+            log.exception("reload failed, still serving the previous data: %s", e)

@@ -1,0 +1,105 @@
+"""The manifests directory as per-file objects: incremental re-reads and per-file last-good.
+
+A rescan stats every manifest file (following symlinks, so a ConfigMap volume's
+`..data` swap shows up as changed files) and re-reads only files whose signature
+changed. A file that stops parsing, or whose objects become invalid, keeps
+contributing its last good objects until it is fixed or deleted.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clusterdns import cluster, manifests
+from clusterdns.config import Config
+from clusterdns.errors import Problem
+from clusterdns.model import ClusterState
+
+Signature = tuple[int, int, int, int]
+
+
+@dataclass
+class FileState:
+    signature: Signature
+    objects: list[Any]  # what this file contributes now: its current or its last good objects
+    problems: list[Problem]
+    good: bool  # the last read had no error
+
+
+@dataclass
+class Change:
+    """What one rescan found."""
+
+    added: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    kept_last_good: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return len(self.added) + len(self.modified) + len(self.removed)
+
+    def __str__(self) -> str:
+        parts = [f"{len(self.added)} added", f"{len(self.modified)} modified", f"{len(self.removed)} removed"]
+        if self.kept_last_good:
+            parts.append(f"{len(self.kept_last_good)} broken (serving their last good version)")
+        return ", ".join(parts)
+
+
+class ManifestStore:
+    """Per-file objects of one manifests directory."""
+
+    def __init__(self, root: str | Path, config: Config) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.files: dict[str, FileState] = {}
+        self.walk_problems: list[Problem] = []
+
+    def refresh(self, full: bool = False) -> Change:
+        """Rescan the directory; re-read new and changed files (every file when `full`)."""
+        change = Change()
+        paths, self.walk_problems = manifests.list_files(self.root)
+        current = set(paths)
+        for rel in [r for r in self.files if r not in current]:
+            del self.files[rel]
+            change.removed.append(rel)
+        for rel in paths:
+            sig = self._signature(rel)
+            old = self.files.get(rel)
+            if sig is None or (old is not None and old.signature == sig and not full):
+                continue
+            self.files[rel] = self._read(rel, sig, old)
+            (change.added if old is None else change.modified).append(rel)
+            if not self.files[rel].good and old is not None and self.files[rel].objects is old.objects:
+                change.kept_last_good.append(rel)
+        return change
+
+    def _signature(self, rel: str) -> Signature | None:
+        try:
+            st = os.stat(self.root / rel)  # follows symlinks: a swapped target is a change
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+    def _read(self, rel: str, sig: Signature, old: FileState | None) -> FileState:
+        problems: list[Problem] = []
+        found = cluster.read_objects(manifests.read_file(self.root, rel), problems)
+        good = not any(p.level == "error" for p in problems)
+        if not good and old is not None and (old.good or old.objects):
+            # Per-file last good: the broken version does not replace what was serving.
+            note = Problem("warning", "serving the last good version of this file until it is fixed", file=rel)
+            return FileState(sig, old.objects, problems + [note], False)
+        return FileState(sig, found, problems, good)
+
+    def objects(self) -> list[Any]:
+        return [obj for rel in sorted(self.files) for obj in self.files[rel].objects]
+
+    def problems(self) -> list[Problem]:
+        return list(self.walk_problems) + [p for rel in sorted(self.files) for p in self.files[rel].problems]
+
+    def state(self) -> ClusterState:
+        """Derive the cluster from every file's objects."""
+        return cluster.derive(self.objects(), self.config, self.problems())

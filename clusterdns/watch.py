@@ -1,0 +1,72 @@
+"""Watch the manifests directory with watchdog and call back once per burst of changes."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger("clusterdns")
+
+DEBOUNCE = 0.2  # seconds of quiet before a rebuild: one rebuild per editor save or git checkout
+
+
+class _Events(FileSystemEventHandler):
+    def __init__(self, poke: Callable[[], None]) -> None:
+        self.poke = poke
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in ("opened", "closed_no_write"):
+            self.poke()
+
+
+class Watcher:
+    """Debounces file events into calls of `on_change` from a worker thread.
+
+    The callback never runs twice at once; events that arrive while it runs schedule
+    one more run. `mode` is "auto" (inotify where available) or "poll" (stat polling,
+    for Docker Desktop bind mounts and network file systems where inotify is silent).
+    """
+
+    def __init__(self, root: str | Path, on_change: Callable[[], None], mode: str = "auto", poll_interval: float = 1.0, debounce: float = DEBOUNCE) -> None:
+        self.root = str(root)
+        self.on_change = on_change
+        self.debounce = debounce
+        self.observer: Any = PollingObserver(timeout=poll_interval) if mode == "poll" else Observer()
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+        self.running = threading.Lock()
+
+    def start(self) -> None:
+        self.observer.schedule(_Events(self.poke), self.root, recursive=True)
+        self.observer.daemon = True
+        self.observer.start()
+
+    def poke(self) -> None:
+        """Something changed: (re)start the quiet-period timer."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = threading.Timer(self.debounce, self._fire)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _fire(self) -> None:
+        with self.running:
+            try:
+                self.on_change()
+            except Exception:
+                log.exception("reload after a file change failed; still serving the previous data")
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+        self.observer.stop()
+        self.observer.join(5)
