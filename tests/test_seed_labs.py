@@ -387,7 +387,7 @@ def line_matches(expected: str, actual: str) -> bool:
     return re.fullmatch(pattern, normalise(actual)) is not None
 
 
-TOUR = tour_steps() if README.exists() else []
+TOUR = tour_steps(README) + tour_steps(ROOT / "README.md")
 
 
 def test_tour_exists() -> None:
