@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve DNS for the manifests directory")
     add_config_flags(serve)
     serve.add_argument("--quiet", action="store_true", help="log only warnings and errors")
+    export = sub.add_parser("export-zone", help="print the records as an RFC 1035 zone file (for NSD, Knot, BIND)")
+    add_config_flags(export)
+    export.add_argument("zone_name", nargs="?", metavar="ZONE", help="zone to export (default: the cluster domain)")
+    export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     return parser
 
 
@@ -78,6 +82,33 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_snapshot(config: Config) -> Any:
+    """Read the manifests once, as `serve` would, and compile the snapshot."""
+    from clusterdns import snapshot
+    from clusterdns.store import ManifestStore
+
+    store = ManifestStore(config.manifests, config)
+    store.refresh()
+    state = store.state()
+    for problem in state.problems:
+        (log.error if problem.level == "error" else log.warning)("%s", problem)
+    return snapshot.build(state, config)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from clusterdns.zonefile import export
+
+    config = config_from_args(args)
+    zone = (args.zone_name or config.cluster_domain).lower().rstrip(".")
+    text = export(load_snapshot(config), zone)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -85,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return run_serve(args)
+        if args.command == "export-zone":
+            return run_export(args)
     except ClusterDNSError as e:
         log.error("%s", e)
         return 2

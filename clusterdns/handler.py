@@ -8,7 +8,7 @@ the snapshot's answer cache, or a coroutine when the answer needs the network
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from clusterdns import forwarder
@@ -27,13 +27,19 @@ Result = bytes | None | Coroutine[Any, Any, bytes | None]
 class Handler:
     """Answers queries from the current snapshot; forwards the rest."""
 
-    def __init__(self, snapshot: Callable[[], Snapshot], upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = ()) -> None:
-        self.snapshot = snapshot
+    def __init__(self, snapshot: Snapshot | None = None, upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = ()) -> None:
+        self.current = snapshot  # replaced in one assignment by the server on every reload
         self.upstreams = tuple(upstreams)
         self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in fallthrough)
 
     def respond(self, wire: bytes, tcp: bool = False) -> Result:
         """The reply to one query (None: drop it silently)."""
+        snap = self.current
+        # Exact-bytes cache: the same flags, question spelling and EDNS facts always get the
+        # same reply, so only the ID differs. This is most queries, and costs one dict lookup.
+        seen = (snap.tcp_wire if tcp else snap.udp_wire).get(wire[2:])  # type: ignore[union-attr]
+        if seen is not None:
+            return wire[:2] + seen
         if len(wire) < 12 or wire[2] & 0x80:
             return None  # too short for a header, or a response: never answer those
         if wire[2] & 0x78:
@@ -43,11 +49,19 @@ class Handler:
         except FormErr as e:
             return error_reply(wire, FORMERR, e.question_end)
         limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
-        snap = self.snapshot()
-        entry = snap.cache.get(query.key)
+        entry = snap.cache.get(query.key)  # type: ignore[union-attr]
         if entry.__class__ is Reply and not (query.edns and query.edns.version) and (entry.zone_spelling is None or wire[12 : query.qname_end].endswith(entry.zone_spelling)):
-            return assemble(entry, wire, query, limit)
-        return self._slow(snap, wire, query, tcp, limit, entry)
+            return self._send(snap, wire, assemble(entry, wire, query, limit), tcp)  # type: ignore[arg-type]
+        return self._slow(snap, wire, query, tcp, limit, entry)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _send(snap: Snapshot, wire: bytes, reply: bytes, tcp: bool) -> bytes:
+        """Remember a locally built reply for these exact query bytes, then return it."""
+        seen = snap.tcp_wire if tcp else snap.udp_wire
+        if len(seen) >= CACHE_LIMIT:
+            seen.clear()
+        seen[wire[2:]] = reply[2:]
+        return reply
 
     def _slow(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, limit: int, entry: object) -> Result:
         if query.edns and query.edns.version != 0:
@@ -71,7 +85,7 @@ class Handler:
             return self._chase(snap, answer, wire, query, tcp, limit)
         reply = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), wire, query, answer.zone_labels)
         self._remember(snap, query.key, reply)
-        return assemble(reply, wire, query, limit)
+        return self._send(snap, wire, assemble(reply, wire, query, limit), tcp)
 
     @staticmethod
     def _remember(snap: Snapshot, key: bytes, value: object) -> None:

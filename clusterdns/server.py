@@ -34,9 +34,8 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.current: Snapshot | None = None
         self.upstreams = resolve_upstreams(config)
-        self.handler = Handler(self.snapshot, self.upstreams, config.fallthrough_zones)
+        self.handler = Handler(None, self.upstreams, config.fallthrough_zones)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
         root = Path(config.manifests)
@@ -47,9 +46,10 @@ class Server:
         self.reported: set[tuple[str, int, str]] = set()
         self.last_reload: dict[str, object] = {}
 
-    def snapshot(self) -> Snapshot:
-        assert self.current is not None
-        return self.current
+    @property
+    def current(self) -> Snapshot | None:
+        """The snapshot being served; the handler holds the one reference."""
+        return self.handler.current
 
     def load(self, full: bool = False) -> Snapshot:
         """Rescan the manifests (re-reading changed files) and swap in a new snapshot.
@@ -65,7 +65,7 @@ class Server:
             state = self.store.state()
             new = snapshot.build(state, self.config, self.current)
             old = self.current
-            self.current = new
+            self.handler.current = new  # the swap: one assignment
             self._report(change, old, new, time.monotonic() - started)
             return new
 

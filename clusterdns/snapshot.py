@@ -28,8 +28,7 @@ class Name:
     in_zone: bool = True
 
     def text(self, zone: str) -> str:
-        parts = list(self.labels) + (split(zone) if self.in_zone else [])  # type: ignore[operator]
-        return ".".join(parts) + "."
+        return ".".join(self.labels + (split(zone) if self.in_zone else ())) + "."
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,9 @@ class Snapshot:
     apex_ns: tuple[RR, ...]
     apex_glue: tuple[RR, ...]
     state: ClusterState | None = None
-    cache: dict[Any, Any] = field(default_factory=dict)  # wire answers, dropped with the snapshot
+    cache: dict[Any, Any] = field(default_factory=dict)  # reply bodies by (name, type), dropped with the snapshot
+    udp_wire: dict[bytes, bytes] = field(default_factory=dict)  # whole replies by exact query bytes (less the ID)
+    tcp_wire: dict[bytes, bytes] = field(default_factory=dict)
 
     def soa(self) -> RR:
         """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""

@@ -29,7 +29,7 @@ def make_state() -> ClusterState:
 @pytest.fixture(scope="module")
 def handler() -> Handler:
     snap = snapshot.build(make_state(), Config(zones=("cluster.local", "in-addr.arpa")))
-    return Handler(lambda: snap)
+    return Handler(snap)
 
 
 def ask(handler: Handler, msg: dns.message.Message | bytes, tcp: bool = False) -> dns.message.Message:
@@ -156,7 +156,7 @@ def test_unnamed_port_has_no_srv(handler: Handler) -> None:
 
 def test_edns_option_ignored() -> None:
     snap = snapshot.build(make_state(), Config())
-    handler = Handler(lambda: snap)
+    handler = Handler(snap)
     q = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=0, options=[dns.edns.GenericOption(65001, b"xyz")])
     r = ask(handler, q)
     assert r.rcode() == dns.rcode.NOERROR and r.edns == 0 and not r.options
