@@ -45,6 +45,7 @@ class Server:
         self.reload_lock = threading.Lock()
         self.reported: set[tuple[str, int, str]] = set()
         self.last_reload: dict[str, object] = {}
+        self.watcher: Watcher | None = None
 
     @property
     def current(self) -> Snapshot | None:
@@ -67,6 +68,8 @@ class Server:
             old = self.current
             self.handler.current = new  # the swap: one assignment
             self._report(change, old, new, time.monotonic() - started)
+            if self.watcher is not None:
+                self.watcher.watch_outside(self.store.outside_dirs())
             return new
 
     def _report(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:
@@ -109,6 +112,8 @@ class Server:
         if self.config.watch != "off":
             watcher = Watcher(self.config.manifests, self._reload, self.config.watch, self.config.poll_interval)
             watcher.start()
+            self.watcher = watcher
+            watcher.watch_outside(self.store.outside_dirs())
             log.info("watching %s (%s)", self.config.manifests, "polling" if self.config.watch == "poll" else "inotify")
         self.stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

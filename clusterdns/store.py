@@ -94,6 +94,20 @@ class ManifestStore:
             return FileState(sig, old.objects, problems + [note], False)
         return FileState(sig, found, problems, good)
 
+    def outside_dirs(self) -> set[str]:
+        """Directories outside the root that hold targets of symlinked manifests.
+
+        inotify reports changes where they happen, so a `link.yaml -> ../elsewhere/x.yaml`
+        needs a watch on `../elsewhere` too.
+        """
+        root = os.path.realpath(self.root)
+        dirs = set()
+        for rel in self.files:
+            real = os.path.realpath(self.root / rel)
+            if not real.startswith(root + os.sep):
+                dirs.add(os.path.dirname(real))
+        return dirs
+
     def objects(self) -> list[Any]:
         return [obj for rel in sorted(self.files) for obj in self.files[rel].objects]
 

@@ -42,9 +42,21 @@ class Watcher:
         self.lock = threading.Lock()
         self.timer: threading.Timer | None = None
         self.running = threading.Lock()
+        self.handler = _Events(self.poke)
+        self.extra: dict[str, Any] = {}  # outside directory -> watchdog watch
+
+    def watch_outside(self, directories: set[str]) -> None:
+        """Also watch these directories (not recursively): targets of symlinked manifests."""
+        for gone in set(self.extra) - directories:
+            self.observer.unschedule(self.extra.pop(gone))
+        for new in directories - set(self.extra):
+            try:
+                self.extra[new] = self.observer.schedule(self.handler, new, recursive=False)
+            except OSError as e:
+                log.warning("cannot watch %s (target of a symlinked manifest): %s", new, e)
 
     def start(self) -> None:
-        self.observer.schedule(_Events(self.poke), self.root, recursive=True)
+        self.observer.schedule(self.handler, self.root, recursive=True)
         self.observer.daemon = True
         self.observer.start()
 
