@@ -58,11 +58,6 @@ def ip_from_pod_label(label: str) -> ipaddress.IPv4Address | ipaddress.IPv6Addre
         return None
 
 
-def reverse_name(ip: str) -> str:
-    """The PTR owner of an address: `d.c.b.a.in-addr.arpa` or 32 nibbles under `ip6.arpa` (S8, S9)."""
-    return ipaddress.ip_address(ip).reverse_pointer
-
-
 def split(name: str) -> tuple[str, ...]:
     """Labels of a relative or absolute name; `""` and `.` have none."""
     name = name.rstrip(".")

@@ -112,13 +112,13 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
         # TXT: only dns-version.<zone> has one (S2); elsewhere NODATA needs a name that
         # owns records, so a namespace or the apex is NXDOMAIN for TXT (CoreDNS Services()).
         if name == "dns-version":
-            return Answer(NOERROR, snap.records[(name, TXT)])
+            return Answer(NOERROR, snap.static[(name, TXT)])
         return _negative(snap, NOERROR if name in snap.has_data else NXDOMAIN)
     if name in snap.externals:
         return _external(snap, name, qtype)
-    rrs = snap.records.get((name, qtype))
+    rrs, additional = snap.rrset(name, qtype)
     if rrs:
-        return Answer(NOERROR, rrs, additional=snap.additional.get((name, qtype), ()))
+        return Answer(NOERROR, rrs, additional=additional)
     if qtype == PTR:
         # PTR on a forward name is looked up like TXT's fallback: ns.dns is not a record name.
         return _negative(snap, NOERROR if name in snap.exists and name != "ns.dns" else NXDOMAIN)
@@ -135,7 +135,7 @@ def _canonical(rel: tuple[str, ...]) -> tuple[str, ...]:
 
 def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:
     """An ExternalName Service: a CNAME (S18), chased for A/AAAA (C10), NODATA otherwise."""
-    cname = snap.records[(name, CNAME)]
+    cname = snap.static[(name, CNAME)]
     if qtype == CNAME:
         return Answer(NOERROR, cname)
     if qtype not in (A, AAAA):
@@ -155,7 +155,7 @@ def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:
         if inner.chase:
             return Answer(NOERROR, cname + tail, chase=inner.chase)
     else:
-        tail = tuple(RR(owner, rr.rtype, rr.ttl, rr.rdata) for rr in snap.records.get((trel, qtype), ()))
+        tail = tuple(RR(owner, rr.rtype, rr.ttl, rr.rdata) for rr in snap.rrset(trel, qtype)[0])
     if not tail:
         return _negative(snap, NOERROR)
     return Answer(NOERROR, cname + tail)
@@ -191,7 +191,7 @@ def _reverse(snap: Snapshot, rel: tuple[str, ...], labels: tuple[str, ...], qtyp
     if qtype == SOA:
         return _negative(snap, NOERROR)
     if qtype == PTR:
-        rrs = snap.ptr.get(".".join(labels))
+        rrs = snap.ptr(".".join(labels))
         if rrs:
             return Answer(NOERROR, rrs)
     return _negative(snap, NXDOMAIN)

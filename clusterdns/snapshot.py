@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any
 
 from clusterdns.config import Config
 from clusterdns.model import ClusterState, Service
-from clusterdns.names import NS_NAME, SVC, endpoint_name, reverse_name, service_name, split
+from clusterdns.names import NS_NAME, SVC, endpoint_name, service_name, split
 
 # RR types we build (RFC 1035 3.2.2, RFC 3596, RFC 2782).
 A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV, OPT = 1, 2, 5, 6, 12, 16, 28, 33, 41
@@ -70,8 +71,10 @@ class Entry:
 class Snapshot:
     """Everything the resolver reads, compiled once per manifest change.
 
-    Relative names (below the zone, lower case, dotted) key the records. Every forward
-    zone serves the same tree, so one table serves all of them.
+    Relative names (below the zone, lower case, dotted) key the data. Every forward
+    zone serves the same tree, so one table serves all of them. Records are made from
+    the per-name entries when first asked for (`rrset`), so a reload does no work for
+    names nobody queries; answers are then cached as wire bytes by the handler.
     """
 
     forward_zones: tuple[tuple[str, ...], ...]
@@ -79,12 +82,12 @@ class Snapshot:
     ttl: int
     serial: int
     pods: str
-    records: dict[tuple[str, int], tuple[RR, ...]]
-    additional: dict[tuple[str, int], tuple[RR, ...]]
+    entries: dict[str, tuple[Entry, ...]]  # CoreDNS service entries per name
+    static: dict[tuple[str, int], tuple[RR, ...]]  # dns-version TXT, ns.dns A/AAAA, ExternalName CNAMEs
     exists: frozenset[str]  # names CoreDNS finds (NODATA rather than NXDOMAIN for other types)
     has_data: frozenset[str]  # names that own at least one record (decides TXT NODATA vs NXDOMAIN)
     externals: dict[str, str]  # ExternalName Service name -> target (absolute, no trailing dot)
-    ptr: dict[str, tuple[RR, ...]]  # reverse owner name -> PTR records
+    ptr_targets: dict[str, tuple[Name, ...]]  # reverse owner name -> PTR targets
     namespaces: frozenset[str]  # namespaces that exist and are exposed
     pod_ips: dict[str, frozenset[str]]  # namespace -> Pod IPs (pods verified)
     apex_ns: tuple[RR, ...]
@@ -99,28 +102,93 @@ class Snapshot:
         data = SOAData(Name(("ns", "dns")), Name(("hostmaster",)), self.serial, 7200, 1800, 86400, self.ttl)
         return RR(Name(()), SOA, min(self.ttl, 300), data)
 
+    def rrset(self, name: str, qtype: int) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+        """(answer records, additional records) owned by `name` for `qtype`."""
+        static = self.static.get((name, qtype))
+        if static:
+            return static, ()
+        entries = self.entries.get(name)
+        if not entries:
+            return (), ()
+        if qtype in (A, AAAA):
+            return _addresses(entries, qtype, self.ttl), ()
+        if qtype == SRV:
+            return _srv(entries, self.ttl)
+        return (), ()
+
+    def ptr(self, owner: str) -> tuple[RR, ...]:
+        return tuple(RR(None, PTR, self.ttl, target) for target in self.ptr_targets.get(owner, ()))
+
+    def names(self) -> int:
+        """How many names we answer for (forward and reverse), for logs."""
+        return len(self.exists) + len(self.ptr_targets)
+
     def fingerprint(self) -> tuple:
         """What decides the answers, for 'did anything change' (SOA serial bumps)."""
-        return (self.records, self.additional, self.exists, self.externals, self.ptr, self.namespaces, self.pod_ips)
+        return (self.entries, self.static, self.exists, self.externals, self.ptr_targets, self.namespaces, self.pod_ips, self.apex_glue)
+
+
+def _pack(ip: str) -> tuple[int, bytes]:
+    if ":" in ip:
+        return AAAA, socket.inet_pton(socket.AF_INET6, ip)
+    return A, socket.inet_pton(socket.AF_INET, ip)
 
 
 def _address_rr(owner: Name | None, ip: str, ttl: int) -> RR:
-    addr = ipaddress.ip_address(ip)
-    return RR(owner, A if addr.version == 4 else AAAA, ttl, addr.packed)
+    rtype, packed = _pack(ip)
+    return RR(owner, rtype, ttl, packed)
+
+
+def _addresses(entries: tuple[Entry, ...], qtype: int, ttl: int) -> tuple[RR, ...]:
+    """One A/AAAA per distinct address, in entry order (CoreDNS backend_lookup.go A/AAAA)."""
+    seen: dict[str, RR] = {}
+    for e in entries:
+        if e.host not in seen:
+            rtype, packed = _pack(e.host)
+            if rtype == qtype:
+                seen[e.host] = RR(None, rtype, ttl, packed)
+    return tuple(seen.values())
+
+
+def _srv(entries: tuple[Entry, ...], ttl: int) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+    """SRV per (target, port) and the targets' addresses for the Additional section.
+
+    Weight: 100 divided by the number of entries at priority 0, before duplicates are
+    dropped, at least 1 (C6, C16; CoreDNS plugin/backend_lookup.go SRV).
+    """
+    weight = max(1, 100 // len(entries))
+    srv: dict[tuple[Name, int], RR] = {}
+    extra: dict[tuple[Name, str], RR] = {}
+    for e in entries:
+        if e.port == NO_PORT:
+            continue
+        if (e.target, e.port) not in srv:
+            srv[(e.target, e.port)] = RR(None, SRV, ttl, (0, weight, e.port, e.target))
+        if (e.target, e.host) not in extra:
+            extra[(e.target, e.host)] = _address_rr(e.target, e.host, ttl)
+    return tuple(srv.values()), tuple(extra.values())
+
+
+def reverse_owner(ip: str) -> str:
+    """The PTR owner of an address (S8, S9), without ipaddress objects (hot at load time)."""
+    if ":" not in ip:
+        return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+    nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+    return ".".join(reversed(nibbles)) + ".ip6.arpa"
 
 
 class _Builder:
-    """Collects CoreDNS 'service entries' per name, then turns them into records."""
+    """Collects CoreDNS 'service entries' per name."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.ttl = config.ttl
+        self.domain = split(config.cluster_domain)
         self.entries: dict[str, list[Entry]] = defaultdict(list)
-        self.records: dict[tuple[str, int], tuple[RR, ...]] = {}
-        self.additional: dict[tuple[str, int], tuple[RR, ...]] = {}
+        self.static: dict[tuple[str, int], tuple[RR, ...]] = {}
         self.externals: dict[str, str] = {}
-        self.ptr: dict[str, list[RR]] = {}
-        self.endpoint_ptr: dict[str, list[RR]] = defaultdict(list)
+        self.ptr: dict[str, list[Name]] = {}
+        self.endpoint_ptr: dict[str, list[Name]] = defaultdict(list)
 
     def add_service(self, svc: Service) -> None:
         sname = service_name(svc.name, svc.namespace)
@@ -133,37 +201,36 @@ class _Builder:
         # all (coredns/coredns#1809); headless and ExternalName Services are exempt.
         if self.config.ignore_empty_service and not svc.headless and not ready:
             return
+        entries = self.entries
         for group, addr in ready:
             ep = endpoint_name(addr, self.config.endpoint_pod_names)
             target = Name((ep,) + labels)
+            epname = f"{ep}.{sname}"
             for port in group.ports or (None,):
-                number = port.port if port else NO_PORT
-                entry = Entry(addr.ip, number, target)
+                entry = Entry(addr.ip, port.port if port else NO_PORT, target)
                 # Endpoint names exist below every Service, ClusterIP ones too (C7).
-                self.entries[f"{ep}.{sname}"].append(entry)
+                entries[epname].append(entry)
                 if svc.headless:
                     # Headless: the Service name holds every ready endpoint (S11, S15).
-                    self.entries[sname].append(entry)
+                    entries[sname].append(entry)
                     if port and port.name:
-                        self.entries[_port_key(port.name, port.protocol, sname)].append(entry)
-            self.endpoint_ptr[reverse_name(addr.ip)].append(
-                RR(None, PTR, self.ttl, Name((ep,) + labels + split(self.config.cluster_domain), in_zone=False))
-            )
+                        entries[_port_key(port.name, port.protocol, sname)].append(entry)
+            self.endpoint_ptr[reverse_owner(addr.ip)].append(Name(target.labels + self.domain, in_zone=False))
         if not svc.headless:
-            self._add_cluster_ips(sname, svc)
+            self._add_cluster_ips(sname, labels, svc)
 
-    def _add_cluster_ips(self, sname: str, svc: Service) -> None:
-        labels = split(sname)
+    def _add_cluster_ips(self, sname: str, labels: tuple[str, ...], svc: Service) -> None:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
+        target = Name(labels)
         for port in svc.ports:
             for ip in svc.cluster_ips:
-                entry = Entry(ip, port.port, Name(labels))
+                entry = Entry(ip, port.port, target)
                 self.entries[sname].append(entry)
                 if port.name:
                     self.entries[_port_key(port.name, port.protocol, sname)].append(entry)
         for ip in svc.cluster_ips:
             # PTR for a ClusterIP: the first Service found wins (C8); services arrive sorted.
-            self.ptr.setdefault(reverse_name(ip), [RR(None, PTR, self.ttl, Name(labels + split(self.config.cluster_domain), False))])
+            self.ptr.setdefault(reverse_owner(ip), [Name(labels + self.domain, in_zone=False)])
 
     def _add_external(self, sname: str, svc: Service) -> None:
         target = svc.external_name.rstrip(".").lower()
@@ -174,47 +241,15 @@ class _Builder:
             pass
         if target:
             self.externals[sname] = target
-            self.records[(sname, CNAME)] = (RR(None, CNAME, self.ttl, Name(split(target), in_zone=False)),)
+            self.static[(sname, CNAME)] = (RR(None, CNAME, self.ttl, Name(split(target), in_zone=False)),)
 
-    def compile(self) -> None:
-        """Turn entries into A/AAAA/SRV records the way CoreDNS's backend_lookup does."""
-        for name, entries in self.entries.items():
-            self._compile_addresses(name, entries)
-            self._compile_srv(name, entries)
-        for rname, rrs in self.endpoint_ptr.items():
+    def ptr_targets(self) -> dict[str, tuple[Name, ...]]:
+        out = {owner: tuple(names) for owner, names in self.ptr.items()}
+        for owner, names in self.endpoint_ptr.items():
             # Endpoint PTRs only when no ClusterIP claimed the address (C8).
-            if rname not in self.ptr:
-                self.ptr[rname] = _dedupe(rrs)
-
-    def _compile_addresses(self, name: str, entries: list[Entry]) -> None:
-        v4: dict[str, RR] = {}
-        v6: dict[str, RR] = {}
-        for e in entries:
-            rr = _address_rr(None, e.host, self.ttl)
-            (v4 if rr.rtype == A else v6).setdefault(e.host, rr)
-        if v4:
-            self.records[(name, A)] = tuple(v4.values())
-        if v6:
-            self.records[(name, AAAA)] = tuple(v6.values())
-
-    def _compile_srv(self, name: str, entries: list[Entry]) -> None:
-        # Weight: 100 divided by the number of entries at priority 0, before duplicates
-        # are dropped, at least 1 (C6, C16; CoreDNS plugin/backend_lookup.go SRV).
-        weight = max(1, 100 // len(entries))
-        srv: dict[tuple[Name, int], RR] = {}
-        extra: dict[tuple[Name, str], RR] = {}
-        for e in entries:
-            if e.port == NO_PORT:
-                continue
-            srv.setdefault((e.target, e.port), RR(None, SRV, self.ttl, (0, weight, e.port, e.target)))
-            extra.setdefault((e.target, e.host), _address_rr(e.target, e.host, self.ttl))
-        if srv:
-            self.records[(name, SRV)] = tuple(srv.values())
-            self.additional[(name, SRV)] = tuple(extra.values())
-
-
-def _dedupe(rrs: list[RR]) -> tuple[RR, ...]:
-    return tuple(dict.fromkeys(rrs))
+            if owner not in out:
+                out[owner] = tuple(dict.fromkeys(names))
+        return out
 
 
 def _port_key(port_name: str, protocol: str, sname: str) -> str:
@@ -225,12 +260,12 @@ def _port_key(port_name: str, protocol: str, sname: str) -> str:
 
 def _nameserver_records(builder: _Builder, config: Config) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
     """NS at the apex and the A/AAAA of `ns.dns.<zone>` (C11): the --ns-address IPs."""
-    target = Name(("ns", "dns") + split(config.cluster_domain), in_zone=False)
+    target = Name(("ns", "dns") + builder.domain, in_zone=False)
     glue = tuple(_address_rr(target, ip, builder.ttl) for ip in config.nameserver_ips)
     for ip in config.nameserver_ips:
         rr = _address_rr(None, ip, builder.ttl)
         key = (NS_NAME, rr.rtype)
-        builder.records[key] = builder.records.get(key, ()) + (rr,)
+        builder.static[key] = builder.static.get(key, ()) + (rr,)
     return (RR(None, NS, builder.ttl, target),), glue
 
 
@@ -248,12 +283,11 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None)
     for svc in state.services:
         if svc.namespace in namespaces:
             builder.add_service(svc)
-    builder.compile()
-    builder.records[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
+    builder.static[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
     apex_ns, apex_glue = _nameserver_records(builder, config)
 
-    has_data = {name for name, _ in builder.records if name not in (NS_NAME, "dns-version")}
-    exists = set(has_data) | {"", SVC, "pod", NS_NAME}
+    has_data = set(builder.entries) | {name for name, _ in builder.static if name not in (NS_NAME, "dns-version")}
+    exists = has_data | {"", SVC, "pod", NS_NAME}
     exists |= {f"{ns}.{SVC}" for ns in namespaces}
     if config.pods != "disabled":
         exists |= {f"{ns}.pod" for ns in namespaces}
@@ -269,12 +303,12 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None)
         ttl=config.ttl,
         serial=0,
         pods=config.pods,
-        records=builder.records,
-        additional=builder.additional,
+        entries={name: tuple(e) for name, e in builder.entries.items()},
+        static=builder.static,
         exists=frozenset(exists),
         has_data=frozenset(has_data),
         externals=builder.externals,
-        ptr={k: tuple(v) for k, v in builder.ptr.items()},
+        ptr_targets=builder.ptr_targets(),
         namespaces=namespaces,
         pod_ips={k: frozenset(v) for k, v in pod_ips.items()},
         apex_ns=apex_ns,
@@ -292,4 +326,3 @@ def _serial(snap: Snapshot, previous: Snapshot | None) -> int:
     if previous.fingerprint() == snap.fingerprint():
         return previous.serial
     return max(now, previous.serial + 1) & 0xFFFFFFFF
-

@@ -46,11 +46,11 @@ def forward_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
         yield _owner("", zone), rr
     for rr in snap.apex_glue:
         yield name_text(rr.owner, zone), rr  # type: ignore[arg-type]
-    for (relative, _rtype), rrs in sorted(snap.records.items(), key=lambda item: (_sort_key(item[0][0]), item[0][1])):
-        if relative == "ns.dns":
-            continue  # already written as the NS glue
-        for rr in rrs:
-            yield _owner(relative, zone), rr
+    names = set(snap.entries) | {name for name, _ in snap.static if name != "ns.dns"}  # ns.dns: written as glue
+    for relative in sorted(names, key=_sort_key):
+        for rtype in (A, AAAA, CNAME, SRV, TXT):
+            for rr in snap.rrset(relative, rtype)[0]:
+                yield _owner(relative, zone), rr
 
 
 def reverse_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
@@ -59,9 +59,9 @@ def reverse_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
     for rr in snap.apex_ns:
         yield _owner("", zone), rr
     suffix = "." + zone
-    for owner in sorted(snap.ptr, key=_sort_key):
+    for owner in sorted(snap.ptr_targets, key=_sort_key):
         if owner.endswith(suffix):
-            for rr in snap.ptr[owner]:
+            for rr in snap.ptr(owner):
                 yield owner + ".", rr
 
 
