@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 LISTEN ?= 127.0.0.1:5353
 ARGS ?=
 
-.PHONY: run test venv clean tools
+.PHONY: run test venv clean tools bench scale
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,11 +16,23 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian tools the tests drive (dig); installed only when missing.
+# Debian tools the tests and benchmarks drive, installed only when missing: dig, dnsperf,
+# and NSD and Knot as reference servers. policy-rc.d keeps their packages from starting
+# daemons on port 53 at install time.
+DEBS := dig:bind9-dnsutils dnsperf:dnsperf nsd:nsd knotd:knot kdig:knot-dnsutils
 tools:
-	@command -v dig >/dev/null 2>&1 || { \
-	  echo "installing dig (bind9-dnsutils)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9-dnsutils >/dev/null; }
+	@missing=""; for pair in $(DEBS); do command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# dnsperf against clusterdns, NSD and Knot in one run; table and chart in bench/results/.
+BENCH_ARGS ?=
+bench: $(STAMP) tools
+	$(BIN)/pip install -q matplotlib
+	$(BIN)/python bench/bench.py $(BENCH_ARGS)
 
 run: $(STAMP)
 	$(BIN)/clusterdns serve --manifests zones --listen $(LISTEN) $(ARGS)

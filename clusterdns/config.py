@@ -169,6 +169,10 @@ class Config:
     watch: str = setting("auto", flag="--watch", choices=WATCH_MODES, help="watch the manifests: inotify (auto), polling, or off")
     poll_interval: float = setting(1.0, flag="--poll-interval", metavar="SECONDS", convert=float, help="polling period for --watch poll")
 
+    workers: int = setting(
+        1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
+    )
+
     def __post_init__(self) -> None:
         if not 0 <= self.ttl <= 3600:
             raise ConfigError(f"--ttl {self.ttl}: must be 0-3600")
@@ -182,6 +186,8 @@ class Config:
             _network(cidr)
         if not self.listen:
             raise ConfigError("at least one --listen address is needed")
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"--workers {self.workers}: must be 1-64")
 
     @property
     def cluster_domain(self) -> str:

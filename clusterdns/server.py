@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
 from pathlib import Path
 
 from clusterdns import forwarder, snapshot, transports
 from clusterdns.config import Address, Config
+from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
 from clusterdns.snapshot import Snapshot
@@ -105,31 +108,34 @@ class Server:
         )
         self.last_reload = {"time": time.time(), "change": str(change), "serial": new.serial, "errors": [str(p) for p in state.problems if p.level == "error"]}
 
-    async def serve(self) -> None:
-        """Serve until SIGTERM/SIGINT. SIGHUP reloads the manifests."""
-        self.load(full=True)
-        loop = asyncio.get_running_loop()
-        servers = []
-        for host, port in self.config.listen:
+    def bind(self, reuse_port: bool = False) -> list[SocketPair]:
+        """A UDP and a TCP socket per --listen address; port 0 is resolved once, so
+        workers bind the same ports later (SO_REUSEPORT spreads queries over them)."""
+        pairs = []
+        addresses = self.bound or list(self.config.listen)
+        for host, port in addresses:
             try:
-                udp, tcp, bound = await transports.start(host, port, self.handler.respond)
+                pair = transports.bind_pair(host, port, reuse_port=reuse_port)
             except OSError as e:
                 raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-            servers.append((udp, tcp))
-            self.bound.append((host, bound))
-            shown = f"[{host}]" if ":" in host else host
-            log.info("serving DNS on %s:%d (udp, tcp)", shown, bound)
-        if self.upstreams:
-            log.info("forwarding other names to %s", ", ".join(f"{h}:{p}" for h, p in self.upstreams))
-        else:
-            log.info("no upstream: names outside %s get REFUSED", ", ".join(self.config.zones))
+            pairs.append(pair)
+        self.bound = [(host, pair[0].getsockname()[1]) for (host, _), pair in zip(addresses, pairs)]
+        return pairs
+
+    async def serve(self, sockets: list[SocketPair], announce: bool = True) -> None:
+        """Serve on bound sockets until SIGTERM/SIGINT. SIGHUP re-reads the manifests."""
+        if self.current is None:
+            self.load(full=True)
+        loop = asyncio.get_running_loop()
+        servers = [await transports.start(udp, tcp, self.handler.respond) for udp, tcp in sockets]
+        if announce:
+            self._announce()
         watcher = None
         if self.config.watch != "off":
             watcher = Watcher(self.config.manifests, self._reload, self.config.watch, self.config.poll_interval)
             watcher.start()
             self.watcher = watcher
             watcher.watch_outside(self.store.outside_dirs())
-            log.info("watching %s (%s)", self.config.manifests, "polling" if self.config.watch == "poll" else "inotify")
         self.stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -147,8 +153,54 @@ class Server:
             if pending:
                 await asyncio.wait(pending, timeout=3)
 
+    def _announce(self) -> None:
+        for host, port in self.bound:
+            shown = f"[{host}]" if ":" in host else host
+            log.info("serving DNS on %s:%d (udp, tcp)", shown, port)
+        if self.upstreams:
+            log.info("forwarding other names to %s", ", ".join(f"{h}:{p}" for h, p in self.upstreams))
+        else:
+            log.info("no upstream: names outside %s get REFUSED", ", ".join(self.config.zones))
+        if self.config.watch != "off":
+            log.info("watching %s (%s)", self.config.manifests, "polling" if self.config.watch == "poll" else "inotify")
+        if self.config.workers > 1:
+            log.info("%d worker processes share each port (SO_REUSEPORT)", self.config.workers)
+
     def _reload(self, full: bool = False) -> None:
         try:
             self.load(full)
         except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
             log.exception("reload failed, still serving the previous data: %s", e)
+
+
+def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+    """Load, bind, fork --workers - 1 children (each serving its own SO_REUSEPORT sockets
+    and watching the manifests itself), serve, and stop the children on the way out."""
+    server = Server(config)
+    server.load(full=True)  # before binding: a broken start fails before any port is taken
+    reuse = config.workers > 1
+    sockets = server.bind(reuse_port=reuse)
+    children = []
+    for worker in range(1, config.workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: its own sockets on the same ports, its own event loop
+            for udp, tcp in sockets:
+                udp.close()
+                tcp.close()
+            code = 0
+            try:
+                runner(server.serve(server.bind(reuse_port=True), announce=False))
+            except BaseException:
+                log.exception("worker %d failed", worker)
+                code = 1
+            os._exit(code)
+        children.append(pid)
+    try:
+        runner(server.serve(sockets))
+    finally:
+        for pid in children:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in children:
+            with suppress(ChildProcessError):
+                os.waitpid(pid, 0)

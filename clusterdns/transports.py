@@ -145,7 +145,10 @@ class TCPServer:
                 conn.transport.close()
 
 
-def bind_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+SocketPair = tuple[socket.socket, socket.socket]
+
+
+def bind_pair(host: str, port: int, attempts: int = 20, reuse_port: bool = False) -> SocketPair:
     """A UDP and a TCP socket on the same address and port; port 0 picks a free one for both."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     last: OSError | None = None
@@ -157,6 +160,9 @@ def bind_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, 
                 udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 tcp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             udp.bind((host, port))
             tcp.bind((host, udp.getsockname()[1]))
             tcp.listen(128)
@@ -171,12 +177,10 @@ def bind_pair(host: str, port: int, attempts: int = 20) -> tuple[socket.socket, 
     raise last
 
 
-async def start(host: str, port: int, respond: Respond) -> tuple[UDPServer, TCPServer, int]:
-    """Serve UDP and TCP on host:port; returns the servers and the bound port."""
+async def start(udp_sock: socket.socket, tcp_sock: socket.socket, respond: Respond) -> tuple[UDPServer, TCPServer]:
+    """Serve UDP and TCP on a bound socket pair."""
     loop = asyncio.get_running_loop()
-    udp_sock, tcp_sock = bind_pair(host, port)
-    bound = udp_sock.getsockname()[1]
     _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(respond), sock=udp_sock)
     tcp = TCPServer(respond)
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
-    return udp, tcp, bound
+    return udp, tcp

@@ -1,0 +1,329 @@
+"""clusterdns next to NSD and Knot in one run: dnsperf over loopback, UDP and TCP.
+
+Each server is pinned to CPU 1 and dnsperf to CPU 0 (`taskset`). NSD and Knot serve the
+zone that `clusterdns export-zone` writes for the same generated cluster, so all three
+answer the same records. Workloads: `mix` (every Service name + 10% NXDOMAIN names),
+`nxdomain` (misses only) and, for clusterdns alone, `forwarded` (names outside the cluster
+zone, answered by a local NSD upstream on CPU 0). Results: a markdown table and a PNG
+chart under bench/results/, plus the raw JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RUN = HERE / "run"
+RESULTS = HERE / "results"
+sys.path.insert(0, str(HERE))
+import gen  # noqa: E402
+
+PORTS = {"nsd": 15353, "knot": 25353, "clusterdns": 20053, "upstream": 16353}  # below 32768 (spec/performance.md)
+SERVER_CPU, CLIENT_CPU = "1", "0"
+
+
+@dataclass
+class Row:
+    server: str
+    transport: str
+    workload: str
+    qps: float
+    avg_ms: float
+    lost: int
+    cpu_us_per_query: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    ratio_nsd: float | None = None
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (NSD and --workers fork children)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process tree, from /proc/PID/stat."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def dnsperf(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> str:
+    cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(secs),
+           "-c", "10", "-q", "100", "-t", "2", "-O", "suppress=timeouts"]
+    if tcp:
+        cmd += ["-m", "tcp"]
+    cmd += extra or []
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
+
+
+def parse_saturation(out: str) -> tuple[float, float, int]:
+    qps = float(re.search(r"Queries per second:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lost = int(re.search(r"Queries lost:\s+(\d+)", out).group(1))  # type: ignore[union-attr]
+    avg = float(re.search(r"Average Latency \(s\):\s+([\d.]+)", out).group(1)) * 1000  # type: ignore[union-attr]
+    return qps, avg, lost
+
+
+def latency_percentiles(port: int, queries: Path, tcp: bool, rate: int, secs: int) -> tuple[float, float]:
+    """p50/p99 at a fixed rate, from dnsperf -v's per-query lines."""
+    out = dnsperf(port, queries, secs, tcp, ["-Q", str(rate), "-v"])
+    lat = sorted(float(m.group(1)) for m in re.finditer(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M))
+    if not lat:
+        return float("nan"), float("nan")
+    return lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
+
+
+class Servers:
+    """Start/stop NSD, Knot, the upstream and clusterdns; each pinned to one CPU."""
+
+    def __init__(self, zone_file: Path, manifests: Path) -> None:
+        self.zone_file, self.manifests = zone_file, manifests
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, workers: int = 1) -> int:
+        if name == "nsd":
+            cmd = self._nsd("nsd", PORTS["nsd"], "cluster.local", self.zone_file, workers)
+        elif name == "upstream":
+            cmd = self._nsd("upstream", PORTS["upstream"], "example.test", RUN / "example.test.zone", 1)
+        elif name == "knot":
+            cmd = self._knot(workers)
+        else:
+            cmd = [str(ROOT / ".venv/bin/python"), "-m", "clusterdns", "serve", "--manifests", str(self.manifests),
+                   "--listen", f"127.0.0.1:{PORTS['clusterdns']}", "--upstream", f"127.0.0.1:{PORTS['upstream']}",
+                   "--quiet", "--watch", "off", "--workers", str(workers)]
+        cpus = SERVER_CPU if name != "upstream" else CLIENT_CPU
+        if workers > 1:
+            cpus = "0,1"
+        proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.DEVNULL, stderr=open(RUN / f"{name}.log", "ab"),
+                                start_new_session=True)
+        self.procs[name] = proc
+        wait_port(PORTS[name if name in PORTS else "clusterdns"])
+        time.sleep(0.5)
+        return proc.pid
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+    @staticmethod
+    def _nsd(name: str, port: int, zone: str, zone_file: Path, workers: int) -> list[str]:
+        # Debian's NSD rate-limits responses by default (rrl-ratelimit 200 per source):
+        # switched off, or it drops most of a loopback benchmark (spec/performance.md).
+        conf = RUN / f"{name}.conf"
+        conf.write_text(f"""server:
+    ip-address: 127.0.0.1
+    port: {port}
+    server-count: {workers}
+    reuseport: yes
+    username: ""
+    chroot: ""
+    zonesdir: "{RUN}"
+    database: ""
+    pidfile: "{RUN}/{name}.pid"
+    xfrdfile: "{RUN}/{name}-xfrd.state"
+    zonelistfile: "{RUN}/{name}-zone.list"
+    logfile: "{RUN}/{name}.log"
+    verbosity: 0
+    hide-version: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+remote-control:
+    control-enable: no
+zone:
+    name: {zone}
+    zonefile: "{zone_file}"
+""")
+        return ["nsd", "-d", "-c", str(conf)]
+
+    def _knot(self, workers: int) -> list[str]:
+        (RUN / "knot").mkdir(exist_ok=True)
+        conf = RUN / "knot.conf"
+        conf.write_text(f"""server:
+    rundir: "{RUN}/knot"
+    listen: 127.0.0.1@{PORTS['knot']}
+    udp-workers: {workers}
+    tcp-workers: {workers}
+    background-workers: 1
+log:
+  - target: "{RUN}/knot.log"
+    any: warning
+database:
+    storage: "{RUN}/knot"
+template:
+  - id: default
+    storage: "{RUN}"
+    semantic-checks: off
+    journal-content: none
+    zonefile-sync: -1
+    zonefile-load: whole
+zone:
+  - domain: cluster.local
+    file: "{self.zone_file}"
+""")
+        return ["knotd", "-c", str(conf)]
+
+
+def prepare(services: int) -> tuple[Path, Path, dict[str, Path]]:
+    shutil.rmtree(RUN, ignore_errors=True)
+    RUN.mkdir(parents=True)
+    manifests = RUN / "cluster"
+    names = gen.generate(manifests, services, 0, 100, 1)
+    queries = {"mix": RUN / "mix.txt", "nxdomain": RUN / "nxdomain.txt", "forwarded": RUN / "forwarded.txt"}
+    gen.query_file(queries["mix"], names, 0.1)
+    queries["nxdomain"].write_text("".join(f"missing{i}.default.svc.cluster.local A\n" for i in range(1000)))
+    queries["forwarded"].write_text("".join(f"host{i}.example.test A\n" for i in range(1000)))
+    (RUN / "example.test.zone").write_text(
+        "$ORIGIN example.test.\n@ 300 IN SOA ns.example.test. admin.example.test. 1 7200 1800 86400 300\n@ 300 IN NS ns.example.test.\n"
+        "ns 300 IN A 127.0.0.1\n" + "".join(f"host{i} 300 IN A 192.0.2.{i % 250 + 1}\n" for i in range(1000)))
+    zone_file = RUN / "cluster.local.zone"
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-m", "clusterdns", "export-zone", "--manifests", str(manifests),
+                    "--ns-address", "127.0.0.1", "-o", str(zone_file)], check=True, stderr=subprocess.DEVNULL)
+    return manifests, zone_file, queries
+
+
+def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, latency_secs: int, workers: int, rate: int) -> list[Row]:
+    rows = []
+    pid = servers.start(name, workers)
+    port = PORTS[name]
+    workloads = ["mix", "nxdomain"] + (["forwarded"] if name == "clusterdns" else [])
+    try:
+        for transport in ("udp", "tcp"):
+            tcp = transport == "tcp"
+            for workload in workloads:
+                dnsperf(port, queries[workload], 2, tcp)  # warm-up (fills answer caches)
+                before = cpu_seconds(pid)
+                qps, avg, lost = parse_saturation(dnsperf(port, queries[workload], secs, tcp))
+                used = cpu_seconds(pid) - before
+                p50 = p99 = None
+                if workload == "mix":
+                    p50, p99 = latency_percentiles(port, queries[workload], tcp, rate, latency_secs)
+                label = name if workers == 1 else f"{name} ({workers} workers)"
+                rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, p50, p99))
+                print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  p99@{rate} {p99 if p99 is not None else '-'}", flush=True)
+    finally:
+        servers.stop(name)
+    return rows
+
+
+def table(rows: list[Row], rate: int) -> str:
+    nsd = {(r.transport, r.workload): r.qps for r in rows if r.server == "nsd"}
+    for r in rows:
+        base = nsd.get((r.transport, r.workload))
+        r.ratio_nsd = r.qps / base if base else None
+    head = f"| server | transport | workload | q/s | ratio to NSD | avg ms (saturated) | lost | server CPU µs/query | p50 ms @{rate // 1000}k q/s | p99 ms @{rate // 1000}k q/s |"
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        ratio = f"{r.ratio_nsd:.2f}" if r.ratio_nsd else "-"
+        p50 = f"{r.p50_ms:.3f}" if r.p50_ms is not None else "-"
+        p99 = f"{r.p99_ms:.3f}" if r.p99_ms is not None else "-"
+        lines.append(f"| {r.server} | {r.transport} | {r.workload} | {r.qps:,.0f} | {ratio} | {r.avg_ms:.3f} | {r.lost} | {r.cpu_us_per_query:.1f} | {p50} | {p99} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(rows: list[Row], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no chart")
+        return
+    keys = [(r.transport, r.workload) for r in rows if r.server == "nsd"]
+    servers = list(dict.fromkeys(r.server for r in rows))
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / len(servers)
+    for i, server in enumerate(servers):
+        values = [next((r.qps / 1000 for r in rows if r.server == server and (r.transport, r.workload) == k), 0) for k in keys]
+        ax.bar([x + i * width for x in range(len(keys))], values, width, label=server)
+    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(keys))], [f"{t}\n{w}" for t, w in keys])
+    ax.set_ylabel("thousand queries per second")
+    ax.set_title("clusterdns vs NSD vs Knot, one server core, dnsperf on the other")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--services", type=int, default=1000)
+    p.add_argument("--secs", type=int, default=10, help="seconds per saturation run")
+    p.add_argument("--latency-secs", type=int, default=5)
+    p.add_argument("--rate", type=int, default=20000, help="fixed rate for the latency runs")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--servers", default="nsd,knot,clusterdns")
+    args = p.parse_args()
+    manifests, zone_file, queries = prepare(args.services)
+    servers = Servers(zone_file, manifests)
+    rows: list[Row] = []
+    try:
+        servers.start("upstream")
+        for name in args.servers.split(","):
+            print(f"{name}:", flush=True)
+            rows += measure(servers, name, queries, args.secs, args.latency_secs, 1, args.rate)
+        if args.workers > 1:
+            rows += measure(servers, "clusterdns", queries, args.secs, args.latency_secs, args.workers, args.rate)
+    finally:
+        servers.stop_all()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y-%m-%d")
+    text = table(rows, args.rate)
+    header = f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; servers on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}.\n\n"
+    (RESULTS / "latest.md").write_text(header + text)
+    (RESULTS / "latest.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    chart(rows, RESULTS / "latest.png")
+    print()
+    print(text)
+    ours = [r for r in rows if r.server == "clusterdns" and r.ratio_nsd]
+    for r in ours:
+        print(f"clusterdns/NSD {r.transport} {r.workload}: {r.ratio_nsd:.2f}")
+
+
+if __name__ == "__main__":
+    main()
