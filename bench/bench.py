@@ -291,6 +291,7 @@ def chart(rows: list[Row], path: Path) -> None:
 
 
 def main() -> None:
+    global RUN
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--services", type=int, default=1000)
     p.add_argument("--secs", type=int, default=10, help="seconds per saturation run")
@@ -298,7 +299,10 @@ def main() -> None:
     p.add_argument("--rate", type=int, default=20000, help="fixed rate for the latency runs")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--servers", default="nsd,knot,clusterdns")
+    p.add_argument("--out", type=Path, default=RESULTS, help="where the table, JSON and chart go")
+    p.add_argument("--run-dir", type=Path, default=RUN, help="scratch space: cluster, zone files, configs, logs")
     args = p.parse_args()
+    RUN = args.run_dir.resolve()
     manifests, zone_file, queries = prepare(args.services)
     servers = Servers(zone_file, manifests)
     rows: list[Row] = []
@@ -311,13 +315,14 @@ def main() -> None:
             rows += measure(servers, "clusterdns", queries, args.secs, args.latency_secs, args.workers, args.rate)
     finally:
         servers.stop_all()
-    RESULTS.mkdir(exist_ok=True)
+    results = args.out
+    results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     text = table(rows, args.rate)
     header = f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; servers on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}.\n\n"
-    (RESULTS / "latest.md").write_text(header + text)
-    (RESULTS / "latest.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
-    chart(rows, RESULTS / "latest.png")
+    (results / "latest.md").write_text(header + text)
+    (results / "latest.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    chart(rows, results / "latest.png")
     print()
     print(text)
     ours = [r for r in rows if r.server == "clusterdns" and r.ratio_nsd]

@@ -171,3 +171,15 @@ def test_dig_retries_truncated_answer_over_tcp(serve, tmp_path: Path) -> None:
 def test_server_logs_what_it_loaded(serve) -> None:
     server = serve(FIXTURE, "--zone", "cluster.local")
     assert server.wait_for_output(r"loaded .*: 4 added.* 10 services")
+
+
+def test_workers_share_the_port(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", "--workers", "2")
+    assert server.wait_for_output("2 worker processes share each port")
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
+    assert len(children) == 1, "one forked worker beside the first process"
+    for _ in range(40):  # the kernel spreads these over both processes' sockets
+        assert server.query("svc1.testns.svc.cluster.local", "A").answer[0][0].to_text() == "10.0.0.1"
+        assert server.query("svc1.testns.svc.cluster.local", "A", tcp=True).answer[0][0].to_text() == "10.0.0.1"
+    server.stop()
+    assert not Path(f"/proc/{children[0]}").exists() or "zombie" in Path(f"/proc/{children[0]}/status").read_text()

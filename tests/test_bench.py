@@ -1,0 +1,30 @@
+"""A short smoke run of `make bench`'s script: every server answers dnsperf, rows are written."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+NEEDED = ("dnsperf", "nsd", "taskset")
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in NEEDED), reason="dnsperf/nsd not installed (make tools)")
+def test_bench_smoke(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--services", "50", "--secs", "1", "--latency-secs", "1",
+         "--rate", "2000", "--servers", "nsd,clusterdns", "--out", str(tmp_path / "results"), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = json.loads((tmp_path / "results" / "latest.json").read_text())
+    ours = {(r["transport"], r["workload"]): r for r in rows if r["server"] == "clusterdns"}
+    assert set(ours) == {(t, w) for t in ("udp", "tcp") for w in ("mix", "nxdomain", "forwarded")}
+    assert all(r["qps"] > 100 and r["lost"] == 0 for r in ours.values()), ours
+    assert ours[("udp", "mix")]["ratio_nsd"] is not None
+    assert "| clusterdns | udp | mix |" in (tmp_path / "results" / "latest.md").read_text()
