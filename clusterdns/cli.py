@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from clusterdns import __version__
-from clusterdns.config import Config, settings
-from clusterdns.errors import ClusterDNSError
+from clusterdns.config import Config, Setting, settings
+from clusterdns.errors import ClusterDNSError, ConfigError
 
 log = logging.getLogger("clusterdns")
 
@@ -35,14 +36,40 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(**{name: None for name, _, s in settings() if not s.switch})
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    values = {}
+def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    """Flags first, then CLUSTERDNS_<SETTING> environment variables, then the defaults.
+
+    A repeatable setting takes a comma-separated list from the environment
+    (CLUSTERDNS_UPSTREAM=10.0.0.2,10.0.0.3); a switch takes 1/true/yes.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
     for name, _, s in settings():
         value = getattr(args, name)
         if value is None or (s.switch and value is False):
-            continue
-        values[name] = tuple(value) if s.repeat else value
+            value = _from_env(name, s, env)
+            if value is _UNSET:
+                continue
+        values[name] = tuple(value) if s.repeat and value is not None else value
     return Config(**values)
+
+
+_UNSET = object()
+
+
+def _from_env(name: str, s: Setting, env: Any) -> Any:
+    raw = env.get(f"CLUSTERDNS_{name.upper()}")
+    if raw is None:
+        return _UNSET
+    if s.switch:
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    convert = s.convert or str
+    try:
+        if s.repeat:
+            return [convert(part) for part in raw.split(",") if part.strip()]
+        return convert(raw)
+    except (ValueError, ClusterDNSError) as e:
+        raise ConfigError(f"CLUSTERDNS_{name.upper()}={raw!r}: {e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(export)
     export.add_argument("zone_name", nargs="?", metavar="ZONE", help="zone to export (default: the cluster domain)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    status = sub.add_parser("status", help="ask a running server how its last reload went (via its /status endpoint)")
+    status.add_argument("--health", default="127.0.0.1:8080", metavar="HOST:PORT", help="the server's --health address")
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
     return parser
 
 
@@ -107,6 +137,33 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_status(args: argparse.Namespace) -> int:
+    """Print the last reload's status; exit 1 when the manifests have errors, 2 when unreachable."""
+    import json
+    import urllib.request
+
+    from clusterdns.config import parse_hostport
+
+    host, port = parse_hostport(args.health, 8080)
+    url = f"http://{host}:{port}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            status = json.load(response)
+    except OSError as e:
+        log.error("cannot reach %s: %s", url, e)
+        return 2
+    if args.json:
+        print(json.dumps(status, indent=1))
+    else:
+        last = status.get("last_reload", {})
+        print(f"ready: {'yes' if status.get('ready') else 'no'}; manifests {status.get('manifests')}; listening on {', '.join(status.get('listen', []))}")
+        print(f"last reload: {last.get('change')}; {last.get('services')} services, {last.get('pods')} pods, {last.get('names')} names; "
+              f"serial {last.get('serial')}; {last.get('seconds', 0) * 1000:.0f} ms; {status.get('reloads')} reloads, {status.get('reload_failures')} failed")
+        for line in last.get("errors", []) + last.get("warnings", []):
+            print(f"  {line}")
+    return 1 if status.get("last_reload", {}).get("errors") else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -116,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(args)
         if args.command == "export-zone":
             return run_export(args)
+        if args.command == "status":
+            return run_status(args)
     except ClusterDNSError as e:
         log.error("%s", e)
         return 2

@@ -49,6 +49,11 @@ def _port(text: str, whole: str) -> int:
     return port
 
 
+def _endpoint(text: str, default_port: int) -> Address | None:
+    """An HTTP endpoint address, or None for `none`."""
+    return None if text.strip().lower() == "none" else parse_hostport(text, default_port)
+
+
 def normalize_zone(text: str) -> str:
     """Lower-case, no trailing dot; `.` stays the root."""
     zone = text.strip().lower().rstrip(".")
@@ -169,6 +174,22 @@ class Config:
     watch: str = setting("auto", flag="--watch", choices=WATCH_MODES, help="watch the manifests: inotify (auto), polling, or off")
     poll_interval: float = setting(1.0, flag="--poll-interval", metavar="SECONDS", convert=float, help="polling period for --watch poll")
 
+    health: Address | None = setting(
+        ("127.0.0.1", 8080), flag="--health", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 8080),
+        help="liveness endpoint GET /health (and /status), CoreDNS's health plugin; 'none' to turn off",
+    )
+    ready: Address | None = setting(
+        ("127.0.0.1", 8181), flag="--ready", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 8181),
+        help="readiness endpoint GET /ready: 200 once the manifests are served, 503 before and while draining; 'none' to turn off",
+    )
+    metrics: Address | None = setting(
+        ("127.0.0.1", 9153), flag="--metrics", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 9153),
+        help="Prometheus GET /metrics with CoreDNS's metric names; 'none' to turn off",
+    )
+    lameduck: float = setting(
+        0.0, flag="--lameduck", metavar="SECONDS", convert=float,
+        help="on SIGTERM, keep answering this long with /ready at 503 before closing (kubeadm uses 5)",
+    )
     workers: int = setting(
         1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
     )

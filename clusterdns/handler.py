@@ -11,7 +11,7 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from clusterdns import forwarder
+from clusterdns import forwarder, metrics
 from clusterdns.config import Address
 from clusterdns.resolver import AXFR, IXFR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, FORMERR, Answer, resolve
 from clusterdns.snapshot import RR, Name, Snapshot
@@ -21,7 +21,7 @@ log = logging.getLogger("clusterdns")
 
 CACHE_LIMIT = 100_000  # answers kept per snapshot; cleared when full
 FORWARD = "forward"  # cache marker: the name is not ours
-Result = bytes | None | Coroutine[Any, Any, bytes | None]
+Result = bytes | None | Coroutine[Any, Any, tuple[bytes, metrics.Key]]
 
 
 class Handler:
@@ -31,6 +31,10 @@ class Handler:
         self.current = snapshot  # replaced in one assignment by the server on every reload
         self.upstreams = tuple(upstreams)
         self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in fallthrough)
+        # What the last synchronous reply was (type, rcode, plugin, DO), for the transport's
+        # counters; answers that need the network return theirs with the reply instead.
+        self.last: metrics.Key = metrics.key(0, 0, "")
+        self.panics = 0  # answers that hit a bug (coredns_panics_total)
 
     def respond(self, wire: bytes, tcp: bool = False) -> Result:
         """The reply to one query (None: drop it silently)."""
@@ -39,43 +43,50 @@ class Handler:
         # same reply, so only the ID differs. This is most queries, and costs one dict lookup.
         seen = (snap.tcp_wire if tcp else snap.udp_wire).get(wire[2:])  # type: ignore[union-attr]
         if seen is not None:
-            return wire[:2] + seen
+            self.last = seen[1]
+            return wire[:2] + seen[0]
         if len(wire) < 12 or wire[2] & 0x80:
             return None  # too short for a header, or a response: never answer those
         if wire[2] & 0x78:
-            return error_reply(wire, NOTIMP)  # OPCODE other than QUERY (RFC 1035 4.1.1)
+            return self._error(wire, NOTIMP)  # OPCODE other than QUERY (RFC 1035 4.1.1)
         try:
             query = parse_query(wire)
         except FormErr as e:
-            return error_reply(wire, FORMERR, e.question_end)
+            return self._error(wire, FORMERR, e.question_end)
         limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
         entry = snap.cache.get(query.key)  # type: ignore[union-attr]
         if entry.__class__ is Reply and not (query.edns and query.edns.version) and (entry.zone_spelling is None or wire[12 : query.qname_end].endswith(entry.zone_spelling)):
-            return self._send(snap, wire, assemble(entry, wire, query, limit), tcp)  # type: ignore[arg-type]
+            return self._send(snap, wire, query, assemble(entry, wire, query, limit), tcp)  # type: ignore[arg-type]
         return self._slow(snap, wire, query, tcp, limit, entry)  # type: ignore[arg-type]
 
-    @staticmethod
-    def _send(snap: Snapshot, wire: bytes, reply: bytes, tcp: bool) -> bytes:
+    def _send(self, snap: Snapshot, wire: bytes, query: Query, reply: bytes, tcp: bool) -> bytes:
         """Remember a locally built reply for these exact query bytes, then return it."""
         seen = snap.tcp_wire if tcp else snap.udp_wire
         if len(seen) >= CACHE_LIMIT:
             seen.clear()
-        seen[wire[2:]] = reply[2:]
+        self.last = metrics.key(query.qtype, reply[3] & 0xF, "kubernetes", bool(query.edns and query.edns.do))
+        seen[wire[2:]] = (reply[2:], self.last)
         return reply
+
+    def _error(self, wire: bytes, rcode: int, question_end: int = 0, query: Query | None = None, plugin: str = "") -> bytes:
+        edns = query.edns if query else None
+        self.last = metrics.key(query.qtype if query else 0, rcode, plugin, bool(edns and edns.do))
+        return error_reply(wire, rcode, question_end, edns)
 
     def _slow(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, limit: int, entry: object) -> Result:
         if query.edns and query.edns.version != 0:
-            return error_reply(wire, BADVERS, query.qname_end + 4, query.edns)  # RFC 6891 6.1.3
+            return self._error(wire, BADVERS, query.qname_end + 4, query)  # RFC 6891 6.1.3
         if query.qclass != IN or query.qtype in (AXFR, IXFR):
             # Only class IN; zone transfers are refused until the transfer issue (C12).
-            return error_reply(wire, REFUSED, query.qname_end + 4, query.edns)
+            return self._error(wire, REFUSED, query.qname_end + 4, query)
         if entry == FORWARD:
             return self._forward(wire, query, tcp, limit)
         try:
             answer = resolve(snap, query.labels, query.qtype, self.fallthrough)
         except Exception:  # a resolver bug must cost one SERVFAIL, not the server (waitress's rule)
             log.exception("resolver failed on %s", ".".join(query.labels))
-            return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns)
+            self.panics += 1
+            return self._error(wire, SERVFAIL, query.qname_end + 4, query)
         if answer is None:
             self._remember(snap, query.key, FORWARD)
             return self._forward(wire, query, tcp, limit)
@@ -85,7 +96,7 @@ class Handler:
             return self._chase(snap, answer, wire, query, tcp, limit)
         reply = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), wire, query, answer.zone_labels)
         self._remember(snap, query.key, reply)
-        return self._send(snap, wire, assemble(reply, wire, query, limit), tcp)
+        return self._send(snap, wire, query, assemble(reply, wire, query, limit), tcp)
 
     @staticmethod
     def _remember(snap: Snapshot, key: bytes, value: object) -> None:
@@ -96,16 +107,17 @@ class Handler:
     def _forward(self, wire: bytes, query: Query, tcp: bool, limit: int) -> Result:
         if not self.upstreams:
             # No forward plugin: names outside our zones are REFUSED, as CoreDNS does (C12).
-            return error_reply(wire, REFUSED, query.qname_end + 4, query.edns)
+            return self._error(wire, REFUSED, query.qname_end + 4, query)
         return self._forwarded(wire, query, tcp, limit)
 
-    async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> bytes | None:
+    async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
         reply = await forwarder.forward(wire, self.upstreams, tcp=tcp)
+        do = bool(query.edns and query.edns.do)
         if reply is None:
-            return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns)
-        return truncate_forwarded(reply, wire, query, limit)
+            return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), metrics.key(query.qtype, SERVFAIL, "forward", do)
+        return truncate_forwarded(reply, wire, query, limit), metrics.key(query.qtype, reply[3] & 0xF, "forward", do)
 
-    async def _chase(self, snap: Snapshot, answer: Answer, wire: bytes, query: Query, tcp: bool, limit: int) -> bytes | None:
+    async def _chase(self, snap: Snapshot, answer: Answer, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
         """CNAME to a name outside our zones: append what the upstream says (C10, S18)."""
         records: tuple[RR, ...] = ()
         truncated = False
@@ -115,7 +127,7 @@ class Handler:
                 truncated = bool(msg.flags & 0x0200)
                 records = tuple(_raw_records(msg.answer))
         reply = encode(answer.rcode, (answer.answer + records, (), ()), wire, query, answer.zone_labels, tc=truncated)
-        return assemble(reply, wire, query, limit)
+        return assemble(reply, wire, query, limit), metrics.key(query.qtype, answer.rcode, "kubernetes", bool(query.edns and query.edns.do))
 
 
 def _raw_records(rrsets: Any) -> list[RR]:

@@ -14,11 +14,15 @@ from contextlib import contextmanager, suppress
 from typing import Any
 from pathlib import Path
 
-from clusterdns import forwarder, snapshot, transports
+from prometheus_client import CollectorRegistry
+
+from clusterdns import forwarder, ops, snapshot, transports
 from clusterdns.config import Address, Config
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
+from clusterdns.metrics import DNSCollector, ListenerStats
+from clusterdns.ops import Endpoints
 from clusterdns.snapshot import Snapshot
 from clusterdns.store import Change, ManifestStore
 from clusterdns.watch import Watcher
@@ -62,8 +66,12 @@ class Server:
         self.store = ManifestStore(root, config)
         self.reload_lock = threading.Lock()
         self.reported: set[tuple[str, int, str]] = set()
-        self.last_reload: dict[str, object] = {}
+        self.last_reload: dict[str, Any] = {}
         self.watcher: Watcher | None = None
+        self.listeners: list[ListenerStats] = []
+        self.draining = False
+        self.reloads = 0
+        self.reload_failures = 0
 
     @property
     def current(self) -> Snapshot | None:
@@ -106,7 +114,50 @@ class Server:
             len(state.namespaces), before, new.names(), new.serial,
             f"; {errors} errors" if errors else "", seconds * 1000,
         )
-        self.last_reload = {"time": time.time(), "change": str(change), "serial": new.serial, "errors": [str(p) for p in state.problems if p.level == "error"]}
+        self.reloads += 1
+        self.last_reload = {
+            "time": time.time(), "seconds": seconds, "change": str(change), "serial": new.serial,
+            "services": len(state.services), "pods": len(state.pods), "names": new.names(),
+            "errors": [str(p) for p in state.problems if p.level == "error"],
+            "warnings": [str(p) for p in state.problems if p.level == "warning"],
+        }
+
+    @property
+    def panics(self) -> int:
+        return self.handler.panics
+
+    def not_ready(self) -> str:
+        """Why /ready is 503, or "" when ready (CoreDNS ready plugin: lists what is not)."""
+        if self.current is None:
+            return "manifests not loaded yet"
+        if self.draining:
+            return "shutting down (lameduck)"
+        return ""
+
+    def status(self) -> dict[str, Any]:
+        """The last reload's figures and problems, for /status and `clusterdns status`."""
+        return {"ready": not self.not_ready(), "manifests": str(self.config.manifests), "listen": [f"{h}:{p}" for h, p in self.bound],
+                "reloads": self.reloads, "reload_failures": self.reload_failures, "last_reload": self.last_reload}
+
+    async def start_ops(self) -> list[asyncio.Server]:
+        """/health, /ready and /metrics, each on its own address (CoreDNS's ports)."""
+        registry = CollectorRegistry()
+        registry.register(DNSCollector(self.listeners, self))
+        endpoints = Endpoints(self, registry)
+        wanted = [("health", self.config.health, {"/health": endpoints.health, "/status": endpoints.status}),
+                  ("ready", self.config.ready, {"/ready": endpoints.ready}),
+                  ("metrics", self.config.metrics, {"/metrics": endpoints.metrics})]
+        started = []
+        for what, address, routes in wanted:
+            if address is None:
+                continue
+            try:
+                http, port = await ops.start(address, routes)
+            except OSError as e:
+                raise ConfigError(f"cannot listen on {address[0]}:{address[1]} for /{what}: {e.strerror or e}") from None
+            started.append(http)
+            log.info("%s on http://%s:%d%s", what, address[0], port, "/" + what)
+        return started
 
     def bind(self, reuse_port: bool = False) -> list[SocketPair]:
         """A UDP and a TCP socket per --listen address; port 0 is resolved once, so
@@ -127,22 +178,34 @@ class Server:
         if self.current is None:
             self.load(full=True)
         loop = asyncio.get_running_loop()
-        servers = [await transports.start(udp, tcp, self.handler.respond) for udp, tcp in sockets]
-        if announce:
-            self._announce()
+        self.stopping = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        # SIGHUP: a full re-read, off the event loop so queries keep flowing.
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self._reload, True))
+        servers = [await transports.start(udp, tcp, self.handler) for udp, tcp in sockets]
+        self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
+        http = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
         watcher = None
         if self.config.watch != "off":
             watcher = Watcher(self.config.manifests, self._reload, self.config.watch, self.config.poll_interval)
             watcher.start()
             self.watcher = watcher
             watcher.watch_outside(self.store.outside_dirs())
-        self.stopping = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
-        # SIGHUP: a full re-read, off the event loop so queries keep flowing.
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self._reload, True))
+            # A change between the first load and the watch start is picked up now.
+            watcher.poke()
+        if announce:
+            self._announce()  # last: "serving DNS on" means everything is in place
         await self.stopping.wait()
+        self.draining = True
+        if self.config.lameduck > 0:
+            # Lameduck (CoreDNS health): /ready says 503 so load balancers move away, while
+            # DNS and /health keep answering for the drain period.
+            log.info("lameduck: answering for %.1f s more before shutting down", self.config.lameduck)
+            await asyncio.sleep(self.config.lameduck)
         log.info("shutting down")
+        for h in http:
+            h.close()
         if watcher:
             watcher.stop()
         for udp, tcp in servers:
@@ -170,6 +233,7 @@ class Server:
         try:
             self.load(full)
         except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
+            self.reload_failures += 1
             log.exception("reload failed, still serving the previous data: %s", e)
 
 

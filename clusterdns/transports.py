@@ -6,12 +6,25 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Coroutine
+from time import perf_counter
+from typing import Any, Protocol
+
+from clusterdns.metrics import Key, ListenerStats
 
 log = logging.getLogger("clusterdns")
 
-Respond = Callable[[bytes, bool], "bytes | None | Coroutine[Any, Any, bytes | None]"]
+Pending = Coroutine[Any, Any, "tuple[bytes, Key]"]
+
+
+class Responder(Protocol):
+    """The handler as transports see it: bytes in; bytes, nothing, or a pending reply out.
+    After a synchronous reply, `last` says what it was (for the counters)."""
+
+    last: Key
+
+    def respond(self, wire: bytes, tcp: bool = False) -> bytes | None | Pending: ...
+
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
 TCP_MAX_CONNECTIONS = 256
 
@@ -19,8 +32,9 @@ TCP_MAX_CONNECTIONS = 256
 class UDPServer(asyncio.DatagramProtocol):
     """One UDP socket: each datagram is one query, answered to its sender."""
 
-    def __init__(self, respond: Respond) -> None:
-        self.respond = respond
+    def __init__(self, handler: Responder, stats: ListenerStats) -> None:
+        self.handler = handler
+        self.stats = stats
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -28,28 +42,31 @@ class UDPServer(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        started = perf_counter()
         try:
-            result = self.respond(data, False)
+            result = self.handler.respond(data, False)
         except Exception:
             log.exception("handler failed on a UDP packet from %s", addr)
             return
         if result is None:
             return
-        if isinstance(result, bytes):
-            self.transport.sendto(result, addr)  # type: ignore[union-attr]
+        if result.__class__ is bytes:
+            self.transport.sendto(result, addr)  # type: ignore[union-attr, arg-type]
+            self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
             return
-        task = asyncio.get_running_loop().create_task(self._later(result, addr))
+        task = asyncio.get_running_loop().create_task(self._later(result, addr, len(data), started))  # type: ignore[arg-type]
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _later(self, pending: Coroutine[Any, Any, bytes | None], addr: Any) -> None:
+    async def _later(self, pending: Pending, addr: Any, size: int, started: float) -> None:
         try:
-            reply = await pending
+            reply, key = await pending
         except Exception:
             log.exception("handler failed on a UDP query from %s", addr)
             return
-        if reply is not None and self.transport is not None and not self.transport.is_closing():
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
+            self.stats.record(key, size, len(reply), perf_counter() - started)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors for earlier replies: nothing to do
@@ -94,32 +111,35 @@ class TCPConnection(asyncio.Protocol):
                 break
             message = bytes(self.buffer[2 : 2 + size])
             del self.buffer[: 2 + size]
+            started = perf_counter()
             result = self._answer(message)
-            if isinstance(result, bytes):
-                out += struct.pack("!H", len(result)) + result
+            if result.__class__ is bytes:
+                out += struct.pack("!H", len(result)) + result  # type: ignore[arg-type]
+                self.server.stats.record(self.server.handler.last, size, len(result), perf_counter() - started)  # type: ignore[arg-type]
             elif result is not None:
-                task = asyncio.get_running_loop().create_task(self._later(result))
+                task = asyncio.get_running_loop().create_task(self._later(result, size, started))  # type: ignore[arg-type]
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
         if out and self.transport:
             self.transport.write(bytes(out))
         self._arm()
 
-    def _answer(self, message: bytes) -> bytes | None | Coroutine[Any, Any, bytes | None]:
+    def _answer(self, message: bytes) -> bytes | None | Pending:
         try:
-            return self.server.respond(message, True)
+            return self.server.handler.respond(message, True)
         except Exception:
             log.exception("handler failed on a TCP query")
             return None
 
-    async def _later(self, pending: Coroutine[Any, Any, bytes | None]) -> None:
+    async def _later(self, pending: Pending, size: int, started: float) -> None:
         try:
-            reply = await pending
+            reply, key = await pending
         except Exception:
             log.exception("handler failed on a TCP query")
             return
-        if reply is not None and self.transport and not self.transport.is_closing():
+        if self.transport and not self.transport.is_closing():
             self.transport.write(struct.pack("!H", len(reply)) + reply)
+            self.server.stats.record(key, size, len(reply), perf_counter() - started)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -132,8 +152,9 @@ class TCPConnection(asyncio.Protocol):
 class TCPServer:
     """Accepts TCP connections for one address."""
 
-    def __init__(self, respond: Respond) -> None:
-        self.respond = respond
+    def __init__(self, handler: Responder, stats: ListenerStats) -> None:
+        self.handler = handler
+        self.stats = stats
         self.connections: set[TCPConnection] = set()
         self.server: asyncio.Server | None = None
 
@@ -177,10 +198,13 @@ def bind_pair(host: str, port: int, attempts: int = 20, reuse_port: bool = False
     raise last
 
 
-async def start(udp_sock: socket.socket, tcp_sock: socket.socket, respond: Respond) -> tuple[UDPServer, TCPServer]:
-    """Serve UDP and TCP on a bound socket pair."""
+async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Responder) -> tuple[UDPServer, TCPServer]:
+    """Serve UDP and TCP on a bound socket pair, each with its own counters."""
     loop = asyncio.get_running_loop()
-    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(respond), sock=udp_sock)
-    tcp = TCPServer(respond)
+    host, port = udp_sock.getsockname()[:2]
+    server = f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}"
+    family = 2 if udp_sock.family == socket.AF_INET6 else 1
+    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(handler, ListenerStats(server, "udp", family)), sock=udp_sock)
+    tcp = TCPServer(handler, ListenerStats(server, "tcp", family))
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
     return udp, tcp

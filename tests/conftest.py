@@ -21,6 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
+# Test servers run side by side: no HTTP endpoints on the fixed default ports unless a
+# test asks for them (CLUSTERDNS_* variables are read like flags).
+QUIET_HTTP = {"CLUSTERDNS_HEALTH": "none", "CLUSTERDNS_READY": "none", "CLUSTERDNS_METRICS": "none"}
 
 
 class Server:
@@ -31,7 +34,7 @@ class Server:
         self.proc = subprocess.Popen(
             argv,
             cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **QUIET_HTTP, **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

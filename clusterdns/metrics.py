@@ -1,0 +1,178 @@
+"""Prometheus metrics with CoreDNS's names and labels, counted cheaply on the hot path.
+
+Each query costs one dict lookup and a few list increments in the transport that
+answered it (`ListenerStats.record`); the Prometheus families are assembled only when
+`/metrics` is scraped, by a prometheus_client collector. Names, labels and buckets
+follow CoreDNS's `prometheus` plugin (plugin/metrics/vars/vars.go) so existing
+dashboards work unchanged (spec/conventions.md section 3).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from clusterdns import __version__
+
+# CoreDNS: prometheus.ExponentialBuckets(0.00025, 2, 16) for durations.
+DURATION_BUCKETS = tuple(0.00025 * 2**i for i in range(16))
+SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
+TYPE_LABELS = {1: "A", 28: "AAAA", 15: "MX", 6: "SOA", 5: "CNAME", 12: "PTR", 16: "TXT", 2: "NS", 33: "SRV", 43: "DS",
+               48: "DNSKEY", 46: "RRSIG", 47: "NSEC", 50: "NSEC3", 65: "HTTPS", 251: "IXFR", 252: "AXFR", 255: "ANY"}
+RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
+ZONE = "."  # we behave as one server block for the root zone, like kubeadm's `.:53`
+
+# What a reply was, for the counters: (type label, rcode label, plugin, DO bit).
+Key = tuple[str, str, str, bool]
+
+
+def key(qtype: int, rcode: int, plugin: str, do: bool = False) -> Key:
+    return (TYPE_LABELS.get(qtype, "other"), RCODE_LABELS.get(rcode, str(rcode)), plugin, do)
+
+
+class ListenerStats:
+    """Counts for one listening socket: its `server`, `proto` and `family` labels are fixed."""
+
+    def __init__(self, server: str, proto: str, family: int) -> None:
+        self.server, self.proto, self.family = server, proto, str(family)
+        # key -> [count, duration sum, duration buckets, request bytes, response bytes,
+        #         request size buckets, response size buckets]
+        self.cells: dict[Key, list[Any]] = {}
+
+    def record(self, k: Key, request: int, response: int, seconds: float) -> None:
+        cell = self.cells.get(k)
+        if cell is None:
+            cell = self.cells[k] = [0, 0.0, [0] * (len(DURATION_BUCKETS) + 1), 0, 0, [0] * (len(SIZE_BUCKETS) + 1), [0] * (len(SIZE_BUCKETS) + 1)]
+        cell[0] += 1
+        cell[1] += seconds
+        cell[2][bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        cell[3] += request
+        cell[4] += response
+        cell[5][bisect.bisect_left(SIZE_BUCKETS, request)] += 1
+        cell[6][bisect.bisect_left(SIZE_BUCKETS, response)] += 1
+
+
+def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
+    return HistogramMetricFamily(name, doc, labels=labels)
+
+
+def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
+    out, total = [], 0
+    for bound, n in zip(bounds, counts):
+        total += n
+        out.append((repr(float(bound)), total))
+    out.append(("+Inf", total + counts[-1]))
+    return out
+
+
+class DNSCollector(Collector):
+    """Builds the coredns_* and clusterdns_* families from the listeners' cells at scrape time."""
+
+    def __init__(self, listeners: list[ListenerStats], server: Any) -> None:
+        self.listeners = listeners
+        self.server = server  # clusterdns.server.Server: snapshot, store, reload figures
+        self.started = time.time()
+
+    def collect(self) -> Iterator[Any]:
+        yield from self._dns()
+        yield from self._build()
+        yield from self._cluster()
+
+    def _dns(self) -> Iterator[Any]:
+        requests = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",
+                                       labels=["server", "zone", "view", "proto", "family", "type"])
+        responses = CounterMetricFamily("coredns_dns_responses", "Counter of response status codes.",
+                                        labels=["server", "zone", "view", "rcode", "plugin"])
+        do = CounterMetricFamily("coredns_dns_do_requests", "Counter of DNS requests with DO bit set per zone.", labels=["server", "view", "zone"])
+        duration = _histogram("coredns_dns_request_duration_seconds", "Histogram of the time (in seconds) each request took per zone.",
+                              ["server", "zone", "view", "type"])
+        req_size = _histogram("coredns_dns_request_size_bytes", "Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.",
+                              ["server", "zone", "view", "proto"])
+        resp_size = _histogram("coredns_dns_response_size_bytes", "Size of the returned response in bytes.", ["server", "zone", "view", "proto"])
+        sums: dict[tuple, list[Any]] = {}
+        for ls in self.listeners:
+            for (qtype, rcode, plugin, dobit), cell in list(ls.cells.items()):
+                count = cell[0]
+                _add(sums, ("req", ls.server, ls.proto, ls.family, qtype), count)
+                _add(sums, ("resp", ls.server, rcode, plugin), count)
+                if dobit:
+                    _add(sums, ("do", ls.server), count)
+                _add_hist(sums, ("dur", ls.server, qtype), cell[2], cell[1])
+                _add_hist(sums, ("rqs", ls.server, ls.proto), cell[5], cell[3])
+                _add_hist(sums, ("rss", ls.server, ls.proto), cell[6], cell[4])
+        for k, v in sums.items():
+            kind, server = k[0], k[1]
+            if kind == "req":
+                requests.add_metric([server, ZONE, "", k[2], k[3], k[4]], v[0])
+            elif kind == "resp":
+                responses.add_metric([server, ZONE, "", k[2], k[3]], v[0])
+            elif kind == "do":
+                do.add_metric([server, "", ZONE], v[0])
+            elif kind == "dur":
+                duration.add_metric([server, ZONE, "", k[2]], _buckets(DURATION_BUCKETS, v[0]), v[1])
+            elif kind == "rqs":
+                req_size.add_metric([server, ZONE, "", k[2]], _buckets(SIZE_BUCKETS, v[0]), v[1])
+            else:
+                resp_size.add_metric([server, ZONE, "", k[2]], _buckets(SIZE_BUCKETS, v[0]), v[1])
+        yield from (requests, responses, do, duration, req_size, resp_size)
+
+    def _build(self) -> Iterator[Any]:
+        info = GaugeMetricFamily("coredns_build_info", "A metric with a constant '1' value labeled by version, revision, and goversion.",
+                                 labels=["version", "revision", "goversion"])
+        info.add_metric([__version__, "clusterdns", "python"], 1)
+        yield info
+        panics = CounterMetricFamily("coredns_panics", "A metrics that counts the number of panics.")
+        panics.add_metric([], self.server.panics)
+        yield panics
+        reload_failed = CounterMetricFamily("coredns_reload_failed", "Counter of the number of failed reload attempts.")
+        reload_failed.add_metric([], self.server.reload_failures)
+        yield reload_failed
+
+    def _cluster(self) -> Iterator[Any]:
+        snap = self.server.current
+        if snap is None or snap.state is None:
+            return
+        state = snap.state
+        objects = GaugeMetricFamily("clusterdns_objects", "Objects served, by kind (Pods include those derived from workloads).", labels=["kind"])
+        objects.add_metric(["Service"], len(state.services))
+        objects.add_metric(["Pod"], len(state.pods))
+        objects.add_metric(["Namespace"], len(state.namespaces))
+        yield objects
+        names = GaugeMetricFamily("clusterdns_names", "Names answered (forward and reverse).")
+        names.add_metric([], snap.names())
+        yield names
+        serial = GaugeMetricFamily("clusterdns_snapshot_serial", "SOA serial of the snapshot being served.")
+        serial.add_metric([], snap.serial)
+        yield serial
+        errors = GaugeMetricFamily("clusterdns_manifest_errors", "Manifest errors and warnings in the last load.", labels=["level"])
+        for level in ("error", "warning"):
+            errors.add_metric([level], sum(p.level == level for p in state.problems))
+        yield errors
+        reloads = CounterMetricFamily("clusterdns_manifest_reloads", "Snapshots built from the manifests.")
+        reloads.add_metric([], self.server.reloads)
+        yield reloads
+        seconds = GaugeMetricFamily("clusterdns_reload_duration_seconds", "How long the last reload took.")
+        seconds.add_metric([], self.server.last_reload.get("seconds", 0.0))
+        yield seconds
+
+
+def _add(sums: dict[tuple, list[Any]], k: tuple, n: int) -> None:
+    cell = sums.get(k)
+    if cell is None:
+        sums[k] = [n]
+    else:
+        cell[0] += n
+
+
+def _add_hist(sums: dict[tuple, list[Any]], k: tuple, buckets: list[int], total: float) -> None:
+    cell = sums.get(k)
+    if cell is None:
+        sums[k] = [list(buckets), total]
+    else:
+        cell[0] = [a + b for a, b in zip(cell[0], buckets)]
+        cell[1] += total

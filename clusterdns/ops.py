@@ -1,0 +1,73 @@
+"""The operations HTTP endpoints CoreDNS users probe: /health, /ready, /metrics (and /status).
+
+A minimal HTTP/1.0 responder on asyncio: one GET per connection, no keep-alive. Each
+endpoint has its own address (CoreDNS's health :8080, ready :8181, prometheus :9153),
+and `none` turns it off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+log = logging.getLogger("clusterdns")
+
+Route = Callable[[], tuple[int, str, bytes]]
+REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class Endpoints:
+    """What each path answers, from the server's state."""
+
+    def __init__(self, server: Any, registry: CollectorRegistry) -> None:
+        self.server = server
+        self.registry = registry
+
+    def health(self) -> tuple[int, str, bytes]:
+        # Liveness: OK while the process runs, during the lameduck drain too (CoreDNS health).
+        return 200, "text/plain; charset=utf-8", b"OK"
+
+    def ready(self) -> tuple[int, str, bytes]:
+        reason = self.server.not_ready()
+        if reason:
+            return 503, "text/plain; charset=utf-8", reason.encode()
+        return 200, "text/plain; charset=utf-8", b"OK"
+
+    def metrics(self) -> tuple[int, str, bytes]:
+        return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+
+    def status(self) -> tuple[int, str, bytes]:
+        return 200, "application/json", json.dumps(self.server.status(), indent=1).encode()
+
+
+async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, routes: dict[str, Route]) -> None:
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        method, target, _ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
+        path = target.split("?", 1)[0]
+        if path not in routes:
+            status, ctype, body = 404, "text/plain", b"not found\n"
+        elif method not in ("GET", "HEAD"):
+            status, ctype, body = 405, "text/plain", b"GET only\n"
+        else:
+            status, ctype, body = routes[path]()
+        writer.write(f"HTTP/1.0 {status} {REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                     f"Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b""))
+        await writer.drain()
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def start(address: tuple[str, int], routes: dict[str, Route]) -> tuple[asyncio.Server, int]:
+    """Listen on address for these paths; returns the server and the bound port."""
+    server = await asyncio.start_server(lambda r, w: _serve_one(r, w, routes), address[0], address[1], reuse_address=True)
+    port = server.sockets[0].getsockname()[1]
+    return server, port

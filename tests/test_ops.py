@@ -1,0 +1,127 @@
+"""/health, /ready, /metrics and /status of a real server, and `clusterdns status`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import SHARED, Server, clusterdns_argv
+
+FIXTURE = SHARED / "cases" / "fixture" / "unit"
+OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
+
+
+def endpoint(server: Server, what: str) -> str:
+    assert server.wait_for_output(rf"{what} on http://\S+")
+    return re.search(rf"{what} on (http://\S+)", server.output).group(1)  # type: ignore[union-attr]
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, frozenset], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, frozenset(s.labels.items()))] = s.value
+    return out
+
+
+def value(metrics: dict, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    want = set(labels.items())
+    return sum(v for (n, ls), v in metrics.items() if n == name and want <= ls)
+
+
+def test_health_ready_and_status(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS)
+    assert get(endpoint(server, "health")) == (200, "OK")
+    assert get(endpoint(server, "ready")) == (200, "OK")
+    status, body = get(endpoint(server, "health").replace("/health", "/status"))
+    report = json.loads(body)
+    assert status == 200 and report["ready"] and report["last_reload"]["services"] == 10
+    assert get(endpoint(server, "health").replace("/health", "/nope"))[0] == 404
+
+
+def test_metrics_count_real_queries(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS)
+    url = endpoint(server, "metrics")
+    for _ in range(3):
+        server.query("svc1.testns.svc.cluster.local", "A")
+    server.query("svc1.testns.svc.cluster.local", "A", tcp=True)
+    server.query("nope.testns.svc.cluster.local", "AAAA")
+    server.query("example.org", "MX")  # no upstream: REFUSED
+    m = samples(get(url)[1])
+    label = f"dns://127.0.0.1:{server.port}"
+    assert value(m, "coredns_dns_requests_total", server=label, zone=".", proto="udp", family="1", type="A") == 3
+    assert value(m, "coredns_dns_requests_total", proto="tcp", type="A") == 1
+    assert value(m, "coredns_dns_requests_total", type="AAAA") == 1
+    assert value(m, "coredns_dns_responses_total", rcode="NOERROR", plugin="kubernetes") == 4
+    assert value(m, "coredns_dns_responses_total", rcode="NXDOMAIN", plugin="kubernetes") == 1
+    assert value(m, "coredns_dns_responses_total", rcode="REFUSED") == 1
+    assert value(m, "coredns_dns_request_duration_seconds_count", type="A") == 4
+    assert value(m, "coredns_dns_request_duration_seconds_bucket", type="A", le="+Inf") == 4
+    assert value(m, "coredns_dns_response_size_bytes_count", proto="udp") == 5
+    assert value(m, "coredns_build_info") == 1
+    assert value(m, "coredns_panics_total") == 0
+    assert value(m, "coredns_reload_failed_total") == 0
+    assert value(m, "clusterdns_objects", kind="Service") == 10
+    assert value(m, "clusterdns_snapshot_serial") > 1_000_000_000
+
+
+def test_lameduck_keeps_answering_with_ready_503(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--lameduck", "3")
+    ready, health = endpoint(server, "ready"), endpoint(server, "health")
+    os.kill(server.proc.pid, signal.SIGTERM)
+    assert server.wait_for_output("lameduck")
+    assert get(ready)[0] == 503
+    assert get(health) == (200, "OK")
+    assert server.query("svc1.testns.svc.cluster.local", "A").answer[0][0].to_text() == "10.0.0.1"
+    server.proc.wait(10)
+    assert server.proc.returncode == 0
+
+
+def test_status_command(serve, tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("kind: Service\napiVersion: v1\nmetadata: {name: x}\nspec: {ports: [{port: eighty}]}\n")
+    (tmp_path / "good.yaml").write_text("kind: Service\napiVersion: v1\nmetadata: {name: y}\nspec: {ports: [{port: 80}]}\n")
+    server = serve(tmp_path, *OPS)
+    health = endpoint(server, "health").removeprefix("http://").removesuffix("/health")
+    proc = subprocess.run(clusterdns_argv("status", "--health", health), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the manifests have an error
+    assert "broken.yaml" in proc.stdout and "spec.ports[0].port" in proc.stdout
+    assert "1 services" in proc.stdout
+
+
+def test_status_command_unreachable() -> None:
+    proc = subprocess.run(clusterdns_argv("status", "--health", "127.0.0.1:1"), capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2 and "cannot reach" in proc.stderr
+
+
+@pytest.mark.parametrize("flag", ["--health", "--metrics"])
+def test_endpoint_port_in_use(flag: str, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "CLUSTERDNS_READY": "none", "CLUSTERDNS_HEALTH": "none", "CLUSTERDNS_METRICS": "none"}
+        proc = subprocess.run(clusterdns_argv("serve", "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", "--upstream", "none",
+                                              flag, f"127.0.0.1:{port}"), capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 2 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
+    time.sleep(0)
