@@ -190,6 +190,14 @@ class Config:
         0.0, flag="--lameduck", metavar="SECONDS", convert=float,
         help="on SIGTERM, keep answering this long with /ready at 503 before closing (kubeadm uses 5)",
     )
+    transfer_to: tuple[str, ...] = setting(
+        (), flag="--transfer-to", metavar="CIDR", repeat=True, convert=lambda s: s if s == "*" else str(_network(s)),
+        help="allow AXFR/IXFR of the cluster zone from these addresses (repeatable; '*' for anyone; default: nobody)",
+    )
+    notify: tuple[Address, ...] = setting(
+        (), flag="--notify", metavar="HOST:PORT", repeat=True, convert=lambda s: parse_hostport(s, 53),
+        help="send DNS NOTIFY here when the zone's serial changes (repeatable)",
+    )
     workers: int = setting(
         1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
     )

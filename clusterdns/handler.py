@@ -11,7 +11,8 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from clusterdns import forwarder, metrics
+from clusterdns import forwarder, metrics, transfer
+from clusterdns.config import Config
 from clusterdns.config import Address
 from clusterdns.resolver import AXFR, IXFR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, FORMERR, Answer, resolve
 from clusterdns.snapshot import RR, Name, Snapshot
@@ -21,23 +22,25 @@ log = logging.getLogger("clusterdns")
 
 CACHE_LIMIT = 100_000  # answers kept per snapshot; cleared when full
 FORWARD = "forward"  # cache marker: the name is not ours
-Result = bytes | None | Coroutine[Any, Any, tuple[bytes, metrics.Key]]
+Result = bytes | list[bytes] | None | Coroutine[Any, Any, tuple[bytes, metrics.Key]]
 
 
 class Handler:
     """Answers queries from the current snapshot; forwards the rest."""
 
-    def __init__(self, snapshot: Snapshot | None = None, upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = ()) -> None:
+    def __init__(self, snapshot: Snapshot | None = None, upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = (),
+                 config: Config | None = None) -> None:
         self.current = snapshot  # replaced in one assignment by the server on every reload
         self.upstreams = tuple(upstreams)
+        self.config = config or Config()
         self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in fallthrough)
         # What the last synchronous reply was (type, rcode, plugin, DO), for the transport's
         # counters; answers that need the network return theirs with the reply instead.
         self.last: metrics.Key = metrics.key(0, 0, "")
         self.panics = 0  # answers that hit a bug (coredns_panics_total)
 
-    def respond(self, wire: bytes, tcp: bool = False) -> Result:
-        """The reply to one query (None: drop it silently)."""
+    def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> Result:
+        """The reply to one query (None: drop it silently); `peer` is the client's address."""
         snap = self.current
         # Exact-bytes cache: the same flags, question spelling and EDNS facts always get the
         # same reply, so only the ID differs. This is most queries, and costs one dict lookup.
@@ -57,7 +60,7 @@ class Handler:
         entry = snap.cache.get(query.key)  # type: ignore[union-attr]
         if entry.__class__ is Reply and not (query.edns and query.edns.version) and (entry.zone_spelling is None or wire[12 : query.qname_end].endswith(entry.zone_spelling)):
             return self._send(snap, wire, query, assemble(entry, wire, query, limit), tcp)  # type: ignore[arg-type]
-        return self._slow(snap, wire, query, tcp, limit, entry)  # type: ignore[arg-type]
+        return self._slow(snap, wire, query, tcp, limit, entry, peer)  # type: ignore[arg-type]
 
     def _send(self, snap: Snapshot, wire: bytes, query: Query, reply: bytes, tcp: bool) -> bytes:
         """Remember a locally built reply for these exact query bytes, then return it."""
@@ -73,12 +76,13 @@ class Handler:
         self.last = metrics.key(query.qtype if query else 0, rcode, plugin, bool(edns and edns.do))
         return error_reply(wire, rcode, question_end, edns)
 
-    def _slow(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, limit: int, entry: object) -> Result:
+    def _slow(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, limit: int, entry: object, peer: str | None = None) -> Result:
         if query.edns and query.edns.version != 0:
             return self._error(wire, BADVERS, query.qname_end + 4, query)  # RFC 6891 6.1.3
-        if query.qclass != IN or query.qtype in (AXFR, IXFR):
-            # Only class IN; zone transfers are refused until the transfer issue (C12).
-            return self._error(wire, REFUSED, query.qname_end + 4, query)
+        if query.qclass != IN:
+            return self._error(wire, REFUSED, query.qname_end + 4, query)  # only class IN (C12)
+        if query.qtype in (AXFR, IXFR):
+            return self._transfer(snap, wire, query, tcp, peer)
         if entry == FORWARD:
             return self._forward(wire, query, tcp, limit)
         try:
@@ -97,6 +101,17 @@ class Handler:
         reply = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), wire, query, answer.zone_labels)
         self._remember(snap, query.key, reply)
         return self._send(snap, wire, query, assemble(reply, wire, query, limit), tcp)
+
+    def _transfer(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, peer: str | None) -> bytes | list[bytes]:
+        """AXFR/IXFR of a forward zone's apex, over TCP, to --transfer-to clients only (C12)."""
+        zone = next((z for z in snap.forward_zones if z == query.labels), None)
+        if zone is None or not tcp or not transfer.allowed(peer, self.config.transfer_to):
+            if zone is not None and tcp:
+                log.warning("zone transfer of %s refused to %s (not in --transfer-to)", ".".join(zone), peer)
+            return self._error(wire, REFUSED, query.qname_end + 4, query)
+        self.last = metrics.key(query.qtype, 0, "transfer")
+        log.info("zone transfer of %s (serial %d) to %s", ".".join(zone), snap.serial, peer)
+        return transfer.messages(snap, wire, query, len(zone), self.config.endpoint_pod_names, self.config.noendpoints)
 
     @staticmethod
     def _remember(snap: Snapshot, key: bytes, value: object) -> None:

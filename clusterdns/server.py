@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns import forwarder, ops, snapshot, transports
+from clusterdns import forwarder, ops, snapshot, transfer, transports
 from clusterdns.config import Address, Config
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
@@ -57,7 +57,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.upstreams = resolve_upstreams(config)
-        self.handler = Handler(None, self.upstreams, config.fallthrough_zones)
+        self.handler = Handler(None, self.upstreams, config.fallthrough_zones, config)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
         root = Path(config.manifests)
@@ -96,6 +96,8 @@ class Server:
             self._report(change, old, new, time.monotonic() - started)
             if self.watcher is not None:
                 self.watcher.watch_outside(self.store.outside_dirs())
+            if old is not None and new.serial != old.serial and self.config.notify:
+                transfer.send_notify(self.config.notify, self.config.cluster_domain, new.serial)
             return new
 
     def _report(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:

@@ -23,7 +23,7 @@ class Responder(Protocol):
 
     last: Key
 
-    def respond(self, wire: bytes, tcp: bool = False) -> bytes | None | Pending: ...
+    def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes | list[bytes] | None | Pending: ...
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
 TCP_MAX_CONNECTIONS = 256
@@ -44,7 +44,7 @@ class UDPServer(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: Any) -> None:
         started = perf_counter()
         try:
-            result = self.handler.respond(data, False)
+            result = self.handler.respond(data, False, addr[0])
         except Exception:
             log.exception("handler failed on a UDP packet from %s", addr)
             return
@@ -116,6 +116,10 @@ class TCPConnection(asyncio.Protocol):
             if result.__class__ is bytes:
                 out += struct.pack("!H", len(result)) + result  # type: ignore[arg-type]
                 self.server.stats.record(self.server.handler.last, size, len(result), perf_counter() - started)  # type: ignore[arg-type]
+            elif isinstance(result, list):  # a zone transfer: several messages (RFC 5936 2.2)
+                for message in result:
+                    out += struct.pack("!H", len(message)) + message
+                self.server.stats.record(self.server.handler.last, size, sum(map(len, result)), perf_counter() - started)
             elif result is not None:
                 task = asyncio.get_running_loop().create_task(self._later(result, size, started))  # type: ignore[arg-type]
                 self.tasks.add(task)
@@ -124,9 +128,10 @@ class TCPConnection(asyncio.Protocol):
             self.transport.write(bytes(out))
         self._arm()
 
-    def _answer(self, message: bytes) -> bytes | None | Pending:
+    def _answer(self, message: bytes) -> bytes | list[bytes] | None | Pending:
         try:
-            return self.server.handler.respond(message, True)
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            return self.server.handler.respond(message, True, peer[0] if peer else None)
         except Exception:
             log.exception("handler failed on a TCP query")
             return None

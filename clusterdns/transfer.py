@@ -1,0 +1,150 @@
+"""Zone transfer (AXFR, IXFR as a full transfer) and DNS NOTIFY for the cluster zone.
+
+The transfer carries what CoreDNS's `kubernetes` plugin hands its `transfer` plugin
+(plugin/kubernetes/xfr.go): SOA, NS and the nameserver's address (TTL 0), then per
+Service: ClusterIP A/AAAA and one SRV per port (weight 100) at the Service name and per
+named port; headless: per endpoint the Service and endpoint A/AAAA and the named-port
+SRVs (weight 100 / addresses in that slice); ExternalName: the CNAME; then SOA again
+(RFC 5936 2.2). Only to --transfer-to addresses; everyone else gets REFUSED.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.query
+import dns.rdatatype
+
+from clusterdns.config import Address
+from clusterdns.model import Service
+from clusterdns.names import endpoint_name, service_name, split
+from clusterdns.snapshot import CNAME, NO_PORT, SRV, Name, RR, Snapshot, _address_rr
+from clusterdns.wire import Query, assemble, encode
+
+log = logging.getLogger("clusterdns")
+
+MESSAGE_BUDGET = 16_000  # bytes of records per transfer message (RFC 5936 allows up to 64 KiB)
+IXFR = 251
+
+
+def allowed(peer: str | None, acl: Sequence[str]) -> bool:
+    """Is this client in --transfer-to? `*` allows everyone (CoreDNS `transfer { to * }`)."""
+    if not acl or peer is None:
+        return False
+    if "*" in acl:
+        return True
+    try:
+        ip = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in acl)
+
+
+def zone_records(snap: Snapshot, endpoint_pod_names: bool = False, noendpoints: bool = False) -> Iterator[RR]:
+    """Every record of the transfer between the two SOAs, owners relative to the zone."""
+    yield from snap.apex_ns
+    for glue in snap.apex_glue:
+        # The nameserver's address, as CoreDNS builds it: TTL 0, owner ns.dns.<zone>.
+        yield RR(Name(("ns", "dns")), glue.rtype, 0, glue.rdata)
+    state = snap.state
+    if state is None:
+        return
+    for svc in sorted(state.services, key=lambda s: (s.name, s.namespace)):
+        if svc.namespace in snap.namespaces:
+            yield from _service_records(svc, snap.ttl, endpoint_pod_names, noendpoints)
+
+
+def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoints: bool) -> Iterator[RR]:
+    base = split(service_name(svc.name, svc.namespace))
+    owner = Name(base)
+    if svc.type == "ExternalName":
+        target = svc.external_name.rstrip(".").lower()
+        try:
+            ipaddress.ip_address(target)
+        except ValueError:
+            if target:
+                yield RR(owner, CNAME, ttl, Name(split(target), in_zone=False))
+        return
+    if svc.cluster_ips:
+        for ip in svc.cluster_ips:
+            yield _address_rr(owner, ip, ttl)
+        for port in svc.ports:
+            yield RR(owner, SRV, ttl, (0, 100, port.port, owner))
+            if port.name:  # unnamed ports have no SRV of their own (spec 2.3.2)
+                yield RR(Name((f"_{port.name.lower()}", f"_{port.protocol.lower()}") + base), SRV, ttl, (0, 100, port.port, owner))
+        return
+    if noendpoints:
+        return
+    for group in svc.endpoints:
+        ready = [a for a in group.addresses if a.ready]
+        weight = max(1, 100 // len(ready)) if ready else 0
+        for addr in ready:
+            yield _address_rr(owner, addr.ip, ttl)
+            target = Name((endpoint_name(addr, endpoint_pod_names),) + base)
+            yield _address_rr(target, addr.ip, ttl)
+            for port in group.ports:
+                if port.name and port.port != NO_PORT:
+                    yield RR(Name((f"_{port.name.lower()}", f"_{port.protocol.lower()}") + base), SRV, ttl, (0, weight, port.port, target))
+
+
+def ixfr_serial(wire: bytes) -> int | None:
+    """The serial in an IXFR query's authority SOA (RFC 1995 3), None if absent."""
+    try:
+        msg = dns.message.from_wire(wire)
+    except Exception:
+        return None
+    for rrset in msg.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return int(rrset[0].serial)
+    return None
+
+
+def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, endpoint_pod_names: bool, noendpoints: bool) -> list[bytes]:
+    """The reply stream: SOA first and last, records between, split into messages."""
+    soa = snap.soa()
+    if query.qtype == IXFR and ixfr_serial(wire) == snap.serial:
+        # The secondary is current: IXFR answers with the single current SOA (RFC 1995 4).
+        return [_message(snap, wire, query, zone_labels, [soa])]
+    out: list[bytes] = []
+    chunk: list[RR] = [soa]
+    size = 0
+    for rr in zone_records(snap, endpoint_pod_names, noendpoints):
+        chunk.append(rr)
+        size += 64  # a conservative per-record estimate; encode() compresses
+        if size >= MESSAGE_BUDGET:
+            out.append(_message(snap, wire, query, zone_labels, chunk))
+            chunk, size = [], 0
+    chunk.append(soa)
+    out.append(_message(snap, wire, query, zone_labels, chunk))
+    return out
+
+
+def _message(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, records: list[RR]) -> bytes:
+    reply = encode(0, (tuple(records), (), ()), wire, query, zone_labels)
+    return assemble(reply, wire, query, 65535)
+
+
+def send_notify(targets: Sequence[Address], zone: str, serial: int) -> None:
+    """Tell secondaries the zone changed (RFC 1996), from a background thread; retried a few times."""
+
+    def notify_one(host: str, port: int) -> None:
+        msg = dns.message.make_query(zone + ".", dns.rdatatype.SOA)
+        msg.set_opcode(dns.opcode.NOTIFY)
+        msg.flags = dns.flags.AA
+        for attempt in range(3):
+            try:
+                dns.query.udp(msg, host, port=port, timeout=1 + attempt)
+                log.info("NOTIFY %s serial %d to %s:%d acknowledged", zone, serial, host, port)
+                return
+            except Exception:
+                continue
+        log.warning("NOTIFY %s serial %d to %s:%d got no answer", zone, serial, host, port)
+
+    for host, port in targets:
+        threading.Thread(target=notify_one, args=(host, port), daemon=True, name=f"notify-{host}:{port}").start()
