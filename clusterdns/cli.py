@@ -15,6 +15,7 @@ from clusterdns.config import Config, Setting, settings
 from clusterdns.errors import ClusterDNSError, ConfigError
 
 log = logging.getLogger("clusterdns")
+_UNSET = object()  # a flag not given (None is a real value: `--health none`)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +34,9 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             if s.repeat:
                 kw["action"] = "append"
         parser.add_argument(s.flag, **kw)
-    parser.set_defaults(**{name: None for name, _, s in settings() if not s.switch})
+    # Unset flags are told apart from `none` values: None for repeatable flags (argparse
+    # appends to the default), a sentinel for the rest.
+    parser.set_defaults(**{name: None if s.repeat else _UNSET for name, _, s in settings() if not s.switch})
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
@@ -46,15 +49,12 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
     values: dict[str, Any] = {}
     for name, _, s in settings():
         value = getattr(args, name)
-        if value is None or (s.switch and value is False):
+        if value is _UNSET or (value is None and s.repeat) or (s.switch and value is False):
             value = _from_env(name, s, env)
             if value is _UNSET:
                 continue
         values[name] = tuple(value) if s.repeat and value is not None else value
     return Config(**values)
-
-
-_UNSET = object()
 
 
 def _from_env(name: str, s: Setting, env: Any) -> Any:

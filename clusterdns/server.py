@@ -70,6 +70,7 @@ class Server:
         self.watcher: Watcher | None = None
         self.listeners: list[ListenerStats] = []
         self.draining = False
+        self.children: list[int] = []  # worker processes (the first process only)
         self.reloads = 0
         self.reload_failures = 0
 
@@ -90,7 +91,7 @@ class Server:
             if self.current is not None and not change.files:
                 return self.current
             state = self.store.state()
-            new = snapshot.build(state, self.config, self.current)
+            new = snapshot.build(state, self.config, self.current, self.store.newest_mtime())
             old = self.current
             self.handler.current = new  # the swap: one assignment
             self._report(change, old, new, time.monotonic() - started)
@@ -184,18 +185,23 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
         # SIGHUP: a full re-read, off the event loop so queries keep flowing.
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self._reload, True))
+        loop.add_signal_handler(signal.SIGHUP, self._hangup)
         servers = [await transports.start(udp, tcp, self.handler) for udp, tcp in sockets]
         self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
         http = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
         watcher = None
         if self.config.watch != "off":
             watcher = Watcher(self.config.manifests, self._reload, self.config.watch, self.config.poll_interval)
-            watcher.start()
-            self.watcher = watcher
-            watcher.watch_outside(self.store.outside_dirs())
-            # A change between the first load and the watch start is picked up now.
-            watcher.poke()
+            try:
+                watcher.start()
+            except OSError as e:  # e.g. the inotify watch limit, or the directory just vanished
+                log.error("cannot watch %s (%s): serving without live reload; SIGHUP still re-reads", self.config.manifests, e)
+                watcher = None
+            else:
+                self.watcher = watcher
+                watcher.watch_outside(self.store.outside_dirs())
+                # A change between the first load and the watch start is picked up now.
+                watcher.poke()
         if announce:
             self._announce()  # last: "serving DNS on" means everything is in place
         await self.stopping.wait()
@@ -231,6 +237,13 @@ class Server:
         if self.config.workers > 1:
             log.info("%d worker processes share each port (SO_REUSEPORT)", self.config.workers)
 
+    def _hangup(self) -> None:
+        """SIGHUP: a full re-read here, off the event loop so queries keep flowing, and in every worker."""
+        for pid in self.children:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGHUP)
+        asyncio.get_running_loop().run_in_executor(None, self._reload, True)
+
     def _reload(self, full: bool = False) -> None:
         try:
             self.load(full)
@@ -253,6 +266,7 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
             for udp, tcp in sockets:
                 udp.close()
                 tcp.close()
+            server.children = []
             code = 0
             try:
                 runner(server.serve(server.bind(reuse_port=True), announce=False))
@@ -261,6 +275,7 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
                 code = 1
             os._exit(code)
         children.append(pid)
+    server.children = children
     try:
         runner(server.serve(sockets))
     finally:

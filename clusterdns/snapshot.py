@@ -275,9 +275,13 @@ def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
     return frozenset(state.namespaces)
 
 
-def build(state: ClusterState, config: Config, previous: Snapshot | None = None) -> Snapshot:
-    """Compile a ClusterState into a Snapshot. The SOA serial is the Unix time of the
-    last change (C1), and grows by at least one on every change that alters an answer."""
+def build(state: ClusterState, config: Config, previous: Snapshot | None = None, changed_at: int | None = None) -> Snapshot:
+    """Compile a ClusterState into a Snapshot.
+
+    The SOA serial is the Unix time of the last change (C1): `changed_at` (the newest
+    manifest mtime, which every worker and replica agrees on) or now, and it grows by at
+    least one on every change that alters an answer, and only then.
+    """
     namespaces = _namespaces(state, config)
     builder = _Builder(config)
     for svc in state.services:
@@ -315,14 +319,14 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None)
         apex_glue=apex_glue,
         state=state,
     )
-    snap.serial = _serial(snap, previous)
+    snap.serial = _serial(snap, previous, changed_at)
     return snap
 
 
-def _serial(snap: Snapshot, previous: Snapshot | None) -> int:
-    now = int(time.time()) & 0xFFFFFFFF
+def _serial(snap: Snapshot, previous: Snapshot | None, changed_at: int | None) -> int:
+    stamp = (changed_at if changed_at is not None else int(time.time())) & 0xFFFFFFFF
     if previous is None:
-        return now
+        return stamp
     if previous.fingerprint() == snap.fingerprint():
         return previous.serial
-    return max(now, previous.serial + 1) & 0xFFFFFFFF
+    return max(stamp, previous.serial + 1) & 0xFFFFFFFF

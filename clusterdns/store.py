@@ -18,7 +18,7 @@ from clusterdns.config import Config
 from clusterdns.errors import Problem
 from clusterdns.model import ClusterState
 
-Signature = tuple[int, int, int, int]
+Signature = tuple[int, int, int, int, int]
 
 
 @dataclass
@@ -82,7 +82,9 @@ class ManifestStore:
             st = os.stat(self.root / rel)  # follows symlinks: a swapped target is a change
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+        # ctime too: every write moves it and utime cannot set it back, so a same-size edit
+        # within one mtime tick (1-2 s on some file systems) is still a change.
+        return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
 
     def _read(self, rel: str, sig: Signature, old: FileState | None) -> FileState:
         problems: list[Problem] = []
@@ -107,6 +109,22 @@ class ManifestStore:
             if not real.startswith(root + os.sep):
                 dirs.add(os.path.dirname(real))
         return dirs
+
+    def newest_mtime(self) -> int:
+        """The newest modification time (seconds) of the manifests and their directories:
+        the same for every worker and replica reading the same files, so it makes a
+        serial they agree on (a deletion shows in its directory's mtime)."""
+        newest = 0
+        dirs = {self.root}
+        for rel, state in self.files.items():
+            newest = max(newest, state.signature[0])
+            dirs.add((self.root / rel).parent)
+        for d in dirs:
+            try:
+                newest = max(newest, os.stat(d).st_mtime_ns)
+            except OSError:
+                pass
+        return newest // 1_000_000_000
 
     def objects(self) -> list[Any]:
         return [obj for rel in sorted(self.files) for obj in self.files[rel].objects]

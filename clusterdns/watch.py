@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from contextlib import suppress
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,9 +58,37 @@ class Watcher:
                 log.warning("cannot watch %s (target of a symlinked manifest): %s", new, e)
 
     def start(self) -> None:
-        self.observer.schedule(self.handler, self.root, recursive=True)
+        self.observed = self._identity()
+        # The real path: inotify follows inodes, and a new path makes a new watch when the
+        # root is replaced (watchdog keys its watches by path).
+        self.root_watch = self.observer.schedule(self.handler, self.observed[0] or self.root, recursive=True)
         self.observer.daemon = True
         self.observer.start()
+
+    def _identity(self) -> tuple[str, int]:
+        """What the root is now: a swapped symlink or a replaced directory changes this."""
+        try:
+            return os.path.realpath(self.root), os.stat(self.root).st_ino
+        except OSError:
+            return "", 0
+
+    def _rewatch_root(self) -> None:
+        """The root was replaced (`mv new zones`, a git-sync link swap): watch the new one.
+
+        inotify watches follow the old directory's inode, so without this no later edit
+        would be seen.
+        """
+        now = self._identity()
+        if now == self.observed or not now[0]:
+            return
+        log.warning("%s was replaced; watching the new directory", self.root)
+        with suppress(KeyError, OSError):
+            self.observer.unschedule(self.root_watch)
+        try:
+            self.root_watch = self.observer.schedule(self.handler, now[0], recursive=True)
+            self.observed = now
+        except OSError as e:
+            log.error("cannot watch the new %s: %s", self.root, e)
 
     def poke(self) -> None:
         """Something changed: (re)start the quiet-period timer."""
@@ -72,6 +102,7 @@ class Watcher:
     def _fire(self) -> None:
         with self.running:
             try:
+                self._rewatch_root()
                 self.on_change()
             except Exception:
                 log.exception("reload after a file change failed; still serving the previous data")
