@@ -78,7 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve DNS for the manifests directory")
     add_config_flags(serve)
-    serve.add_argument("--quiet", action="store_true", help="log only warnings and errors")
     export = sub.add_parser("export-zone", help="print the records as an RFC 1035 zone file (for NSD, Knot, BIND)")
     add_config_flags(export)
     export.add_argument("zone_name", nargs="?", metavar="ZONE", help="zone to export (default: the cluster domain)")
@@ -90,11 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(quiet: bool = False) -> None:
+    """Everything to stderr: our own lines prefixed `clusterdns:`, query lines as CoreDNS prints them."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("clusterdns: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+    queries = logging.getLogger("clusterdns.query")
+    plain = logging.StreamHandler(sys.stderr)
+    plain.setFormatter(logging.Formatter("%(message)s"))
+    queries.handlers[:] = [plain]
+    queries.setLevel(logging.INFO)
+    queries.propagate = False
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -167,7 +173,7 @@ def run_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(getattr(args, "quiet", False))
+    setup_logging(bool(getattr(args, "quiet", False)) or os.environ.get("CLUSTERDNS_QUIET", "").lower() in ("1", "true", "yes", "on"))
     try:
         if args.command == "serve":
             return run_serve(args)

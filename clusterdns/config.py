@@ -198,6 +198,8 @@ class Config:
         (), flag="--notify", metavar="HOST:PORT", repeat=True, convert=lambda s: parse_hostport(s, 53),
         help="send DNS NOTIFY here when the zone's serial changes (repeatable)",
     )
+    log_queries: bool = setting(False, flag="--log-queries", switch=True, help="log every query in CoreDNS's log plugin format")
+    quiet: bool = setting(False, flag="--quiet", switch=True, help="log only warnings and errors (queries still, with --log-queries)")
     workers: int = setting(
         1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
     )

@@ -19,6 +19,7 @@ from clusterdns.snapshot import RR, Name, Snapshot
 from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
 
 log = logging.getLogger("clusterdns")
+errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDNS's errors plugin
 
 CACHE_LIMIT = 100_000  # answers kept per snapshot; cleared when full
 FORWARD = "forward"  # cache marker: the name is not ours
@@ -129,6 +130,9 @@ class Handler:
         reply = await forwarder.forward(wire, self.upstreams, tcp=tcp)
         do = bool(query.edns and query.edns.do)
         if reply is None:
+            # CoreDNS's errors plugin line for a failed lookup.
+            errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
+                      ".".join(query.labels), metrics.TYPE_LABELS.get(query.qtype, query.qtype), ", ".join(f"{h}:{p}" for h, p in self.upstreams))
             return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), metrics.key(query.qtype, SERVFAIL, "forward", do)
         return truncate_forwarded(reply, wire, query, limit), metrics.key(query.qtype, reply[3] & 0xF, "forward", do)
 

@@ -43,6 +43,7 @@ class ListenerStats:
         # key -> [count, duration sum, duration buckets, request bytes, response bytes,
         #         request size buckets, response size buckets]
         self.cells: dict[Key, list[Any]] = {}
+        self.querylog: Any = None  # querylog.record when --log-queries, else None
 
     def record(self, k: Key, request: int, response: int, seconds: float) -> None:
         cell = self.cells.get(k)

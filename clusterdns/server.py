@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns import forwarder, ops, snapshot, transfer, transports
+from clusterdns import forwarder, ops, querylog, snapshot, transfer, transports
 from clusterdns.config import Address, Config
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
@@ -188,6 +188,9 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
         servers = [await transports.start(udp, tcp, self.handler) for udp, tcp in sockets]
         self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
+        if self.config.log_queries:
+            for ls in self.listeners:
+                ls.querylog = querylog.record
         http = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
         watcher = None
         if self.config.watch != "off":

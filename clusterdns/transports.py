@@ -53,12 +53,15 @@ class UDPServer(asyncio.DatagramProtocol):
         if result.__class__ is bytes:
             self.transport.sendto(result, addr)  # type: ignore[union-attr, arg-type]
             self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
+            if self.stats.querylog:
+                self.stats.querylog(addr, "udp", data, result, perf_counter() - started)
             return
-        task = asyncio.get_running_loop().create_task(self._later(result, addr, len(data), started))  # type: ignore[arg-type]
+        task = asyncio.get_running_loop().create_task(self._later(result, addr, data, started))  # type: ignore[arg-type]
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _later(self, pending: Pending, addr: Any, size: int, started: float) -> None:
+    async def _later(self, pending: Pending, addr: Any, query: bytes, started: float) -> None:
+        size = len(query)
         try:
             reply, key = await pending
         except Exception:
@@ -67,6 +70,8 @@ class UDPServer(asyncio.DatagramProtocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
             self.stats.record(key, size, len(reply), perf_counter() - started)
+            if self.stats.querylog:
+                self.stats.querylog(addr, "udp", query, reply, perf_counter() - started)
 
     def error_received(self, exc: Exception) -> None:
         pass  # ICMP errors for earlier replies: nothing to do
@@ -116,12 +121,14 @@ class TCPConnection(asyncio.Protocol):
             if result.__class__ is bytes:
                 out += struct.pack("!H", len(result)) + result  # type: ignore[arg-type]
                 self.server.stats.record(self.server.handler.last, size, len(result), perf_counter() - started)  # type: ignore[arg-type]
+                if self.server.stats.querylog:
+                    self.server.stats.querylog(self._peer(), "tcp", message, result, perf_counter() - started)
             elif isinstance(result, list):  # a zone transfer: several messages (RFC 5936 2.2)
                 for message in result:
                     out += struct.pack("!H", len(message)) + message
                 self.server.stats.record(self.server.handler.last, size, sum(map(len, result)), perf_counter() - started)
             elif result is not None:
-                task = asyncio.get_running_loop().create_task(self._later(result, size, started))  # type: ignore[arg-type]
+                task = asyncio.get_running_loop().create_task(self._later(result, message, started))  # type: ignore[arg-type]
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
         if out and self.transport:
@@ -130,13 +137,13 @@ class TCPConnection(asyncio.Protocol):
 
     def _answer(self, message: bytes) -> bytes | list[bytes] | None | Pending:
         try:
-            peer = self.transport.get_extra_info("peername") if self.transport else None
+            peer = self._peer()
             return self.server.handler.respond(message, True, peer[0] if peer else None)
         except Exception:
             log.exception("handler failed on a TCP query")
             return None
 
-    async def _later(self, pending: Pending, size: int, started: float) -> None:
+    async def _later(self, pending: Pending, query: bytes, started: float) -> None:
         try:
             reply, key = await pending
         except Exception:
@@ -144,7 +151,12 @@ class TCPConnection(asyncio.Protocol):
             return
         if self.transport and not self.transport.is_closing():
             self.transport.write(struct.pack("!H", len(reply)) + reply)
-            self.server.stats.record(key, size, len(reply), perf_counter() - started)
+            self.server.stats.record(key, len(query), len(reply), perf_counter() - started)
+            if self.server.stats.querylog:
+                self.server.stats.querylog(self._peer(), "tcp", query, reply, perf_counter() - started)
+
+    def _peer(self) -> Any:
+        return self.transport.get_extra_info("peername") if self.transport else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)

@@ -125,3 +125,14 @@ def test_endpoint_port_in_use(flag: str, tmp_path: Path) -> None:
                                               flag, f"127.0.0.1:{port}"), capture_output=True, text=True, timeout=30, env=env)
     assert proc.returncode == 2 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
     time.sleep(0)
+
+
+def test_query_log_in_coredns_format(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", "--log-queries", upstream="127.0.0.1:9")
+    server.query("SvC1.testns.svc.cluster.local", "A")
+    server.query("nope.testns.svc.cluster.local", "AAAA", tcp=True)
+    server.query("example.org", "A", timeout=5)  # the upstream port is closed: SERVFAIL
+    assert server.wait_for_output(r'\[INFO\] 127\.0\.0\.1:\d+ - \d+ "A IN SvC1\.testns\.svc\.cluster\.local\. udp \d+ (true|false) \d+" NOERROR qr,aa,rd \d+ [\d.]+s')
+    assert server.wait_for_output(r'"AAAA IN nope\.testns\.svc\.cluster\.local\. tcp \d+ \w+ \d+" NXDOMAIN qr,aa,rd')
+    assert server.wait_for_output(r"(?m)^\[ERROR\] plugin/errors: 2 example\.org\. A: ")
+    assert server.wait_for_output(r'"A IN example\.org\. udp .*" SERVFAIL')

@@ -1,0 +1,52 @@
+"""Query log lines in the format of CoreDNS's `log` plugin (its "common" format).
+
+    [INFO] 10.0.0.7:50759 - 29008 "A IN web.shop.svc.cluster.local. udp 56 false 512" NOERROR qr,aa,rd 106 0.0002s
+
+Off by default (--log-queries): building a line costs far more than answering a cached
+query, so the hot path only calls this when asked to.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+from typing import Any
+
+from clusterdns.metrics import RCODE_LABELS, TYPE_LABELS
+from clusterdns.wire import FormErr, parse_query
+
+log = logging.getLogger("clusterdns.query")
+CLASSES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
+FLAGS = ((0x8000, "qr"), (0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra"), (0x0020, "ad"), (0x0010, "cd"))
+
+
+def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> str:
+    host, port = (peer[0], peer[1]) if isinstance(peer, tuple) else (str(peer), 0)
+    qid = struct.unpack_from("!H", query)[0] if len(query) >= 2 else 0
+    try:
+        q = parse_query(query)
+        name = _spelled(query, q.qname_end)
+        qtype, qclass = TYPE_LABELS.get(q.qtype, f"TYPE{q.qtype}"), CLASSES.get(q.qclass, f"CLASS{q.qclass}")
+        do = "true" if q.edns and q.edns.do else "false"
+        bufsize = q.edns.udp_size if q.edns else 512
+    except FormErr:
+        name, qtype, qclass, do, bufsize = "-", "-", "-", "false", 512
+    flags = struct.unpack_from("!H", reply, 2)[0] if len(reply) >= 4 else 0
+    rcode = RCODE_LABELS.get(flags & 0xF, str(flags & 0xF))
+    rflags = ",".join(text for bit, text in FLAGS if flags & bit)
+    shown = f"[{host}]" if ":" in host else host
+    return (f'[INFO] {shown}:{port} - {qid} "{qtype} {qclass} {name} {proto} {len(query)} {do} {bufsize}" '
+            f"{rcode} {rflags} {len(reply)} {seconds:.7f}s")
+
+
+def _spelled(wire: bytes, end: int) -> str:
+    """The question name as the client spelled it (CoreDNS logs it that way)."""
+    labels, pos = [], 12
+    while pos < end and wire[pos]:
+        labels.append(wire[pos + 1 : pos + 1 + wire[pos]].decode("latin-1"))
+        pos += 1 + wire[pos]
+    return ".".join(labels) + "."
+
+
+def record(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> None:
+    log.info("%s", line(peer, proto, query, reply, seconds))
