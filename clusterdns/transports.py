@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import struct
@@ -201,7 +202,7 @@ def bind_pair(host: str, port: int, attempts: int = 20, reuse_port: bool = False
             if reuse_port:
                 udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            udp.bind((host, port))
+            _bind_udp(udp, host, port)
             tcp.bind((host, udp.getsockname()[1]))
             tcp.listen(128)
             udp.setblocking(False)
@@ -213,6 +214,23 @@ def bind_pair(host: str, port: int, attempts: int = 20, reuse_port: bool = False
             last = e
     assert last is not None
     raise last
+
+
+def _bind_udp(sock: socket.socket, host: str, port: int) -> None:
+    """Bind, sharing a specific address with a wildcard mDNS responder when we must.
+
+    avahi and mDNSResponder hold 0.0.0.0:5353 with SO_REUSEADDR; a second UDP socket can
+    bind 127.0.0.1:5353 only with SO_REUSEADDR as well. We first try without it, so two
+    clusterdns instances on one address still fail clearly instead of splitting traffic.
+    """
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE or port == 0:
+            raise
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        log.warning("UDP %s:%d is shared with another program (an mDNS responder on the wildcard address?)", host, port)
 
 
 async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Responder) -> tuple[UDPServer, TCPServer]:

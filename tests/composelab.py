@@ -1,0 +1,238 @@
+"""The docker-compose lab as data: docker-compose.yml, the Dockerfile and docs/compose.md, read
+without Docker. Shared by tests/test_compose.py (static checks) and tests/netns_lab.py (which
+replays the lab's resolver path inside Linux namespaces for tests/test_netns.py).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+DOC = ROOT / "docs" / "compose.md"
+DNS_SERVICE = "clusterdns"
+CLIENT_SERVICE = "client"
+EMBEDDED_DNS = "127.0.0.11"  # what Docker writes into resolv.conf on a user-defined network
+EXEC_PREFIX = f"docker compose exec {CLIENT_SERVICE} "
+HOST_DIG_PREFIX = "dig @127.0.0.1 -p 5353 "
+
+
+def compose() -> dict[str, Any]:
+    with open(COMPOSE_FILE, encoding="utf-8") as f:
+        data = yaml.safe_load(f)  # SafeLoader resolves the `<<: *pod-dns` merge keys
+    assert isinstance(data, dict), f"{COMPOSE_FILE}: not a mapping"
+    return data
+
+
+# --- Dockerfile ----------------------------------------------------------------------------------
+
+
+def dockerfile(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        text = pending + line
+        pending = ""
+        word, _, rest = text.partition(" ")
+        out.append((word.upper(), rest.strip()))
+    return out
+
+
+def exec_form(arguments: str) -> list[str]:
+    """The JSON (exec) form of CMD/ENTRYPOINT/HEALTHCHECK CMD; asserts it is one."""
+    value = json.loads(arguments)
+    assert isinstance(value, list) and all(isinstance(v, str) for v in value), arguments
+    return value
+
+
+def instruction(name: str) -> str:
+    """The arguments of the last `name` instruction (the one that counts)."""
+    found = [args for word, args in dockerfile() if word == name]
+    assert found, f"{DOCKERFILE}: no {name}"
+    return found[-1]
+
+
+def healthcheck() -> tuple[dict[str, str], list[str]]:
+    """HEALTHCHECK's --options and its CMD in exec form."""
+    text = instruction("HEALTHCHECK")
+    options = dict(re.findall(r"--([a-z-]+)=(\S+)", text))
+    m = re.search(r"\bCMD\s+(\[.*\])\s*$", text)
+    assert m, f"HEALTHCHECK has no exec-form CMD: {text}"
+    return options, exec_form(m.group(1))
+
+
+# --- the lab -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Lab:
+    """What the lab's DNS path is made of, as docker-compose.yml and the Dockerfile say."""
+
+    network: str
+    subnet: ipaddress.IPv4Network
+    dns_ip: str  # clusterdns's ipv4_address
+    addresses: dict[str, str]  # service -> ipv4_address
+    aliases: dict[str, list[str]]  # service -> network aliases
+    server_argv: list[str]  # ENTRYPOINT + (compose `command:` or CMD)
+    volumes: dict[str, Path]  # container path -> host path (clusterdns's bind mounts)
+    published: list[tuple[str, int, int, str]]  # (host ip, host port, container port, protocol)
+    client: dict[str, Any] = field(default_factory=dict)  # the client service
+
+    def resolv_conf(self) -> str:
+        """The resolv.conf Docker writes for the client: its embedded DNS, search list, options."""
+        lines = [f"nameserver {EMBEDDED_DNS}"]
+        if self.client.get("dns_search"):
+            lines.append("search " + " ".join(self.client["dns_search"]))
+        if self.client.get("dns_opt"):
+            lines.append("options " + " ".join(self.client["dns_opt"]))
+        return "\n".join(lines) + "\n"
+
+    def embedded_names(self) -> dict[str, list[str]]:
+        """Names Docker's embedded DNS answers itself: service names and network aliases."""
+        names: dict[str, list[str]] = {}
+        for service, ip in self.addresses.items():
+            for name in [service, *self.aliases.get(service, [])]:
+                names.setdefault(name.lower(), []).append(ip)
+        return names
+
+
+def service_networks(service: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    nets = service.get("networks") or {}
+    if isinstance(nets, list):
+        return {n: {} for n in nets}
+    return {n: (v or {}) for n, v in nets.items()}
+
+
+def parse_port(spec: str) -> tuple[str, int, int, str]:
+    """'127.0.0.1:5353:53/udp' -> ('127.0.0.1', 5353, 53, 'udp'); no host IP gives ''."""
+    spec, _, proto = spec.partition("/")
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 3:
+        host_ip, host_port, container_port = parts
+    elif len(parts) == 2:
+        host_ip, (host_port, container_port) = "", parts
+    else:
+        host_ip, host_port, container_port = "", "", parts[0]
+    return host_ip, int(host_port) if host_port else 0, int(container_port), proto or "tcp"
+
+
+def lab() -> Lab:
+    data = compose()
+    services = data["services"]
+    (network, net_def), = data["networks"].items()
+    subnet = ipaddress.ip_network(net_def["ipam"]["config"][0]["subnet"])
+    addresses, aliases = {}, {}
+    for name, svc in services.items():
+        net = service_networks(svc).get(network, {})
+        if net.get("ipv4_address"):
+            addresses[name] = net["ipv4_address"]
+        if net.get("aliases"):
+            aliases[name] = list(net["aliases"])
+    dns_service = services[DNS_SERVICE]
+    command = dns_service.get("command")
+    if isinstance(command, str):
+        command = shlex.split(command)
+    argv = exec_form(instruction("ENTRYPOINT")) + (command if command is not None else exec_form(instruction("CMD")))
+    volumes = {}
+    for spec in dns_service.get("volumes", []):
+        source, target = spec.split(":")[:2]
+        volumes[target] = (ROOT / source).resolve()
+    published = [parse_port(p) for p in dns_service.get("ports", [])]
+    return Lab(network, subnet, addresses[DNS_SERVICE], addresses, aliases, argv, volumes, published, services[CLIENT_SERVICE])
+
+
+# --- docs/compose.md -----------------------------------------------------------------------------
+
+
+@dataclass
+class Step:
+    """One `$ command` of a ```console block of docs/compose.md and the lines shown after it."""
+
+    command: str
+    expected: list[str]
+    line: int
+
+
+def doc_steps(path: Path = DOC) -> list[Step]:
+    steps: list[Step] = []
+    in_console = False
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("```"):
+            in_console = line == "```console" if not in_console else False
+            continue
+        if not in_console:
+            continue
+        if line.startswith("$ "):
+            steps.append(Step(line[2:].strip(), [], number))
+        elif line and steps:
+            steps[-1].expected.append(line)
+    return steps
+
+
+def in_client(step: Step) -> str | None:
+    """The command a `docker compose exec client ...` step runs inside the client, else None."""
+    return step.command[len(EXEC_PREFIX) :] if step.command.startswith(EXEC_PREFIX) else None
+
+
+def runnable(step: Step) -> str | None:
+    """The shell command that replays a step in the namespace lab, or None if it needs Docker.
+
+    `docker compose exec client X` runs X in the client's resolver setup; `dig @127.0.0.1 -p 5353`
+    from the host runs as it is (the lab listens there too, standing in for the port publish).
+    """
+    inner = in_client(step)
+    if inner is not None and inner.split()[0] in ("dig", "getent"):
+        return inner
+    if step.command.startswith(HOST_DIG_PREFIX):
+        return step.command
+    return None
+
+
+def normalise(line: str) -> str:
+    return " ".join(line.split())
+
+
+def line_matches(expected: str, actual: str) -> bool:
+    """Whitespace-insensitive; `...` in an expected line stands for any text (ids, timings)."""
+    pattern = re.escape(normalise(expected)).replace(re.escape("..."), ".*")
+    return re.fullmatch(pattern, normalise(actual)) is not None
+
+
+def mismatch(step: Step, output: str) -> str | None:
+    """Why `output` is not what the doc shows for `step`, or None if it is.
+
+    Lines starting with `;` (dig's comments) may be left out of the doc, but those shown must be
+    printed. Every other line must match one for one, in any order (answers come in any order).
+    """
+    actual = [line for line in output.splitlines() if line.strip()]
+    for e in (e for e in step.expected if e.startswith(";")):
+        if not any(line_matches(e, a) for a in actual):
+            return f"no line like {e!r}"
+    unmatched = [a for a in actual if not a.startswith(";")]
+    for e in (e for e in step.expected if not e.startswith(";")):
+        hit = next((a for a in unmatched if line_matches(e, a)), None)
+        if hit is None:
+            return f"expected {e!r}"
+        unmatched.remove(hit)
+    if unmatched:
+        return f"lines the doc does not show: {unmatched}"
+    return None
