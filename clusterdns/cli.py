@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import sys
@@ -82,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_flags(export)
     export.add_argument("zone_name", nargs="?", metavar="ZONE", help="zone to export (default: the cluster domain)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    check = sub.add_parser("check", help="read the manifests as serve would and report every error and warning")
+    add_config_flags(check)
+    check.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
+    records = sub.add_parser("records", help="print the records served (zone-file lines), or explain one name")
+    add_config_flags(records)
+    records.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
+    records.add_argument("name", nargs="?", metavar="NAME", help="only records at or below this name")
+    records.add_argument("--explain", metavar="NAME", help="say which manifests made each record of NAME, or why it is NXDOMAIN")
     status = sub.add_parser("status", help="ask a running server how its last reload went (via its /status endpoint)")
     status.add_argument("--health", default="127.0.0.1:8080", metavar="HOST:PORT", help="the server's --health address")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -116,7 +125,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_snapshot(config: Config) -> Any:
+def load_snapshot(config: Config, quiet: bool = False) -> Any:
     """Read the manifests once, as `serve` would, and compile the snapshot."""
     from clusterdns import snapshot
     from clusterdns.store import ManifestStore
@@ -125,8 +134,9 @@ def load_snapshot(config: Config) -> Any:
     store.refresh()
     state = store.state()
     for problem in state.problems:
-        (log.error if problem.level == "error" else log.warning)("%s", problem)
-    return snapshot.build(state, config)
+        if not quiet or problem.level == "error":
+            (log.error if problem.level == "error" else log.warning)("%s", problem)
+    return snapshot.build(state, config, None, store.newest_mtime())
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -141,6 +151,68 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _with_directory(args: argparse.Namespace) -> Config:
+    config = config_from_args(args)
+    if getattr(args, "directory", None):
+        config = dataclasses.replace(config, manifests=args.directory)
+    return config
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Every problem `serve` would log, sorted by file and line; exit 1 on errors."""
+    from clusterdns.store import ManifestStore
+
+    config = _with_directory(args)
+    store = ManifestStore(config.manifests, config)
+    store.refresh()
+    state = store.state()
+    problems = sorted(state.problems, key=lambda p: (p.file, p.line, p.level))
+    for problem in problems:
+        print(problem)
+    errors = sum(p.level == "error" for p in problems)
+    warnings = len(problems) - errors
+    print(f"{config.manifests}: {len(store.files)} files, {len(state.services)} services, {len(state.pods)} pods: "
+          f"{errors} errors, {warnings} warnings")
+    return 1 if errors else 0
+
+
+def run_records(args: argparse.Namespace) -> int:
+    """Zone-file lines grouped by namespace (or under NAME), or the explanation of one name."""
+    from clusterdns.explain import explain
+    from clusterdns.zonefile import forward_records, reverse_records, rr_line
+
+    config = _with_directory(args)
+    snap = load_snapshot(config, quiet=True)
+    if args.explain:
+        print("\n".join(explain(snap, config, args.explain)))
+        return 0
+    zone = config.cluster_domain
+    under = args.name.lower().rstrip(".") if args.name else None
+    groups: dict[str, list[str]] = {}
+    records = list(forward_records(snap, zone))
+    for reverse in config.reverse_zones:
+        records += list(reverse_records(snap, reverse))
+    for owner, rr in records:
+        name = owner.rstrip(".")
+        if under and not (name == under or name.endswith("." + under)):
+            continue
+        groups.setdefault(_group(name, zone), []).append(rr_line(owner, rr, zone if not name.endswith(".arpa") else name))
+    for group in sorted(groups, key=lambda g: (g != "zone", g == "reverse", g)):
+        print(f"; {group}")
+        print("\n".join(groups[group]))
+    return 0
+
+
+def _group(name: str, zone: str) -> str:
+    """'namespace <ns>' for names under <ns>.svc/<ns>.pod, else zone-level or reverse."""
+    if name.endswith(".arpa"):
+        return "reverse"
+    labels = name[: -len(zone)].rstrip(".").split(".") if name.endswith(zone) else []
+    if len(labels) >= 2 and labels[-1] in ("svc", "pod"):
+        return f"namespace {labels[-2]}"
+    return "zone"
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -181,6 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export(args)
         if args.command == "status":
             return run_status(args)
+        if args.command == "check":
+            return run_check(args)
+        if args.command == "records":
+            return run_records(args)
     except ClusterDNSError as e:
         log.error("%s", e)
         return 2

@@ -1,0 +1,114 @@
+"""`clusterdns check`, `records` and `records --explain`, run as a user would."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, clusterdns_argv
+
+PROBLEMS = ROOT / "tests" / "clusters" / "problems"
+ZONES = ROOT / "zones"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(clusterdns_argv(*args), capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [
+        "error: broken.yaml:4 (document 0): invalid YAML",
+        "error: missing-port.yaml:1 (document 0): Service default/noport: field spec.ports[0].port: required",
+        "Service default/twice: defined twice: dup-a.yaml:1 and dup-b.yaml:1; the later one is used",
+        "Service default/lonely: field spec.selector: selector app=nothing-has-this matches no Pods",
+        "field spec.ports[0].targetPort: targetPort 'web-port' is not a container port of any selected Pod",
+        "clusterIP 192.168.50.5 is outside --service-cidr 10.96.0.0/12",
+        "clusterIP 10.96.8.8 is also used by Service default/shared-a (services.yaml:20)",
+        "externalName '1.2.3.4' is an IP address",
+        "StatefulSet default/db: field spec.serviceName: serviceName 'db': no such Service",
+    ],
+)
+def test_check_reports_each_problem_class(expected: str) -> None:
+    proc = run("check", str(PROBLEMS))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert expected in proc.stdout, proc.stdout
+
+
+def test_check_clean_directory_exits_zero() -> None:
+    proc = run("check", str(ROOT / "tests" / "clusters" / "externalname"))
+    assert proc.returncode == 0 and "0 errors, 0 warnings" in proc.stdout, proc.stdout
+
+
+def test_records_lists_zone_lines_grouped_by_namespace() -> None:
+    proc = run("records", str(ZONES))
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "; namespace default" in text and "; namespace kube-system" in text and "; reverse" in text
+    assert "myclusterip.default.svc.cluster.local.\t5\tIN\tA\t10.233.10.10" in text
+    assert "10.10.233.10.in-addr.arpa.\t5\tIN\tPTR\tmyclusterip.default.svc.cluster.local." in text
+    kube = text.index("; namespace kube-system")
+    assert text.index("kube-dns.kube-system.svc.cluster.local.", kube) > kube
+
+
+def test_records_under_a_name() -> None:
+    proc = run("records", str(ZONES), "cassandra.default.svc.cluster.local")
+    lines = [l for l in proc.stdout.splitlines() if not l.startswith(";")]
+    assert lines and all("cassandra.default.svc.cluster.local." in l.split("\t")[0] for l in lines)
+    assert sum("\tA\t" in l for l in lines) == 6  # the Service name and the three Pod names
+
+
+def test_explain_positive_name_names_the_manifests() -> None:
+    out = run("records", str(ZONES), "--explain", "pod-a.headless1.default.svc.cluster.local").stdout
+    assert "Service default/headless1 (headless) from 000-headless-endpoint-externalname/2-headless1.yaml:" in out
+    assert "as 'pod-a' Pod default/pod4: ready" in out and "2-headless1.yaml:" in out.split("as 'pod-a'")[1]
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("web.nowhere.svc.cluster.local", "there is no namespace 'nowhere'"),
+        ("nginx.default.svc.cluster.local", "did you mean: nginx-svc"),
+        ("pod-c.headless1.default.svc.cluster.local", "no endpoint of headless1 is called 'pod-c'"),
+        ("x.cluster.local", "must be 'svc' or 'pod'"),
+        ("_web._tcp.cassandra.default.svc.cluster.local", "named ports are none"),
+    ],
+)
+def test_explain_negative_names(name: str, reason: str) -> None:
+    out = run("records", str(ZONES), "--explain", name).stdout
+    assert "NXDOMAIN" in out and reason in out, out
+
+
+def test_explain_hostname_not_matching_subdomain(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("""apiVersion: v1
+kind: Service
+metadata: {name: hs}
+spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: x}}
+spec: {hostname: alpha, subdomain: other, containers: [{name: c, image: nginx}]}
+""")
+    out = run("records", str(tmp_path), "--explain", "alpha.hs.default.svc.cluster.local").stdout
+    assert "has hostname 'alpha' but subdomain 'other'" in out, out
+
+
+def test_explain_headless_without_ready_endpoints(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text("""apiVersion: v1
+kind: Service
+metadata: {name: hs}
+spec: {clusterIP: None, selector: {app: x}, ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: x}}
+spec: {containers: [{name: c, image: nginx}]}
+status:
+  podIP: 10.244.3.3
+  conditions: [{type: Ready, status: "False"}]
+""")
+    out = run("records", str(tmp_path), "--explain", "hs.default.svc.cluster.local").stdout
+    assert "NOT ready (Pod not Ready)" in out and "no ready endpoints has no records: NXDOMAIN" in out, out
