@@ -200,6 +200,22 @@ class Config:
     )
     log_queries: bool = setting(False, flag="--log-queries", switch=True, help="log every query in CoreDNS's log plugin format")
     quiet: bool = setting(False, flag="--quiet", switch=True, help="log only warnings and errors (queries still, with --log-queries)")
+    upstream_policy: str = setting(
+        "random", flag="--upstream-policy", choices=("random", "round_robin", "sequential"),
+        help="order in which upstreams are tried, as CoreDNS forward's policy (default random)",
+    )
+    upstream_timeout: float = setting(2.0, flag="--upstream-timeout", metavar="SECONDS", convert=float, help="per-upstream read timeout (CoreDNS 2 s)")
+    max_fails: int = setting(2, flag="--max-fails", metavar="N", convert=int, help="consecutive failures before an upstream is marked down and probed")
+    max_concurrent: int = setting(1000, flag="--max-concurrent", metavar="N", convert=int, help="outstanding forwarded queries; REFUSED past it")
+    cache: int = setting(30, flag="--cache", metavar="SECONDS", convert=int, help="cache forwarded answers up to this TTL (0: off; never our own zones)")
+    cache_size: int = setting(9984, flag="--cache-size", metavar="N", convert=int, help="forwarded answers kept in the cache (CoreDNS 9984)")
+    loop_detect: str = setting("on", flag="--loop-detect", choices=("on", "off"), help="probe the upstreams for a forwarding loop at start (CoreDNS loop)")
+    allow_forward: tuple[str, ...] = setting(
+        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"),
+        flag="--allow-forward", metavar="CIDR", repeat=True, convert=lambda s: str(_network(s)),
+        help="clients whose queries may be forwarded upstream (default: loopback and private ranges); others get REFUSED",
+    )
+    rate_limit: int = setting(0, flag="--rate-limit", metavar="N", convert=int, help="responses per second per client /24 (/56) before dropping (0: off)")
     workers: int = setting(
         1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
     )

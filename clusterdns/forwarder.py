@@ -253,3 +253,21 @@ def _question(message: bytes) -> Question | None:
         out.append((message[start:offset].lower(), message[offset : offset + 4]))
         offset += 4
     return tuple(out)
+
+
+class Forwarder:
+    """The upstreams of one server: what the handler forwards through.
+
+    Keeps per-server state (for upstream health, policy, concurrency and the answer
+    cache of forwarded names); the module functions above do one exchange.
+    """
+
+    def __init__(self, upstreams: Sequence[Address], timeout: float = 2.5) -> None:
+        self.upstreams = tuple(upstreams)
+        self.timeout = timeout
+
+    async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
+        return await forward(query, self.upstreams, self.timeout, tcp=tcp)
+
+    async def lookup(self, name: str, rdtype: int) -> dns.message.Message | None:
+        return await lookup(name, rdtype, self.upstreams, self.timeout)

@@ -11,7 +11,8 @@ import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from clusterdns import forwarder, metrics, transfer
+from clusterdns import metrics, transfer
+from clusterdns.forwarder import Forwarder
 from clusterdns.config import Config
 from clusterdns.config import Address
 from clusterdns.resolver import AXFR, IXFR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, FORMERR, Answer, resolve
@@ -30,9 +31,10 @@ class Handler:
     """Answers queries from the current snapshot; forwards the rest."""
 
     def __init__(self, snapshot: Snapshot | None = None, upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = (),
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, forwarder: Forwarder | None = None) -> None:
         self.current = snapshot  # replaced in one assignment by the server on every reload
         self.upstreams = tuple(upstreams)
+        self.forwarder = forwarder or Forwarder(self.upstreams)
         self.config = config or Config()
         self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in fallthrough)
         # What the last synchronous reply was (type, rcode, plugin, DO), for the transport's
@@ -127,7 +129,7 @@ class Handler:
         return self._forwarded(wire, query, tcp, limit)
 
     async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
-        reply = await forwarder.forward(wire, self.upstreams, tcp=tcp)
+        reply = await self.forwarder.forward(wire, tcp=tcp)
         do = bool(query.edns and query.edns.do)
         if reply is None:
             # CoreDNS's errors plugin line for a failed lookup.
@@ -141,7 +143,7 @@ class Handler:
         records: tuple[RR, ...] = ()
         truncated = False
         if self.upstreams and answer.chase:
-            msg = await forwarder.lookup(answer.chase, query.qtype, self.upstreams)
+            msg = await self.forwarder.lookup(answer.chase, query.qtype)
             if msg is not None:
                 truncated = bool(msg.flags & 0x0200)
                 records = tuple(_raw_records(msg.answer))

@@ -57,7 +57,8 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.upstreams = resolve_upstreams(config)
-        self.handler = Handler(None, self.upstreams, config.fallthrough_zones, config)
+        self.forwarder = forwarder.Forwarder(self.upstreams)
+        self.handler = Handler(None, self.upstreams, config.fallthrough_zones, config, self.forwarder)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
         root = Path(config.manifests)
