@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from clusterdns import __version__
+from clusterdns import __version__, compare
 from clusterdns.config import Config, Setting, settings
 from clusterdns.errors import ClusterDNSError, ConfigError
 
@@ -41,13 +41,21 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
-    """Flags first, then CLUSTERDNS_<SETTING> environment variables, then the defaults.
+    """Flags first, then CLUSTERDNS_<SETTING> environment variables, then the --config file
+    (or CLUSTERDNS_CONFIG), then the --corefile (or CLUSTERDNS_COREFILE), then the defaults.
 
     A repeatable setting takes a comma-separated list from the environment
     (CLUSTERDNS_UPSTREAM=10.0.0.2,10.0.0.3); a switch takes 1/true/yes.
+    The Corefile's warnings (plugins accepted but not implemented) are logged here.
     """
+    from clusterdns.corefile import file_values
+
     env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
+    config_file = getattr(args, "config", None) or env.get("CLUSTERDNS_CONFIG")
+    corefile = getattr(args, "corefile", None) or env.get("CLUSTERDNS_COREFILE")
+    values, warnings = file_values(config_file, corefile, env)
+    for warning in warnings:
+        log.warning("%s", warning)
     for name, _, s in settings():
         value = getattr(args, name)
         if value is _UNSET or (value is None and s.repeat) or (s.switch and value is False):
@@ -91,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     records.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
     records.add_argument("name", nargs="?", metavar="NAME", help="only records at or below this name")
     records.add_argument("--explain", metavar="NAME", help="say which manifests made each record of NAME, or why it is NXDOMAIN")
+    for p in (serve, export, check, records):  # docs/corefile.md
+        p.add_argument("--config", metavar="FILE", help="YAML file of settings (keys: these flags' names); flags and CLUSTERDNS_* beat it")
+        p.add_argument("--corefile", metavar="FILE", help="CoreDNS Corefile (the subset in docs/corefile.md); flags, CLUSTERDNS_* and --config beat it")
+    compare.add_arguments(sub.add_parser("compare", help="ask clusterdns and another DNS server the same questions and diff the answers"))
     status = sub.add_parser("status", help="ask a running server how its last reload went (via its /status endpoint)")
     status.add_argument("--health", default="127.0.0.1:8080", metavar="HOST:PORT", help="the server's --health address")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
@@ -115,13 +127,16 @@ def setup_logging(quiet: bool = False) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     from clusterdns import server
 
+    config = config_from_args(args)
+    setup_logging(config.quiet)  # quiet may come from --config, a Corefile or the environment
+
     try:
         import uvloop  # 3x the queries per second of asyncio's own loop (spec/performance.md)
 
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    server.run(config_from_args(args), runner)
+    server.run(config, runner)
     return 0
 
 
@@ -257,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_check(args)
         if args.command == "records":
             return run_records(args)
+        if args.command == "compare":
+            return compare.run(args)
     except ClusterDNSError as e:
         log.error("%s", e)
         return 2

@@ -1,0 +1,421 @@
+"""`clusterdns compare`: ask two DNS servers the same questions and show where they differ.
+
+The questions come from a case file in the shared/cases format (`--cases`), or are generated
+from a manifests directory (`--manifests`): every name and type clusterdns would serve for it,
+plus negative probes around each (wrong types, unknown endpoints, Services and namespaces,
+empty non-terminals, search-path expansions). Nothing is started: `--self` (default
+127.0.0.1:5353) and `--against` must already be serving.
+
+Replies are compared normalised: RCODE; the AA and TC flags; answer, authority and additional
+as sets of lower-cased presentation lines; TTLs dropped unless --ttl-sensitive; SOA serials
+never compared. Exit 0 when every reply matches, 1 when any differs, 2 on usage or network
+errors. See docs/compare.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import socket
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from clusterdns.config import Address, parse_hostport
+from clusterdns.errors import ConfigError
+
+DEFAULT_SELF = "127.0.0.1:5353"
+PROBE = "clusterdns-compare-probe"  # a label no cluster object is expected to carry
+TRANSFERS = ("AXFR", "IXFR")
+SECTIONS = ("answer", "authority", "additional")
+
+
+@dataclass(frozen=True, order=True)
+class Question:
+    qname: str  # absolute, spelled as it will be sent
+    qtype: str  # mnemonic: A, AAAA, SRV, ...
+
+    def __str__(self) -> str:
+        return f"{self.qname} {self.qtype}"
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a comparison looks at."""
+
+    ttl_sensitive: bool = False
+    positive_only: bool = False  # compare rcode, AA and the answer section only
+    ignore_srv_weight: bool = False
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply reduced to what the comparison looks at."""
+
+    rcode: str
+    flags: tuple[str, ...]
+    sections: dict[str, frozenset[str]] = field(hash=False)
+
+    def differences(self, other: Reply) -> list[str]:
+        """Readable lines for what differs (`-` only here, `+` only in the other)."""
+        out = []
+        if self.rcode != other.rcode:
+            out.append(f"  rcode: {self.rcode} | {other.rcode}")
+        if self.flags != other.flags:
+            out.append(f"  flags: {' '.join(self.flags) or '-'} | {' '.join(other.flags) or '-'}")
+        for name in self.sections:
+            mine, theirs = self.sections[name], other.sections.get(name, frozenset())
+            if mine != theirs:
+                out.append(f"  {name}:")
+                out += [f"    - {line}" for line in sorted(mine - theirs)]
+                out += [f"    + {line}" for line in sorted(theirs - mine)]
+        return out
+
+
+class NetworkError(Exception):
+    """A server did not answer (timeout, refused connection, broken stream)."""
+
+
+# --- asking -------------------------------------------------------------------------------
+
+
+class Asker:
+    """Asks one server: UDP, and again over TCP when the reply is truncated; or TCP only.
+
+    TCP questions share one connection (kubectl port-forward makes every new connection
+    slow), reopened once if the server closed it.
+    """
+
+    def __init__(self, label: str, address: Address, tcp_only: bool = False, timeout: float = 2.0, retries: int = 2) -> None:
+        self.label = label
+        self.host, self.port = address
+        self.tcp_only = tcp_only
+        self.timeout = timeout
+        self.retries = retries
+        self.sock: socket.socket | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.label} {host}:{self.port}"
+
+    def ask(self, question: Question) -> tuple[dns.message.Message, bool]:
+        """The reply, and whether a UDP reply had TC set (the reply is then the TCP one)."""
+        query = dns.message.make_query(question.qname, question.qtype, use_edns=0, payload=1232)
+        if self.tcp_only:
+            return self._tcp(query), False
+        reply = self._udp(query)
+        if reply.flags & dns.flags.TC:
+            return self._tcp(query), True
+        return reply, False
+
+    def _udp(self, query: dns.message.Message) -> dns.message.Message:
+        for attempt in range(self.retries + 1):
+            try:
+                return dns.query.udp(query, self.host, port=self.port, timeout=self.timeout, ignore_trailing=True)
+            except dns.exception.Timeout:
+                if attempt == self.retries:
+                    raise NetworkError(f"{self}: no answer over UDP in {self.timeout:g} s ({self.retries + 1} tries)") from None
+            except (OSError, dns.exception.DNSException) as e:
+                raise NetworkError(f"{self}: UDP: {e}") from None
+        raise AssertionError("unreachable")
+
+    def _tcp(self, query: dns.message.Message) -> dns.message.Message:
+        for attempt in range(2):
+            try:
+                if self.sock is None:
+                    family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+                    sock = socket.socket(family, socket.SOCK_STREAM)
+                    sock.settimeout(self.timeout)
+                    sock.connect((self.host, self.port))
+                    self.sock = sock
+                return dns.query.tcp(query, self.host, port=self.port, timeout=self.timeout, sock=self.sock)
+            except (OSError, EOFError, dns.exception.DNSException) as e:
+                self.close()
+                if attempt == 1 or isinstance(e, ConnectionRefusedError):
+                    raise NetworkError(f"{self}: TCP: {e or type(e).__name__}") from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def normalise(msg: dns.message.Message, udp_tc: bool, options: Options) -> Reply:
+    """rcode, flags that matter (AA, TC) and the sections as sets of lower-cased lines."""
+    flags = []
+    if msg.flags & dns.flags.AA:
+        flags.append("aa")
+    if (udp_tc or msg.flags & dns.flags.TC) and not options.positive_only:
+        flags.append("tc")  # positive-only ignores the sections whose size decides TC
+    names = ("answer",) if options.positive_only else SECTIONS
+    sections = {name: frozenset(_lines(getattr(msg, name), options)) for name in names}
+    return Reply(dns.rcode.to_text(msg.rcode()), tuple(flags), sections)
+
+
+def _lines(rrsets: Iterable[Any], options: Options) -> Iterable[str]:
+    for rrset in rrsets:
+        rdclass = dns.rdataclass.to_text(rrset.rdclass)
+        rdtype = dns.rdatatype.to_text(rrset.rdtype)
+        ttl = f" {rrset.ttl}" if options.ttl_sensitive else ""
+        for rd in rrset:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                text = f"{rd.mname} {rd.rname} SERIAL {rd.refresh} {rd.retry} {rd.expire} {rd.minimum}"
+            elif rrset.rdtype == dns.rdatatype.SRV and options.ignore_srv_weight:
+                text = f"{rd.priority} * {rd.port} {rd.target}"
+            else:
+                text = rd.to_text()
+            yield f"{rrset.name}{ttl} {rdclass} {rdtype} {text}".lower()
+
+
+# --- questions ------------------------------------------------------------------------------
+
+
+def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Question]:
+    """The questions of a shared/cases file: cases without `config` (profile "default"), or of one profile."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"--cases {path}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise ConfigError(f"--cases {path}: no `cases:` list")
+    wanted = profile or "default"
+    profiles = set(data.get("profiles") or {}) | {c.get("config", "default") for c in data["cases"] if isinstance(c, dict)}
+    if wanted not in profiles:
+        raise ConfigError(f"--profile {wanted}: not in {path} (profiles: {', '.join(sorted(profiles))})")
+    questions: dict[Question, None] = {}
+    skipped = 0
+    for case in data["cases"]:
+        if not isinstance(case, dict) or case.get("config", "default") != wanted:
+            continue
+        if str(case.get("qtype", "")).upper() in TRANSFERS:
+            skipped += 1
+            continue
+        questions[Question(str(case["qname"]), str(case["qtype"]).upper())] = None
+    if skipped:
+        print(f"note: {skipped} zone-transfer cases skipped (compare asks single questions)", file=out)
+    return list(questions)
+
+
+def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False, zone_records: bool = False) -> list[Question]:
+    """Every name and type the snapshot serves, with negative probes around them.
+
+    positive_only: only the questions clusterdns answers with records. zone_records: only the
+    (name, type) pairs a zone transfer of the forward zones carries (what a secondary holds).
+    Questions whose answer depends on an upstream (out-of-zone ExternalName targets,
+    fallthrough) are left out: the two servers' upstreams are not being compared.
+    """
+    from clusterdns import transfer
+    from clusterdns.names import dashed_ip, split
+    from clusterdns.resolver import NOERROR, resolve
+
+    found: dict[Question, None] = {}
+    fallthrough = tuple(split(z) if z != "." else () for z in config.fallthrough_zones)
+
+    def add(name: str, qtype: str) -> None:
+        found[Question(name.rstrip(".").lower() + ".", qtype)] = None
+
+    zones = config.forward_zones
+    if zone_records:
+        for zone in zones:
+            add(zone, "SOA")
+            for rr in transfer.zone_records(snap, config.endpoint_pod_names, config.noendpoints):
+                owner = rr.owner.text(zone) if rr.owner is not None else zone + "."
+                add(owner, dns.rdatatype.to_text(rr.rtype))
+    else:
+        for zone in zones:
+            _forward_questions(snap, zone, add, dashed_ip)
+        reverse = [split(z) for z in config.reverse_zones]
+        for owner in snap.ptr_targets:
+            labels = split(owner)
+            if any(labels[len(labels) - len(z) :] == z for z in reverse):
+                add(owner, "PTR")
+        for zone in config.reverse_zones:
+            add(zone, "SOA")
+            add(zone, "NS")
+            add(_unused_reverse_name(zone), "PTR")
+
+    out = []
+    for q in found:
+        answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype), fallthrough)
+        if answer is None or answer.chase or answer.fallthrough:
+            continue  # not ours, or the upstream's to answer
+        if positive_only and not (answer.rcode == NOERROR and answer.answer):
+            continue
+        out.append(q)
+    return out
+
+
+def _forward_questions(snap: Any, zone: str, add: Any, dashed_ip: Any) -> None:
+    z = zone
+    for qtype in ("SOA", "NS", "A", "AAAA", "TXT", "MX"):
+        add(z, qtype)
+    for label in ("svc", "pod", "dns", "ns.dns", "dns-version"):
+        add(f"{label}.{z}", "A")
+    add(f"dns-version.{z}", "TXT")
+    add(f"ns.dns.{z}", "AAAA")
+    for (name, rtype), _ in snap.static.items():
+        add(f"{name}.{z}", dns.rdatatype.to_text(rtype))
+    for name in snap.externals:
+        add(f"{name}.{z}", "CNAME")
+        add(f"{name}.{z}", "A")  # followed only when the target is in one of our zones
+        add(f"{name}.{z}", "SRV")
+        add(f"{PROBE}.{name}.{z}", "A")  # below an ExternalName: NXDOMAIN (C3)
+    for name in snap.entries:
+        for qtype in ("A", "AAAA", "SRV"):
+            add(f"{name}.{z}", qtype)
+    add(f"{PROBE}.{PROBE}-ns.svc.{z}", "A")  # unknown namespace
+    add(f"1-2-3-4.{PROBE}-ns.pod.{z}", "A")
+    for ns in sorted(snap.namespaces):
+        add(f"{ns}.svc.{z}", "A")  # NODATA (C2)
+        add(f"{ns}.pod.{z}", "A")
+        add(f"{PROBE}.{ns}.svc.{z}", "A")  # unknown Service
+        add(f"{PROBE}.{ns}.pod.{z}", "A")  # not an IP
+    state = snap.state
+    for svc in state.services if state is not None else ():
+        if svc.namespace not in snap.namespaces:
+            continue
+        sname = f"{svc.name}.{svc.namespace}.svc.{z}"
+        for qtype in ("A", "AAAA", "SRV", "TXT", "MX"):
+            add(sname, qtype)
+        add(f"{PROBE}.{sname}", "A")  # unknown endpoint
+        add(f"_tcp.{sname}", "SRV")  # empty non-terminal: NXDOMAIN in CoreDNS (parse.go)
+        add(f"_{PROBE}._tcp.{sname}", "SRV")
+        for port in svc.ports:
+            if port.name:
+                add(f"_{port.name}._{port.protocol}.{sname}".lower(), "SRV")
+        # resolv.conf search-path expansions of an FQDN (ndots:5)
+        add(f"{sname}.{svc.namespace}.svc.{z}", "A")
+        add(f"{sname}.svc.{z}", "A")
+        add(f"{sname}.{z}", "A")
+    for pod in state.pods if state is not None else ():
+        if pod.namespace in snap.namespaces:
+            for ip in pod.ips:
+                add(f"{dashed_ip(ip)}.{pod.namespace}.pod.{z}", "AAAA" if ":" in ip else "A")
+
+
+def _unused_reverse_name(zone: str) -> str:
+    """A full reverse name inside `zone` that no cluster address is likely to have."""
+    labels = zone.split(".")
+    if zone.endswith("in-addr.arpa"):
+        have = len(labels) - 2
+        return ".".join(["254"] * (4 - have) + labels) if have < 4 else zone
+    have = len(labels) - 2
+    return ".".join(["e"] * (32 - have) + labels) if have < 32 else zone
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from clusterdns.cli import add_config_flags
+
+    parser.description = (
+        "Ask two DNS servers the same questions and print where their answers differ "
+        "(exit 0: all equal, 1: differences, 2: usage or network error)."
+    )
+    parser.add_argument("--against", required=True, metavar="HOST:PORT", help="the server to compare with (CoreDNS, a secondary, ...; port 53 if omitted)")
+    parser.add_argument("--self", dest="self_address", default=DEFAULT_SELF, metavar="HOST:PORT", help=f"the clusterdns to compare (default {DEFAULT_SELF})")
+    parser.add_argument("--cases", metavar="FILE", help="take the questions of a case file (shared/cases format)")
+    parser.add_argument("--profile", metavar="NAME", help="with --cases: the cases of this profile (default: cases without `config`)")
+    parser.add_argument("--tcp", action="store_true", help="ask over TCP only (kubectl port-forward carries only TCP)")
+    parser.add_argument("--ttl-sensitive", action="store_true", help="compare TTLs too")
+    parser.add_argument("--positive-only", action="store_true",
+                        help="only questions clusterdns answers with records; compare rcode, AA and the answer section only")
+    parser.add_argument("--zone-records", action="store_true",
+                        help="only the names and types a zone transfer carries (what a secondary such as NSD holds)")
+    parser.add_argument("--ignore-srv-weight", action="store_true",
+                        help="do not compare SRV weights (a zone transfer's weights are not the live answers')")
+    parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS", help="per query (default 2)")
+    parser.add_argument("--list", action="store_true", help="print the questions and exit, asking nothing")
+    parser.add_argument("--verbose", "-v", action="store_true", help="also list the questions that match")
+    add_config_flags(parser)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        questions, source = _questions(args, out)
+        self_asker = Asker("self", parse_hostport(args.self_address, 53), args.tcp, args.timeout)
+        against = Asker("against", parse_hostport(args.against, 53), args.tcp, args.timeout)
+    except ConfigError as e:
+        print(f"clusterdns compare: {e}", file=sys.stderr)
+        return 2
+    if args.list:
+        for q in questions:
+            print(q, file=out)
+        return 0
+    options = Options(args.ttl_sensitive, args.positive_only, args.ignore_srv_weight)
+    how = "tcp" if args.tcp else "udp, tcp when truncated"
+    print(f"--- {self_asker}\n+++ {against}\n{len(questions)} questions from {source} ({how})", file=out)
+    try:
+        differing = compare(questions, self_asker, against, options, out, args.verbose)
+    except NetworkError as e:
+        print(f"clusterdns compare: {e}", file=sys.stderr)
+        return 2
+    finally:
+        self_asker.close()
+        against.close()
+    print(f"{len(questions)} questions: {len(questions) - differing} equal, {differing} differ", file=out)
+    return 1 if differing else 0
+
+
+def compare(questions: Sequence[Question], mine: Asker, theirs: Asker, options: Options, out: TextIO, verbose: bool = False) -> int:
+    """Ask both, print a block per differing question; the number of differing questions."""
+    differing = 0
+    for q in questions:
+        a = normalise(*mine.ask(q), options)
+        b = normalise(*theirs.ask(q), options)
+        lines = a.differences(b)
+        if lines:
+            differing += 1
+            print(f"\n{q}", file=out)
+            for line in lines:
+                print(line, file=out)
+        elif verbose:
+            print(f"= {q} {a.rcode}", file=out)
+    return differing
+
+
+def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], str]:
+    from clusterdns import cli
+
+    manifests_given = args.manifests is not cli._UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
+    if args.cases and args.manifests is not cli._UNSET:
+        raise ConfigError("give --cases or --manifests, not both")
+    if args.cases:
+        if args.zone_records:
+            raise ConfigError("--zone-records needs --manifests")
+        return questions_from_cases(args.cases, args.profile, out), args.cases
+    if not manifests_given:
+        raise ConfigError("give --cases FILE or --manifests DIR: where do the questions come from?")
+    if args.profile:
+        raise ConfigError("--profile goes with --cases")
+    config = cli.config_from_args(args)
+    if not os.path.isdir(config.manifests):
+        raise ConfigError(f"--manifests {config.manifests}: no such directory")
+    snap = cli.load_snapshot(config)
+    questions = questions_from_snapshot(snap, config, args.positive_only, args.zone_records)
+    return questions, f"manifests {config.manifests}"
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
