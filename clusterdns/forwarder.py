@@ -1,19 +1,35 @@
-"""Forward raw DNS queries to upstream resolvers: UDP first, TCP on TC, one deadline per call."""
+"""Forward raw DNS queries to upstream resolvers: UDP first, TCP on TC, one deadline per call.
+
+forward()/lookup() do one stateless exchange; the Forwarder class (what the server uses) adds
+CoreDNS forward's policy, upstream health, max_concurrent and the cache of forwarded answers;
+check_loop() is CoreDNS's loop plugin, run once at start-up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import random
 import secrets
+import select
+import socket
 import struct
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass, field
 
 import dns.exception
 import dns.message
 import dns.rdatatype
 
-from clusterdns.config import Address, parse_hostport
+from clusterdns.cache import Cache
+from clusterdns.config import Address, Config, parse_hostport
+from clusterdns.errors import ConfigError
+
+log = logging.getLogger("clusterdns")
 
 DNS_PORT = 53
 MAX_ATTEMPT = 2.0  # per-upstream read timeout, as CoreDNS forward's `read_timeout`
@@ -51,15 +67,26 @@ async def forward(query: bytes, upstreams: Sequence[Address], timeout: float = 2
     question = _question(query)
     if question is None or not upstreams or timeout <= 0:
         return None
+    deadline = asyncio.get_running_loop().time() + timeout
+    return await _in_order(query, question, upstreams, deadline, MAX_ATTEMPT, tcp)
+
+
+async def _in_order(query: bytes, question: Question, upstreams: Sequence[Address], deadline: float, attempt: float,
+                    tcp: bool, report: Callable[[Address, bytes | None], None] | None = None) -> bytes | None:
+    """forward()'s loop: each upstream in turn until a usable reply or the deadline.
+
+    `attempt` is the per-upstream timeout; `report(upstream, reply or None)` hears every attempt.
+    """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
     fallback: bytes | None = None
     for index, upstream in enumerate(upstreams):
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
-        budget = min(MAX_ATTEMPT, max(remaining / (len(upstreams) - index), MIN_ATTEMPT), remaining)
-        reply = await _exchange(query, question, upstream, budget, deadline, tcp)
+        budget = min(attempt, max(remaining / (len(upstreams) - index), MIN_ATTEMPT), remaining)
+        reply = await _exchange(query, question, upstream, budget, deadline, tcp, attempt)
+        if report is not None:
+            report(upstream, reply)
         if reply is None:
             continue
         if reply[3] & 0x0F in _TRY_NEXT:
@@ -133,7 +160,8 @@ def _canonical(host: str) -> str:
 # --- one upstream ------------------------------------------------------------------------------
 
 
-async def _exchange(query: bytes, question: Question, upstream: Address, budget: float, deadline: float, tcp: bool) -> bytes | None:
+async def _exchange(query: bytes, question: Question, upstream: Address, budget: float, deadline: float, tcp: bool,
+                    attempt: float = MAX_ATTEMPT) -> bytes | None:
     """One attempt on one upstream: UDP (or TCP if asked), then TCP if the UDP reply has TC."""
     if tcp:
         return await _tcp(query, question, upstream, budget)
@@ -142,7 +170,7 @@ async def _exchange(query: bytes, question: Question, upstream: Address, budget:
         return reply
     # RFC 1035 4.2.1 / RFC 7766 5: a truncated UDP reply means "ask again over TCP". The retry
     # stays inside the call's deadline, so it cannot overrun what the client was promised.
-    remaining = min(MAX_ATTEMPT, deadline - asyncio.get_running_loop().time())
+    remaining = min(attempt, deadline - asyncio.get_running_loop().time())
     full = await _tcp(query, question, upstream, remaining) if remaining > 0 else None
     return full if full is not None else reply
 
@@ -255,19 +283,328 @@ def _question(message: bytes) -> Question | None:
     return tuple(out)
 
 
+# --- the server's forwarder: policy, health, concurrency, cache --------------------------------
+
+PROBE_INTERVAL = 0.5  # CoreDNS forward: health check every 0.5 s while an upstream is down
+PROBE_TIMEOUT = 1.0  # a health probe waits at most this (or --upstream-timeout if shorter)
+DEADLINE_CAP = 4.0  # a forwarded query ends (SERVFAIL) before a stub's 5 s timeout
+_NS_PROBE = dns.message.make_query(".", dns.rdatatype.NS).to_wire()  # `. IN NS`, RD set, as CoreDNS's health check
+_NS_QUESTION: Question = _question(_NS_PROBE) or ()
+POLICIES = ("random", "round_robin", "sequential")
+
+
+class Overloaded(Exception):
+    """--max-concurrent forwarded queries are already outstanding: answer REFUSED at once."""
+
+
+def query_deadline(upstream_timeout: float) -> float:
+    """The one deadline of a forwarded query: min(4.0, 2 × --upstream-timeout + 0.5) seconds.
+
+    With the default 2 s that is 4 s: two upstreams each get their full 2 s read timeout (a
+    silent first one, not yet marked down, still leaves the second its chance), and SERVFAIL
+    goes out before the 5 s after which glibc and musl stubs give up on a server. The extra
+    0.5 s is for a TC -> TCP retry. With one upstream the answer (or SERVFAIL) comes after at
+    most --upstream-timeout, plus a TCP retry if the reply was truncated.
+    """
+    return min(DEADLINE_CAP, 2 * upstream_timeout + 0.5)
+
+
+@dataclass(eq=False)
+class UpstreamState:
+    """One upstream's health and counters (for coredns_forward_* / coredns_proxy_* metrics)."""
+
+    address: Address
+    fails: int = 0  # consecutive attempts without a usable reply
+    down: bool = False  # marked down after --max-fails fails; probed until it answers
+    requests: int = 0  # attempts sent (coredns_forward_requests_total{to})
+    responses: Counter[int] = field(default_factory=Counter)  # replies by RCODE (coredns_forward_responses_total{to,rcode})
+    failures: int = 0  # attempts that timed out, were refused (ICMP) or got only garbage
+    healthcheck_failures: int = 0  # failed `. NS` probes (coredns_proxy_healthcheck_failures_total{to})
+    probes: int = 0  # `. NS` probes sent
+    probe_task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        host, port = self.address
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Forwarder:
     """The upstreams of one server: what the handler forwards through.
 
-    Keeps per-server state (for upstream health, policy, concurrency and the answer
-    cache of forwarded names); the module functions above do one exchange.
+    - order: --upstream-policy random (a fresh shuffle per query, CoreDNS's default),
+      round_robin (the starting upstream advances by one per query) or sequential (as given);
+      upstreams marked down go after the healthy ones, and if every upstream is down they are
+      all tried anyway (CoreDNS without failfast_all_unhealthy_upstreams; counted in
+      `healthcheck_broken`);
+    - health: --max-fails consecutive attempts without a usable reply (timeout, ICMP refused,
+      garbage) mark an upstream down (0: never). A background task, owned by this object and
+      started on the running loop, sends it `. IN NS` at once and then every 0.5 s until any
+      valid reply comes back (a real query answered meanwhile also brings it back). REFUSED and
+      SERVFAIL replies prove the upstream is alive: they reset the count (and the next upstream
+      is tried for a better answer);
+    - time: one deadline per query (query_deadline()), each attempt at most --upstream-timeout;
+    - concurrency: past --max-concurrent outstanding upstream exchanges, forward() raises
+      Overloaded at once (the handler answers REFUSED) and counts it in `rejects`
+      (coredns_forward_max_concurrent_rejects_total). Cache hits are not outstanding;
+    - cache: the answers of forwarded names (clusterdns.cache), if --cache > 0; `cache` is
+      None otherwise.
+    Replies are checked as forward() checks them (fresh ID and port, same question, connected
+    UDP socket so only the upstream's address is heard). close() cancels the probe tasks.
     """
 
-    def __init__(self, upstreams: Sequence[Address], timeout: float = 2.5) -> None:
+    def __init__(self, upstreams: Sequence[Address], config: Config | None = None) -> None:
+        config = config if config is not None else Config()
+        if config.upstream_policy not in POLICIES:
+            raise ConfigError(f"--upstream-policy {config.upstream_policy!r}: must be one of {', '.join(POLICIES)}")
+        if not 0 < config.upstream_timeout <= 60:
+            raise ConfigError(f"--upstream-timeout {config.upstream_timeout}: must be more than 0 and at most 60 seconds")
+        if config.max_fails < 0:
+            raise ConfigError(f"--max-fails {config.max_fails}: must be 0 (never mark down) or more")
+        if config.max_concurrent < 1:
+            raise ConfigError(f"--max-concurrent {config.max_concurrent}: must be at least 1")
+        if config.cache < 0:
+            raise ConfigError(f"--cache {config.cache}: must be 0 (off) or more seconds")
+        if config.cache_size < 1:
+            raise ConfigError(f"--cache-size {config.cache_size}: must be at least 1")
         self.upstreams = tuple(upstreams)
-        self.timeout = timeout
+        self.policy = config.upstream_policy
+        self.attempt_timeout = config.upstream_timeout
+        self.timeout = query_deadline(config.upstream_timeout)
+        self.max_fails = config.max_fails
+        self.max_concurrent = config.max_concurrent
+        self.cache: Cache | None = Cache(config.cache, config.cache_size) if config.cache > 0 else None
+        self.state = {u: UpstreamState(u) for u in self.upstreams}
+        self.outstanding = 0  # upstream exchanges in progress
+        self.rejects = 0  # queries refused for --max-concurrent
+        self.healthcheck_broken = 0  # queries that found every upstream down (coredns_forward_healthcheck_broken_total)
+        self._turn = 0  # round_robin's next first upstream
+        self._closed = False
 
     async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
-        return await forward(query, self.upstreams, self.timeout, tcp=tcp)
+        """The reply to the client's raw query (with its ID), or None if no upstream answered in time.
+
+        Raises Overloaded when --max-concurrent exchanges are outstanding.
+        """
+        cache = self.cache
+        key = None
+        if cache is not None:
+            key = cache.key(query)
+            if key is not None:
+                hit = cache.get(key, query)
+                if hit is not None:
+                    return hit
+        if self.outstanding >= self.max_concurrent:
+            self.rejects += 1
+            raise Overloaded
+        question = _question(query)
+        if question is None or not self.upstreams:
+            return None
+        self.outstanding += 1
+        try:
+            deadline = asyncio.get_running_loop().time() + self.timeout
+            reply = await _in_order(query, question, self._order(), deadline, self.attempt_timeout, tcp, self._report)
+        finally:
+            self.outstanding -= 1
+        if reply is not None and key is not None:
+            return cache.put(key, query, reply)  # type: ignore[union-attr]
+        return reply
 
     async def lookup(self, name: str, rdtype: int) -> dns.message.Message | None:
-        return await lookup(name, rdtype, self.upstreams, self.timeout)
+        """Ask the upstreams `name`/`rdtype` (RD set, EDNS0 payload 1232), through the cache; None on failure."""
+        rrtype = dns.rdatatype.RdataType.make(rdtype)
+        query = dns.message.make_query(name, rrtype, use_edns=0, payload=EDNS_PAYLOAD)
+        try:
+            reply = await self.forward(query.to_wire())
+        except Overloaded:
+            return None
+        if reply is None:
+            return None
+        try:
+            return dns.message.from_wire(reply)
+        except dns.exception.DNSException:
+            return None
+
+    async def close(self) -> None:
+        """Stop the health probes (those running on this loop are awaited)."""
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        tasks = []
+        for state in self.state.values():
+            task, state.probe_task = state.probe_task, None
+            if task is not None and not task.done():
+                task.cancel()
+                if task.get_loop() is loop:
+                    tasks.append(task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def down(self) -> list[Address]:
+        """The upstreams marked down now."""
+        return [u for u, s in self.state.items() if s.down]
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _order(self) -> Sequence[Address]:
+        upstreams = self.upstreams
+        if len(upstreams) > 1:
+            if self.policy == "random":
+                upstreams = tuple(random.sample(upstreams, len(upstreams)))
+            elif self.policy == "round_robin":
+                turn = self._turn % len(upstreams)
+                self._turn = turn + 1
+                upstreams = upstreams[turn:] + upstreams[:turn]
+        state = self.state
+        healthy = [u for u in upstreams if not state[u].down]
+        if len(healthy) == len(upstreams):
+            return upstreams
+        if not healthy:
+            self.healthcheck_broken += 1
+        return healthy + [u for u in upstreams if state[u].down]
+
+    def _report(self, upstream: Address, reply: bytes | None) -> None:
+        state = self.state[upstream]
+        state.requests += 1
+        if reply is not None:
+            state.responses[reply[3] & 0x0F] += 1
+            state.fails = 0
+            if state.down:
+                state.down = False
+                log.info("upstream %s answers again", state.name)
+            return
+        state.failures += 1
+        state.fails += 1
+        if self.max_fails and state.fails >= self.max_fails:
+            if not state.down:
+                state.down = True
+                log.warning("upstream %s marked down after %d failed queries; probing it with . NS every %.1f s",
+                            state.name, state.fails, PROBE_INTERVAL)
+            self._start_probe(state)
+
+    def _start_probe(self, state: UpstreamState) -> None:
+        """The probe task of a down upstream, started on the running loop unless one runs there."""
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        task = state.probe_task
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
+        state.probe_task = loop.create_task(self._probe(state), name=f"probe {state.name}")
+
+    async def _probe(self, state: UpstreamState) -> None:
+        budget = min(self.attempt_timeout, PROBE_TIMEOUT)
+        while state.down and not self._closed:
+            state.probes += 1
+            reply = await _udp(_NS_PROBE, _NS_QUESTION, state.address, budget)
+            if reply is not None:  # any valid reply, whatever its RCODE: the upstream is reachable
+                if state.down:
+                    state.down = False
+                    state.fails = 0
+                    log.info("upstream %s answers the health check again", state.name)
+                return
+            state.healthcheck_failures += 1
+            await asyncio.sleep(PROBE_INTERVAL)
+
+
+# --- forwarding loop detection (CoreDNS's loop plugin) -----------------------------------------
+
+LOOP_PROBE_ZONE = "clusterdns-loop-probe."  # outside every zone of ours, so we would forward it
+LOOP_CHECK_TIMEOUT = 2.0
+
+
+def check_loop(sockets: Sequence[socket.socket], upstreams: Sequence[Address], timeout: float = LOOP_CHECK_TIMEOUT) -> None:
+    """Raise ConfigError if a probe sent to an upstream comes back to one of our UDP `sockets`.
+
+    Call it after binding and before serving: see find_loops().
+    """
+    looped = find_loops(sockets, upstreams, timeout)
+    if looped:
+        names = ", ".join(UpstreamState(u).name for u in looped)
+        raise ConfigError(f"forwarding loop: a query sent to upstream{'s' if len(looped) > 1 else ''} {names} came back to us"
+                          " (is /etc/resolv.conf or --upstream pointing at clusterdns itself?)")
+
+
+def find_loops(sockets: Sequence[socket.socket], upstreams: Sequence[Address], timeout: float = LOOP_CHECK_TIMEOUT) -> list[Address]:
+    """The upstreams through which a query comes back to us.
+
+    Like CoreDNS's loop plugin, each upstream is sent `HINFO <random>.<random>.clusterdns-loop-probe.`
+    (RD set; a name of its own per upstream, outside our zones, so a forwarder in between passes
+    it on). Our own UDP `sockets` are bound but not yet served: we read them directly (select +
+    recvfrom) and look for a probe name. The check ends when every upstream has answered (any
+    valid reply), refused (ICMP) or looped, or after `timeout` seconds; an upstream that stays
+    silent costs the whole timeout at start-up. Datagrams read from our sockets meanwhile are
+    dropped, probes and early client queries alike (the clients retry; we were not serving yet).
+    A probe that comes back over TCP is not seen (forwarders ask over UDP first).
+    """
+    probes: dict[bytes, Address] = {}
+    waiting: dict[socket.socket, tuple[Address, int, Question]] = {}
+    looped: set[Address] = set()
+    try:
+        for upstream in upstreams:
+            name = f"{secrets.randbits(63)}.{secrets.randbits(63)}.{LOOP_PROBE_ZONE}"
+            wire = dns.message.make_query(name, dns.rdatatype.HINFO).to_wire()
+            question = _question(wire)
+            assert question
+            probes[question[0][0]] = upstream
+            family = socket.AF_INET6 if ":" in upstream[0] else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.connect(upstream)  # connected: only that address's replies are heard
+                sock.send(wire)
+            except OSError:
+                sock.close()  # unreachable: no loop through it
+                continue
+            waiting[sock] = (upstream, struct.unpack_from("!H", wire)[0], question)
+        ours = list(sockets)
+        deadline = time.monotonic() + timeout
+        grace = False
+        while True:
+            if not waiting and not grace:
+                # Every upstream answered or looped: a looped copy may still be on its way (a
+                # forwarder that asks all its servers at once answers from one, sends one to us).
+                grace, deadline = True, min(deadline, time.monotonic() + 0.05)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            readable, _, _ = select.select(ours + list(waiting), [], [], left)
+            for sock in readable:
+                if sock in waiting:
+                    upstream, qid, question = waiting[sock]
+                    try:
+                        data = sock.recv(65535)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:  # ICMP port unreachable and the like: nothing there to loop through
+                        data = b""
+                    if not data or _matches(data, qid, question):
+                        del waiting[sock]
+                        sock.close()
+                    continue
+                for data in _drain(sock):
+                    theirs = _question(data) if len(data) >= 12 and not data[2] & _QR else None
+                    if theirs and len(theirs) == 1 and theirs[0][0] in probes:
+                        upstream = probes[theirs[0][0]]
+                        looped.add(upstream)
+                        for other, (u, _, _) in list(waiting.items()):
+                            if u == upstream:
+                                del waiting[other]
+                                other.close()
+        return [u for u in upstreams if u in looped]
+    finally:
+        for sock in waiting:
+            sock.close()
+
+
+def _drain(sock: socket.socket) -> list[bytes]:
+    """Every datagram waiting on `sock`, without blocking."""
+    out = []
+    while select.select([sock], [], [], 0)[0]:
+        try:
+            data, _ = sock.recvfrom(65535)
+        except OSError:
+            break
+        out.append(data)
+        if len(out) >= 1000:
+            break
+    return out

@@ -83,6 +83,47 @@ class DNSCollector(Collector):
         yield from self._dns()
         yield from self._build()
         yield from self._cluster()
+        yield from self._forward()
+
+    def _forward(self) -> Iterator[Any]:
+        """forward and cache plugin metrics (spec/conventions.md section 3)."""
+        fwd = getattr(self.server, "forwarder", None)
+        if fwd is None or not getattr(fwd, "state", None):
+            return
+        servers = sorted({ls.server for ls in self.listeners}) or [""]
+        requests = CounterMetricFamily("coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"])
+        responses = CounterMetricFamily("coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"])
+        health = CounterMetricFamily("coredns_proxy_healthcheck_failures", "Counter of the number of failed healthchecks.",
+                                     labels=["proxy_name", "to", "rcode"])
+        for up in fwd.state.values():
+            requests.add_metric([up.name], up.requests)
+            for rcode, n in sorted(up.responses.items()):
+                responses.add_metric([up.name, RCODE_LABELS.get(rcode, str(rcode))], n)
+            health.add_metric(["forward", up.name, ""], up.healthcheck_failures)
+        yield from (requests, responses, health)
+        rejects = CounterMetricFamily("coredns_forward_max_concurrent_rejects", "Counter of queries rejected because the concurrent queries were at maximum.")
+        rejects.add_metric([], fwd.rejects)
+        broken = CounterMetricFamily("coredns_forward_healthcheck_broken", "Counter of the number of complete failures of the healthchecks.")
+        broken.add_metric([], fwd.healthcheck_broken)
+        yield from (rejects, broken)
+        cache = getattr(fwd, "cache", None)
+        if cache is None:
+            return
+        labels = ["server", "type", "zones", "view"]
+        entries = GaugeMetricFamily("coredns_cache_entries", "The number of elements in the cache.", labels=labels)
+        hits = CounterMetricFamily("coredns_cache_hits", "The count of cache hits.", labels=labels)
+        evictions = CounterMetricFamily("coredns_cache_evictions", "The count of cache evictions.", labels=labels)
+        misses = CounterMetricFamily("coredns_cache_misses", "The count of cache misses. Deprecated, derive from cache requests minus hits.",
+                                     labels=["server", "zones", "view"])
+        cache_requests = CounterMetricFamily("coredns_cache_requests", "The count of cache requests.", labels=["server", "zones", "view"])
+        server = servers[0]
+        for kind in ("success", "denial"):
+            entries.add_metric([server, kind, ZONE, ""], cache.entries.get(kind, 0))
+            hits.add_metric([server, kind, ZONE, ""], cache.hits.get(kind, 0))
+            evictions.add_metric([server, kind, ZONE, ""], cache.evictions.get(kind, 0))
+        misses.add_metric([server, ZONE, ""], cache.misses)
+        cache_requests.add_metric([server, ZONE, ""], cache.requests)
+        yield from (entries, hits, evictions, misses, cache_requests)
 
     def _dns(self) -> Iterator[Any]:
         requests = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",

@@ -136,3 +136,20 @@ def test_query_log_in_coredns_format(serve) -> None:
     assert server.wait_for_output(r'"AAAA IN nope\.testns\.svc\.cluster\.local\. tcp \d+ \w+ \d+" NXDOMAIN qr,aa,rd')
     assert server.wait_for_output(r"(?m)^\[ERROR\] plugin/errors: 2 example\.org\. A: ")
     assert server.wait_for_output(r'"A IN example\.org\. udp .*" SERVFAIL')
+
+
+def test_forward_and_cache_metrics(serve) -> None:
+    from tests.upstream import Upstream
+
+    with Upstream(["example.org. 60 IN A 192.0.2.10"]) as up:
+        to = f"{up.address[0]}:{up.address[1]}"
+        server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--loop-detect", "off", upstream=to)
+        for _ in range(3):
+            assert server.query("example.org", "A").answer[0][0].to_text() == "192.0.2.10"
+        m = samples(get(endpoint(server, "metrics"))[1])
+    assert value(m, "coredns_forward_requests_total", to=to) == 1, "one upstream query, then cache hits"
+    assert value(m, "coredns_forward_responses_total", to=to, rcode="NOERROR") == 1
+    assert value(m, "coredns_cache_hits_total", type="success") == 2
+    assert value(m, "coredns_cache_entries", type="success") == 1
+    assert value(m, "coredns_cache_requests_total") == 3
+    assert value(m, "coredns_dns_responses_total", plugin="forward", rcode="NOERROR") == 3

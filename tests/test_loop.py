@@ -1,0 +1,145 @@
+"""Forwarding loop detection at start-up (CoreDNS's loop plugin): real loops, real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+import dns.rdatatype
+import pytest
+
+from clusterdns.config import Address
+from clusterdns.errors import ConfigError
+from clusterdns.forwarder import LOOP_PROBE_ZONE, check_loop, find_loops
+from tests.conftest import QUIET_HTTP, SHARED, clusterdns_argv
+from tests.upstream import Upstream
+
+FIXTURE = SHARED / "cases" / "fixture" / "unit"
+RECORDS = ["ext.interwebs.test. 5 IN A 1.2.3.4"]
+
+
+def free_port() -> int:
+    """A port nothing listens on for UDP or TCP (both bound to it, then closed); see retrying()."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port")
+
+
+def serve_until_exit(*flags: str, timeout: float = 20) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    proc = subprocess.run(clusterdns_argv("serve", "--manifests", str(FIXTURE), "--zone", "cluster.local", *flags),
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **QUIET_HTTP})
+    return proc, time.monotonic() - started
+
+
+def retrying(start: Callable[[int], tuple[subprocess.CompletedProcess[str], float]]) -> tuple[subprocess.CompletedProcess[str], float, int]:
+    """start(port) with a fresh free port until the port was not taken in between (other tests run alongside)."""
+    for _ in range(5):
+        port = free_port()
+        proc, elapsed = start(port)
+        if "Address already in use" not in proc.stderr:
+            return proc, elapsed, port
+    raise AssertionError("could not bind a free port:\n" + proc.stderr)
+
+
+def probes(up: Upstream) -> list[str]:
+    return [name for _, name, rdtype in up.queries if rdtype == dns.rdatatype.HINFO]
+
+
+# --- find_loops on sockets ---------------------------------------------------------------------
+
+
+def bound_udp() -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setblocking(False)
+    return s
+
+
+def test_a_probe_to_ourselves_comes_back() -> None:
+    with bound_udp() as ours:
+        me: Address = ours.getsockname()
+        started = time.monotonic()
+        assert find_loops([ours], [me], timeout=2.0) == [me]
+        assert time.monotonic() - started < 0.5, "found at once, not after the timeout"
+        with pytest.raises(ConfigError, match=r"forwarding loop: a query sent to upstream 127\.0\.0\.1:\d+ came back to us"):
+            check_loop([ours], [me], timeout=2.0)
+
+
+def test_only_the_looping_upstream_is_named() -> None:
+    with bound_udp() as ours, Upstream(RECORDS) as up:
+        me: Address = ours.getsockname()
+        assert find_loops([ours], [up.address, me], timeout=2.0) == [me]
+        [name] = probes(up)
+        assert name.endswith("." + LOOP_PROBE_ZONE) and len(name.split(".")) == 4
+
+
+def test_no_loop_ends_when_the_upstreams_answer() -> None:
+    with bound_udp() as ours, Upstream(RECORDS) as up, Upstream(RECORDS, mode="refused") as refusing:
+        closed = ("127.0.0.1", free_port())
+        started = time.monotonic()
+        assert find_loops([ours], [up.address, refusing.address, closed], timeout=2.0) == []
+        assert time.monotonic() - started < 0.5
+        assert len(probes(up)) == 1 and len(probes(refusing)) == 1
+
+
+def test_a_silent_upstream_costs_the_timeout_only() -> None:
+    with bound_udp() as ours, Upstream(RECORDS, mode="drop") as up:
+        started = time.monotonic()
+        assert find_loops([ours], [up.address], timeout=0.5) == []
+        assert 0.45 < time.monotonic() - started < 1.0
+
+
+# --- `clusterdns serve` ------------------------------------------------------------------------
+
+
+def test_serve_forwarding_to_itself_exits_2() -> None:
+    proc, elapsed, port = retrying(lambda port: serve_until_exit("--listen", f"127.0.0.1:{port}", "--upstream", f"127.0.0.1:{port}"))
+    assert proc.returncode == 2, proc.stderr
+    assert (f"clusterdns: forwarding loop: a query sent to upstream 127.0.0.1:{port} came back to us "
+            "(is /etc/resolv.conf or --upstream pointing at clusterdns itself?)") in proc.stderr
+    assert "serving DNS on" not in proc.stderr
+    assert elapsed < 10
+
+
+def test_serve_two_server_loop(serve) -> None:
+    """A forwards to B's port, B forwards to A: B's probe goes through A and comes back to B."""
+    for _ in range(5):
+        port_b = free_port()
+        # B is not there yet when A starts: no loop seen. A short timeout so A stops quickly afterwards.
+        a = serve(FIXTURE, "--zone", "cluster.local", "--upstream-timeout", "0.5", upstream=f"127.0.0.1:{port_b}")
+        proc, _ = serve_until_exit("--listen", f"127.0.0.1:{port_b}", "--upstream", f"{a.host}:{a.port}")
+        if "Address already in use" not in proc.stderr:
+            break
+        a.stop()  # B's port was taken in between: again with another
+    assert proc.returncode == 2, proc.stderr
+    assert f"forwarding loop: a query sent to upstream {a.host}:{a.port} came back to us" in proc.stderr
+
+
+def test_serve_probes_the_upstream_and_starts(serve) -> None:
+    with Upstream(RECORDS) as up:
+        server = serve(FIXTURE, "--zone", "cluster.local", upstream=f"{up.address[0]}:{up.address[1]}")
+        [name] = probes(up)
+        assert name.endswith("." + LOOP_PROBE_ZONE)
+        assert server.query("ext.interwebs.test.", "A").answer[0][0].to_text() == "1.2.3.4"
+
+
+def test_serve_loop_detect_off(serve) -> None:
+    with Upstream(RECORDS) as up:
+        serve(FIXTURE, "--zone", "cluster.local", "--loop-detect", "off", upstream=f"{up.address[0]}:{up.address[1]}")
+        assert probes(up) == []
+
+
+def test_serve_without_upstreams_sends_no_probe(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local")  # --upstream none
+    assert "forwarding loop" not in server.output
