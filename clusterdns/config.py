@@ -216,6 +216,11 @@ class Config:
         help="clients whose queries may be forwarded upstream (default: loopback and private ranges); others get REFUSED",
     )
     rate_limit: int = setting(0, flag="--rate-limit", metavar="N", convert=int, help="responses per second per client /24 (/56) before dropping (0: off)")
+    tcp_max_queries: int = setting(
+        0, flag="--tcp-max-queries", metavar="N", convert=int,
+        help="queries answered on one TCP connection before it is closed (0: no limit, as NSD's tcp-query-count;"
+        " a client pipelining past the limit loses the queries it had in flight)",
+    )
     workers: int = setting(
         1, flag="--workers", metavar="N", convert=int, help="processes sharing each port with SO_REUSEPORT (one per spare core)"
     )

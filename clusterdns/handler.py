@@ -7,6 +7,8 @@ the snapshot's answer cache, or a coroutine when the answer needs the network
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -24,6 +26,10 @@ errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDN
 
 CACHE_LIMIT = 100_000  # answers kept per snapshot; cleared when full
 FORWARD = "forward"  # cache marker: the name is not ours
+ANY, HINFO = 255, 13
+# RFC 8482 4.2: ANY for a name we would forward gets one synthesized HINFO, CPU "RFC8482",
+# OS empty, instead of whatever the upstream has (an ANY reply is an amplifier's payload).
+RFC8482_HINFO = (RR(None, HINFO, 3600, b"\x07RFC8482\x00"),)
 Result = bytes | list[bytes] | None | Coroutine[Any, Any, tuple[bytes, metrics.Key]]
 
 
@@ -54,7 +60,7 @@ class Handler:
         if len(wire) < 12 or wire[2] & 0x80:
             return None  # too short for a header, or a response: never answer those
         if wire[2] & 0x78:
-            return self._error(wire, NOTIMP)  # OPCODE other than QUERY (RFC 1035 4.1.1)
+            return self._notimp(wire)  # OPCODE other than QUERY (RFC 1035 4.1.1)
         try:
             query = parse_query(wire)
         except FormErr as e:
@@ -79,6 +85,21 @@ class Handler:
         self.last = metrics.key(query.qtype if query else 0, rcode, plugin, bool(edns and edns.do))
         return error_reply(wire, rcode, question_end, edns)
 
+    def _notimp(self, wire: bytes) -> bytes:
+        """NOTIMP for an opcode we do not serve, with the question and OPT when they are readable.
+
+        An UPDATE's question is its zone section, which must be class IN-like and type SOA
+        (RFC 2136 2.3); any other is not echoed, so strict readers can parse the reply.
+        """
+        try:
+            query: Query | None = parse_query(wire)
+            end = query.qname_end + 4  # type: ignore[union-attr]
+        except FormErr as e:
+            query, end = None, e.question_end
+        if end > 12 and wire[2] & 0x78 == 0x28 and (wire[end - 4 : end - 2] != b"\0\6" or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
+            end = 0
+        return self._error(wire, NOTIMP, end, query)
+
     def _slow(self, snap: Snapshot, wire: bytes, query: Query, tcp: bool, limit: int, entry: object, peer: str | None = None) -> Result:
         if query.edns and query.edns.version != 0:
             return self._error(wire, BADVERS, query.qname_end + 4, query)  # RFC 6891 6.1.3
@@ -87,7 +108,7 @@ class Handler:
         if query.qtype in (AXFR, IXFR):
             return self._transfer(snap, wire, query, tcp, peer)
         if entry == FORWARD:
-            return self._forward(wire, query, tcp, limit)
+            return self._forward(wire, query, tcp, limit, peer)
         try:
             answer = resolve(snap, query.labels, query.qtype, self.fallthrough)
         except Exception:  # a resolver bug must cost one SERVFAIL, not the server (waitress's rule)
@@ -96,9 +117,15 @@ class Handler:
             return self._error(wire, SERVFAIL, query.qname_end + 4, query)
         if answer is None:
             self._remember(snap, query.key, FORWARD)
-            return self._forward(wire, query, tcp, limit)
+            return self._forward(wire, query, tcp, limit, peer)
         if answer.fallthrough and self.upstreams:
-            return self._forward(wire, query, tcp, limit)
+            if query.qtype != ANY and may_forward(peer, self.config.allow_forward):
+                return self._forward(wire, query, tcp, limit, peer)
+            # Not forwarded for this client (or ANY): our own NXDOMAIN, kept out of the caches,
+            # which every client shares.
+            self.last = metrics.key(query.qtype, answer.rcode, "kubernetes", bool(query.edns and query.edns.do))
+            reply = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), wire, query, answer.zone_labels)
+            return assemble(reply, wire, query, limit)
         if answer.chase:
             return self._chase(snap, answer, wire, query, tcp, limit)
         reply = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), wire, query, answer.zone_labels)
@@ -122,15 +149,29 @@ class Handler:
             snap.cache.clear()
         snap.cache[key] = value
 
-    def _forward(self, wire: bytes, query: Query, tcp: bool, limit: int) -> Result:
+    def _forward(self, wire: bytes, query: Query, tcp: bool, limit: int, peer: str | None = None) -> Result:
         if not self.upstreams:
             # No forward plugin: names outside our zones are REFUSED, as CoreDNS does (C12).
             return self._error(wire, REFUSED, query.qname_end + 4, query)
+        if not may_forward(peer, self.config.allow_forward):
+            # Not an open resolver: only --allow-forward clients get other names looked up.
+            return self._error(wire, REFUSED, query.qname_end + 4, query, "forward")
+        if query.qtype == ANY:
+            self.last = metrics.key(ANY, 0, "any", bool(query.edns and query.edns.do))
+            reply = encode(0, (RFC8482_HINFO, (), ()), wire, query, 0, aa=False)
+            return assemble(reply, wire, query, limit)
         return self._forwarded(wire, query, tcp, limit)
 
     async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
-        reply = await self.forwarder.forward(wire, tcp=tcp)
+        from clusterdns.forwarder import Overloaded  # here, so that only _forwarded changes (issue 8)
+
         do = bool(query.edns and query.edns.do)
+        try:
+            reply = await self.forwarder.forward(wire, tcp=tcp)
+        except Overloaded:
+            # --max-concurrent exchanges outstanding: REFUSED at once, as CoreDNS's max_concurrent
+            # (the Forwarder counts these in `rejects`).
+            return error_reply(wire, REFUSED, query.qname_end + 4, query.edns), metrics.key(query.qtype, REFUSED, "forward", do)
         if reply is None:
             # CoreDNS's errors plugin line for a failed lookup.
             errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
@@ -149,6 +190,34 @@ class Handler:
                 records = tuple(_raw_records(msg.answer))
         reply = encode(answer.rcode, (answer.answer + records, (), ()), wire, query, answer.zone_labels, tc=truncated)
         return assemble(reply, wire, query, limit), metrics.key(query.qtype, answer.rcode, "kubernetes", bool(query.edns and query.edns.do))
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(acl: tuple[str, ...]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], bool]:
+    nets = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in acl if cidr != "*")
+    return nets, "*" in acl
+
+
+@functools.lru_cache(maxsize=4096)
+def _may_forward(peer: str, acl: tuple[str, ...]) -> bool:
+    nets, everyone = _networks(acl)
+    if everyone:
+        return True
+    try:
+        ip = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
+        ip = ip.ipv4_mapped  # type: ignore[union-attr]
+    return any(ip in net for net in nets)
+
+
+def may_forward(peer: str | None, acl: Sequence[str]) -> bool:
+    """May this client have names outside our zones forwarded (--allow-forward)?
+
+    `peer` None is a caller inside the process (tests, tools): allowed.
+    """
+    return peer is None or _may_forward(peer, tuple(acl))
 
 
 def _raw_records(rrsets: Any) -> list[RR]:

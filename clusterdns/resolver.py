@@ -188,8 +188,16 @@ def _reverse(snap: Snapshot, rel: tuple[str, ...], labels: tuple[str, ...], qtyp
         if apex := _apex(snap, qtype):
             return apex
         return _negative(snap, NXDOMAIN if qtype == TXT else NOERROR)
+    if any("." in label for label in rel):
+        return _negative(snap, NXDOMAIN)  # `34.12.96.10` as one label is not four
     if qtype == SOA:
         return _negative(snap, NOERROR)
+    if rel == ("ns", "dns"):
+        # ns.dns.<zone> holds the nameserver's addresses in every zone (CoreDNS isDefaultNS).
+        rrs = snap.static.get(("ns.dns", qtype), ()) if qtype in (A, AAAA) else ()
+        if rrs:
+            return Answer(NOERROR, rrs)
+        return _negative(snap, NXDOMAIN if qtype in (TXT, PTR) else NOERROR)
     if qtype == PTR:
         rrs = snap.ptr(".".join(labels))
         if rrs:

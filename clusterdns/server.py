@@ -57,7 +57,7 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.upstreams = resolve_upstreams(config)
-        self.forwarder = forwarder.Forwarder(self.upstreams)
+        self.forwarder = forwarder.Forwarder(self.upstreams, config)
         self.handler = Handler(None, self.upstreams, config.fallthrough_zones, config, self.forwarder)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
@@ -96,8 +96,8 @@ class Server:
             old = self.current
             self.handler.current = new  # the swap: one assignment
             self._report(change, old, new, time.monotonic() - started)
-            if self.watcher is not None:
-                self.watcher.watch_outside(self.store.outside_dirs())
+            if self.watcher is not None and self.watcher.watch_outside(self.store.outside_dirs()):
+                self.watcher.poke()  # catch what changed there before the new watch existed
             if old is not None and new.serial != old.serial and self.config.notify:
                 transfer.send_notify(self.config.notify, self.config.cluster_domain, new.serial)
             return new
@@ -263,6 +263,17 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
     server.load(full=True)  # before binding: a broken start fails before any port is taken
     reuse = config.workers > 1
     sockets = server.bind(reuse_port=reuse)
+    # --- forwarding loop check (issue 8): bound but not yet served, so a probe sent through the
+    # upstreams that reaches our own UDP sockets means a loop (CoreDNS's loop plugin); exit 2.
+    if config.loop_detect == "on" and server.upstreams:
+        try:
+            forwarder.check_loop([udp for udp, _ in sockets], server.upstreams, min(config.upstream_timeout, forwarder.LOOP_CHECK_TIMEOUT))
+        except ConfigError:
+            for udp, tcp in sockets:
+                udp.close()
+                tcp.close()
+            raise
+    # --- end of the loop check
     children = []
     for worker in range(1, config.workers):
         pid = os.fork()

@@ -7,11 +7,13 @@ import errno
 import logging
 import socket
 import struct
+import weakref
 from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any, Protocol
 
 from clusterdns.metrics import Key, ListenerStats
+from clusterdns.ratelimit import RateLimiter
 
 log = logging.getLogger("clusterdns")
 
@@ -27,22 +29,36 @@ class Responder(Protocol):
     def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes | list[bytes] | None | Pending: ...
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
-TCP_MAX_CONNECTIONS = 256
+TCP_MAX_CONNECTIONS = 256  # more are accepted and closed at once
+TCP_WRITE_HIGH = 256 * 1024  # replies queued for a client that does not read: stop reading it
+TCP_WRITE_LOW = 64 * 1024  # ... and read again once the queue has drained to this
+TCP_FLUSH = 64 * 1024  # write replies out in pieces of about this size
+REFUSE_LOG_EVERY = 60.0  # seconds between "connection limit reached" lines
 
 
 class UDPServer(asyncio.DatagramProtocol):
     """One UDP socket: each datagram is one query, answered to its sender."""
 
-    def __init__(self, handler: Responder, stats: ListenerStats) -> None:
+    def __init__(self, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None) -> None:
         self.handler = handler
         self.stats = stats
+        self.limiter = limiter  # --rate-limit; None when off, so it costs one check
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.paused = False  # the socket's send buffer is full: drop queries until it drains
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.paused:
+            return
         started = perf_counter()
         try:
             result = self.handler.respond(data, False, addr[0])
@@ -52,10 +68,16 @@ class UDPServer(asyncio.DatagramProtocol):
         if result is None:
             return
         if result.__class__ is bytes:
+            if self.limiter is not None:
+                result = self.limiter.gate(addr[0], result)  # type: ignore[arg-type]
+                if result is None:
+                    return
             self.transport.sendto(result, addr)  # type: ignore[union-attr, arg-type]
             self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
             if self.stats.querylog:
                 self.stats.querylog(addr, "udp", data, result, perf_counter() - started)
+            return
+        if result.__class__ is list:  # a zone transfer is never answered over UDP; never here
             return
         task = asyncio.get_running_loop().create_task(self._later(result, addr, data, started))  # type: ignore[arg-type]
         self.tasks.add(task)
@@ -68,6 +90,10 @@ class UDPServer(asyncio.DatagramProtocol):
         except Exception:
             log.exception("handler failed on a UDP query from %s", addr)
             return
+        if self.limiter is not None:
+            reply = self.limiter.gate(addr[0], reply)  # type: ignore[assignment]
+            if reply is None:
+                return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
             self.stats.record(key, size, len(reply), perf_counter() - started)
@@ -80,21 +106,38 @@ class UDPServer(asyncio.DatagramProtocol):
 
 class TCPConnection(asyncio.Protocol):
     """One TCP client: 2-byte length-prefixed messages (RFC 1035 4.2.2), several per
-    connection, answered as they complete; replies to one read go out in one write."""
+    connection, answered as they complete; replies to one read go out together, in
+    writes of about TCP_FLUSH bytes.
+
+    Hostile clients are bounded: the idle timer runs from the last complete query, so a
+    client that sends part of a length prefix or of a message and stalls (slowloris) is
+    closed after TCP_IDLE_TIMEOUT like an idle one; after --tcp-max-queries (when set)
+    the connection is answered and closed; and a client that does not read its replies
+    is no longer read from once TCP_WRITE_HIGH bytes are queued for it, and is cut off
+    (aborted) if it still has not read them when the idle timer runs out.
+    """
 
     def __init__(self, server: TCPServer) -> None:
         self.server = server
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.peer: Any = None
         self.idle: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.queries = 0
+        self.paused = False  # our replies are not being read: we stopped reading too
+        self.finished = False  # --tcp-max-queries reached: close once the replies are out
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.server.connections.add(self)
-        if len(self.server.connections) > TCP_MAX_CONNECTIONS:
+        if len(self.server.connections) >= TCP_MAX_CONNECTIONS:
+            self.finished = True
+            self.server.refuse()
             transport.close()
             return
+        self.transport = transport  # type: ignore[assignment]
+        self.peer = transport.get_extra_info("peername")
+        self.server.connections.add(self)
+        transport.set_write_buffer_limits(high=TCP_WRITE_HIGH, low=TCP_WRITE_LOW)  # type: ignore[attr-defined]
         self._arm()
 
     def _arm(self) -> None:
@@ -103,43 +146,94 @@ class TCPConnection(asyncio.Protocol):
         self.idle = asyncio.get_running_loop().call_later(TCP_IDLE_TIMEOUT, self._timeout)
 
     def _timeout(self) -> None:
-        if self.transport and not self.tasks:
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if self.paused or transport.is_closing():
+            transport.abort()  # its replies have sat unread for the whole idle time
+        elif self.tasks:
+            self._arm()  # a forwarded answer is still coming (bounded by the forwarder)
         else:
+            transport.close()  # flushes first: if the client does not read, the next timeout aborts
             self._arm()
 
+    def pause_writing(self) -> None:
+        self.paused = True
+        if self.transport and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.transport and not self.transport.is_closing():
+            self.transport.resume_reading()
+            self._process()  # what it sent while we were not looking
+
     def data_received(self, data: bytes) -> None:
+        if self.finished:
+            return
         self.buffer += data
+        self._process()
+
+    def _process(self) -> None:
+        buffer = self.buffer
         out = bytearray()
-        while len(self.buffer) >= 2:
-            size = struct.unpack_from("!H", self.buffer)[0]
-            if len(self.buffer) < 2 + size:
+        done = 0  # bytes of the buffer consumed
+        answered = 0
+        while not self.paused and not self.finished and len(buffer) - done >= 2:
+            size = buffer[done] << 8 | buffer[done + 1]
+            if len(buffer) - done < 2 + size:
                 break
-            message = bytes(self.buffer[2 : 2 + size])
-            del self.buffer[: 2 + size]
+            message = bytes(buffer[done + 2 : done + 2 + size])
+            done += 2 + size
+            answered += 1
+            self.queries += 1
+            if self.queries == self.server.max_queries:
+                self.finished = True
             started = perf_counter()
             result = self._answer(message)
             if result.__class__ is bytes:
                 out += struct.pack("!H", len(result)) + result  # type: ignore[arg-type]
                 self.server.stats.record(self.server.handler.last, size, len(result), perf_counter() - started)  # type: ignore[arg-type]
                 if self.server.stats.querylog:
-                    self.server.stats.querylog(self._peer(), "tcp", message, result, perf_counter() - started)
+                    self.server.stats.querylog(self.peer, "tcp", message, result, perf_counter() - started)
             elif isinstance(result, list):  # a zone transfer: several messages (RFC 5936 2.2)
-                for message in result:
-                    out += struct.pack("!H", len(message)) + message
+                for part in result:
+                    out += struct.pack("!H", len(part)) + part
                 self.server.stats.record(self.server.handler.last, size, sum(map(len, result)), perf_counter() - started)
             elif result is not None:
                 task = asyncio.get_running_loop().create_task(self._later(result, message, started))  # type: ignore[arg-type]
                 self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-        if out and self.transport:
+                task.add_done_callback(self._task_done)
+            if len(out) >= TCP_FLUSH:
+                self._write(out)  # may pause us: the loop stops until the client reads
+                out = bytearray()
+        if done:
+            del buffer[:done]
+        if out:
+            self._write(out)
+        if self.finished:
+            buffer.clear()
+            self._close_when_answered()
+        elif answered:
+            self._arm()  # only a complete query restarts the idle clock (slowloris)
+
+    def _write(self, out: bytearray) -> None:
+        if self.transport and not self.transport.is_closing():
             self.transport.write(bytes(out))
-        self._arm()
+
+    def _close_when_answered(self) -> None:
+        if self.transport and not self.tasks and not self.transport.is_closing():
+            self.transport.close()  # sends what is queued first; the idle timer aborts it if unread
+            self._arm()
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if self.finished and not self.tasks:
+            self._close_when_answered()
 
     def _answer(self, message: bytes) -> bytes | list[bytes] | None | Pending:
         try:
-            peer = self._peer()
-            return self.server.handler.respond(message, True, peer[0] if peer else None)
+            return self.server.handler.respond(message, True, self.peer[0] if self.peer else None)
         except Exception:
             log.exception("handler failed on a TCP query")
             return None
@@ -154,13 +248,13 @@ class TCPConnection(asyncio.Protocol):
             self.transport.write(struct.pack("!H", len(reply)) + reply)
             self.server.stats.record(key, len(query), len(reply), perf_counter() - started)
             if self.server.stats.querylog:
-                self.server.stats.querylog(self._peer(), "tcp", query, reply, perf_counter() - started)
-
-    def _peer(self) -> Any:
-        return self.transport.get_extra_info("peername") if self.transport else None
+                self.server.stats.querylog(self.peer, "tcp", query, reply, perf_counter() - started)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is None:
+            return  # refused at the door
         self.server.connections.discard(self)
+        self.transport = None
         if self.idle:
             self.idle.cancel()
         for task in self.tasks:
@@ -168,13 +262,25 @@ class TCPConnection(asyncio.Protocol):
 
 
 class TCPServer:
-    """Accepts TCP connections for one address."""
+    """Accepts TCP connections for one address, at most TCP_MAX_CONNECTIONS at a time."""
 
     def __init__(self, handler: Responder, stats: ListenerStats) -> None:
         self.handler = handler
         self.stats = stats
         self.connections: set[TCPConnection] = set()
         self.server: asyncio.Server | None = None
+        self.refused = 0  # connections closed at once because of the cap
+        self.max_queries = getattr(getattr(handler, "config", None), "tcp_max_queries", 0)  # 0: no limit
+        self._logged = -REFUSE_LOG_EVERY
+
+    def refuse(self) -> None:
+        """One connection over the cap: closed unread; one log line a minute at most."""
+        self.refused += 1
+        now = asyncio.get_running_loop().time()
+        if now - self._logged >= REFUSE_LOG_EVERY:
+            self._logged = now
+            log.warning("%s: %d TCP connections open, the limit: refusing new ones until some close (%d refused so far)",
+                        self.stats.server, len(self.connections), self.refused)
 
     def close(self) -> None:
         if self.server:
@@ -239,7 +345,22 @@ async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Respo
     host, port = udp_sock.getsockname()[:2]
     server = f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}"
     family = 2 if udp_sock.family == socket.AF_INET6 else 1
-    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(handler, ListenerStats(server, "udp", family)), sock=udp_sock)
+    limiter = _limiter(handler)
+    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(handler, ListenerStats(server, "udp", family), limiter), sock=udp_sock)
     tcp = TCPServer(handler, ListenerStats(server, "tcp", family))
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
     return udp, tcp
+
+
+_LIMITERS: weakref.WeakKeyDictionary[Any, RateLimiter] = weakref.WeakKeyDictionary()
+
+
+def _limiter(handler: Responder) -> RateLimiter | None:
+    """The handler's --rate-limit buckets, one set shared by every UDP listener of the process."""
+    rate = getattr(getattr(handler, "config", None), "rate_limit", 0)
+    if not rate:
+        return None
+    limiter = _LIMITERS.get(handler)
+    if limiter is None:
+        limiter = _LIMITERS[handler] = RateLimiter(rate)
+    return limiter

@@ -47,15 +47,22 @@ class Watcher:
         self.handler = _Events(self.poke)
         self.extra: dict[str, Any] = {}  # outside directory -> watchdog watch
 
-    def watch_outside(self, directories: set[str]) -> None:
-        """Also watch these directories (not recursively): targets of symlinked manifests."""
+    def watch_outside(self, directories: set[str]) -> bool:
+        """Also watch these directories (not recursively): targets of symlinked manifests.
+
+        True when a new directory is watched: the caller then rescans once more, because
+        a write there before the watch existed produced no event.
+        """
         for gone in set(self.extra) - directories:
             self.observer.unschedule(self.extra.pop(gone))
+        added = False
         for new in directories - set(self.extra):
             try:
                 self.extra[new] = self.observer.schedule(self.handler, new, recursive=False)
+                added = True
             except OSError as e:
                 log.warning("cannot watch %s (target of a symlinked manifest): %s", new, e)
+        return added
 
     def start(self) -> None:
         self.observed = self._identity()

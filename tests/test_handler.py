@@ -7,6 +7,7 @@ import struct
 import dns.edns
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -160,3 +161,9 @@ def test_edns_option_ignored() -> None:
     q = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=0, options=[dns.edns.GenericOption(65001, b"xyz")])
     r = ask(handler, q)
     assert r.rcode() == dns.rcode.NOERROR and r.edns == 0 and not r.options
+
+
+def test_reverse_label_with_dots_is_not_an_address(handler: Handler) -> None:
+    """The four labels of a reverse name cannot be smuggled in as one label holding dots."""
+    q = dns.message.make_query(dns.name.Name([b"34.12.96.10", b"in-addr", b"arpa", b""]), "PTR")
+    assert ask(handler, q).rcode() == dns.rcode.NXDOMAIN
