@@ -7,15 +7,14 @@ empty non-terminals, search-path expansions). Nothing is started: `--self` (defa
 127.0.0.1:5353) and `--against` must already be serving.
 
 Replies are compared normalised: RCODE; the AA and TC flags; answer, authority and additional
-as sets of lower-cased presentation lines; TTLs dropped unless --ttl-sensitive; SOA serials
-never compared. Exit 0 when every reply matches, 1 when any differs, 2 on usage or network
+as sets of lower-cased presentation lines; TTLs (and the SOA MINIMUM, the negative-caching
+TTL) dropped unless --ttl-sensitive; SOA serials never compared. Exit 0 when every reply matches, 1 when any differs, 2 on usage or network
 errors. See docs/compare.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import socket
 import sys
@@ -26,7 +25,6 @@ from typing import Any, TextIO
 import dns.exception
 import dns.flags
 import dns.message
-import dns.name
 import dns.query
 import dns.rcode
 import dns.rdataclass
@@ -135,10 +133,9 @@ class Asker:
             try:
                 if self.sock is None:
                     family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-                    sock = socket.socket(family, socket.SOCK_STREAM)
-                    sock.settimeout(self.timeout)
-                    sock.connect((self.host, self.port))
-                    self.sock = sock
+                    self.sock = socket.socket(family, socket.SOCK_STREAM)
+                    self.sock.settimeout(self.timeout)
+                    self.sock.connect((self.host, self.port))
                 return dns.query.tcp(query, self.host, port=self.port, timeout=self.timeout, sock=self.sock)
             except (OSError, EOFError, dns.exception.DNSException) as e:
                 self.close()
@@ -171,7 +168,9 @@ def _lines(rrsets: Iterable[Any], options: Options) -> Iterable[str]:
         ttl = f" {rrset.ttl}" if options.ttl_sensitive else ""
         for rd in rrset:
             if rrset.rdtype == dns.rdatatype.SOA:
-                text = f"{rd.mname} {rd.rname} SERIAL {rd.refresh} {rd.retry} {rd.expire} {rd.minimum}"
+                # The serial never counts; MINIMUM is the negative-caching TTL (RFC 2308 4): a TTL.
+                minimum = rd.minimum if options.ttl_sensitive else "-"
+                text = f"{rd.mname} {rd.rname} SERIAL {rd.refresh} {rd.retry} {rd.expire} {minimum}"
             elif rrset.rdtype == dns.rdatatype.SRV and options.ignore_srv_weight:
                 text = f"{rd.priority} * {rd.port} {rd.target}"
             else:
@@ -333,7 +332,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", metavar="FILE", help="take the questions of a case file (shared/cases format)")
     parser.add_argument("--profile", metavar="NAME", help="with --cases: the cases of this profile (default: cases without `config`)")
     parser.add_argument("--tcp", action="store_true", help="ask over TCP only (kubectl port-forward carries only TCP)")
-    parser.add_argument("--ttl-sensitive", action="store_true", help="compare TTLs too")
+    parser.add_argument("--ttl-sensitive", action="store_true", help="compare TTLs (and the SOA MINIMUM) too")
     parser.add_argument("--positive-only", action="store_true",
                         help="only questions clusterdns answers with records; compare rcode, AA and the answer section only")
     parser.add_argument("--zone-records", action="store_true",
@@ -412,10 +411,3 @@ def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], s
     questions = questions_from_snapshot(snap, config, args.positive_only, args.zone_records)
     return questions, f"manifests {config.manifests}"
 
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

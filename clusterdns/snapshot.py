@@ -260,7 +260,7 @@ def _port_key(port_name: str, protocol: str, sname: str) -> str:
 
 def _nameserver_records(builder: _Builder, config: Config) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
     """NS at the apex and the A/AAAA of `ns.dns.<zone>` (C11): the --ns-address IPs."""
-    target = Name(("ns", "dns") + builder.domain, in_zone=False)
+    target = Name(("ns", "dns"))  # ns.dns.<the zone asked about>, as CoreDNS nsAddrs(state.Zone)
     glue = tuple(_address_rr(target, ip, builder.ttl) for ip in config.nameserver_ips)
     for ip in config.nameserver_ips:
         rr = _address_rr(None, ip, builder.ttl)
@@ -297,9 +297,10 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         exists |= {f"{ns}.pod" for ns in namespaces}
     pod_ips: dict[str, set[str]] = defaultdict(set)
     if config.pods == "verified":
+        # CoreDNS's Pod index: status.podIP of live Pods only (no terminating or finished ones).
         for pod in state.pods:
-            if pod.namespace in namespaces:
-                pod_ips[pod.namespace].update(pod.ips)
+            if pod.namespace in namespaces and pod.ips and not pod.terminating and pod.phase not in ("Succeeded", "Failed", "Unknown"):
+                pod_ips[pod.namespace].add(pod.ips[0])
 
     snap = Snapshot(
         forward_zones=tuple(split(z) for z in config.forward_zones),

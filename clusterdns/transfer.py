@@ -136,7 +136,7 @@ def send_notify(targets: Sequence[Address], zone: str, serial: int) -> None:
     def notify_one(host: str, port: int) -> None:
         msg = dns.message.make_query(zone + ".", dns.rdatatype.SOA)
         msg.set_opcode(dns.opcode.NOTIFY)
-        msg.flags = dns.flags.AA
+        msg.flags = dns.flags.AA | dns.opcode.to_flags(dns.opcode.NOTIFY)  # the opcode lives in the flags word
         for attempt in range(3):
             try:
                 dns.query.udp(msg, host, port=port, timeout=1 + attempt)

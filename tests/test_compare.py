@@ -1,0 +1,264 @@
+"""`clusterdns compare`: two real servers, the same questions, a readable diff and an exit code.
+
+The dump fixture (tests/clusters/kubectl-dump-compare/) is `kubectl get ... -A -o yaml` of a kind
+cluster, served with kubeadm's CoreDNS values (--pods insecure --ttl 30), as docs/compare.md
+tells a user to do before comparing with the cluster's own CoreDNS.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.message
+import dns.rdatatype
+import pytest
+
+from clusterdns import cli, compare
+from clusterdns.config import Config
+from clusterdns.names import split
+from clusterdns.resolver import NOERROR, resolve
+from tests.conftest import ROOT, SHARED, Server, clusterdns_argv
+
+DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"
+KUBEADM = ["--zone", "cluster.local", "--zone", "in-addr.arpa", "--zone", "ip6.arpa", "--pods", "insecure", "--ttl", "30"]
+UNIT = SHARED / "cases" / "fixture" / "unit"
+UNIT_FLAGS = ["--zone", "cluster.local", "--pods", "disabled", "--ttl", "5", "--fallthrough", "none"]
+
+
+def start(manifests: Path, *flags: str) -> Server:
+    return Server(clusterdns_argv("serve", "--manifests", str(manifests), "--listen", "127.0.0.1:0", "--upstream", "none", *flags))
+
+
+def address(server: Server) -> str:
+    return f"{server.host}:{server.port}"
+
+
+@pytest.fixture(scope="module")
+def changed_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dump with web's ClusterIP moved by one address, as after a re-create."""
+    copy = tmp_path_factory.mktemp("changed") / "dump"
+    shutil.copytree(DUMP, copy)
+    text = (copy / "dump.yaml").read_text()
+    assert text.count("10.96.44.12") == 2
+    (copy / "dump.yaml").write_text(text.replace("10.96.44.12", "10.96.44.13"))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def servers(changed_dump: Path) -> Iterator[dict[str, Server]]:
+    started = {
+        "a": start(DUMP, *KUBEADM),
+        "b": start(DUMP, *KUBEADM),
+        "changed": start(changed_dump, *KUBEADM),
+        "unit-a": start(UNIT, *UNIT_FLAGS),
+        "unit-b": start(UNIT, *UNIT_FLAGS),
+    }
+    yield started
+    for server in started.values():
+        server.stop()
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = cli.main(["compare", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+# --- the dump loads as it is ---------------------------------------------------------------------
+
+
+def test_kubectl_dump_loads_as_is() -> None:
+    snap = cli.load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30))
+    state = snap.state
+    assert [str(p) for p in state.problems] == []
+    assert sorted(state.namespaces) == ["default", "kube-node-lease", "kube-public", "kube-system", "shop"]
+    # Every Pod is the dump's own: the Deployments, ReplicaSets, StatefulSet and DaemonSet add none.
+    assert len(state.pods) == 9
+    assert {s.name: s.cluster_ips for s in state.services} == {
+        "kubernetes": ("10.96.0.1",), "kube-dns": ("10.96.0.10",), "db": (), "payments": (), "web": ("10.96.44.12",),
+    }
+    assert {s.name: s.endpoints_source for s in state.services if s.endpoints} == {
+        "kubernetes": "EndpointSlice", "kube-dns": "EndpointSlice", "db": "EndpointSlice", "web": "EndpointSlice",
+    }
+    # The not-ready web Pod is not published; the StatefulSet's Pods are, by hostname.
+    assert "10-244-0-9.web.shop.svc" not in snap.entries and "db-1.db.shop.svc" in snap.entries
+
+
+# --- compare against servers ------------------------------------------------------------------
+
+
+def test_same_dump_is_equal(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "--self", address(servers["a"]), "--against", address(servers["b"]), "--manifests", str(DUMP), *KUBEADM)
+    assert code == 0, out
+    assert " 0 differ" in out
+    questions = int(out.split(" questions from ")[0].rsplit("\n", 1)[-1])
+    assert questions > 100  # names x types, PTRs and the negative probes
+
+
+def test_changed_copy_differs_and_names_the_name(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    for transport in ([], ["--tcp"]):
+        code, out = run(capsys, "--self", address(servers["a"]), "--against", address(servers["changed"]), "--manifests", str(DUMP), *KUBEADM, *transport)
+        assert code == 1, out
+        assert "\nweb.shop.svc.cluster.local. A\n" in out
+        assert "    - web.shop.svc.cluster.local. in a 10.96.44.12" in out
+        assert "    + web.shop.svc.cluster.local. in a 10.96.44.13" in out
+        assert "\n12.44.96.10.in-addr.arpa. PTR\n" in out  # the old address's PTR is gone
+        assert "\ndb.shop.svc.cluster.local. A" not in out  # what did not change is not shown
+
+
+def test_ttl_sensitive(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    """The unit fixture served with TTL 5 and with TTL 30: equal unless TTLs count."""
+    other = start(UNIT, *UNIT_FLAGS[:-4], "--ttl", "30", "--fallthrough", "none")
+    try:
+        base = ["--self", address(servers["unit-a"]), "--against", address(other), "--cases", str(SHARED / "cases" / "coredns-unit.yaml")]
+        code, out = run(capsys, *base)
+        assert code == 0, out
+        code, out = run(capsys, *base, "--ttl-sensitive")
+        assert code == 1
+        assert "    - svc1.testns.svc.cluster.local. 5 in a 10.0.0.1" in out
+        assert "    + svc1.testns.svc.cluster.local. 30 in a 10.0.0.1" in out
+    finally:
+        other.stop()
+
+
+def test_cases_file_and_profiles(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    cases = str(SHARED / "cases" / "coredns-unit.yaml")
+    pair = ["--self", address(servers["unit-a"]), "--against", address(servers["unit-b"])]
+    code, out = run(capsys, *pair, "--cases", cases)
+    assert code == 0, out
+    # Another profile's questions against the same pair: still equal (both run the default flags).
+    code, out = run(capsys, *pair, "--cases", cases, "--profile", "unit-axfr", "--tcp")
+    assert code == 0 and "zone-transfer cases skipped" in out, out
+    # The unit fixture's questions asked of the dump: plenty differ.
+    code, out = run(capsys, "--self", address(servers["unit-a"]), "--against", address(servers["a"]), "--cases", cases)
+    assert code == 1 and "\nsvc1.testns.svc.cluster.local. A\n" in out and "  rcode: NOERROR | NXDOMAIN" in out
+
+
+def test_positive_only_compares_answers(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--self", address(servers["a"]), "--against", address(servers["changed"]), "--manifests", str(DUMP), *KUBEADM, "--positive-only"]
+    code, out = run(capsys, *base)
+    assert code == 1 and "web.shop.svc.cluster.local. A" in out and "authority:" not in out and "additional:" not in out
+
+
+def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+    dead = _dead_port()
+    code, out = run(capsys, "--against", f"127.0.0.1:{dead}", "--self", address(servers["a"]), "--manifests", str(DUMP), "--timeout", "0.2")
+    assert code == 2 and "against 127.0.0.1:" in out and "no answer over UDP" in out
+    code, out = run(capsys, "--against", f"127.0.0.1:{dead}", "--self", address(servers["a"]), "--manifests", str(DUMP), "--tcp")
+    assert code == 2 and "TCP" in out
+    code, out = run(capsys, "--against", address(servers["a"]))
+    assert code == 2 and "--cases FILE or --manifests DIR" in out
+    code, out = run(capsys, "--against", address(servers["a"]), "--cases", "x.yaml", "--manifests", str(DUMP))
+    assert code == 2 and "not both" in out
+    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(SHARED / "cases" / "coredns-unit.yaml"), "--profile", "nope")
+    assert code == 2 and "--profile nope" in out
+    code, out = run(capsys, "--against", address(servers["a"]), "--manifests", "/nonexistent/dir")
+    assert code == 2 and "no such directory" in out
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "--manifests", str(DUMP)])  # --against is required (argparse exits 2)
+    assert e.value.code == 2
+
+
+def _dead_port() -> int:
+    """A port nothing listens on (UDP or TCP) right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the questions and the normalisation, without servers --------------------------------------
+
+
+def test_list_asks_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(capsys, "--against", f"127.0.0.1:{_dead_port()}", "--manifests", str(DUMP), *KUBEADM, "--list")
+    assert code == 0
+    lines = out.splitlines()
+    for q in ("web.shop.svc.cluster.local. A", "_pg._tcp.db.shop.svc.cluster.local. SRV", "12.44.96.10.in-addr.arpa. PTR",
+              "payments.shop.svc.cluster.local. CNAME", "cluster.local. SOA", "cluster.local. NS",
+              "clusterdns-compare-probe.web.shop.svc.cluster.local. A", "_tcp.web.shop.svc.cluster.local. SRV",
+              "web.shop.svc.cluster.local.shop.svc.cluster.local. A", "web.shop.svc.cluster.local. TXT",
+              "clusterdns-compare-probe.clusterdns-compare-probe-ns.svc.cluster.local. A", "10-244-0-7.shop.pod.cluster.local. A"):
+        assert q in lines, q
+    # An out-of-zone ExternalName target is the upstream's business: its A is not asked.
+    assert "payments.shop.svc.cluster.local. A" not in lines
+
+
+def test_generated_questions_classify() -> None:
+    config = Config(manifests=str(DUMP), pods="insecure", ttl=30)
+    snap = cli.load_snapshot(config)
+    everything = compare.questions_from_snapshot(snap, config)
+    positive = compare.questions_from_snapshot(snap, config, positive_only=True)
+    assert set(positive) < set(everything)
+    for q in positive:
+        answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype))
+        assert answer is not None and answer.rcode == NOERROR and answer.answer, q
+    negatives = set(everything) - set(positive)
+    assert compare.Question("clusterdns-compare-probe.web.shop.svc.cluster.local.", "A") in negatives
+    zone = compare.questions_from_snapshot(snap, config, positive_only=True, zone_records=True)
+    # What a zone transfer carries: no endpoint names under a ClusterIP Service, no PTRs.
+    assert compare.Question("db-0.db.shop.svc.cluster.local.", "A") in zone
+    assert compare.Question("10-244-0-7.web.shop.svc.cluster.local.", "A") not in zone
+    assert not [q for q in zone if q.qtype == "PTR"]
+
+
+def _reply(text: str) -> dns.message.Message:
+    return dns.message.from_text(text)
+
+
+REPLY = """id 1
+opcode QUERY
+rcode NOERROR
+flags QR AA RD
+;QUESTION
+web.shop.svc.cluster.local. IN SRV
+;ANSWER
+Web.Shop.svc.cluster.local. {ttl} IN SRV 0 {weight} 80 web.shop.svc.cluster.local.
+;AUTHORITY
+cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. {serial} 7200 1800 86400 5
+;ADDITIONAL
+"""
+
+
+def test_normalise_ignores_ttl_serial_case_unless_asked() -> None:
+    one = _reply(REPLY.format(ttl=5, weight=50, serial=1))
+    two = _reply(REPLY.format(ttl=30, weight=50, serial=2).replace("Web.Shop", "web.shop"))
+    opts = compare.Options()
+    assert compare.normalise(one, False, opts) == compare.normalise(two, False, opts)
+    assert compare.normalise(one, False, opts).differences(compare.normalise(two, False, opts)) == []
+    strict = compare.Options(ttl_sensitive=True)
+    lines = compare.normalise(one, False, strict).differences(compare.normalise(two, False, strict))
+    assert lines == ["  answer:", "    - web.shop.svc.cluster.local. 5 in srv 0 50 80 web.shop.svc.cluster.local.",
+                     "    + web.shop.svc.cluster.local. 30 in srv 0 50 80 web.shop.svc.cluster.local."]
+    heavy = _reply(REPLY.format(ttl=5, weight=100, serial=1))
+    assert compare.normalise(one, False, opts) != compare.normalise(heavy, False, opts)
+    loose = compare.Options(ignore_srv_weight=True)
+    assert compare.normalise(one, False, loose) == compare.normalise(heavy, False, loose)
+    # TC seen on the UDP reply counts even though the compared reply came over TCP.
+    assert compare.normalise(one, True, opts).flags == ("aa", "tc")
+    assert compare.normalise(one, True, compare.Options(positive_only=True)).flags == ("aa",)
+    assert set(compare.normalise(one, False, compare.Options(positive_only=True)).sections) == {"answer"}
+
+
+def test_unused_reverse_names() -> None:
+    assert compare._unused_reverse_name("in-addr.arpa") == "254.254.254.254.in-addr.arpa"
+    assert compare._unused_reverse_name("10.in-addr.arpa") == "254.254.254.10.in-addr.arpa"
+    assert compare._unused_reverse_name("8.b.d.0.1.0.0.2.ip6.arpa").count(".") == 33
+
+
+def test_report_goes_to_the_given_stream(servers: dict[str, Server]) -> None:
+    out = io.StringIO()
+    mine = compare.Asker("self", (servers["a"].host, servers["a"].port))
+    theirs = compare.Asker("against", (servers["changed"].host, servers["changed"].port), tcp_only=True)
+    try:
+        n = compare.compare([compare.Question("web.shop.svc.cluster.local.", "A"), compare.Question("db.shop.svc.cluster.local.", "A")],
+                            mine, theirs, compare.Options(), out, verbose=True)
+    finally:
+        mine.close()
+        theirs.close()
+    assert n == 1
+    assert "= db.shop.svc.cluster.local. A NOERROR" in out.getvalue()
+

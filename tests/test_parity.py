@@ -1,0 +1,114 @@
+"""clusterdns's own CoreDNS parity cases (tests/cases/parity.yaml) over real UDP and TCP.
+
+Same format and comparison rules as shared/cases/coredns-unit.yaml (run by
+test_coredns_cases.py, whose helpers are reused): sections are multisets, a CNAME comes
+before its target, SOA serials are never compared, owner names compare case-insensitively.
+Each profile names its fixture and its clusterdns flags; one server per profile.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import pytest
+import yaml
+
+from tests.conftest import ROOT, Server, clusterdns_argv
+from tests.test_coredns_cases import ask, canonical, section, serial_of
+from tests.upstream import Upstream
+
+CASES_FILE = ROOT / "tests" / "cases" / "parity.yaml"
+DATA = yaml.safe_load(CASES_FILE.read_text())
+MOCK = "<mock-upstream-parity>"
+
+
+def params() -> list[Any]:
+    out = []
+    for case in DATA["cases"]:
+        marks = [pytest.mark.xfail(reason=case["known_bug"], strict=True)] if case.get("known_bug") else []
+        out.append(pytest.param(case, id=case["name"], marks=marks))
+    return out
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[Any]:
+    """One clusterdns per profile, started on first use; the mock upstream when a profile forwards."""
+    running: dict[str, Server] = {}
+    mocks: list[Upstream] = []
+
+    def get(profile: str) -> Server:
+        if profile not in running:
+            spec = DATA["profiles"][profile]
+            flags = shlex.split(spec["flags"])
+            if MOCK in flags:
+                up = Upstream(records=DATA["mocks"]["mock-upstream-parity"]["records"])
+                mocks.append(up)
+                flags = [f"{up.address[0]}:{up.address[1]}" if f == MOCK else f for f in flags]
+            elif "--upstream" not in flags:
+                flags += ["--upstream", "none"]
+            fixture = Path(ROOT / spec["fixture"])
+            running[profile] = Server(clusterdns_argv("serve", "--manifests", str(fixture), "--listen", "127.0.0.1:0", *flags))
+        return running[profile]
+
+    yield get
+    for server in running.values():
+        server.stop()
+    for up in mocks:
+        up.close()
+
+
+def lowered(lines: list[str], ttls: bool = True) -> list[str]:
+    """Owner names (and names in rdata) compare case-insensitively (shared/cases/README.md).
+    Without `ttls` the TTL field is dropped: an upstream's TTLs are the upstream's (and any
+    cache's on the way), not ours."""
+    out = []
+    for line in lines:
+        owner, ttl, rest = line.lower().split(None, 2)
+        out.append(f"{owner} {ttl if ttls else '-'} {rest}")
+    return sorted(out)
+
+
+def check(msg: dns.message.Message, case: dict) -> None:
+    assert dns.rcode.to_text(msg.rcode()) == case["rcode"], msg.to_text()
+    serial = serial_of(msg)
+    for name in ("answer", "authority", "additional"):
+        ttls = case.get("aa", True)
+        want = lowered([canonical(line, serial) for line in case.get(name, [])], ttls)
+        assert lowered(section(msg, name), ttls) == want, f"{name} differs:\n{msg.to_text()}"
+    if case["rcode"] != "REFUSED":
+        if case.get("aa", True):
+            assert msg.flags & dns.flags.AA, "authoritative answers carry AA (C1)"
+            assert not msg.flags & dns.flags.RA, "no RA on our zone's answers (C1)"
+        else:
+            assert not msg.flags & dns.flags.AA, "the upstream's reply is passed on as it is"
+    if case.get("answer") and case["answer"][0].split()[3] == "CNAME":
+        assert msg.answer[0].rdtype == dns.rdatatype.CNAME, "a CNAME comes before its target's records"
+    if "tc" in case:
+        assert bool(msg.flags & dns.flags.TC) == case["tc"]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("case", params())
+def test_case(servers: Any, case: dict, transport: str) -> None:
+    if case.get("transport", transport) != transport:
+        pytest.skip(f"the case is about {case['transport']} only")
+    check(ask(servers(case.get("config", "default")), case, tcp=transport == "tcp"), case)
+
+
+def test_cases_are_well_formed() -> None:
+    names = [c["name"] for c in DATA["cases"]]
+    assert len(names) == len(set(names)), "case names are unique"
+    for case in DATA["cases"]:
+        assert case.get("config", "default") in DATA["profiles"], case["name"]
+        assert case["source"], case["name"]
+        for line in case["answer"] + case["authority"] + case["additional"]:
+            canonical(line, 1)  # parses as presentation format
+    for profile in DATA["profiles"].values():
+        assert (ROOT / profile["fixture"]).is_dir()
