@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -98,6 +99,21 @@ class Server:
         if self.proc.stdout:
             self._reader.join(5)
             self.proc.stdout.close()
+
+
+def recv_exact(sock: "socket.socket", n: int) -> bytes:
+    """Exactly n bytes from a TCP socket (fails the test if the server closes early)."""
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "connection closed early"
+        data += chunk
+    return data
+
+
+def read_frame(sock: "socket.socket") -> bytes:
+    """One length-prefixed DNS message from a TCP stream (RFC 1035 4.2.2)."""
+    return recv_exact(sock, int.from_bytes(recv_exact(sock, 2), "big"))
 
 
 def clusterdns_argv(*args: str) -> list[str]:

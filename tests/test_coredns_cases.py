@@ -21,7 +21,7 @@ import dns.rrset
 import pytest
 import yaml
 
-from tests.conftest import SHARED, Server, clusterdns_argv
+from tests.conftest import SHARED, Server, clusterdns_argv, read_frame
 from tests.upstream import Upstream
 
 CASES_FILE = SHARED / "cases" / "coredns-unit.yaml"
@@ -151,8 +151,7 @@ def check_transfer(server: Server, case: dict) -> None:
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(struct.pack("!H", len(wire)) + wire)
         while True:
-            size = struct.unpack("!H", _recv(sock, 2))[0]
-            msg = dns.message.from_wire(_recv(sock, size), one_rr_per_rrset=True)
+            msg = dns.message.from_wire(read_frame(sock), one_rr_per_rrset=True)
             assert dns.rcode.to_text(msg.rcode()) == case["rcode"]
             serial = serial if serial is not None else serial_of(msg)
             answers += section(msg, "answer")
@@ -166,14 +165,6 @@ def check_transfer(server: Server, case: dict) -> None:
     assert " SOA " in answers[0] and " SOA " in answers[-1]
     assert sorted(answers) == sorted(want), "\n".join(sorted(set(answers) ^ set(want)))
 
-
-def _recv(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed during the transfer"
-        data += chunk
-    return data
 
 
 def test_every_profile_is_mapped() -> None:

@@ -15,7 +15,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import SHARED, clusterdns_argv, have_dig
+from tests.conftest import SHARED, clusterdns_argv, have_dig, read_frame
 from tests.upstream import Upstream
 
 FIXTURE = SHARED / "cases" / "fixture" / "unit"
@@ -82,21 +82,11 @@ def test_several_queries_on_one_tcp_connection(serve) -> None:
         sock.sendall(b"".join(struct.pack("!H", len(w)) + w for w in (q.to_wire() for q in queries)))
         replies = {}
         for _ in queries:
-            size = struct.unpack("!H", _recv_exact(sock, 2))[0]
-            r = dns.message.from_wire(_recv_exact(sock, size))
+            r = dns.message.from_wire(read_frame(sock))
             replies[r.id] = r
     assert replies[queries[0].id].answer[0][0].to_text() == "10.0.0.1"
     assert len(replies[queries[1].id].answer[0]) == 4
     assert replies[queries[2].id].rcode() == dns.rcode.NXDOMAIN
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "connection closed early"
-        data += chunk
-    return data
 
 
 def test_garbage_packets_do_not_hurt_the_server(serve) -> None:
