@@ -778,3 +778,111 @@ def test_scale_2000_services_10000_pods(tmp_path: Path) -> None:
     assert len({p.ips[0] for p in state.pods}) == 10000
     assert len({s.cluster_ips[0] for s in state.services}) == 2000
     assert sum(len(g.addresses) for s in state.services for g in s.endpoints) == 10000
+
+
+# --- reusing the previous derivation ------------------------------------------------------------
+
+DEPLOY = """---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {name}, namespace: {ns}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: {app}}}}}
+  template:
+    metadata: {{labels: {{app: {app}}}}}
+    spec:
+      containers:
+      - name: c
+        ports: [{{name: http, containerPort: {port}}}]
+"""
+
+
+def test_a_rederivation_equals_a_fresh_one_and_reuses_what_did_not_change(tmp_path: Path) -> None:
+    """derive() reuses what the previous call computed from the very same objects; the
+    result must be the one a fresh call gives, whatever changed in between."""
+    from clusterdns import cluster
+    from clusterdns.manifests import read_file
+
+    config = Config()
+    files: dict[str, list[object]] = {}
+
+    def put(rel: str, text: str) -> None:
+        write(tmp_path, rel, text)
+        files[rel] = read_objects(read_file(tmp_path, rel), [])
+
+    def check() -> tuple[ClusterState, ClusterState]:
+        """(derived after the previous check's call, derived again from itself), both checked."""
+        objs = [o for rel in sorted(files) for o in files[rel]]
+        again = derive(objs, config)
+        cluster._previous = None
+        fresh = derive(objs, config)
+        assert again == fresh
+        reused = derive(objs, config)  # and once more, everything reused
+        assert reused == fresh
+        return again, reused
+
+    put("a.yaml", "".join(DEPLOY.format(name=f"d{i}", ns="default", replicas=3, app=f"a{i}", port=8080) for i in range(4)))
+    put("b.yaml", "".join(svc_yaml(f"s{i}", f"    targetPort: http\n  selector:\n    app: a{i}") for i in range(3)))
+    put("b3.yaml", svc_yaml("s3", "    targetPort: http\n  selector:\n    app: a3"))
+    put("c.yaml", pod_yaml("bare", "app: a0", status="status:\n  podIP: 10.244.9.9"))
+    put("d.yaml", "---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ds}\nspec:\n  selector: {matchLabels: {app: a1}}\n"
+        "  template:\n    metadata: {labels: {app: a1}}\n    spec: {containers: [{name: c}]}\n")
+    _, first = check()
+    assert len(first.pods) == 14
+    put("b.yaml", "".join(svc_yaml(f"s{i}", f"    targetPort: http\n  selector:\n    app: a{i}") for i in range(3)).replace("port: 80", "port: 81", 1))
+    second, _ = check()
+    kept = [p for p in second.pods if p.owner == "Deployment/d3"]
+    assert kept and all(any(p is q for q in first.pods) for p in kept)  # the unchanged Deployment's Pods: the same objects
+    assert service(second, "s3") is service(first, "s3")
+    assert service(second, "s0") is not service(first, "s0")
+    put("a.yaml", "".join(DEPLOY.format(name=f"d{i}", ns="default", replicas=2 + i, app=f"a{i}", port=8080 + (i == 2)) for i in range(4)))
+    check()
+    put("c.yaml", pod_yaml("bare", "app: a0", status="status:\n  podIP: 10.244.9.9").replace("containerPort: 8080", "containerPort: 9090"))
+    third, _ = check()
+    assert {a.ip for g in service(third, "s0").endpoints for a in g.addresses} >= {"10.244.9.9"}
+    put("e.yaml", "---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n2}\n")
+    check()
+    del files["a.yaml"]
+    check()
+    put("b.yaml", svc_yaml("s1", "  selector:\n    app: nothing"))
+    assert warnings(check()[0], "matches no Pods")
+    config = Config(pod_cidr=("10.244.0.0/16", "fd00:10:244::/64"))
+    check()
+
+
+def test_many_files_read_in_worker_processes_give_the_same_objects(tmp_path: Path) -> None:
+    """Worker processes (forked: in a process of its own, with no other thread) read what one would."""
+    import subprocess
+    import sys
+
+    for i in range(12):
+        write(tmp_path, f"f{i:02d}.yaml", svc_yaml(f"s{i}", SELECTOR_WEB) + pod_yaml(f"p{i}", status="status:\n  podIP: 10.244.0.%d" % (i + 1)))
+    write(tmp_path, "broken.yaml", "a: [\n")
+    script = f"""
+from clusterdns import cluster
+from clusterdns.config import Config
+from clusterdns.manifests import list_files
+paths, _ = list_files({str(tmp_path)!r})
+alone = cluster.read_files({str(tmp_path)!r}, paths)
+cluster._parallel_workers = lambda root, rels: 2
+together = cluster.read_files({str(tmp_path)!r}, paths)
+assert together == alone, (together, alone)
+assert [len(objs) for objs, _ in together] == [0] + [2] * 12 and together[0][1]
+fresh = cluster.derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
+assert cluster.load({str(tmp_path)!r}, Config()) == fresh
+print("same")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "same", done.stderr
+
+
+def test_files_are_read_here_when_workers_would_not_pay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clusterdns import cluster
+
+    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * 10) == 1  # few small files
+    monkeypatch.setattr(cluster.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(cluster.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 2
+    monkeypatch.setattr(cluster.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
+    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 1  # the cores are busy

@@ -209,6 +209,88 @@ def test_fixture_documents_all_parse() -> None:
     assert len(documents(entries)) == 6 + 5 + 1 + 10
 
 
+# YAML that manifests hold, and YAML they rarely do: read_file must give what PyYAML's
+# safe loader gives for each document (manifests.py builds plain documents from libyaml's
+# events itself, and reads a file with one loader when it can).
+TRICKY_YAML = [
+    "a: 1\nb: yes\nc: 'yes'\nd: 0o17\ne: 017\nf: 0x1F\ng: 1_000\nh: 1:30\ni: 1.5e3\nj: .inf\nk: ~\nl: null\nm: True\nn: NO\n",
+    "t: 2001-12-14t21:59:43.10-05:00\nd: 2002-12-14\nb: !!binary aGVsbG8=\nf: !!float 1\ns: !!str 2024-01-01\ni: 0b1010\nz: 0\no: 08\n",
+    "ports:\n- {name: http, port: 80, targetPort: 8080}\n- name: dns\n  port: 53\n  protocol: UDP\nlabels: {'true': true, '1': 1}\n",
+    "a: &m {x: 1, y: [1, 2]}\nb: *m\nc: &s [a, b]\nd: *s\ne: &v val\n*v : from-alias\n",
+    "f: &r [*r]\ng: &q {h: *q}\n",
+    "base: &b {x: 1}\nd:\n  <<: *b\n  z: 3\n",
+    "a: &x 1\nb: &x 2\n",
+    "a: *nowhere\n",
+    "? [1, 2]\n: v\n",
+    "a: !foo bar\n",
+    "c: !!set {x, y}\nd: !!omap [{a: 1}]\n",
+    "a: !!map {x: 1}\nb: !!seq [1]\nc: ! {x: 1}\nd: ! [1]\n",
+    "e: !!str {x: 1}\n",
+    "1: one\n~: nul\ntrue: t\n1.5: f\n2020-01-01: d\n",
+    "--- &a hello\n",
+    "just a string\n",
+    "- 1\n- [2, {3: 4}]\n",
+    "a: [1, 2\n",
+    "a: |\n  line\n   more\nb: >-\n  folded\n  text\n",
+    "",
+    "# only a comment\n",
+    "=: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_YAML)
+def test_documents_read_as_pyyaml_reads_them(tmp_path: Path, text: str) -> None:
+    import yaml
+
+    def pyyaml(doc: str) -> object:
+        try:
+            return yaml.load(doc, Loader=yaml.CSafeLoader)
+        except yaml.YAMLError as e:
+            return type(e)
+
+    among = "x: 1\n" + ("" if text.startswith("---") else "---\n") + text + "---\ny: 2\n"
+    for name, content in (("alone.yaml", text), ("among.yaml", among)):
+        write(tmp_path, name, content)
+        entries = read_file(tmp_path, name)
+        got = {e.doc: (e.data if isinstance(e, Document) else "problem") for e in entries if e.doc in ("0", "1")}
+        if name == "among.yaml":
+            assert documents(entries)[0].data == {"x": 1} and documents(entries)[-1].data == {"y": 2}
+            doc = "1"
+        else:
+            doc = "0"
+        expected = pyyaml(text)
+        if isinstance(expected, type):
+            assert got.get(doc) == "problem"
+        elif isinstance(expected, dict):
+            assert repr(got.get(doc)) == repr(expected)  # repr: recursive data, and 1 vs True
+        elif expected is not None:
+            assert got.get(doc) == "problem"  # not a mapping
+        else:
+            assert doc not in got
+
+
+def test_a_files_documents_keep_their_lines_and_errors_when_read_together(tmp_path: Path) -> None:
+    text = "".join(f"---\n# doc {i}\n" + SERVICE.format(name=f"s{i}") for i in range(5)) + "---\na: [\n---\nb: 1\n"
+    write(tmp_path, "many.yaml", text)
+    entries = read_file(tmp_path, "many.yaml")
+    assert [(d.doc, d.line) for d in documents(entries)] == [("0", 3), ("1", 12), ("2", 21), ("3", 30), ("4", 39), ("6", 49)]
+    assert [(p.doc, p.line) for p in problems(entries)] == [("5", 47)]
+
+
+def test_a_one_document_dump_gives_each_item_with_the_lists_line(tmp_path: Path) -> None:
+    """A `kubectl get -o json/yaml` dump is one document: its first line is found without
+    splitting all of it, and its YAML is built from events, not from a tree of nodes."""
+    import yaml
+
+    items = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}", "labels": {"app": f"a{i}"}}} for i in range(3000)]
+    write(tmp_path, "dump.json", "\n\n" + json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4))
+    write(tmp_path, "dump.yaml", "# kubectl get svc -o yaml\n" + yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": items}))
+    for name, line in (("dump.json", 3), ("dump.yaml", 2)):
+        docs = documents(read_file(tmp_path, name))
+        assert len(docs) == 3000 and docs[-1].doc == "0/2999" and docs[-1].line == line
+        assert docs[1234].data == items[1234]
+
+
 # --- objects -----------------------------------------------------------------------------
 
 
