@@ -6,6 +6,7 @@ import ipaddress
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,13 +88,14 @@ class Snapshot:
     exists: frozenset[str]  # names CoreDNS finds (NODATA rather than NXDOMAIN for other types)
     has_data: frozenset[str]  # names that own at least one record (decides TXT NODATA vs NXDOMAIN)
     externals: dict[str, str]  # ExternalName Service name -> target (absolute, no trailing dot)
-    ptr_targets: dict[str, tuple[Name, ...]]  # reverse owner name -> PTR targets
     namespaces: frozenset[str]  # namespaces that exist and are exposed
     pod_ips: dict[str, frozenset[str]]  # namespace -> Pod IPs (pods verified)
     apex_ns: tuple[RR, ...]
     apex_glue: tuple[RR, ...]
     state: ClusterState | None = None
     cache: dict[Any, Any] = field(default_factory=dict)  # reply bodies by (name, type), dropped with the snapshot
+    contributions: dict[tuple[str, str], tuple[Service, Contribution]] = field(default_factory=dict)  # per Service, for the next reload
+    _ptr: dict[str, tuple[Name, ...]] | None = None
     udp_wire: dict[bytes, bytes] = field(default_factory=dict)  # whole replies by exact query bytes (less the ID)
     tcp_wire: dict[bytes, bytes] = field(default_factory=dict)
 
@@ -116,16 +118,25 @@ class Snapshot:
             return _srv(entries, self.ttl)
         return (), ()
 
+    @property
+    def ptr_targets(self) -> dict[str, tuple[Name, ...]]:
+        """Reverse owner name -> PTR targets, made on first use (PTR queries are rare, and
+        a reload of 50,000 endpoints should not pay for them up front)."""
+        if self._ptr is None:
+            self._ptr = _ptr_targets(c for _, c in self.contributions.values())
+        return self._ptr
+
     def ptr(self, owner: str) -> tuple[RR, ...]:
         return tuple(RR(None, PTR, self.ttl, target) for target in self.ptr_targets.get(owner, ()))
 
     def names(self) -> int:
-        """How many names we answer for (forward and reverse), for logs."""
-        return len(self.exists) + len(self.ptr_targets)
+        """How many names we answer for in the forward zones, for logs."""
+        return len(self.exists)
 
     def fingerprint(self) -> tuple:
-        """What decides the answers, for 'did anything change' (SOA serial bumps)."""
-        return (self.entries, self.static, self.exists, self.externals, self.ptr_targets, self.namespaces, self.pod_ips, self.apex_glue)
+        """What decides the answers besides the Services' contributions (compared one by
+        one in build), for 'did anything change' (SOA serial bumps)."""
+        return (self.namespaces, self.pod_ips, self.apex_ns, self.apex_glue)
 
 
 def _pack(ip: str) -> tuple[int, bytes]:
@@ -177,79 +188,122 @@ def reverse_owner(ip: str) -> str:
     return ".".join(reversed(nibbles)) + ".ip6.arpa"
 
 
-class _Builder:
-    """Collects CoreDNS 'service entries' per name."""
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one Service adds to the snapshot. Names are all below the Service's own name,
+    so contributions of different Services never share an entry name."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self.ttl = config.ttl
-        self.domain = split(config.cluster_domain)
-        self.entries: dict[str, list[Entry]] = defaultdict(list)
-        self.static: dict[tuple[str, int], tuple[RR, ...]] = {}
-        self.externals: dict[str, str] = {}
-        self.ptr: dict[str, list[Name]] = {}
-        self.endpoint_ptr: dict[str, list[Name]] = defaultdict(list)
+    entries: dict[str, tuple[Entry, ...]]
+    cluster_ptr: tuple[tuple[str, Name], ...] = ()  # ClusterIP reverse owner -> Service name
+    endpoint_ptr: tuple[tuple[str, Name], ...] = ()  # endpoint reverse owner -> endpoint name
+    static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
+    externals: tuple[tuple[str, str], ...] = ()
 
-    def add_service(self, svc: Service) -> None:
-        sname = service_name(svc.name, svc.namespace)
-        labels = split(sname)
-        if svc.type == "ExternalName":
-            self._add_external(sname, svc)
-            return
-        ready = [(g, a) for g in svc.endpoints for a in g.addresses if a.ready] if not self.config.noendpoints else []
-        # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
-        # all (coredns/coredns#1809); headless and ExternalName Services are exempt.
-        if self.config.ignore_empty_service and not svc.headless and not ready:
-            return
-        entries = self.entries
-        for group, addr in ready:
-            ep = endpoint_name(addr, self.config.endpoint_pod_names)
-            target = Name((ep,) + labels)
-            epname = f"{ep}.{sname}"
-            for port in group.ports or (None,):
-                entry = Entry(addr.ip, port.port if port else NO_PORT, target)
-                # Endpoint names exist below every Service, ClusterIP ones too (C7).
-                entries[epname].append(entry)
-                if svc.headless:
-                    # Headless: the Service name holds every ready endpoint (S11, S15).
-                    entries[sname].append(entry)
-                    if port and port.name:
-                        entries[_port_key(port.name, port.protocol, sname)].append(entry)
-            self.endpoint_ptr[reverse_owner(addr.ip)].append(Name(target.labels + self.domain, in_zone=False))
-        if not svc.headless:
-            self._add_cluster_ips(sname, labels, svc)
 
-    def _add_cluster_ips(self, sname: str, labels: tuple[str, ...], svc: Service) -> None:
+def contribution(svc: Service, config: Config) -> Contribution:
+    """The CoreDNS 'service entries' one Service puts under its names (C5-C10, S3-S19)."""
+    sname = service_name(svc.name, svc.namespace)
+    labels = split(sname)
+    domain = split(config.cluster_domain)
+    if svc.type == "ExternalName":
+        return _external(sname, svc, config.ttl)
+    ready = [(g, a) for g in svc.endpoints for a in g.addresses if a.ready] if not config.noendpoints else []
+    # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
+    # all (coredns/coredns#1809); headless and ExternalName Services are exempt.
+    if config.ignore_empty_service and not svc.headless and not ready:
+        return Contribution({})
+    entries: dict[str, list[Entry]] = defaultdict(list)
+    endpoint_ptr = []
+    for group, addr in ready:
+        ep = endpoint_name(addr, config.endpoint_pod_names)
+        target = Name((ep,) + labels)
+        epname = f"{ep}.{sname}"
+        for port in group.ports or (None,):
+            entry = Entry(addr.ip, port.port if port else NO_PORT, target)
+            # Endpoint names exist below every Service, ClusterIP ones too (C7).
+            entries[epname].append(entry)
+            if svc.headless:
+                # Headless: the Service name holds every ready endpoint (S11, S15).
+                entries[sname].append(entry)
+                if port and port.name:
+                    entries[_port_key(port.name, port.protocol, sname)].append(entry)
+        endpoint_ptr.append((reverse_owner(addr.ip), Name(target.labels + domain, in_zone=False)))
+    cluster_ptr = []
+    if not svc.headless:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
         target = Name(labels)
         for port in svc.ports:
             for ip in svc.cluster_ips:
                 entry = Entry(ip, port.port, target)
-                self.entries[sname].append(entry)
+                entries[sname].append(entry)
                 if port.name:
-                    self.entries[_port_key(port.name, port.protocol, sname)].append(entry)
-        for ip in svc.cluster_ips:
-            # PTR for a ClusterIP: the first Service found wins (C8); services arrive sorted.
-            self.ptr.setdefault(reverse_owner(ip), [Name(labels + self.domain, in_zone=False)])
+                    entries[_port_key(port.name, port.protocol, sname)].append(entry)
+        cluster_ptr = [(reverse_owner(ip), Name(labels + domain, in_zone=False)) for ip in svc.cluster_ips]
+    return Contribution({n: tuple(e) for n, e in entries.items()}, tuple(cluster_ptr), tuple(endpoint_ptr))
 
-    def _add_external(self, sname: str, svc: Service) -> None:
-        target = svc.external_name.rstrip(".").lower()
-        try:
-            ipaddress.ip_address(target)
-            return  # an IP in externalName is not served (coredns/coredns#2164)
-        except ValueError:
-            pass
-        if target:
-            self.externals[sname] = target
-            self.static[(sname, CNAME)] = (RR(None, CNAME, self.ttl, Name(split(target), in_zone=False)),)
 
-    def ptr_targets(self) -> dict[str, tuple[Name, ...]]:
-        out = {owner: tuple(names) for owner, names in self.ptr.items()}
-        for owner, names in self.endpoint_ptr.items():
-            # Endpoint PTRs only when no ClusterIP claimed the address (C8).
-            if owner not in out:
-                out[owner] = tuple(dict.fromkeys(names))
-        return out
+def _external(sname: str, svc: Service, ttl: int) -> Contribution:
+    target = svc.external_name.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(target)
+        return Contribution({})  # an IP in externalName is not served (coredns/coredns#2164)
+    except ValueError:
+        pass
+    if not target:
+        return Contribution({})
+    cname = (RR(None, CNAME, ttl, Name(split(target), in_zone=False)),)
+    return Contribution({}, static=(((sname, CNAME), cname),), externals=((sname, target),))
+
+
+class _Builder:
+    """Merges the Services' contributions, reusing the previous snapshot's where the
+    Service did not change (derive() hands back the same object for an unchanged one)."""
+
+    def __init__(self, config: Config, previous: Snapshot | None) -> None:
+        self.config = config
+        self.ttl = config.ttl
+        self.domain = split(config.cluster_domain)
+        self.entries: dict[str, tuple[Entry, ...]] = {}
+        self.static: dict[tuple[str, int], tuple[RR, ...]] = {}
+        self.externals: dict[str, str] = {}
+        self.previous = previous.contributions if previous else {}
+        self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
+        self.changed = previous is None
+
+    def add_service(self, svc: Service) -> None:
+        key = (svc.namespace, svc.name)
+        before = self.previous.get(key)
+        if before is not None and (before[0] is svc or before[0] == svc):
+            contrib = before[1]
+        else:
+            contrib = contribution(svc, self.config)
+            if before is None or before[1] != contrib:
+                self.changed = True
+        self.contributions[key] = (svc, contrib)
+        self.entries.update(contrib.entries)
+        if contrib.static:
+            self.static.update(contrib.static)
+            self.externals.update(contrib.externals)
+
+    def removed_any(self) -> bool:
+        return any(key not in self.contributions for key in self.previous)
+
+
+
+def _ptr_targets(contributions: Iterable[Contribution]) -> dict[str, tuple[Name, ...]]:
+    """PTRs in Service order: a ClusterIP's first Service wins; an address that is no
+    ClusterIP gets one PTR per Service whose ready endpoints hold it (C8)."""
+    cluster: dict[str, tuple[Name, ...]] = {}
+    endpoints: dict[str, list[Name]] = defaultdict(list)
+    for contrib in contributions:
+        for owner, name in contrib.cluster_ptr:
+            cluster.setdefault(owner, (name,))
+        for owner, name in contrib.endpoint_ptr:
+            endpoints[owner].append(name)
+    for owner, names in endpoints.items():
+        if owner not in cluster:
+            cluster[owner] = tuple(dict.fromkeys(names)) if len(names) > 1 else (names[0],)
+    return cluster
 
 
 def _port_key(port_name: str, protocol: str, sname: str) -> str:
@@ -283,7 +337,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
     least one on every change that alters an answer, and only then.
     """
     namespaces = _namespaces(state, config)
-    builder = _Builder(config)
+    builder = _Builder(config, previous)
     for svc in state.services:
         if svc.namespace in namespaces:
             builder.add_service(svc)
@@ -308,26 +362,27 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         ttl=config.ttl,
         serial=0,
         pods=config.pods,
-        entries={name: tuple(e) for name, e in builder.entries.items()},
+        entries=builder.entries,
         static=builder.static,
         exists=frozenset(exists),
         has_data=frozenset(has_data),
         externals=builder.externals,
-        ptr_targets=builder.ptr_targets(),
         namespaces=namespaces,
         pod_ips={k: frozenset(v) for k, v in pod_ips.items()},
         apex_ns=apex_ns,
         apex_glue=apex_glue,
         state=state,
+        contributions=builder.contributions,
     )
-    snap.serial = _serial(snap, previous, changed_at)
+    changed = builder.changed or builder.removed_any() or previous is None or previous.fingerprint() != snap.fingerprint()
+    snap.serial = _serial(previous, changed, changed_at)
     return snap
 
 
-def _serial(snap: Snapshot, previous: Snapshot | None, changed_at: int | None) -> int:
+def _serial(previous: Snapshot | None, changed: bool, changed_at: int | None) -> int:
     stamp = (changed_at if changed_at is not None else int(time.time())) & 0xFFFFFFFF
     if previous is None:
         return stamp
-    if previous.fingerprint() == snap.fingerprint():
+    if not changed:
         return previous.serial
     return max(stamp, previous.serial + 1) & 0xFFFFFFFF

@@ -66,12 +66,16 @@ class ManifestStore:
         for rel in [r for r in self.files if r not in current]:
             del self.files[rel]
             change.removed.append(rel)
+        changed = []
         for rel in paths:
             sig = self._signature(rel)
             old = self.files.get(rel)
             if sig is None or (old is not None and old.signature == sig and not full):
                 continue
-            self.files[rel] = self._read(rel, sig, old)
+            changed.append((rel, sig, old))
+        read = cluster.read_files(self.root, [rel for rel, _, _ in changed])  # many files: in worker processes
+        for (rel, sig, old), (found, problems) in zip(changed, read):
+            self.files[rel] = self._state(rel, sig, old, found, problems)
             (change.added if old is None else change.modified).append(rel)
             if not self.files[rel].good and old is not None and self.files[rel].objects is old.objects:
                 change.kept_last_good.append(rel)
@@ -86,9 +90,7 @@ class ManifestStore:
         # within one mtime tick (1-2 s on some file systems) is still a change.
         return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
 
-    def _read(self, rel: str, sig: Signature, old: FileState | None) -> FileState:
-        problems: list[Problem] = []
-        found = cluster.read_objects(manifests.read_file(self.root, rel), problems)
+    def _state(self, rel: str, sig: Signature, old: FileState | None, found: list[Any], problems: list[Problem]) -> FileState:
         good = not any(p.level == "error" for p in problems)
         if not good and old is not None and (old.good or old.objects):
             # Per-file last good: the broken version does not replace what was serving.

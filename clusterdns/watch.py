@@ -16,7 +16,7 @@ from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger("clusterdns")
 
-DEBOUNCE = 0.2  # seconds of quiet before a rebuild: one rebuild per editor save or git checkout
+DEBOUNCE = 0.05  # seconds of quiet before a rebuild: one rebuild per editor save or git checkout
 
 
 class _Events(FileSystemEventHandler):
