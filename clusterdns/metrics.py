@@ -40,22 +40,19 @@ class ListenerStats:
 
     def __init__(self, server: str, proto: str, family: int) -> None:
         self.server, self.proto, self.family = server, proto, str(family)
-        # key -> [count, duration sum, duration buckets, request bytes, response bytes,
-        #         request size buckets, response size buckets]
-        self.cells: dict[Key, list[Any]] = {}
+        # (key, request size, response size) -> [count, duration sum, duration buckets].
+        # A cached answer has fixed sizes, so the size histograms are made at scrape time
+        # from these counts and the hot path does one bisect, not three.
+        self.cells: dict[tuple[Key, int, int], list[Any]] = {}
         self.querylog: Any = None  # querylog.record when --log-queries, else None
 
     def record(self, k: Key, request: int, response: int, seconds: float) -> None:
-        cell = self.cells.get(k)
+        cell = self.cells.get((k, request, response))
         if cell is None:
-            cell = self.cells[k] = [0, 0.0, [0] * (len(DURATION_BUCKETS) + 1), 0, 0, [0] * (len(SIZE_BUCKETS) + 1), [0] * (len(SIZE_BUCKETS) + 1)]
+            cell = self.cells[(k, request, response)] = [0, 0.0, [0] * (len(DURATION_BUCKETS) + 1)]
         cell[0] += 1
         cell[1] += seconds
         cell[2][bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        cell[3] += request
-        cell[4] += response
-        cell[5][bisect.bisect_left(SIZE_BUCKETS, request)] += 1
-        cell[6][bisect.bisect_left(SIZE_BUCKETS, response)] += 1
 
 
 def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
@@ -138,15 +135,15 @@ class DNSCollector(Collector):
         resp_size = _histogram("coredns_dns_response_size_bytes", "Size of the returned response in bytes.", ["server", "zone", "view", "proto"])
         sums: dict[tuple, list[Any]] = {}
         for ls in self.listeners:
-            for (qtype, rcode, plugin, dobit), cell in list(ls.cells.items()):
+            for ((qtype, rcode, plugin, dobit), request, response), cell in list(ls.cells.items()):
                 count = cell[0]
                 _add(sums, ("req", ls.server, ls.proto, ls.family, qtype), count)
                 _add(sums, ("resp", ls.server, rcode, plugin), count)
                 if dobit:
                     _add(sums, ("do", ls.server), count)
                 _add_hist(sums, ("dur", ls.server, qtype), cell[2], cell[1])
-                _add_hist(sums, ("rqs", ls.server, ls.proto), cell[5], cell[3])
-                _add_hist(sums, ("rss", ls.server, ls.proto), cell[6], cell[4])
+                _add_hist(sums, ("rqs", ls.server, ls.proto), _one_bucket(request, count), request * count)
+                _add_hist(sums, ("rss", ls.server, ls.proto), _one_bucket(response, count), response * count)
         for k, v in sums.items():
             kind, server = k[0], k[1]
             if kind == "req":
@@ -201,6 +198,12 @@ class DNSCollector(Collector):
         seconds = GaugeMetricFamily("clusterdns_reload_duration_seconds", "How long the last reload took.")
         seconds.add_metric([], self.server.last_reload.get("seconds", 0.0))
         yield seconds
+
+
+def _one_bucket(size: int, count: int) -> list[int]:
+    buckets = [0] * (len(SIZE_BUCKETS) + 1)
+    buckets[bisect.bisect_left(SIZE_BUCKETS, size)] = count
+    return buckets
 
 
 def _add(sums: dict[tuple, list[Any]], k: tuple, n: int) -> None:
