@@ -46,6 +46,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from clusterdns.wire import FormErr, skip_name
+
 SUCCESS = "success"
 DENIAL = "denial"
 
@@ -117,11 +119,11 @@ class Cache:
         try:
             if len(query) < 12 or query[2] & 0xF8 or struct.unpack_from("!H", query, 4)[0] != 1:
                 return None  # a response, another opcode, or not exactly one question
-            end = _skip_name(query, 12, pointers=False)
+            end = skip_name(query, 12, pointers=False)
             if end + 4 > len(query):
                 return None
             opt_ttl = _find_opt(query, end + 4)
-        except Malformed:
+        except (Malformed, FormErr):
             return None
         flags = (query[2] & _RD) | (query[3] & _CD)
         if opt_ttl is not None:
@@ -150,7 +152,7 @@ class Cache:
         """
         try:
             entry = self._entry(reply, key)
-        except (Malformed, struct.error):
+        except (Malformed, FormErr, struct.error):
             return reply
         if entry is None:
             return reply
@@ -178,7 +180,7 @@ class Cache:
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", reply, 4)
         if qdcount != 1:
             return None  # no question (some servers' error replies), or several
-        qname_end = _skip_name(reply, 12, pointers=False)
+        qname_end = skip_name(reply, 12, pointers=False)
         if reply[12:qname_end].lower() != key[0] or reply[qname_end : qname_end + 4] != key[1]:
             return None
         reply = _strip_opt_options(reply, qname_end + 4, ancount + nscount + arcount)
@@ -221,28 +223,10 @@ def _render(entry: Entry, query: bytes, age: int) -> bytes:
 # --- walking a message -------------------------------------------------------------------------
 
 
-def _skip_name(wire: bytes, pos: int, pointers: bool = True) -> int:
-    """The offset just past the (possibly compressed) name at `pos`."""
-    size = len(wire)
-    while True:
-        if pos >= size:
-            raise Malformed("name runs past the end")
-        length = wire[pos]
-        if length == 0:
-            return pos + 1
-        if length & 0xC0 == 0xC0 and pointers:
-            if pos + 2 > size:
-                raise Malformed("truncated pointer")
-            return pos + 2
-        if length & 0xC0:
-            raise Malformed("bad label type")
-        pos += 1 + length
-
-
 def _records(wire: bytes, pos: int, count: int) -> Iterator[tuple[int, int, int, int, int]]:
     """(type, offset of the TTL field, TTL, rdata start, rdata end) for `count` records from `pos`."""
     for _ in range(count):
-        pos = _skip_name(wire, pos)
+        pos = skip_name(wire, pos)
         if pos + 10 > len(wire):
             raise Malformed("truncated record")
         rtype, _, ttl, rdlength = struct.unpack_from("!HHIH", wire, pos)

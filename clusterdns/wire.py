@@ -93,8 +93,9 @@ def _read_qname(wire: bytes, pos: int) -> tuple[int, tuple[str, ...]]:
     return pos, tuple(labels)
 
 
-def _skip_name(wire: bytes, pos: int) -> int:
-    """Step over a possibly compressed name; pointers must point backwards (no loops)."""
+def skip_name(wire: bytes, pos: int, pointers: bool = True) -> int:
+    """Step over a possibly compressed name; pointers must point backwards (no loops).
+    With `pointers=False` (a question's first name) a pointer is an error."""
     n = len(wire)
     while True:
         if pos >= n:
@@ -102,7 +103,7 @@ def _skip_name(wire: bytes, pos: int) -> int:
         length = wire[pos]
         if length == 0:
             return pos + 1
-        if length & 0xC0 == 0xC0:
+        if length & 0xC0 == 0xC0 and pointers:
             if pos + 2 > n or ((length & 0x3F) << 8 | wire[pos + 1]) >= pos:
                 raise FormErr("bad compression pointer")
             return pos + 2
@@ -117,7 +118,7 @@ def _read_additional(wire: bytes, pos: int, ancount: int, nscount: int, arcount:
     edns = None
     for index in range(ancount + nscount + arcount):
         owner = pos
-        pos = _skip_name(wire, pos)
+        pos = skip_name(wire, pos)
         if pos + 10 > n:
             raise FormErr("record cut short")
         rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, pos)
@@ -287,7 +288,7 @@ def truncated(reply: bytes) -> bytes:
     end = 12
     if reply[4:6] == b"\0\1":
         try:
-            end = _skip_name(reply, 12) + 4
+            end = skip_name(reply, 12) + 4
         except FormErr:
             end = 12
         if end > len(reply):
