@@ -98,9 +98,15 @@ async def _in_order(query: bytes, question: Question, upstreams: Sequence[Addres
 
 async def lookup(name: str, rdtype: int, upstreams: Sequence[Address], timeout: float = 2.5) -> dns.message.Message | None:
     """Ask the upstreams `name`/`rdtype` (RD set, EDNS0 payload 1232); the parsed reply, or None."""
+    return _parsed(await forward(_lookup_query(name, rdtype), upstreams, timeout))
+
+
+def _lookup_query(name: str, rdtype: int) -> bytes:
     rrtype = dns.rdatatype.RdataType.make(rdtype)
-    query = dns.message.make_query(name, rrtype, use_edns=0, payload=EDNS_PAYLOAD)  # RD is set by default
-    reply = await forward(query.to_wire(), upstreams, timeout)
+    return dns.message.make_query(name, rrtype, use_edns=0, payload=EDNS_PAYLOAD).to_wire()  # RD is set by default
+
+
+def _parsed(reply: bytes | None) -> dns.message.Message | None:
     if reply is None:
         return None
     try:
@@ -412,17 +418,9 @@ class Forwarder:
 
     async def lookup(self, name: str, rdtype: int) -> dns.message.Message | None:
         """Ask the upstreams `name`/`rdtype` (RD set, EDNS0 payload 1232), through the cache; None on failure."""
-        rrtype = dns.rdatatype.RdataType.make(rdtype)
-        query = dns.message.make_query(name, rrtype, use_edns=0, payload=EDNS_PAYLOAD)
         try:
-            reply = await self.forward(query.to_wire())
+            return _parsed(await self.forward(_lookup_query(name, rdtype)))
         except Overloaded:
-            return None
-        if reply is None:
-            return None
-        try:
-            return dns.message.from_wire(reply)
-        except dns.exception.DNSException:
             return None
 
     async def close(self) -> None:
