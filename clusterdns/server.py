@@ -39,6 +39,16 @@ def resolve_upstreams(config: Config) -> tuple[Address, ...]:
     return tuple(forwarder.upstreams_from_resolv_conf(exclude=config.listen))
 
 
+def _object_changes(old: Any, new: Any) -> str:
+    """'+added -removed ~changed' over Services and Pods (derived ones included)."""
+    before = {("svc",) + s.key: s for s in old.services} | {("pod", p.namespace, p.name): p for p in old.pods}
+    after = {("svc",) + s.key: s for s in new.services} | {("pod", p.namespace, p.name): p for p in new.pods}
+    added = sum(1 for k in after if k not in before)
+    removed = sum(1 for k in before if k not in after)
+    changed = sum(1 for k, v in after.items() if k in before and before[k] is not v and before[k] != v)
+    return f"+{added} -{removed} ~{changed}"
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """No cyclic GC while a reload builds ~10^5 objects (none in cycles); afterwards the
@@ -112,9 +122,10 @@ class Server:
         self.reported = fresh
         errors = sum(p.level == "error" for p in state.problems)
         before = f"{old.names()} → " if old else ""
+        objects = f"; objects {_object_changes(old.state, state)}" if old is not None and old.state is not None else ""
         log.info(
-            "%s %s: %s; %d services, %d pods, %d namespaces; %s%d names; serial %d%s; %.0f ms",
-            "reloaded" if old else "loaded", self.config.manifests, change, len(state.services), len(state.pods),
+            "%s %s: %s%s; %d services, %d pods, %d namespaces; %s%d names; serial %d%s; %.0f ms",
+            "reloaded" if old else "loaded", self.config.manifests, change, objects, len(state.services), len(state.pods),
             len(state.namespaces), before, new.names(), new.serial,
             f"; {errors} errors" if errors else "", seconds * 1000,
         )
