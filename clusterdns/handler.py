@@ -36,13 +36,12 @@ Result = bytes | list[bytes] | None | Coroutine[Any, Any, tuple[bytes, metrics.K
 class Handler:
     """Answers queries from the current snapshot; forwards the rest."""
 
-    def __init__(self, snapshot: Snapshot | None = None, upstreams: Sequence[Address] = (), fallthrough: Sequence[str] = (),
-                 config: Config | None = None, forwarder: Forwarder | None = None) -> None:
+    def __init__(self, snapshot: Snapshot | None = None, config: Config | None = None, forwarder: Forwarder | None = None) -> None:
         self.current = snapshot  # replaced in one assignment by the server on every reload
-        self.upstreams = tuple(upstreams)
-        self.forwarder = forwarder or Forwarder(self.upstreams)
         self.config = config or Config()
-        self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in fallthrough)
+        self.forwarder = forwarder or Forwarder(())
+        self.upstreams: Sequence[Address] = self.forwarder.upstreams
+        self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in self.config.fallthrough_zones)
         # What the last synchronous reply was (type, rcode, plugin, DO), for the transport's
         # counters; answers that need the network return theirs with the reply instead.
         self.last: metrics.Key = metrics.key(0, 0, "")

@@ -68,7 +68,7 @@ class Server:
         self.config = config
         self.upstreams = resolve_upstreams(config)
         self.forwarder = forwarder.Forwarder(self.upstreams, config)
-        self.handler = Handler(None, self.upstreams, config.fallthrough_zones, config, self.forwarder)
+        self.handler = Handler(None, config, self.forwarder)
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
         root = Path(config.manifests)

@@ -73,6 +73,7 @@ class InstantUpstream:
 
     def __init__(self) -> None:
         self.forwarded = 0
+        self.upstreams = (("127.0.0.1", 9),)  # never contacted
 
     async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
         self.forwarded += 1
@@ -96,7 +97,7 @@ class InstantUpstream:
 def make_handler() -> Handler:
     config = Config(zones=("cluster.local", "in-addr.arpa", "ip6.arpa"), transfer_to=("127.0.0.0/8",))
     snap = snapshot.build(make_state(), config)
-    return Handler(snap, (("127.0.0.1", 9),), config.fallthrough_zones, config, InstantUpstream())  # type: ignore[arg-type]
+    return Handler(snap, config, InstantUpstream())  # type: ignore[arg-type]
 
 
 def drive(result: Any) -> Any:

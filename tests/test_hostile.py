@@ -54,8 +54,8 @@ class CountingUpstream(InstantUpstream):
 def handler_with(upstream: bool = True, **config: Any) -> tuple[Handler, CountingUpstream]:
     cfg = Config(zones=("cluster.local", "in-addr.arpa", "ip6.arpa"), **config)
     fake = CountingUpstream()
-    upstreams = (("127.0.0.1", 9),) if upstream else ()
-    return Handler(snapshot.build(make_state(), cfg), upstreams, cfg.fallthrough_zones, cfg, fake), fake  # type: ignore[arg-type]
+    fake.upstreams = (("127.0.0.1", 9),) if upstream else ()
+    return Handler(snapshot.build(make_state(), cfg), cfg, fake), fake  # type: ignore[arg-type]
 
 
 def ask(handler: Handler, name: str, rdtype: str = "A", peer: str | None = None, tcp: bool = False, **kw: Any) -> dns.message.Message:
