@@ -44,6 +44,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402  (bench/gen.py: the same generator as the throughput bench)
+from clusterdns.watch import DEBOUNCE  # noqa: E402
 
 REPLICAS = 5
 PER_FILE = 100
@@ -52,7 +53,7 @@ PROBE = "svc0.ns0.svc.cluster.local"
 SRV_PROBE = "_http._tcp.svc0.ns0.svc.cluster.local"
 LOAD_TIMEOUT = 120.0
 RELOAD_TIMEOUT = 30.0
-DEBOUNCE_MS = 50  # clusterdns/watch.py DEBOUNCE: quiet time before a reload starts
+DEBOUNCE_MS = round(DEBOUNCE * 1000)  # the watcher's quiet time before a reload starts
 
 POD = """apiVersion: v1
 kind: Pod

@@ -7,8 +7,6 @@ import ipaddress
 from clusterdns.model import EndpointAddress
 
 SVC = "svc"
-POD = "pod"
-DNS_VERSION = "dns-version"
 NS_NAME = "ns.dns"  # CoreDNS's name for the zone's own nameserver (plugin/kubernetes/ns.go)
 
 

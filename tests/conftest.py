@@ -140,16 +140,3 @@ def serve() -> Iterator:
 
 def have_dig() -> bool:
     return shutil.which("dig") is not None
-
-
-def rrs(msg: dns.message.Message, section: str = "answer") -> set[str]:
-    """A section as a set of presentation lines, names lower-cased, for order-free comparison."""
-    out = set()
-    for rrset in getattr(msg, section):
-        for rd in rrset:
-            out.add(f"{rrset.name.to_text().lower()} {rrset.ttl} {dns.rdataclass.to_text(rrset.rdclass)} "
-                    f"{dns.rdatatype.to_text(rrset.rdtype)} {rd.to_text()}")
-    return out
-
-
-import dns.rdataclass  # noqa: E402  (used by rrs)
