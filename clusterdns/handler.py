@@ -17,7 +17,7 @@ from clusterdns import metrics, transfer
 from clusterdns.forwarder import Forwarder
 from clusterdns.config import Config
 from clusterdns.config import Address
-from clusterdns.resolver import AXFR, IXFR, NOTIMP, NXDOMAIN, REFUSED, SERVFAIL, FORMERR, Answer, resolve
+from clusterdns.resolver import AXFR, FORMERR, IXFR, NOTIMP, REFUSED, SERVFAIL, Answer, resolve
 from clusterdns.snapshot import RR, Name, Snapshot
 from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
 
@@ -226,6 +226,3 @@ def _raw_records(rrsets: Any) -> list[RR]:
         for rd in rrset:
             out.append(RR(owner, rrset.rdtype, rrset.ttl, rd.to_wire()))
     return out
-
-
-__all__ = ["Handler", "NXDOMAIN"]
