@@ -8,7 +8,7 @@ ARGS ?=
 
 .PHONY: run test venv clean tools bench scale
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clusterdns/_udpbatch.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

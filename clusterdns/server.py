@@ -232,8 +232,7 @@ class Server:
         if watcher:
             watcher.stop()
         for udp, tcp in servers:
-            if udp.transport:
-                udp.transport.close()
+            udp.close()
             tcp.close()
             pending = list(udp.tasks) + [t for c in tcp.connections for t in c.tasks]
             if pending:

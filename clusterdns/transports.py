@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import struct
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any, Protocol
 
 from clusterdns.metrics import Key, ListenerStats
 from clusterdns.ratelimit import RateLimiter
+
+try:
+    from clusterdns import _udpbatch  # recvmmsg/sendmmsg, built at install where a compiler is
+except ImportError:  # not built (no compiler, not Linux): one system call per datagram
+    _udpbatch = None  # type: ignore[assignment]
 
 log = logging.getLogger("clusterdns")
 
@@ -36,52 +42,59 @@ TCP_FLUSH = 64 * 1024  # write replies out in pieces of about this size
 REFUSE_LOG_EVERY = 60.0  # seconds between "connection limit reached" lines
 
 
-class UDPServer(asyncio.DatagramProtocol):
-    """One UDP socket: each datagram is one query, answered to its sender."""
+class UDPServer:
+    """One UDP socket: each datagram is one query, answered to its sender.
 
-    def __init__(self, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None) -> None:
+    The socket is read when the event loop says it is readable, draining what is queued:
+    with the _udpbatch extension, 64 datagrams per recvmmsg and their replies in one
+    sendmmsg; without it, recvfrom/sendto one at a time. A reply the socket's send
+    buffer cannot take is dropped, as the network might drop it; the client retries.
+    """
+
+    def __init__(self, sock: socket.socket, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None) -> None:
+        self.sock = sock
         self.handler = handler
         self.stats = stats
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
-        self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.paused = False  # the socket's send buffer is full: drop queries until it drains
+        self.dropped = 0  # replies the send buffer refused
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(sock.fileno(), self._readable)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
-    def pause_writing(self) -> None:
-        self.paused = True
+    def _readable(self) -> None:
+        try:
+            self.dropped += serve(self.sock, self.answer)
+        except Exception:
+            log.exception("UDP receive loop failed")
 
-    def resume_writing(self) -> None:
-        self.paused = False
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        if self.paused:
-            return
+    def answer(self, data: bytes, addr: Any) -> bytes | None:
+        """The reply to send back to `addr` now, or None (dropped, or answered later)."""
         started = perf_counter()
         try:
             result = self.handler.respond(data, False, addr[0])
         except Exception:
             log.exception("handler failed on a UDP packet from %s", addr)
-            return
-        if result is None:
-            return
+            return None
         if result.__class__ is bytes:
             if self.limiter is not None:
                 result = self.limiter.gate(addr[0], result)  # type: ignore[arg-type]
                 if result is None:
-                    return
-            self.transport.sendto(result, addr)  # type: ignore[union-attr, arg-type]
+                    return None
             self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
             if self.stats.querylog:
                 self.stats.querylog(addr, "udp", data, result, perf_counter() - started)
-            return
-        if result.__class__ is list:  # a zone transfer is never answered over UDP; never here
-            return
-        task = asyncio.get_running_loop().create_task(self._later(result, addr, data, started))  # type: ignore[arg-type]
+            return result  # type: ignore[return-value]
+        if result is None or result.__class__ is list:  # a zone transfer is never answered over UDP
+            return None
+        task = self.loop.create_task(self._later(result, addr, data, started))  # type: ignore[arg-type]
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return None
 
     async def _later(self, pending: Pending, addr: Any, query: bytes, started: float) -> None:
         size = len(query)
@@ -94,14 +107,44 @@ class UDPServer(asyncio.DatagramProtocol):
             reply = self.limiter.gate(addr[0], reply)  # type: ignore[assignment]
             if reply is None:
                 return
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.sendto(reply, addr)
-            self.stats.record(key, size, len(reply), perf_counter() - started)
-            if self.stats.querylog:
-                self.stats.querylog(addr, "udp", query, reply, perf_counter() - started)
+        if self.sock.fileno() < 0:
+            return
+        try:
+            self.sock.sendto(reply, addr)
+        except OSError:
+            self.dropped += 1
+            return
+        self.stats.record(key, size, len(reply), perf_counter() - started)
+        if self.stats.querylog:
+            self.stats.querylog(addr, "udp", query, reply, perf_counter() - started)
 
-    def error_received(self, exc: Exception) -> None:
-        pass  # ICMP errors for earlier replies: nothing to do
+
+def _serve_batched(sock: socket.socket, answer: Callable[[bytes, Any], bytes | None]) -> int:
+    """Drain `sock` with recvmmsg/sendmmsg; the number of replies dropped."""
+    return _udpbatch.serve(sock.fileno(), answer)[1]  # type: ignore[no-any-return]
+
+
+def _serve_plain(sock: socket.socket, answer: Callable[[bytes, Any], bytes | None]) -> int:
+    """Drain `sock` with recvfrom/sendto, at most 512 datagrams before the loop runs again."""
+    dropped = 0
+    for _ in range(512):
+        try:
+            data, addr = sock.recvfrom(65536)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            continue  # an ICMP error for an earlier reply, reported on this socket
+        reply = answer(data, addr)
+        if reply is not None:
+            try:
+                sock.sendto(reply, addr)
+            except OSError:
+                dropped += 1
+    return dropped
+
+
+# CLUSTERDNS_NO_MMSG=1 takes the plain path even when the extension is built (tests, A/B).
+serve = _serve_batched if _udpbatch is not None and not os.environ.get("CLUSTERDNS_NO_MMSG") else _serve_plain
 
 
 class TCPConnection(asyncio.Protocol):
@@ -346,7 +389,7 @@ async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Respo
     server = f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}"
     family = 2 if udp_sock.family == socket.AF_INET6 else 1
     limiter = _limiter(handler)
-    _, udp = await loop.create_datagram_endpoint(lambda: UDPServer(handler, ListenerStats(server, "udp", family), limiter), sock=udp_sock)
+    udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family), limiter)
     tcp = TCPServer(handler, ListenerStats(server, "tcp", family))
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
     return udp, tcp
