@@ -14,6 +14,8 @@ import argparse
 import json
 import os
 import re
+import resource
+import statistics
 import shutil
 import signal
 import socket
@@ -43,9 +45,11 @@ class Row:
     avg_ms: float
     lost: int
     cpu_us_per_query: float
+    client_busy: float = 0.0  # dnsperf's CPU time / wall time: near 1.0, the client is the limit
     p50_ms: float | None = None
     p99_ms: float | None = None
     ratio_nsd: float | None = None
+    ratio_knot: float | None = None
 
 
 def wait_port(port: int, timeout: float = 20.0) -> None:
@@ -86,12 +90,20 @@ def cpu_seconds(pid: int) -> float:
 
 
 def dnsperf(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> str:
+    return dnsperf_timed(port, queries, secs, tcp, extra)[0]
+
+
+def dnsperf_timed(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> tuple[str, float]:
+    """dnsperf's output and the CPU seconds it used (taskset execs it: it is our child)."""
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(secs),
            "-c", "10", "-q", "100", "-t", "2", "-O", "suppress=timeouts"]
     if tcp:
         cmd += ["-m", "tcp"]
     cmd += extra or []
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return out, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def parse_saturation(out: str) -> tuple[float, float, int]:
@@ -238,31 +250,57 @@ def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, la
             for workload in workloads:
                 dnsperf(port, queries[workload], 2, tcp)  # warm-up (fills answer caches)
                 before = cpu_seconds(pid)
-                qps, avg, lost = parse_saturation(dnsperf(port, queries[workload], secs, tcp))
+                out, client = dnsperf_timed(port, queries[workload], secs, tcp)
+                qps, avg, lost = parse_saturation(out)
                 used = cpu_seconds(pid) - before
                 p50 = p99 = None
                 if workload == "mix":
                     p50, p99 = latency_percentiles(port, queries[workload], tcp, rate, latency_secs)
                 label = name if workers == 1 else f"{name} ({workers} workers)"
-                rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, p50, p99))
-                print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  p99@{rate} {p99 if p99 is not None else '-'}", flush=True)
+                rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, client / secs, p50, p99))
+                print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  dnsperf busy {client / secs:.2f}  "
+                      f"p99@{rate} {p99 if p99 is not None else '-'}", flush=True)
     finally:
         servers.stop(name)
     return rows
 
 
+def add_ratios(rows: list[Row]) -> None:
+    """Each row's q/s over NSD's and Knot's for the same transport and workload, in one round."""
+    for reference, field in (("nsd", "ratio_nsd"), ("knot", "ratio_knot")):
+        base = {(r.transport, r.workload): r.qps for r in rows if r.server == reference}
+        for r in rows:
+            b = base.get((r.transport, r.workload))
+            setattr(r, field, r.qps / b if b else None)
+
+
+def medians(rounds: list[list[Row]]) -> list[Row]:
+    """One row per (server, transport, workload): the median of each figure over the rounds
+    (ratios are taken within a round first, as spec/performance.md does: the VM drifts)."""
+    out = []
+    for first in rounds[0]:
+        same = [r for rows in rounds for r in rows if (r.server, r.transport, r.workload) == (first.server, first.transport, first.workload)]
+
+        def med(field: str) -> float | None:
+            values = [getattr(r, field) for r in same if getattr(r, field) is not None]
+            return statistics.median(values) if values else None
+
+        out.append(Row(first.server, first.transport, first.workload, med("qps"), med("avg_ms"), max(r.lost for r in same),  # type: ignore[arg-type]
+                       med("cpu_us_per_query"), med("client_busy"), med("p50_ms"), med("p99_ms"), med("ratio_nsd"), med("ratio_knot")))  # type: ignore[arg-type]
+    return out
+
+
 def table(rows: list[Row], rate: int) -> str:
-    nsd = {(r.transport, r.workload): r.qps for r in rows if r.server == "nsd"}
+    head = (f"| server | transport | workload | q/s | ratio to NSD | ratio to Knot | avg ms (saturated) | lost | server CPU µs/query "
+            f"| dnsperf CPU busy | p50 ms @{rate // 1000}k q/s | p99 ms @{rate // 1000}k q/s |")
+    lines = [head, "|" + "---|" * 12]
+
+    def num(v: float | None, fmt: str) -> str:
+        return format(v, fmt) if v is not None else "-"
+
     for r in rows:
-        base = nsd.get((r.transport, r.workload))
-        r.ratio_nsd = r.qps / base if base else None
-    head = f"| server | transport | workload | q/s | ratio to NSD | avg ms (saturated) | lost | server CPU µs/query | p50 ms @{rate // 1000}k q/s | p99 ms @{rate // 1000}k q/s |"
-    lines = [head, "|" + "---|" * 10]
-    for r in rows:
-        ratio = f"{r.ratio_nsd:.2f}" if r.ratio_nsd else "-"
-        p50 = f"{r.p50_ms:.3f}" if r.p50_ms is not None else "-"
-        p99 = f"{r.p99_ms:.3f}" if r.p99_ms is not None else "-"
-        lines.append(f"| {r.server} | {r.transport} | {r.workload} | {r.qps:,.0f} | {ratio} | {r.avg_ms:.3f} | {r.lost} | {r.cpu_us_per_query:.1f} | {p50} | {p99} |")
+        lines.append(f"| {r.server} | {r.transport} | {r.workload} | {r.qps:,.0f} | {num(r.ratio_nsd, '.2f')} | {num(r.ratio_knot, '.2f')} "
+                     f"| {r.avg_ms:.3f} | {r.lost} | {r.cpu_us_per_query:.1f} | {r.client_busy:.2f} | {num(r.p50_ms, '.3f')} | {num(r.p99_ms, '.3f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -298,6 +336,7 @@ def main() -> None:
     p.add_argument("--latency-secs", type=int, default=5)
     p.add_argument("--rate", type=int, default=20000, help="fixed rate for the latency runs")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--rounds", type=int, default=1, help="repeat everything; the table shows medians")
     p.add_argument("--servers", default="nsd,knot,clusterdns")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the table, JSON and chart go")
     p.add_argument("--run-dir", type=Path, default=RUN, help="scratch space: cluster, zone files, configs, logs")
@@ -305,29 +344,36 @@ def main() -> None:
     RUN = args.run_dir.resolve()
     manifests, zone_file, queries = prepare(args.services)
     servers = Servers(zone_file, manifests)
-    rows: list[Row] = []
+    rounds: list[list[Row]] = []
     try:
         servers.start("upstream")
-        for name in args.servers.split(","):
-            print(f"{name}:", flush=True)
-            rows += measure(servers, name, queries, args.secs, args.latency_secs, 1, args.rate)
-        if args.workers > 1:
-            rows += measure(servers, "clusterdns", queries, args.secs, args.latency_secs, args.workers, args.rate)
+        for n in range(args.rounds):
+            rows: list[Row] = []
+            for name in args.servers.split(","):
+                print(f"round {n + 1}/{args.rounds}, {name}:", flush=True)
+                rows += measure(servers, name, queries, args.secs, args.latency_secs, 1, args.rate)
+            if args.workers > 1:
+                rows += measure(servers, "clusterdns", queries, args.secs, args.latency_secs, args.workers, args.rate)
+            add_ratios(rows)
+            rounds.append(rows)
     finally:
         servers.stop_all()
+    rows = medians(rounds)
     results = args.out
     results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     text = table(rows, args.rate)
-    header = f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; servers on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}.\n\n"
+    header = (f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; "
+              f"servers on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}; median of {args.rounds} round(s).\n\n")
     (results / "latest.md").write_text(header + text)
-    (results / "latest.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
+    (results / "latest.json").write_text(json.dumps({"medians": [asdict(r) for r in rows],
+                                                    "rounds": [[asdict(r) for r in rs] for rs in rounds]}, indent=1))
     chart(rows, results / "latest.png")
     print()
     print(text)
-    ours = [r for r in rows if r.server == "clusterdns" and r.ratio_nsd]
-    for r in ours:
-        print(f"clusterdns/NSD {r.transport} {r.workload}: {r.ratio_nsd:.2f}")
+    for r in rows:
+        if r.server == "clusterdns" and r.ratio_nsd:
+            print(f"clusterdns/NSD {r.transport} {r.workload}: {r.ratio_nsd:.2f}" + (f", /Knot {r.ratio_knot:.2f}" if r.ratio_knot else ""))
 
 
 if __name__ == "__main__":

@@ -18,13 +18,15 @@ NEEDED = ("dnsperf", "nsd", "taskset")
 def test_bench_smoke(tmp_path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "bench.py"), "--services", "50", "--secs", "1", "--latency-secs", "1",
-         "--rate", "2000", "--servers", "nsd,clusterdns", "--out", str(tmp_path / "results"), "--run-dir", str(tmp_path / "run")],
+         "--rate", "2000", "--rounds", "2", "--servers", "nsd,clusterdns", "--out", str(tmp_path / "results"), "--run-dir", str(tmp_path / "run")],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = json.loads((tmp_path / "results" / "latest.json").read_text())
-    ours = {(r["transport"], r["workload"]): r for r in rows if r["server"] == "clusterdns"}
+    saved = json.loads((tmp_path / "results" / "latest.json").read_text())
+    assert len(saved["rounds"]) == 2
+    ours = {(r["transport"], r["workload"]): r for r in saved["medians"] if r["server"] == "clusterdns"}
     assert set(ours) == {(t, w) for t in ("udp", "tcp") for w in ("mix", "nxdomain", "forwarded")}
     assert all(r["qps"] > 100 and r["lost"] == 0 for r in ours.values()), ours
-    assert ours[("udp", "mix")]["ratio_nsd"] is not None
+    assert ours[("udp", "mix")]["ratio_nsd"] is not None and ours[("udp", "mix")]["ratio_knot"] is None  # no Knot in this run
+    assert 0 < ours[("udp", "mix")]["client_busy"] <= 1.5
     assert "| clusterdns | udp | mix |" in (tmp_path / "results" / "latest.md").read_text()
