@@ -48,4 +48,4 @@ test: $(STAMP) tools
 	$(BIN)/python -m pytest -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info clusterdns/*.so

@@ -1,4 +1,4 @@
-"""asyncio UDP and TCP servers: framing and bytes only, no DNS logic."""
+"""UDP and TCP servers on the asyncio loop: framing and bytes only, no DNS logic (UDP in batches)."""
 
 from __future__ import annotations
 
