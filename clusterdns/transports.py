@@ -39,7 +39,7 @@ TCP_MAX_CONNECTIONS = 256  # more are accepted and closed at once
 TCP_WRITE_HIGH = 256 * 1024  # replies queued for a client that does not read: stop reading it
 TCP_WRITE_LOW = 64 * 1024  # ... and read again once the queue has drained to this
 TCP_FLUSH = 64 * 1024  # write replies out in pieces of about this size
-REFUSE_LOG_EVERY = 60.0  # seconds between "connection limit reached" lines
+LOG_EVERY = 60.0  # seconds between two lines about the same trouble (connection cap, loop failures)
 
 
 class UDPServer:
@@ -58,6 +58,8 @@ class UDPServer:
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
         self.tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0  # replies the send buffer refused
+        self.failures = 0  # receive loops ended by an exception
+        self._logged = -LOG_EVERY
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(sock.fileno(), self._readable)
 
@@ -70,7 +72,14 @@ class UDPServer:
         try:
             self.dropped += serve(self.sock, self.answer)
         except Exception:
-            log.exception("UDP receive loop failed")
+            # A bug outside the handler (which answers SERVFAIL for its own): the rest of
+            # that batch is lost. Logged at most once a minute, or a flood of queries
+            # would become a flood of tracebacks.
+            self.failures += 1
+            now = self.loop.time()
+            if now - self._logged >= LOG_EVERY:
+                self._logged = now
+                log.exception("UDP receive loop failed (%d times so far)", self.failures)
 
     def answer(self, data: bytes, addr: Any) -> bytes | None:
         """The reply to send back to `addr` now, or None (dropped, or answered later)."""
@@ -314,13 +323,13 @@ class TCPServer:
         self.server: asyncio.Server | None = None
         self.refused = 0  # connections closed at once because of the cap
         self.max_queries = getattr(getattr(handler, "config", None), "tcp_max_queries", 0)  # 0: no limit
-        self._logged = -REFUSE_LOG_EVERY
+        self._logged = -LOG_EVERY
 
     def refuse(self) -> None:
         """One connection over the cap: closed unread; one log line a minute at most."""
         self.refused += 1
         now = asyncio.get_running_loop().time()
-        if now - self._logged >= REFUSE_LOG_EVERY:
+        if now - self._logged >= LOG_EVERY:
             self._logged = now
             log.warning("%s: %d TCP connections open, the limit: refusing new ones until some close (%d refused so far)",
                         self.stats.server, len(self.connections), self.refused)

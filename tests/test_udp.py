@@ -204,3 +204,54 @@ def serve_env() -> Iterator[Callable[..., Any]]:
     yield start
     for s in servers:
         s.stop()
+
+
+def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCaptureFixture, clients: Callable[..., socket.socket]) -> None:
+    """A bug outside the handler (here: the counters) costs its batch and one log line a
+    minute, not a traceback per packet; the socket is read again on the next event."""
+    import asyncio
+
+    from clusterdns.metrics import ListenerStats
+
+    class Echo:
+        last = ("A", "NOERROR", "kubernetes", False)
+
+        def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes:
+            return wire
+
+    class Broken(ListenerStats):
+        broken = True
+
+        def record(self, *args: Any) -> None:
+            if self.broken:
+                raise RuntimeError("counter bug")
+            super().record(*args)
+
+    async def run() -> tuple[int, list[bytes]]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        stats = Broken("dns://test", "udp", 1)
+        udp = transports.UDPServer(sock, Echo(), stats)  # type: ignore[arg-type]
+        c = clients()
+        c.setblocking(False)
+        for i in range(5):
+            c.sendto(b"bad%d" % i, sock.getsockname())
+            await asyncio.sleep(0.02)
+        stats.broken = False
+        c.sendto(b"good", sock.getsockname())
+        await asyncio.sleep(0.1)
+        got = []
+        while True:
+            try:
+                got.append(c.recv(100))
+            except BlockingIOError:
+                break
+        udp.close()
+        return udp.failures, got
+
+    failures, got = asyncio.run(run())
+    assert failures == 5
+    assert got == [b"good"]
+    lines = [r for r in caplog.records if "UDP receive loop failed" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].exc_info is not None
