@@ -177,6 +177,13 @@ def test_dockerfile_runs_as_non_root_with_the_capability_to_bind_53() -> None:
     assert [w for w, _ in instructions].index("ENTRYPOINT") > last_user, "ENTRYPOINT runs as the non-root user"
 
 
+def test_image_builds_the_batched_udp_extension() -> None:
+    runs = [args for word, args in dockerfile() if word == "RUN"]
+    install = next(r for r in runs if "pip install /src" in r)
+    assert "gcc" in install.split("pip install")[0], "a compiler before pip builds clusterdns/_udpbatch.c"
+    assert 'import clusterdns._udpbatch' in install, "the build fails if the extension was not built"
+
+
 def test_healthcheck_asks_ready() -> None:
     options, argv = healthcheck()
     assert argv[:2] == ["python", "-c"], argv
@@ -192,6 +199,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
     lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if line.strip() and not line.startswith("#")]
     assert lines[0] == "*", "allow-list: exclude everything, then re-include what the Dockerfile copies"
     included = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    assert "**/*.so" in lines, "an extension built on the host never goes into the image"
     assert included == {"pyproject.toml", "README.md", "clusterdns", "zones"}, included
 
 
