@@ -27,7 +27,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402  (bench/gen.py: the same generator as the throughput bench)
+from clusterdns.transports import bind_pair  # noqa: E402
 from clusterdns.watch import DEBOUNCE  # noqa: E402
 
 REPLICAS = 5
@@ -95,15 +95,11 @@ def generate_pods(out: Path, services: int, replicas: int, per_file: int, namesp
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (the server binds both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+    udp, tcp = bind_pair("127.0.0.1", 0)
+    port: int = udp.getsockname()[1]
+    udp.close()
+    tcp.close()
+    return port
 
 
 def extra_flags(src: Path) -> list[str]:

@@ -19,6 +19,8 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from clusterdns import transports
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
@@ -114,6 +116,16 @@ def recv_exact(sock: "socket.socket", n: int) -> bytes:
 def read_frame(sock: "socket.socket") -> bytes:
     """One length-prefixed DNS message from a TCP stream (RFC 1035 4.2.2)."""
     return recv_exact(sock, int.from_bytes(recv_exact(sock, 2), "big"))
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (released here: bind it soon, and retry
+    if another test took it in between)."""
+    udp, tcp = transports.bind_pair("127.0.0.1", 0)
+    port: int = udp.getsockname()[1]
+    udp.close()
+    tcp.close()
+    return port
 
 
 def clusterdns_argv(*args: str) -> list[str]:

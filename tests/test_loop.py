@@ -14,25 +14,11 @@ import pytest
 from clusterdns.config import Address
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import LOOP_PROBE_ZONE, check_loop, find_loops
-from tests.conftest import QUIET_HTTP, SHARED, clusterdns_argv
+from tests.conftest import QUIET_HTTP, SHARED, clusterdns_argv, free_port
 from tests.upstream import Upstream
 
 FIXTURE = SHARED / "cases" / "fixture" / "unit"
 RECORDS = ["ext.interwebs.test. 5 IN A 1.2.3.4"]
-
-
-def free_port() -> int:
-    """A port nothing listens on for UDP or TCP (both bound to it, then closed); see retrying()."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            try:
-                tcp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise OSError("no free port")
 
 
 def serve_until_exit(*flags: str, timeout: float = 20) -> tuple[subprocess.CompletedProcess[str], float]:

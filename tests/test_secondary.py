@@ -25,8 +25,8 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import cli
-from tests.conftest import ROOT, Server, clusterdns_argv
-from tests.upstream import Upstream, _bind_pair
+from tests.conftest import ROOT, Server, clusterdns_argv, free_port
+from tests.upstream import Upstream
 
 ZONE = "cluster.local"
 NSD = shutil.which("nsd") or shutil.which("nsd", path="/usr/sbin:/usr/local/sbin")
@@ -43,15 +43,6 @@ spec:
   - {name: http, port: 80, protocol: TCP}
   - {name: metrics, port: 9090, protocol: TCP}
 """
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (released just before NSD binds it)."""
-    udp, tcp = _bind_pair()
-    port = udp.getsockname()[1]
-    udp.close()
-    tcp.close()
-    return port
 
 
 def soa_serial(host: str, port: int) -> int | None:
