@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import random
+from collections.abc import Iterable
 from pathlib import Path
 
 SERVICE = """apiVersion: v1
@@ -45,22 +46,28 @@ spec:
 
 def generate(out: Path, services: int, replicas: int, per_file: int, namespaces: int) -> list[str]:
     """Write the manifests; return the Service names (FQDNs)."""
-    out.mkdir(parents=True, exist_ok=True)
     names = []
-    docs: list[str] = []
-    files = 0
+    groups = []
     for i in range(services):
         ns = "default" if namespaces <= 1 else f"ns{i % namespaces}"
-        docs.append(SERVICE.format(i=i, ns=ns))
-        if replicas:
-            docs.append(DEPLOYMENT.format(i=i, ns=ns, replicas=replicas))
+        groups.append([SERVICE.format(i=i, ns=ns)] + ([DEPLOYMENT.format(i=i, ns=ns, replicas=replicas)] if replicas else []))
         names.append(f"svc{i}.{ns}.svc.cluster.local")
-        if len(docs) >= per_file * (2 if replicas else 1):
+    write_parts(out, groups, per_file)
+    return names
+
+
+def write_parts(out: Path, groups: Iterable[list[str]], per_file: int) -> None:
+    """Multi-document files part00000.yaml, ...: `per_file` groups (a Service and what goes with it) each."""
+    out.mkdir(parents=True, exist_ok=True)
+    docs: list[str] = []
+    files = 0
+    for n, group in enumerate(groups, 1):
+        docs += group
+        if n % per_file == 0:
             (out / f"part{files:05d}.yaml").write_text("---\n".join(docs))
             docs, files = [], files + 1
     if docs:
         (out / f"part{files:05d}.yaml").write_text("---\n".join(docs))
-    return names
 
 
 def query_file(path: Path, names: list[str], misses: float, seed: int = 42) -> None:

@@ -76,21 +76,16 @@ status:
 
 def generate_pods(out: Path, services: int, replicas: int, per_file: int, namespaces: int) -> None:
     """The `pods` layout: gen.SERVICE documents, each followed by its Pods as manifests."""
-    out.mkdir(parents=True, exist_ok=True)
-    docs: list[str] = []
-    files = 0
+    groups = []
     for i in range(services):
         ns = f"ns{i % namespaces}"
-        docs.append(gen.SERVICE.format(i=i, ns=ns))
+        group = [gen.SERVICE.format(i=i, ns=ns)]
         for r in range(replicas):
             n = i * replicas + r + 1  # 10.244.0.1, ... (inside the default --pod-cidr 10.244.0.0/16 up to 65534 Pods)
             ip = f"10.{244 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
-            docs.append(POD.format(i=i, r=r, ns=ns, ip=ip))
-        if len(docs) >= per_file * (1 + replicas):
-            (out / f"part{files:05d}.yaml").write_text("---\n".join(docs))
-            docs, files = [], files + 1
-    if docs:
-        (out / f"part{files:05d}.yaml").write_text("---\n".join(docs))
+            group.append(POD.format(i=i, r=r, ns=ns, ip=ip))
+        groups.append(group)
+    gen.write_parts(out, groups, per_file)
 
 
 def free_port() -> int:
