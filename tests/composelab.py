@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from tests import digout
+
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -207,32 +209,6 @@ def runnable(step: Step) -> str | None:
     return None
 
 
-def normalise(line: str) -> str:
-    return " ".join(line.split())
-
-
-def line_matches(expected: str, actual: str) -> bool:
-    """Whitespace-insensitive; `...` in an expected line stands for any text (ids, timings)."""
-    pattern = re.escape(normalise(expected)).replace(re.escape("..."), ".*")
-    return re.fullmatch(pattern, normalise(actual)) is not None
-
-
 def mismatch(step: Step, output: str) -> str | None:
-    """Why `output` is not what the doc shows for `step`, or None if it is.
-
-    Lines starting with `;` (dig's comments) may be left out of the doc, but those shown must be
-    printed. Every other line must match one for one, in any order (answers come in any order).
-    """
-    actual = [line for line in output.splitlines() if line.strip()]
-    for e in (e for e in step.expected if e.startswith(";")):
-        if not any(line_matches(e, a) for a in actual):
-            return f"no line like {e!r}"
-    unmatched = [a for a in actual if not a.startswith(";")]
-    for e in (e for e in step.expected if not e.startswith(";")):
-        hit = next((a for a in unmatched if line_matches(e, a)), None)
-        if hit is None:
-            return f"expected {e!r}"
-        unmatched.remove(hit)
-    if unmatched:
-        return f"lines the doc does not show: {unmatched}"
-    return None
+    """Why `output` is not what the doc shows for `step`, or None if it is (tests/digout.py)."""
+    return digout.mismatch(step.expected, output)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import digout
 from tests.conftest import ROOT, Server, have_dig
 
 ZONE = "cluster.local"
@@ -377,16 +378,6 @@ def tour_steps(readme: Path = README) -> list[TourStep]:
     return steps
 
 
-def normalise(line: str) -> str:
-    return " ".join(line.split())
-
-
-def line_matches(expected: str, actual: str) -> bool:
-    """Whitespace-insensitive; `...` in an expected line stands for any text (ids, serials)."""
-    pattern = re.escape(normalise(expected)).replace(re.escape("..."), ".*")
-    return re.fullmatch(pattern, normalise(actual)) is not None
-
-
 TOUR = tour_steps(README) + tour_steps(ROOT / "README.md")
 
 
@@ -403,15 +394,13 @@ def test_tour(server: Server, step: TourStep) -> None:
     README, but the ones it shows must be printed.
     """
     output = server.dig(*shlex.split(step.command))
-    actual = [line for line in output.splitlines() if line.strip()]
-    shown_comments = [e for e in step.expected if e.startswith(";")]
-    for e in shown_comments:
-        assert any(line_matches(e, a) for a in actual), f"dig {step.command}: no line like {e!r} in\n{output}"
-    want = [e for e in step.expected if not e.startswith(";")]
-    got = [a for a in actual if not a.startswith(";")]
-    unmatched = list(got)
-    for e in want:
-        hit = next((a for a in unmatched if line_matches(e, a)), None)
-        assert hit is not None, f"dig {step.command}: expected {e!r}, got\n{output}"
-        unmatched.remove(hit)
-    assert not unmatched, f"dig {step.command}: lines the README does not show: {unmatched}"
+    problem = digout.mismatch(step.expected, output)
+    assert problem is None, f"dig {step.command}: {problem}, got\n{output}"
+
+
+def test_tour_matching_catches_missing_extra_and_changed_lines() -> None:
+    output = ";; flags: qr aa rd; QUERY: 1, ANSWER: 1\nweb.default.svc.cluster.local. 5 IN A 10.96.0.10\n"
+    assert digout.mismatch([";; flags: qr aa ...", "web.default.svc.cluster.local. 5 IN  A 10.96.0.10"], output) is None
+    assert digout.mismatch(["web.default.svc.cluster.local. 5 IN A 10.96.0.11"], output) == "expected 'web.default.svc.cluster.local. 5 IN A 10.96.0.11'"
+    assert digout.mismatch([], output) is not None and "does not show" in digout.mismatch([], output)  # type: ignore[operator]
+    assert digout.mismatch([";; WARNING: ...", "web.default.svc.cluster.local. 5 IN A 10.96.0.10"], output) == "no line like ';; WARNING: ...'"

@@ -1,0 +1,36 @@
+"""dig output against the lines a document shows for it (README tours, docs/compose.md)."""
+
+from __future__ import annotations
+
+import re
+
+
+def normalise(line: str) -> str:
+    return " ".join(line.split())
+
+
+def line_matches(expected: str, actual: str) -> bool:
+    """Whitespace-insensitive; `...` in an expected line stands for any text (ids, timings, serials)."""
+    pattern = re.escape(normalise(expected)).replace(re.escape("..."), ".*")
+    return re.fullmatch(pattern, normalise(actual)) is not None
+
+
+def mismatch(expected: list[str], output: str) -> str | None:
+    """Why `output` is not what the doc shows (`expected`), or None if it is.
+
+    Lines starting with `;` (dig's comments) may be left out of the doc, but those shown must be
+    printed. Every other line must match one for one, in any order (answers come in any order).
+    """
+    actual = [line for line in output.splitlines() if line.strip()]
+    for e in (e for e in expected if e.startswith(";")):
+        if not any(line_matches(e, a) for a in actual):
+            return f"no line like {e!r}"
+    unmatched = [a for a in actual if not a.startswith(";")]
+    for e in (e for e in expected if not e.startswith(";")):
+        hit = next((a for a in unmatched if line_matches(e, a)), None)
+        if hit is None:
+            return f"expected {e!r}"
+        unmatched.remove(hit)
+    if unmatched:
+        return f"lines the doc does not show: {unmatched}"
+    return None
