@@ -168,7 +168,7 @@ def _pod_reasons(snap: Snapshot, rel: tuple[str, ...]) -> Iterator[str]:
             ok = ip.compressed in snap.pod_ips.get(rel[-2], ())
             yield f"--pods verified: {'a' if ok else 'no'} Pod in {rel[-2]} has the IP {ip.compressed}"
         else:
-            yield f"--pods insecure: any address under an existing namespace answers (C9)"
+            yield "--pods insecure: any address under an existing namespace answers (C9)"
 
 
 def _reverse_reasons(snap: Snapshot, labels: tuple[str, ...]) -> Iterator[str]:

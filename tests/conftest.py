@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.message
 import dns.query
@@ -20,6 +21,7 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import transports
+from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -130,6 +132,33 @@ def free_port() -> int:
 
 def clusterdns_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "clusterdns", *args]
+
+
+class ServerPool:
+    """Servers started on first use, one per key (a profile), each from `argv(key, pool)`;
+    close() stops them and the mock upstreams they were given with `pool.upstream()`."""
+
+    def __init__(self, argv: Callable[[str, "ServerPool"], list[str]]) -> None:
+        self.argv = argv
+        self.running: dict[str, Server] = {}
+        self.mocks: list[Upstream] = []
+
+    def __call__(self, key: str) -> Server:
+        if key not in self.running:
+            self.running[key] = Server(self.argv(key, self))
+        return self.running[key]
+
+    def upstream(self, **kw: Any) -> str:
+        """A mock upstream (tests/upstream.py) that lives as long as the pool: its host:port."""
+        up = Upstream(**kw)
+        self.mocks.append(up)
+        return f"{up.address[0]}:{up.address[1]}"
+
+    def close(self) -> None:
+        for server in self.running.values():
+            server.stop()
+        for up in self.mocks:
+            up.close()
 
 
 @pytest.fixture

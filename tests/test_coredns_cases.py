@@ -21,8 +21,7 @@ import dns.rrset
 import pytest
 import yaml
 
-from tests.conftest import SHARED, Server, clusterdns_argv, read_frame
-from tests.upstream import Upstream
+from tests.conftest import SHARED, Server, ServerPool, clusterdns_argv, read_frame
 
 CASES_FILE = SHARED / "cases" / "coredns-unit.yaml"
 DATA = yaml.safe_load(CASES_FILE.read_text())
@@ -51,30 +50,23 @@ def profile_cases() -> list[Any]:
     return [pytest.param(case, id=case["name"]) for case in DATA["cases"]]
 
 
+def interwebs(pool: ServerPool) -> str:
+    """The cases' mock upstream for the unit-upstream profile (UDP only, TC for ext.interwebs.test)."""
+    mock = DATA["mocks"]["mock-upstream-interwebs"]
+    return pool.upstream(records=mock["records"], udp_only=True, truncate_udp={"ext.interwebs.test."})
+
+
 @pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, Server]]:
+def servers() -> Iterator[ServerPool]:
     """One server per profile, started on first use."""
-    running: dict[str, Server] = {}
-    mocks: list[Upstream] = []
 
-    def get(profile: str) -> Server:
-        if profile not in running:
-            flags = BASE + PROFILES[profile]
-            upstream = "none"
-            if profile == "unit-upstream":
-                mock = DATA["mocks"]["mock-upstream-interwebs"]
-                up = Upstream(records=mock["records"], udp_only=True, truncate_udp={"ext.interwebs.test."})
-                mocks.append(up)
-                upstream = f"{up.address[0]}:{up.address[1]}"
-            argv = clusterdns_argv("serve", "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", "--upstream", upstream, *flags)
-            running[profile] = Server(argv)
-        return running[profile]
+    def argv(profile: str, pool: ServerPool) -> list[str]:
+        upstream = interwebs(pool) if profile == "unit-upstream" else "none"
+        return clusterdns_argv("serve", "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", "--upstream", upstream, *BASE, *PROFILES[profile])
 
-    yield get  # type: ignore[misc]
-    for server in running.values():
-        server.stop()
-    for up in mocks:
-        up.close()
+    pool = ServerPool(argv)
+    yield pool
+    pool.close()
 
 
 def canonical(line: str, serial: int | None = None) -> str:

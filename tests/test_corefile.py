@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,8 @@ from clusterdns.cli import build_parser, config_from_args
 from clusterdns.config import Config
 from clusterdns.corefile import corefile_values, parse_duration
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, SHARED, Server, clusterdns_argv
-from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer
-from tests.upstream import Upstream
+from tests.conftest import ROOT, SHARED, Server, ServerPool, clusterdns_argv
+from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
 
 CONVENTIONS = SHARED / "spec" / "conventions.md"
 
@@ -145,33 +145,21 @@ def test_profile_corefile_maps_to_the_profile_flags(tmp_path: Path, profile: str
 
 
 @pytest.fixture(scope="module")
-def corefile_servers(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def corefile_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPool]:
     """One server per profile, started from the profile's Corefile (plus --manifests and,
     for the transfer profiles, --ns-address as flags: what the Corefile cannot say)."""
-    running: dict[str, Server] = {}
-    mocks: list[Upstream] = []
 
-    def get(profile: str) -> Server:
-        if profile not in running:
-            upstream = MOCK
-            if profile == "unit-upstream":
-                mock = DATA["mocks"]["mock-upstream-interwebs"]
-                up = Upstream(records=mock["records"], udp_only=True, truncate_udp={"ext.interwebs.test."})
-                mocks.append(up)
-                upstream = f"{up.address[0]}:{up.address[1]}"
-            path = tmp_path_factory.mktemp(profile) / "Corefile"
-            path.write_text(profile_corefile(profile, upstream))
-            flags = PROFILES[profile]
-            ns = [x for i, f in enumerate(flags) if f == "--ns-address" for x in (f, flags[i + 1])]
-            argv = clusterdns_argv("serve", "--corefile", str(path), "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", *ns)
-            running[profile] = Server(argv)
-        return running[profile]
+    def argv(profile: str, pool: ServerPool) -> list[str]:
+        upstream = interwebs(pool) if profile == "unit-upstream" else MOCK
+        path = tmp_path_factory.mktemp(profile) / "Corefile"
+        path.write_text(profile_corefile(profile, upstream))
+        flags = PROFILES[profile]
+        ns = [x for i, f in enumerate(flags) if f == "--ns-address" for x in (f, flags[i + 1])]
+        return clusterdns_argv("serve", "--corefile", str(path), "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", *ns)
 
-    yield get
-    for server in running.values():
-        server.stop()
-    for up in mocks:
-        up.close()
+    pool = ServerPool(argv)
+    yield pool
+    pool.close()
 
 
 def corefile_cases() -> list[Any]:

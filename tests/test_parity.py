@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Server, clusterdns_argv
+from tests.conftest import ROOT, ServerPool, clusterdns_argv
 from tests.test_coredns_cases import ask, canonical, check
-from tests.upstream import Upstream
 
 CASES_FILE = ROOT / "tests" / "cases" / "parity.yaml"
 DATA = yaml.safe_load(CASES_FILE.read_text())
@@ -34,30 +32,22 @@ def params() -> list[Any]:
 
 
 @pytest.fixture(scope="module")
-def servers() -> Iterator[Any]:
+def servers() -> Iterator[ServerPool]:
     """One clusterdns per profile, started on first use; the mock upstream when a profile forwards."""
-    running: dict[str, Server] = {}
-    mocks: list[Upstream] = []
 
-    def get(profile: str) -> Server:
-        if profile not in running:
-            spec = DATA["profiles"][profile]
-            flags = shlex.split(spec["flags"])
-            if MOCK in flags:
-                up = Upstream(records=DATA["mocks"]["mock-upstream-parity"]["records"])
-                mocks.append(up)
-                flags = [f"{up.address[0]}:{up.address[1]}" if f == MOCK else f for f in flags]
-            elif "--upstream" not in flags:
-                flags += ["--upstream", "none"]
-            fixture = Path(ROOT / spec["fixture"])
-            running[profile] = Server(clusterdns_argv("serve", "--manifests", str(fixture), "--listen", "127.0.0.1:0", *flags))
-        return running[profile]
+    def argv(profile: str, pool: ServerPool) -> list[str]:
+        spec = DATA["profiles"][profile]
+        flags = shlex.split(spec["flags"])
+        if MOCK in flags:
+            upstream = pool.upstream(records=DATA["mocks"]["mock-upstream-parity"]["records"])
+            flags = [upstream if f == MOCK else f for f in flags]
+        elif "--upstream" not in flags:
+            flags += ["--upstream", "none"]
+        return clusterdns_argv("serve", "--manifests", str(ROOT / spec["fixture"]), "--listen", "127.0.0.1:0", *flags)
 
-    yield get
-    for server in running.values():
-        server.stop()
-    for up in mocks:
-        up.close()
+    pool = ServerPool(argv)
+    yield pool
+    pool.close()
 
 
 def lowered(lines: list[str], case: dict) -> list[str]:
