@@ -13,7 +13,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <string.h>
 #include <sys/socket.h>
 
 #define BATCH 64          /* datagrams per recvmmsg/sendmmsg call */
@@ -105,15 +104,8 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     Py_ssize_t received = 0, dropped = 0;
     PyObject *replies[BATCH];
     for (int round = 0; round < rounds; round++) {
-        for (int i = 0; i < BATCH; i++) {
-            in_iov[i].iov_base = buffers[i];
-            in_iov[i].iov_len = DATAGRAM;
-            memset(&in_msgs[i].msg_hdr, 0, sizeof in_msgs[i].msg_hdr);
-            in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
-            in_msgs[i].msg_hdr.msg_iovlen = 1;
-            in_msgs[i].msg_hdr.msg_name = &peers[i];
-            in_msgs[i].msg_hdr.msg_namelen = sizeof peers[i];
-        }
+        for (int i = 0; i < BATCH; i++)
+            in_msgs[i].msg_hdr.msg_namelen = sizeof peers[i]; /* the kernel wrote the last one's length */
         int n = recvmmsg(fd, in_msgs, BATCH, MSG_DONTWAIT, NULL);
         if (n < 0) {
             if (errno == EINTR)
@@ -142,9 +134,6 @@ static PyObject *serve(PyObject *self, PyObject *args) {
             replies[count] = reply;
             out_iov[count].iov_base = PyBytes_AS_STRING(reply);
             out_iov[count].iov_len = (size_t)PyBytes_GET_SIZE(reply);
-            memset(&out_msgs[count].msg_hdr, 0, sizeof out_msgs[count].msg_hdr);
-            out_msgs[count].msg_hdr.msg_iov = &out_iov[count];
-            out_msgs[count].msg_hdr.msg_iovlen = 1;
             out_msgs[count].msg_hdr.msg_name = &peers[i];
             out_msgs[count].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
             count++;
@@ -172,7 +161,22 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_udpbatch", "Batched UDP receive and send (recvmmsg/sendmmsg) for the hot path.", -1, methods,
 };
 
+/* What never changes between calls: each slot's buffer, address and iovec. No control
+ * messages are asked for or sent, so the rest of each msghdr stays zero (static storage). */
+static void wire_slots(void) {
+    for (int i = 0; i < BATCH; i++) {
+        in_iov[i].iov_base = buffers[i];
+        in_iov[i].iov_len = DATAGRAM;
+        in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
+        in_msgs[i].msg_hdr.msg_iovlen = 1;
+        in_msgs[i].msg_hdr.msg_name = &peers[i];
+        out_msgs[i].msg_hdr.msg_iov = &out_iov[i];
+        out_msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+}
+
 PyMODINIT_FUNC PyInit__udpbatch(void) {
+    wire_slots();
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "BATCH", BATCH) < 0) {
         Py_DECREF(m);

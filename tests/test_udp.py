@@ -2,12 +2,15 @@
 
 Each is driven directly on loopback sockets, and `clusterdns serve` is run on each path
 with real clients: many senders at once, bursts longer than one batch, IPv6, replies that
-come later (forwarding) and replies the socket cannot take.
+come later (forwarding), and a loop that fails.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -19,6 +22,9 @@ import dns.rcode
 import pytest
 
 from clusterdns import transports
+from clusterdns.config import Config
+from clusterdns.metrics import ListenerStats
+from clusterdns.server import Server as ClusterDNS
 from tests.conftest import SHARED
 from tests.upstream import Upstream
 
@@ -26,7 +32,7 @@ FIXTURE = SHARED / "cases" / "fixture" / "unit"
 PATHS = {"batched": {}, "plain": {"CLUSTERDNS_NO_MMSG": "1"}}
 
 
-def loops() -> list[Callable[[socket.socket, Callable[[bytes, Any], bytes | None]], int]]:
+def loops() -> list[Callable[[socket.socket, Callable[[bytes, Any], bytes | None]], None]]:
     found = [transports._serve_plain]
     if transports._udpbatch is not None:
         found.append(transports._serve_batched)
@@ -68,11 +74,20 @@ def test_the_batched_loop_is_built_where_a_compiler_is() -> None:
     # Installed with `pip install -e .` on Linux, the extension must exist: without it the
     # server quietly falls back to one system call per datagram and loses a third of its speed.
     assert transports._udpbatch is not None, "clusterdns/_udpbatch.c was not compiled"
-    assert transports.serve is transports._serve_batched or transports.serve is transports._serve_plain
 
 
-@pytest.mark.parametrize("serve", loops(), ids=lambda f: f.__name__)
-def test_each_sender_gets_its_own_replies(serve, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+@pytest.mark.parametrize("env, loop", [({}, "_serve_batched"), ({"CLUSTERDNS_NO_MMSG": "1"}, "_serve_plain")])
+def test_clusterdns_no_mmsg_selects_the_plain_loop(env: dict[str, str], loop: str) -> None:
+    if transports._udpbatch is None:
+        loop = "_serve_plain"
+    environ = {k: v for k, v in os.environ.items() if k != "CLUSTERDNS_NO_MMSG"} | env
+    code = "from clusterdns import transports; print(transports.serve.__name__)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=30, check=True)
+    assert run.stdout.strip() == loop
+
+
+@pytest.mark.parametrize("loop", loops(), ids=lambda f: f.__name__)
+def test_each_sender_gets_its_own_replies(loop, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
     """Three clients, 80 datagrams each (more than three batches of 64), all queued before
     the first drain (240 fit the default receive buffer)."""
     senders = [clients() for _ in range(3)]
@@ -87,7 +102,7 @@ def test_each_sender_gets_its_own_replies(serve, listener: socket.socket, client
             c.sendto(b"%d-%d" % (n, i), listener.getsockname())
     deadline = time.monotonic() + 5
     while len(seen) < 240 and time.monotonic() < deadline:
-        assert serve(listener, answer) == 0
+        loop(listener, answer)
     assert len(seen) == 240
     for n, c in enumerate(senders):
         got = [c.recvfrom(100) for _ in range(80)]
@@ -96,8 +111,8 @@ def test_each_sender_gets_its_own_replies(serve, listener: socket.socket, client
     assert {peer for _, peer in seen} == {c.getsockname() for c in senders}
 
 
-@pytest.mark.parametrize("serve", loops(), ids=lambda f: f.__name__)
-def test_none_means_no_reply_and_big_datagrams_arrive_whole(serve, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+@pytest.mark.parametrize("loop", loops(), ids=lambda f: f.__name__)
+def test_none_means_no_reply_and_big_datagrams_arrive_whole(loop, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
     c = clients()
     big = bytes(range(256)) * 200  # 51,200 bytes: far past 512 and any EDNS buffer
     seen: list[bytes] = []
@@ -105,7 +120,7 @@ def test_none_means_no_reply_and_big_datagrams_arrive_whole(serve, listener: soc
     c.sendto(big, listener.getsockname())
     deadline = time.monotonic() + 5
     while len(seen) < 2 and time.monotonic() < deadline:
-        serve(listener, lambda data, peer: seen.append(data) or (None if data == b"quiet" else b"ok:%d" % len(data)))
+        loop(listener, lambda data, peer: seen.append(data) or (None if data == b"quiet" else b"ok:%d" % len(data)))
     assert seen == [b"quiet", big]
     assert c.recvfrom(100)[0] == b"ok:51200"
     c.settimeout(0.2)
@@ -113,8 +128,8 @@ def test_none_means_no_reply_and_big_datagrams_arrive_whole(serve, listener: soc
         c.recvfrom(100)
 
 
-@pytest.mark.parametrize("serve", loops(), ids=lambda f: f.__name__)
-def test_ipv6_peers_keep_their_socket_module_spelling(serve, clients: Callable[..., socket.socket]) -> None:
+@pytest.mark.parametrize("loop", loops(), ids=lambda f: f.__name__)
+def test_ipv6_peers_keep_their_socket_module_spelling(loop, clients: Callable[..., socket.socket]) -> None:
     sock = clients(socket.AF_INET6, "::1")
     sock.setblocking(False)
     c = clients(socket.AF_INET6, "::1")
@@ -122,7 +137,7 @@ def test_ipv6_peers_keep_their_socket_module_spelling(serve, clients: Callable[.
     peers: list[Any] = []
     deadline = time.monotonic() + 5
     while not peers and time.monotonic() < deadline:
-        serve(sock, lambda data, peer: peers.append(peer) or b"back")
+        loop(sock, lambda data, peer: peers.append(peer) or b"back")
     assert peers == [c.getsockname()]  # ("::1", port, 0, 0), as socket.recvfrom gives it
     assert c.recvfrom(10) == (b"back", sock.getsockname())
 
@@ -142,14 +157,17 @@ def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, c
     with pytest.raises(ValueError, match="handler bug"):
         transports._serve_batched(listener, answer)
     assert [c.recvfrom(10)[0] for _ in range(2)] == [b"ONE", b"TWO"]
-    # The loop is usable again afterwards (its buffers are released on the error path).
-    assert transports._serve_batched(listener, lambda d, p: None) == 0
+    # The loop is usable again afterwards (it is not left marked busy on the error path).
+    c.sendto(b"again", listener.getsockname())
+    time.sleep(0.05)
+    transports._serve_batched(listener, answer)
+    assert c.recvfrom(10)[0] == b"AGAIN"
 
 
 @pytest.mark.parametrize("path", PATHS, ids=list(PATHS))
-def test_server_answers_bursts_from_many_clients(path: str, serve_env) -> None:
+def test_server_answers_bursts_from_many_clients(path: str, serve) -> None:
     """`clusterdns serve` on each path: 8 threads x 300 queries at once, every reply right."""
-    server = serve_env(PATHS[path])
+    server = serve(FIXTURE, "--zone", "cluster.local", env=PATHS[path])
     names = ["kubedns.kube-system.svc.cluster.local", "nothing.testns.svc.cluster.local", "dns-version.cluster.local"]
     failures: list[str] = []
 
@@ -179,45 +197,18 @@ def test_server_answers_bursts_from_many_clients(path: str, serve_env) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=list(PATHS))
-def test_server_sends_forwarded_replies_later_on_each_path(path: str, serve_env) -> None:
+def test_server_sends_forwarded_replies_later_on_each_path(path: str, serve) -> None:
     with Upstream(["example.org. 60 IN A 192.0.2.10"], delay=0.05) as up:
-        server = serve_env(PATHS[path], upstream=f"{up.address[0]}:{up.address[1]}")
+        server = serve(FIXTURE, "--zone", "cluster.local", upstream=f"{up.address[0]}:{up.address[1]}", env=PATHS[path])
         local = server.query("kubedns.kube-system.svc.cluster.local", "A")
         r = server.query("example.org", "A")
         assert r.rcode() == dns.rcode.NOERROR and r.answer[0][0].to_text() == "192.0.2.10"
         assert local.answer[0][0].to_text() == "10.0.0.10"
 
 
-@pytest.fixture
-def serve_env() -> Iterator[Callable[..., Any]]:
-    """serve_env(env, upstream=...) -> a `clusterdns serve` on the unit fixture with `env` set."""
-    from tests.conftest import Server, clusterdns_argv
-
-    servers: list[Server] = []
-
-    def start(env: dict[str, str], upstream: str = "none") -> Server:
-        argv = clusterdns_argv("serve", "--manifests", str(FIXTURE), "--zone", "cluster.local", "--listen", "127.0.0.1:0", "--upstream", upstream)
-        server = Server(argv, env=env)
-        servers.append(server)
-        return server
-
-    yield start
-    for s in servers:
-        s.stop()
-
-
 def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCaptureFixture, clients: Callable[..., socket.socket]) -> None:
     """A bug outside the handler (here: the counters) costs its batch and one log line a
     minute, not a traceback per packet; the socket is read again on the next event."""
-    import asyncio
-
-    from clusterdns.metrics import ListenerStats
-
-    class Echo:
-        last = ("A", "NOERROR", "kubernetes", False)
-
-        def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes:
-            return wire
 
     class Broken(ListenerStats):
         broken = True
@@ -227,24 +218,28 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
                 raise RuntimeError("counter bug")
             super().record(*args)
 
+    cluster = ClusterDNS(Config(manifests=FIXTURE))
+    cluster.load(full=True)
+    query = dns.message.make_query("kubedns.kube-system.svc.cluster.local", "A")
+
     async def run() -> tuple[int, list[bytes]]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         stats = Broken("dns://test", "udp", 1)
-        udp = transports.UDPServer(sock, Echo(), stats)  # type: ignore[arg-type]
+        udp = transports.UDPServer(sock, cluster.handler, stats)
         c = clients()
         c.setblocking(False)
-        for i in range(5):
-            c.sendto(b"bad%d" % i, sock.getsockname())
+        for _ in range(5):
+            c.sendto(query.to_wire(), sock.getsockname())
             await asyncio.sleep(0.02)
         stats.broken = False
-        c.sendto(b"good", sock.getsockname())
+        c.sendto(query.to_wire(), sock.getsockname())
         await asyncio.sleep(0.1)
         got = []
         while True:
             try:
-                got.append(c.recv(100))
+                got.append(c.recv(512))
             except BlockingIOError:
                 break
         udp.close()
@@ -252,6 +247,6 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
 
     failures, got = asyncio.run(run())
     assert failures == 5
-    assert got == [b"good"]
+    assert len(got) == 1 and dns.message.from_wire(got[0]).answer[0][0].to_text() == "10.0.0.10"
     lines = [r for r in caplog.records if "UDP receive loop failed" in r.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is not None
