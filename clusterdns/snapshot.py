@@ -96,8 +96,8 @@ class Snapshot:
     cache: dict[Any, Any] = field(default_factory=dict)  # reply bodies by (name, type), dropped with the snapshot
     contributions: dict[tuple[str, str], tuple[Service, Contribution]] = field(default_factory=dict)  # per Service, for the next reload
     _ptr: dict[str, tuple[Name, ...]] | None = None
-    udp_wire: dict[bytes, bytes] = field(default_factory=dict)  # whole replies by exact query bytes (less the ID)
-    tcp_wire: dict[bytes, bytes] = field(default_factory=dict)
+    udp_wire: dict[bytes, tuple[bytes, Any]] = field(default_factory=dict)  # exact query bytes less the ID -> (reply less the ID, metrics key)
+    tcp_wire: dict[bytes, tuple[bytes, Any]] = field(default_factory=dict)
 
     def soa(self) -> RR:
         """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""

@@ -21,10 +21,13 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import transports
+from clusterdns.cli import build_parser, config_from_args
+from clusterdns.config import Config
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+UNIT_FIXTURE = SHARED / "cases" / "fixture" / "unit"  # the CoreDNS unit-test cluster (shared/cases/README.md)
 LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
 # Test servers run side by side: no HTTP endpoints on the fixed default ports unless a
 # test asks for them (CLUSTERDNS_* variables are read like flags).
@@ -128,6 +131,17 @@ def free_port() -> int:
     udp.close()
     tcp.close()
     return port
+
+
+def closed_port() -> tuple[str, int]:
+    """A loopback address with nothing behind it on UDP or TCP: sends get ICMP port
+    unreachable, connects are refused."""
+    return "127.0.0.1", free_port()
+
+
+def config_of(*argv: str, environ: dict[str, str] | None = None) -> Config:
+    """What `clusterdns serve ARGV` would run with, in an environment of `environ` only."""
+    return config_from_args(build_parser().parse_args(["serve", *argv]), environ or {})
 
 
 def clusterdns_argv(*args: str) -> list[str]:

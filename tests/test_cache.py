@@ -20,10 +20,10 @@ import pytest
 from clusterdns.cache import DENIAL, SUCCESS, Cache
 from clusterdns.config import Address, Config
 from clusterdns.forwarder import Forwarder
-from tests.conftest import SHARED
+from tests.conftest import UNIT_FIXTURE
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 RECORDS = [
     "interwebs.test. 60 IN SOA ns.interwebs.test. hostmaster.interwebs.test. 1 7200 1800 86400 20",
     "ext.interwebs.test. 300 IN A 1.2.3.4",

@@ -15,8 +15,9 @@ from clusterdns.config import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests import read_directory
 from clusterdns.model import ClusterState, Pod, Service
+from tests.conftest import UNIT_FIXTURE
 
-FIXTURE = Path("/work/shared/cases/fixture/unit")
+FIXTURE = UNIT_FIXTURE
 CLUSTERS = Path(__file__).parent / "clusters"
 NAME_CHARS = "[bcdfghjklmnpqrstvwxz2456789]"
 

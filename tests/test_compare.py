@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,11 +20,11 @@ from clusterdns import cli, compare
 from clusterdns.config import Config
 from clusterdns.names import split
 from clusterdns.resolver import NOERROR, resolve
-from tests.conftest import ROOT, SHARED, Server, clusterdns_argv
+from tests.conftest import ROOT, SHARED, Server, UNIT_FIXTURE, closed_port, clusterdns_argv
 
 DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"
 KUBEADM = ["--zone", "cluster.local", "--zone", "in-addr.arpa", "--zone", "ip6.arpa", "--pods", "insecure", "--ttl", "30"]
-UNIT = SHARED / "cases" / "fixture" / "unit"
+UNIT = UNIT_FIXTURE
 UNIT_FLAGS = ["--zone", "cluster.local", "--pods", "disabled", "--ttl", "5", "--fallthrough", "none"]
 
 
@@ -145,7 +144,7 @@ def test_positive_only_compares_answers(servers: dict[str, Server], capsys: pyte
 
 
 def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
-    dead = _dead_port()
+    dead = closed_port()[1]
     code, out = run(capsys, "--against", f"127.0.0.1:{dead}", "--self", address(servers["a"]), "--manifests", str(DUMP), "--timeout", "0.2")
     assert code == 2 and "against 127.0.0.1:" in out and "no answer over UDP" in out
     code, out = run(capsys, "--against", f"127.0.0.1:{dead}", "--self", address(servers["a"]), "--manifests", str(DUMP), "--tcp")
@@ -163,18 +162,11 @@ def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.Cap
     assert e.value.code == 2
 
 
-def _dead_port() -> int:
-    """A port nothing listens on (UDP or TCP) right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # --- the questions and the normalisation, without servers --------------------------------------
 
 
 def test_list_asks_nothing(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = run(capsys, "--against", f"127.0.0.1:{_dead_port()}", "--manifests", str(DUMP), *KUBEADM, "--list")
+    code, out = run(capsys, "--against", f"127.0.0.1:{closed_port()[1]}", "--manifests", str(DUMP), *KUBEADM, "--list")
     assert code == 0
     lines = out.splitlines()
     for q in ("web.shop.svc.cluster.local. A", "_pg._tcp.db.shop.svc.cluster.local. SRV", "12.44.96.10.in-addr.arpa. PTR",

@@ -10,16 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from clusterdns.cli import build_parser, config_from_args
 from clusterdns.config import Config, settings
 from clusterdns.corefile import load_config_file, setting_keys
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, Server, clusterdns_argv
+from tests.conftest import ROOT, Server, clusterdns_argv, config_of
 from tests.test_coredns_cases import FIXTURE
-
-
-def config_of(*argv: str, environ: dict[str, str] | None = None) -> Config:
-    return config_from_args(build_parser().parse_args(["serve", *argv]), environ or {})
 
 
 def write(tmp_path: Path, text: str, name: str = "clusterdns.yaml") -> Path:

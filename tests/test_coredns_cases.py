@@ -21,11 +21,11 @@ import dns.rrset
 import pytest
 import yaml
 
-from tests.conftest import SHARED, Server, ServerPool, clusterdns_argv, read_frame
+from tests.conftest import SHARED, Server, ServerPool, UNIT_FIXTURE, clusterdns_argv, read_frame
 
 CASES_FILE = SHARED / "cases" / "coredns-unit.yaml"
 DATA = yaml.safe_load(CASES_FILE.read_text())
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 
 # clusterdns flags equivalent to each profile's CoreDNS options. Every profile pins
 # what kubeadm and the plugin disagree on (pods, ttl) and serves only cluster.local.

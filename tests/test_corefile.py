@@ -12,11 +12,9 @@ from typing import Any
 import dns.rdatatype
 import pytest
 
-from clusterdns.cli import build_parser, config_from_args
-from clusterdns.config import Config
 from clusterdns.corefile import corefile_values, parse_duration
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, SHARED, Server, ServerPool, clusterdns_argv
+from tests.conftest import ROOT, SHARED, Server, ServerPool, clusterdns_argv, config_of
 from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
 
 CONVENTIONS = SHARED / "spec" / "conventions.md"
@@ -33,11 +31,6 @@ def with_manifests(corefile: str, directory: Path | str) -> str:
     out, n = re.subn(r"(\n(\s*)ttl 30\n)", rf"\1\2manifests {directory}\n", corefile)
     assert n == 1
     return out
-
-
-def config_of(*argv: str, environ: dict[str, str] | None = None) -> Config:
-    """What `clusterdns serve ARGV` would run with, in an environment of `environ` only."""
-    return config_from_args(build_parser().parse_args(["serve", *argv]), environ or {})
 
 
 def write(tmp_path: Path, text: str, name: str = "Corefile") -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from clusterdns.config import Address
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import forward, lookup, parse_upstream, upstreams_from_resolv_conf
+from tests.conftest import closed_port
 from tests.upstream import Upstream
 
 RECORDS = [
@@ -37,14 +37,6 @@ def run_forward(wire: bytes, upstreams: list[Address], timeout: float = 2.5, **k
     reply = asyncio.run(forward(wire, upstreams, timeout, **kw))
     elapsed = time.monotonic() - start
     return (dns.message.from_wire(reply) if reply is not None else None), elapsed
-
-
-def closed_port() -> Address:
-    """A loopback UDP port with nothing behind it: sends there get ICMP port unreachable."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        host, port = s.getsockname()
-        return host, port
 
 
 def addresses(reply: dns.message.Message) -> set[str]:

@@ -33,11 +33,11 @@ from clusterdns.handler import Handler
 from clusterdns.metrics import ListenerStats
 from clusterdns.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
 from clusterdns.wire import truncated
-from tests.conftest import SHARED
+from tests.conftest import UNIT_FIXTURE
 from tests.test_fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 OUTSIDE = "203.0.113.5"  # TEST-NET-3: a client outside every default --allow-forward range
 
 

@@ -14,10 +14,10 @@ import pytest
 from clusterdns.config import Address
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import LOOP_PROBE_ZONE, check_loop, find_loops
-from tests.conftest import QUIET_HTTP, SHARED, clusterdns_argv, free_port
+from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, clusterdns_argv, free_port
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 RECORDS = ["ext.interwebs.test. 5 IN A 1.2.3.4"]
 
 

@@ -11,8 +11,9 @@ import pytest
 from clusterdns import objects as k8s
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests import Document, is_manifest_path, read_directory, read_file
+from tests.conftest import UNIT_FIXTURE
 
-FIXTURE = Path("/work/shared/cases/fixture/unit")
+FIXTURE = UNIT_FIXTURE
 
 SERVICE = """\
 apiVersion: v1

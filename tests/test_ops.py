@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import SHARED, Server, clusterdns_argv
+from tests.conftest import Server, UNIT_FIXTURE, clusterdns_argv
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
 
 

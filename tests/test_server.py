@@ -15,10 +15,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import SHARED, clusterdns_argv, have_dig, read_frame
+from tests.conftest import UNIT_FIXTURE, clusterdns_argv, have_dig, read_frame
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 UPSTREAM_RECORDS = [
     "example.org. 60 IN A 192.0.2.10",
     "example.org. 60 IN SOA ns.example.org. admin.example.org. 1 7200 1800 86400 60",

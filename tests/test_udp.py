@@ -25,10 +25,10 @@ from clusterdns import transports
 from clusterdns.config import Config
 from clusterdns.metrics import ListenerStats
 from clusterdns.server import Server as ClusterDNS
-from tests.conftest import SHARED
+from tests.conftest import UNIT_FIXTURE
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 PATHS = {"batched": {}, "plain": {"CLUSTERDNS_NO_MMSG": "1"}}
 
 

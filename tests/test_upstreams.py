@@ -24,10 +24,10 @@ import pytest
 from clusterdns.config import Address, Config
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import Forwarder, Overloaded, query_deadline
-from tests.conftest import SHARED
+from tests.conftest import UNIT_FIXTURE, closed_port
 from tests.upstream import Upstream
 
-FIXTURE = SHARED / "cases" / "fixture" / "unit"
+FIXTURE = UNIT_FIXTURE
 RECORDS = [
     "interwebs.test. 60 IN SOA ns.interwebs.test. hostmaster.interwebs.test. 1 7200 1800 86400 30",
     "ext.interwebs.test. 5 IN A 1.2.3.4",
@@ -56,12 +56,6 @@ def run(upstreams: list[Address], body: Callable[[Forwarder], Awaitable[T]], **s
             await fwd.close()
 
     return asyncio.run(main())
-
-
-def closed_port() -> Address:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()
 
 
 def answer(wire: bytes | None) -> set[str]:
