@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import dns.rcode
 import dns.rdatatype
 import pytest
 
@@ -126,6 +127,8 @@ def test_serve_loop_detect_off(serve) -> None:
         assert probes(up) == []
 
 
-def test_serve_without_upstreams_sends_no_probe(serve) -> None:
+def test_serve_without_upstreams_starts_without_a_probe(serve) -> None:
+    """--upstream none: loop detection has nothing to probe, and the server starts and refuses other names."""
     server = serve(FIXTURE, "--zone", "cluster.local")  # --upstream none
-    assert "forwarding loop" not in server.output
+    assert "no upstream: names outside cluster.local get REFUSED" in server.output
+    assert server.query("example.org", "A").rcode() == dns.rcode.REFUSED

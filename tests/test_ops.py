@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import dns.message
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -43,9 +44,12 @@ def samples(text: str) -> dict[tuple[str, frozenset], float]:
 
 
 def value(metrics: dict, name: str, **labels: str) -> float:
-    """Sum of the samples of `name` whose labels include `labels`."""
+    """Sum of the samples of `name` whose labels include `labels` (at least one must exist:
+    a metric that vanished is not a zero)."""
     want = set(labels.items())
-    return sum(v for (n, ls), v in metrics.items() if n == name and want <= ls)
+    hits = [v for (n, ls), v in metrics.items() if n == name and want <= ls]
+    assert hits, f"no sample {name} {labels}"
+    return sum(hits)
 
 
 def test_health_ready_and_status(serve) -> None:
@@ -82,6 +86,22 @@ def test_metrics_count_real_queries(serve) -> None:
     assert value(m, "coredns_reload_failed_total") == 0
     assert value(m, "clusterdns_objects", kind="Service") == 10
     assert value(m, "clusterdns_snapshot_serial") > 1_000_000_000
+
+
+def test_metrics_count_do_request_sizes_and_the_cluster(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS)
+    url = endpoint(server, "metrics")
+    server.query("svc1.testns.svc.cluster.local", "A", want_dnssec=True)
+    server.query("svc1.testns.svc.cluster.local", "A")
+    sizes = [len(dns.message.make_query("svc1.testns.svc.cluster.local", "A", **kw).to_wire()) for kw in ({"want_dnssec": True}, {})]
+    m = samples(get(url)[1])
+    assert value(m, "coredns_dns_do_requests_total") == 1
+    assert value(m, "coredns_dns_request_size_bytes_count", proto="udp") == 2
+    assert value(m, "coredns_dns_request_size_bytes_sum", proto="udp") == sum(sizes)
+    assert value(m, "clusterdns_names") > 10
+    assert value(m, "clusterdns_manifest_errors", level="error") == 0
+    assert value(m, "clusterdns_manifest_reloads_total") >= 1
+    assert value(m, "clusterdns_reload_duration_seconds") > 0
 
 
 def test_lameduck_keeps_answering_with_ready_503(serve) -> None:
