@@ -46,6 +46,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from clusterdns.resolver import NOERROR, NXDOMAIN, SERVFAIL
+from clusterdns.snapshot import OPT, SOA
 from clusterdns.wire import FormErr, skip_name
 
 SUCCESS = "success"
@@ -55,12 +57,9 @@ SUCCESS_CAP = 3600  # CoreDNS cache: max TTL for success
 DENIAL_CAP = 1800  # CoreDNS cache: max TTL for denial
 SERVFAIL_TTL = 5  # CoreDNS cache: `servfail` default
 
-_OPT = 41
-_SOA = 6
 _TC = 0x02
 _RD = 0x01
 _CD = 0x10
-_NOERROR, _SERVFAIL, _NXDOMAIN = 0, 2, 3
 _PER_CLIENT_OPTIONS = frozenset({8, 10, 12})  # Client Subnet (RFC 7871), COOKIE (RFC 7873), Padding (RFC 7830)
 
 Key = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
@@ -108,10 +107,6 @@ class Cache:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self.entries = {SUCCESS: 0, DENIAL: 0}
 
     @staticmethod
     def key(query: bytes) -> Key | None:
@@ -175,7 +170,7 @@ class Cache:
         if self.limit <= 0 or len(reply) < 12 or reply[2] & _TC:
             return None
         rcode = reply[3] & 0x0F
-        if rcode not in (_NOERROR, _NXDOMAIN, _SERVFAIL):
+        if rcode not in (NOERROR, NXDOMAIN, SERVFAIL):
             return None
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", reply, 4)
         if qdcount != 1:
@@ -185,20 +180,20 @@ class Cache:
             return None
         reply = _strip_opt_options(reply, qname_end + 4, ancount + nscount + arcount)
         records = list(_records(reply, qname_end + 4, ancount + nscount + arcount))
-        ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in records if rtype != _OPT]
+        ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in records if rtype != OPT]
         for rtype, ttl_at, ttl, _, _ in records:
-            if rtype == _OPT and ttl >> 24:
+            if rtype == OPT and ttl >> 24:
                 return None  # an extended RCODE (BADVERS, BADCOOKIE...): not an answer to keep
-        if rcode == _SERVFAIL:
+        if rcode == SERVFAIL:
             kind, lifetime = DENIAL, min(SERVFAIL_TTL, self.limit)
-        elif rcode == _NOERROR and ancount:
+        elif rcode == NOERROR and ancount:
             if not ttls:
                 return None
             kind, lifetime = SUCCESS, min([ttl for _, ttl in ttls] + [self.limit, SUCCESS_CAP])
         else:  # NXDOMAIN or NODATA: RFC 2308 5, from the SOA in the authority section
             authority = records[ancount : ancount + nscount]
             soa = [(ttl, struct.unpack_from("!I", reply, end - 4)[0])
-                   for rtype, _, ttl, start, end in authority if rtype == _SOA and end - start >= 22]
+                   for rtype, _, ttl, start, end in authority if rtype == SOA and end - start >= 22]
             if not soa:
                 return None
             answer_ttls = [ttl for rtype, _, ttl, _, _ in records[:ancount]]
@@ -244,7 +239,7 @@ def _find_opt(query: bytes, pos: int) -> int | None:
     if not arcount:
         return None
     for rtype, _, ttl, _, _ in _records(query, pos, ancount + nscount + arcount):
-        if rtype == _OPT:
+        if rtype == OPT:
             return ttl
     return None
 
@@ -254,7 +249,7 @@ def _strip_opt_options(reply: bytes, pos: int, count: int) -> bytes:
     last = None
     for record in _records(reply, pos, count):
         last = record
-    if last is None or last[0] != _OPT or last[3] == last[4] or last[4] != len(reply):
+    if last is None or last[0] != OPT or last[3] == last[4] or last[4] != len(reply):
         return reply
     start, end = last[3], last[4]
     kept = bytearray()

@@ -82,6 +82,7 @@ def _ip(text: str) -> str:
 
 POD_MODES = ("disabled", "insecure", "verified")
 WATCH_MODES = ("auto", "poll", "off")
+UPSTREAM_POLICIES = ("random", "round_robin", "sequential")
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class Config:
     log_queries: bool = setting(False, flag="--log-queries", switch=True, help="log every query in CoreDNS's log plugin format")
     quiet: bool = setting(False, flag="--quiet", switch=True, help="log only warnings and errors (queries still, with --log-queries)")
     upstream_policy: str = setting(
-        "random", flag="--upstream-policy", choices=("random", "round_robin", "sequential"),
+        "random", flag="--upstream-policy", choices=UPSTREAM_POLICIES,
         help="order in which upstreams are tried, as CoreDNS forward's policy (default random)",
     )
     upstream_timeout: float = setting(2.0, flag="--upstream-timeout", metavar="SECONDS", convert=float, help="per-upstream read timeout (CoreDNS 2 s)")

@@ -26,8 +26,9 @@ import dns.message
 import dns.rdatatype
 
 from clusterdns.cache import Cache
-from clusterdns.config import Address, Config, parse_hostport
+from clusterdns.config import UPSTREAM_POLICIES, Address, Config, parse_hostport
 from clusterdns.errors import ConfigError
+from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
 
 log = logging.getLogger("clusterdns")
 
@@ -39,11 +40,9 @@ EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 UDP payload size, for our own looku
 # RFC 1035 4.1.1 header bits, byte 2 (QR, Opcode, AA, TC, RD) and byte 3 (RA, Z, RCODE).
 _QR = 0x80
 _TC = 0x02
-_SERVFAIL = 2
-_REFUSED = 5
-_TRY_NEXT = frozenset({_SERVFAIL, _REFUSED})
+_TRY_NEXT = frozenset({SERVFAIL, REFUSED})
 # Error replies that may legitimately come back without a question section (as dnspython allows).
-_NO_QUESTION_OK = frozenset({1, _SERVFAIL, 4, _REFUSED})  # FORMERR, SERVFAIL, NOTIMP, REFUSED
+_NO_QUESTION_OK = frozenset({FORMERR, SERVFAIL, NOTIMP, REFUSED})
 
 # systemd-resolved's stub listener: inside a container or Pod it is not the host's resolver,
 # and CoreDNS's loop plugin README tells users to point at the real upstreams instead.
@@ -167,7 +166,7 @@ def _canonical(host: str) -> str:
 
 
 async def _exchange(query: bytes, question: Question, upstream: Address, budget: float, deadline: float, tcp: bool,
-                    attempt: float = MAX_ATTEMPT) -> bytes | None:
+                    attempt: float) -> bytes | None:
     """One attempt on one upstream: UDP (or TCP if asked), then TCP if the UDP reply has TC."""
     if tcp:
         return await _tcp(query, question, upstream, budget)
@@ -296,7 +295,6 @@ PROBE_TIMEOUT = 1.0  # a health probe waits at most this (or --upstream-timeout 
 DEADLINE_CAP = 4.0  # a forwarded query ends (SERVFAIL) before a stub's 5 s timeout
 _NS_PROBE = dns.message.make_query(".", dns.rdatatype.NS).to_wire()  # `. IN NS`, RD set, as CoreDNS's health check
 _NS_QUESTION: Question = _question(_NS_PROBE) or ()
-POLICIES = ("random", "round_robin", "sequential")
 
 
 class Overloaded(Exception):
@@ -326,7 +324,6 @@ class UpstreamState:
     responses: Counter[int] = field(default_factory=Counter)  # replies by RCODE (coredns_forward_responses_total{to,rcode})
     failures: int = 0  # attempts that timed out, were refused (ICMP) or got only garbage
     healthcheck_failures: int = 0  # failed `. NS` probes (coredns_proxy_healthcheck_failures_total{to})
-    probes: int = 0  # `. NS` probes sent
     probe_task: asyncio.Task[None] | None = None
 
     @property
@@ -361,8 +358,8 @@ class Forwarder:
 
     def __init__(self, upstreams: Sequence[Address], config: Config | None = None) -> None:
         config = config if config is not None else Config()
-        if config.upstream_policy not in POLICIES:
-            raise ConfigError(f"--upstream-policy {config.upstream_policy!r}: must be one of {', '.join(POLICIES)}")
+        if config.upstream_policy not in UPSTREAM_POLICIES:
+            raise ConfigError(f"--upstream-policy {config.upstream_policy!r}: must be one of {', '.join(UPSTREAM_POLICIES)}")
         if not 0 < config.upstream_timeout <= 60:
             raise ConfigError(f"--upstream-timeout {config.upstream_timeout}: must be more than 0 and at most 60 seconds")
         if config.max_fails < 0:
@@ -492,7 +489,6 @@ class Forwarder:
     async def _probe(self, state: UpstreamState) -> None:
         budget = min(self.attempt_timeout, PROBE_TIMEOUT)
         while state.down and not self._closed:
-            state.probes += 1
             reply = await _udp(_NS_PROBE, _NS_QUESTION, state.address, budget)
             if reply is not None:  # any valid reply, whatever its RCODE: the upstream is reachable
                 if state.down:

@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from clusterdns import metrics, transfer
-from clusterdns.forwarder import Forwarder
+from clusterdns.forwarder import Forwarder, Overloaded
 from clusterdns.config import Config
 from clusterdns.config import Address
 from clusterdns.resolver import AXFR, FORMERR, IXFR, NOTIMP, REFUSED, SERVFAIL, Answer, resolve
@@ -162,8 +162,6 @@ class Handler:
         return self._forwarded(wire, query, tcp, limit)
 
     async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
-        from clusterdns.forwarder import Overloaded  # here, so that only _forwarded changes (issue 8)
-
         do = bool(query.edns and query.edns.do)
         try:
             reply = await self.forwarder.forward(wire, tcp=tcp)

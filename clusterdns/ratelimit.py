@@ -45,8 +45,7 @@ class RateLimiter:
     def __init__(self, rate: int, slip: int = 2, clock=time.monotonic) -> None:  # type: ignore[no-untyped-def]
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate = float(rate)
-        self.burst = float(rate)
+        self.rate = float(rate)  # also the bucket size: a burst of `rate`, refilled in one second
         self.slip = slip
         self.clock = clock
         # prefix -> [tokens, last refill time, responses dropped since the bucket emptied]
@@ -62,11 +61,11 @@ class RateLimiter:
         if bucket is None:
             if len(self.buckets) >= MAX_PREFIXES:
                 self._sweep(now)
-            self.buckets[key] = [self.burst - 1.0, now, 0.0]
+            self.buckets[key] = [self.rate - 1.0, now, 0.0]
             return SEND
         tokens = bucket[0] + (now - bucket[1]) * self.rate
-        if tokens > self.burst:
-            tokens = self.burst
+        if tokens > self.rate:
+            tokens = self.rate
         bucket[1] = now
         if tokens >= 1.0:
             bucket[0] = tokens - 1.0
@@ -97,8 +96,7 @@ class RateLimiter:
 
     def _sweep(self, now: float) -> None:
         """Forget buckets that have refilled (idle clients); everything if that is not enough."""
-        full = self.burst / self.rate
-        for key in [k for k, b in self.buckets.items() if now - b[1] >= full]:
+        for key in [k for k, b in self.buckets.items() if now - b[1] >= 1.0]:  # a bucket refills in one second
             del self.buckets[key]
         if len(self.buckets) >= MAX_PREFIXES // 2:
             self.buckets.clear()

@@ -24,13 +24,13 @@ import dns.rdatatype
 from clusterdns.config import Address
 from clusterdns.model import Service
 from clusterdns.names import endpoint_name, service_name, split
+from clusterdns.resolver import IXFR
 from clusterdns.snapshot import CNAME, NO_PORT, SRV, Name, RR, Snapshot, _address_rr
 from clusterdns.wire import Query, assemble, encode
 
 log = logging.getLogger("clusterdns")
 
 MESSAGE_BUDGET = 16_000  # bytes of records per transfer message (RFC 5936 allows up to 64 KiB)
-IXFR = 251
 
 
 def allowed(peer: str | None, acl: Sequence[str]) -> bool:
@@ -110,7 +110,7 @@ def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, endpoi
     soa = snap.soa()
     if query.qtype == IXFR and ixfr_serial(wire) == snap.serial:
         # The secondary is current: IXFR answers with the single current SOA (RFC 1995 4).
-        return [_message(snap, wire, query, zone_labels, [soa])]
+        return [_message(wire, query, zone_labels, [soa])]
     out: list[bytes] = []
     chunk: list[RR] = [soa]
     size = 0
@@ -118,14 +118,14 @@ def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, endpoi
         chunk.append(rr)
         size += 64  # a conservative per-record estimate; encode() compresses
         if size >= MESSAGE_BUDGET:
-            out.append(_message(snap, wire, query, zone_labels, chunk))
+            out.append(_message(wire, query, zone_labels, chunk))
             chunk, size = [], 0
     chunk.append(soa)
-    out.append(_message(snap, wire, query, zone_labels, chunk))
+    out.append(_message(wire, query, zone_labels, chunk))
     return out
 
 
-def _message(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, records: list[RR]) -> bytes:
+def _message(wire: bytes, query: Query, zone_labels: int, records: list[RR]) -> bytes:
     reply = encode(0, (tuple(records), (), ()), wire, query, zone_labels)
     return assemble(reply, wire, query, 65535)
 
