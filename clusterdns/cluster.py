@@ -21,6 +21,7 @@ from clusterdns import objects as k8s
 from clusterdns.config import Config
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests import Entry, gc_paused, list_files, read_directory, read_file
+from clusterdns.names import external_target
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, Source
 
 # The alphabet of generated names and pod-template-hash: no vowels, no 0/1/3
@@ -788,17 +789,9 @@ def _check_explicit_ips(services: Sequence[k8s.Service], networks: dict[int, Net
 def _check_external_names(services: Sequence[k8s.Service], problems: list[Problem]) -> None:
     """CoreDNS does not serve an IP written as externalName (coredns/coredns#2164, spec C10)."""
     for svc in services:
-        if svc.type == "ExternalName" and _is_ip(svc.external_name):
+        if svc.type == "ExternalName" and svc.external_name and not external_target(svc.external_name):
             message = f"externalName {svc.external_name!r} is an IP address; CoreDNS does not serve it"
             problems.append(_problem(svc, "warning", message, "spec.externalName"))
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _services(objs: list[k8s.Service], config: Config, problems: list[Problem], memo: _Memo) -> list[Service]:

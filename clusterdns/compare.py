@@ -30,7 +30,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from clusterdns.config import Address, parse_hostport
+from clusterdns.config import Address, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 
 DEFAULT_SELF = "127.0.0.1:5353"
@@ -104,8 +104,7 @@ class Asker:
         self.sock: socket.socket | None = None
 
     def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.label} {host}:{self.port}"
+        return f"{self.label} {hostport_text(self.host, self.port)}"
 
     def ask(self, question: Question) -> tuple[dns.message.Message, bool]:
         """The reply, and whether a UDP reply had TC set (the reply is then the TCP one)."""

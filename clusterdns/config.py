@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -39,6 +40,11 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
     return host, port
 
 
+def hostport_text(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 host in brackets: what parse_hostport reads back."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _port(text: str, whole: str) -> int:
     try:
         port = int(text)
@@ -64,6 +70,27 @@ def normalize_zone(text: str) -> str:
 
 def is_reverse_zone(zone: str) -> bool:
     return zone == "in-addr.arpa" or zone.endswith(".in-addr.arpa") or zone == "ip6.arpa" or zone.endswith(".ip6.arpa")
+
+
+@functools.lru_cache(maxsize=8)
+def _acl_networks(acl: tuple[str, ...]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], bool]:
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in acl if cidr != "*"), "*" in acl
+
+
+@functools.lru_cache(maxsize=4096)
+def peer_in(peer: str, acl: tuple[str, ...]) -> bool:
+    """Is a client address in a list of CIDRs (--allow-forward, --transfer-to)? `*` is everyone;
+    an IPv4 client seen as ::ffff:a.b.c.d matches IPv4 networks."""
+    nets, everyone = _acl_networks(acl)
+    if everyone:
+        return True
+    try:
+        ip = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
+        ip = ip.ipv4_mapped  # type: ignore[union-attr]
+    return any(ip in net for net in nets)
 
 
 def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:

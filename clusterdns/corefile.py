@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterdns.config import DEFAULT_PORT, Setting, normalize_zone, parse_hostport, settings
+from clusterdns.config import DEFAULT_PORT, Setting, hostport_text, normalize_zone, parse_hostport, settings
 from clusterdns.errors import ClusterDNSError, ConfigError
 
 TRUE = ("1", "true", "yes", "on")
@@ -366,10 +366,6 @@ def _zone(text: str) -> str:
     return normalize_zone(text)
 
 
-def _hostport_text(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 # Plugins clusterdns accepts without acting on them: the warning printed at start-up (None: quietly).
 ACCEPTED = {
     "errors": None,  # errors are always logged
@@ -524,7 +520,7 @@ class _Mapper:
                 if host not in hosts:
                     hosts.append(host)
         line = min(b.line for b in blocks)
-        self.raw["listen"] = ([_hostport_text(h, port or DEFAULT_PORT) for h in hosts], line)
+        self.raw["listen"] = ([hostport_text(h, port or DEFAULT_PORT) for h in hosts], line)
 
     # ---- plugins ----
 
@@ -729,7 +725,7 @@ class _Mapper:
                 except ConfigError as err:
                     raise self.error(opt.line, f"transfer to: {err}") from None
                 allow.append(host)
-                notify.append(_hostport_text(host, port))
+                notify.append(hostport_text(host, port))
         self.set("transfer_to", allow, e.line, "transfer")
         self.set("notify", notify, e.line, "transfer")
 

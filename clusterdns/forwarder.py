@@ -26,7 +26,7 @@ import dns.message
 import dns.rdatatype
 
 from clusterdns.cache import Cache
-from clusterdns.config import UPSTREAM_POLICIES, Address, Config, parse_hostport
+from clusterdns.config import UPSTREAM_POLICIES, Address, Config, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
 
@@ -328,8 +328,7 @@ class UpstreamState:
 
     @property
     def name(self) -> str:
-        host, port = self.address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return hostport_text(*self.address)
 
 
 class Forwarder:

@@ -7,16 +7,13 @@ the snapshot's answer cache, or a coroutine when the answer needs the network
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from clusterdns import metrics, transfer
 from clusterdns.forwarder import Forwarder, Overloaded
-from clusterdns.config import Config
-from clusterdns.config import Address
+from clusterdns.config import Address, Config, peer_in
 from clusterdns.resolver import AXFR, FORMERR, IXFR, NOTIMP, REFUSED, SERVFAIL, Answer, resolve
 from clusterdns.snapshot import RR, Name, Snapshot
 from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
@@ -189,32 +186,12 @@ class Handler:
         return assemble(reply, wire, query, limit), metrics.key(query.qtype, answer.rcode, "kubernetes", bool(query.edns and query.edns.do))
 
 
-@functools.lru_cache(maxsize=8)
-def _networks(acl: tuple[str, ...]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], bool]:
-    nets = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in acl if cidr != "*")
-    return nets, "*" in acl
-
-
-@functools.lru_cache(maxsize=4096)
-def _may_forward(peer: str, acl: tuple[str, ...]) -> bool:
-    nets, everyone = _networks(acl)
-    if everyone:
-        return True
-    try:
-        ip = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
-        ip = ip.ipv4_mapped  # type: ignore[union-attr]
-    return any(ip in net for net in nets)
-
-
 def may_forward(peer: str | None, acl: Sequence[str]) -> bool:
     """May this client have names outside our zones forwarded (--allow-forward)?
 
     `peer` None is a caller inside the process (tests, tools): allowed.
     """
-    return peer is None or _may_forward(peer, tuple(acl))
+    return peer is None or peer_in(peer, tuple(acl))
 
 
 def _raw_records(rrsets: Any) -> list[RR]:

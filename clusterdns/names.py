@@ -15,6 +15,18 @@ def service_name(name: str, namespace: str) -> str:
     return f"{name}.{namespace}.{SVC}"
 
 
+def external_target(external_name: str) -> str:
+    """The CNAME target of an ExternalName Service: the name without its root dot, lower
+    case; "" when there is nothing to serve: no name, or an IP address, which CoreDNS
+    does not serve (coredns/coredns#2164, spec C10)."""
+    target = external_name.rstrip(".").lower()
+    try:
+        ipaddress.ip_address(target)
+    except ValueError:
+        return target
+    return ""
+
+
 def dashed_ip(ip: str) -> str:
     """An IP as one DNS label, as CoreDNS writes endpoint names (C7).
 

@@ -12,6 +12,7 @@ import logging
 import struct
 from typing import Any
 
+from clusterdns.config import hostport_text
 from clusterdns.metrics import RCODE_LABELS, TYPE_LABELS
 from clusterdns.wire import FormErr, parse_query
 
@@ -34,8 +35,7 @@ def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> s
     flags = struct.unpack_from("!H", reply, 2)[0] if len(reply) >= 4 else 0
     rcode = RCODE_LABELS.get(flags & 0xF, str(flags & 0xF))
     rflags = ",".join(text for bit, text in FLAGS if flags & bit)
-    shown = f"[{host}]" if ":" in host else host
-    return (f'[INFO] {shown}:{port} - {qid} "{qtype} {qclass} {name} {proto} {len(query)} {do} {bufsize}" '
+    return (f'[INFO] {hostport_text(host, port)} - {qid} "{qtype} {qclass} {name} {proto} {len(query)} {do} {bufsize}" '
             f"{rcode} {rflags} {len(reply)} {seconds:.7f}s")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from clusterdns import forwarder, ops, querylog, snapshot, transfer, transports
-from clusterdns.config import Address, Config
+from clusterdns.config import Address, Config, hostport_text
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
@@ -240,8 +240,7 @@ class Server:
 
     def _announce(self) -> None:
         for host, port in self.bound:
-            shown = f"[{host}]" if ":" in host else host
-            log.info("serving DNS on %s:%d (udp, tcp)", shown, port)
+            log.info("serving DNS on %s (udp, tcp)", hostport_text(host, port))
         if self.upstreams:
             log.info("forwarding other names to %s", ", ".join(f"{h}:{p}" for h, p in self.upstreams))
         else:

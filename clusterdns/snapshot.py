@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from collections import defaultdict
@@ -12,7 +11,7 @@ from typing import Any
 
 from clusterdns.config import Config
 from clusterdns.model import ClusterState, Service
-from clusterdns.names import NS_NAME, SVC, endpoint_name, service_name, split
+from clusterdns.names import NS_NAME, SVC, endpoint_name, external_target, service_name, split
 
 # RR types we build (RFC 1035 3.2.2, RFC 3596, RFC 2782).
 A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV, OPT = 1, 2, 5, 6, 12, 16, 28, 33, 41
@@ -243,12 +242,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
 
 
 def _external(sname: str, svc: Service, ttl: int) -> Contribution:
-    target = svc.external_name.rstrip(".").lower()
-    try:
-        ipaddress.ip_address(target)
-        return Contribution({})  # an IP in externalName is not served (coredns/coredns#2164)
-    except ValueError:
-        pass
+    target = external_target(svc.external_name)
     if not target:
         return Contribution({})
     cname = (RR(None, CNAME, ttl, Name(split(target), in_zone=False)),)

@@ -10,7 +10,6 @@ SRVs (weight 100 / addresses in that slice); ExternalName: the CNAME; then SOA a
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,9 +20,9 @@ import dns.opcode
 import dns.query
 import dns.rdatatype
 
-from clusterdns.config import Address
+from clusterdns.config import Address, peer_in
 from clusterdns.model import Service
-from clusterdns.names import endpoint_name, service_name, split
+from clusterdns.names import endpoint_name, external_target, service_name, split
 from clusterdns.resolver import IXFR
 from clusterdns.snapshot import CNAME, NO_PORT, SRV, Name, RR, Snapshot, _address_rr
 from clusterdns.wire import Query, assemble, encode
@@ -35,15 +34,7 @@ MESSAGE_BUDGET = 16_000  # bytes of records per transfer message (RFC 5936 allow
 
 def allowed(peer: str | None, acl: Sequence[str]) -> bool:
     """Is this client in --transfer-to? `*` allows everyone (CoreDNS `transfer { to * }`)."""
-    if not acl or peer is None:
-        return False
-    if "*" in acl:
-        return True
-    try:
-        ip = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in acl)
+    return bool(acl) and peer is not None and peer_in(peer, tuple(acl))
 
 
 def zone_records(snap: Snapshot, endpoint_pod_names: bool = False, noendpoints: bool = False) -> Iterator[RR]:
@@ -64,12 +55,9 @@ def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoin
     base = split(service_name(svc.name, svc.namespace))
     owner = Name(base)
     if svc.type == "ExternalName":
-        target = svc.external_name.rstrip(".").lower()
-        try:
-            ipaddress.ip_address(target)
-        except ValueError:
-            if target:
-                yield RR(owner, CNAME, ttl, Name(split(target), in_zone=False))
+        target = external_target(svc.external_name)
+        if target:
+            yield RR(owner, CNAME, ttl, Name(split(target), in_zone=False))
         return
     if svc.cluster_ips:
         for ip in svc.cluster_ips:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any, Protocol
 
+from clusterdns.config import hostport_text
 from clusterdns.metrics import Key, ListenerStats
 from clusterdns.ratelimit import RateLimiter
 
@@ -391,7 +392,7 @@ async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Respo
     """Serve UDP and TCP on a bound socket pair, each with its own counters."""
     loop = asyncio.get_running_loop()
     host, port = udp_sock.getsockname()[:2]
-    server = f"dns://[{host}]:{port}" if ":" in host else f"dns://{host}:{port}"
+    server = "dns://" + hostport_text(host, port)
     family = 2 if udp_sock.family == socket.AF_INET6 else 1
     limiter = _limiter(handler)
     udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family), limiter)
