@@ -22,14 +22,13 @@ from clusterdns.config import Config
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests import Entry, gc_paused, list_files, read_directory, read_file
 from clusterdns.names import external_target
-from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, Source
+from clusterdns.model import ALWAYS_NAMESPACES, ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, Source
 
 # The alphabet of generated names and pod-template-hash: no vowels, no 0/1/3
 # (k8s.io/apimachinery pkg/util/rand/rand.go, spec 2.2).
 ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 GENERATED_SUFFIX_LENGTH = 5  # names.SimpleNameGenerator appends 5 random characters
 MAX_GENERATED_BASE = 63 - GENERATED_SUFFIX_LENGTH  # generateName is cut to 58 characters
-ALWAYS_NAMESPACES = frozenset({"default", "kube-system"})
 
 # Addresses a cluster hands out by convention (spec 2.1): kubernetes.default gets the
 # first one, kubeadm's DNS Service the tenth. No other Service is given these.
@@ -338,13 +337,13 @@ def _namespaces(objs: _Objects) -> frozenset[str]:
     return frozenset(names)
 
 
-def _problem(obj: k8s.KubeObject | _Stamped, level: str, message: str, field: str = "") -> Problem:
+def _problem(obj: k8s.KubeObject | _Stamped | Service, level: str, message: str, field: str = "") -> Problem:
     s = obj.source
     kind = "Pod" if isinstance(obj, _Stamped) else type(obj).__name__
     return Problem(level, message, file=s.file, doc=s.doc, line=s.line, kind=kind, name=_display_name(obj), field=field)
 
 
-def _display_name(obj: k8s.KubeObject) -> str:
+def _display_name(obj: k8s.KubeObject | Service) -> str:
     return f"{obj.namespace}/{obj.name}" if obj.namespace else obj.name
 
 
@@ -927,9 +926,8 @@ def _with_endpoints(
         if svc.type != "ExternalName" and not own_slices and own_endpoints is None and svc.selector is not None:
             out.append(_with_selected_endpoints(svc, obj, index, problems, memo))
             continue
-        groups, source = _endpoints_of(svc, obj.ip_families, own_slices, own_endpoints, index, problems)
-        if source in ("EndpointSlice", "Endpoints"):
-            _check_named_ports(svc, groups, problems)
+        groups, source = _endpoints_of(svc, own_slices, own_endpoints)
+        _check_named_ports(svc, groups, problems)
         out.append(_replace_endpoints(svc, groups, source))
     return out
 
@@ -970,14 +968,9 @@ def _replace_endpoints(svc: Service, groups: tuple[EndpointGroup, ...], source: 
     return Service(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source, s.source)
 
 
-def _endpoints_of(
-    svc: Service,
-    ip_families: tuple[str, ...],
-    slices: list[k8s.EndpointSlice] | None,
-    endpoints: k8s.Endpoints | None,
-    index: _PodIndex,
-    problems: list[Problem],
-) -> tuple[tuple[EndpointGroup, ...], str]:
+def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoints: k8s.Endpoints | None) -> tuple[tuple[EndpointGroup, ...], str]:
+    """Endpoints written in manifests (a Service with a selector and none written gets
+    _with_selected_endpoints instead)."""
     if svc.type == "ExternalName":  # no endpoints, whatever the manifests hold (spec 2.4)
         return (), ""
     if slices:  # every slice of the Service, merged (C15); one group per slice
@@ -985,10 +978,7 @@ def _endpoints_of(
         return tuple(EndpointGroup(s.endpoints, s.ports, s.name, s.source) for s in ordered), "EndpointSlice"
     if endpoints is not None:  # one group per subset; notReadyAddresses already ready=False
         return tuple(EndpointGroup(sub.addresses, sub.ports, endpoints.name, endpoints.source) for sub in endpoints.subsets), "Endpoints"
-    if svc.selector is None:  # endpoints only "out of band" (spec 2.4)
-        return (), ""
-    selected = index.select(svc.namespace, svc.selector)
-    return _selector_endpoints(svc, _endpoint_families(svc, ip_families), selected, index, problems), "selector"
+    return (), ""  # no selector: endpoints only "out of band" (spec 2.4)
 
 
 def _check_named_ports(svc: Service, groups: Sequence[EndpointGroup], problems: list[Problem]) -> None:
@@ -999,12 +989,7 @@ def _check_named_ports(svc: Service, groups: Sequence[EndpointGroup], problems: 
     for i, port in enumerate(svc.ports):
         if port.name and port.name not in endpoint_names:
             message = f"port {port.name!r} has no endpoint port of the same name: its endpoints get no SRV record"
-            problems.append(_service_problem(svc, message, f"spec.ports[{i}].name"))
-
-
-def _service_problem(svc: Service, message: str, field: str = "") -> Problem:
-    s = svc.source
-    return Problem("warning", message, file=s.file, doc=s.doc, line=s.line, kind="Service", name=f"{svc.namespace}/{svc.name}", field=field)
+            problems.append(_problem(svc, "warning", message, f"spec.ports[{i}].name"))
 
 
 def _endpoint_families(svc: Service, ip_families: tuple[str, ...]) -> frozenset[int] | None:
@@ -1020,11 +1005,13 @@ def _endpoint_families(svc: Service, ip_families: tuple[str, ...]) -> frozenset[
     return None
 
 
-def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.ContainerPort, ...]) -> tuple[EndpointPort, ...]:
+def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.ContainerPort, ...]) -> tuple[tuple[EndpointPort, ...], set[int]]:
     """One port per Service port: targetPort as a number, or the container port of that name
-    and protocol (podutil.FindPort); an unknown name drops that port for this Pod (spec 2.4)."""
+    and protocol (podutil.FindPort); an unknown name drops that port for this Pod (spec 2.4).
+    Also the indexes of the Service ports whose named targetPort was found."""
     out = []
-    for sp in svc_ports:
+    found = set()
+    for i, sp in enumerate(svc_ports):
         target = sp.target_port
         if target is None:
             number: int | None = sp.port
@@ -1032,9 +1019,11 @@ def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.
             number = target
         else:
             number = next((cp.port for cp in container_ports if cp.name == target and cp.protocol == sp.protocol), None)
+            if number is not None:
+                found.add(i)
         if number is not None:
             out.append(EndpointPort(sp.name, sp.protocol, number))
-    return tuple(out)
+    return tuple(out), found
 
 
 def _selector_endpoints(
@@ -1049,7 +1038,7 @@ def _selector_endpoints(
     assert svc.selector is not None
     if not selected:
         shown = ",".join(f"{k}={v}" for k, v in svc.selector)
-        problems.append(_service_problem(svc, f"selector {shown} matches no Pods", "spec.selector"))
+        problems.append(_problem(svc, "warning", f"selector {shown} matches no Pods", "spec.selector"))
         return ()
     groups: dict[tuple[int, tuple[EndpointPort, ...]], list[EndpointAddress]] = {}
     # Pods of one workload share their ports tuple: resolve once per tuple, and find its
@@ -1068,8 +1057,9 @@ def _selector_endpoints(
         container_ports = pod_ports[i]
         ports = port_cache.get(id(container_ports))
         if ports is None:
-            ports = port_cache[id(container_ports)] = _resolve_ports(svc.ports, container_ports)
-            resolved.update(_named_targets_found(svc.ports, container_ports))
+            ports, found = _resolve_ports(svc.ports, container_ports)
+            port_cache[id(container_ports)] = ports
+            resolved |= found
         hostname = pod.hostname if pod.hostname and pod.subdomain == name else ""
         ready = publish or (pod.ready and not pod.terminating)
         for ip in pod.ips:
@@ -1086,20 +1076,12 @@ def _selector_endpoints(
     return tuple(EndpointGroup(tuple(addresses), ports) for (_, ports), addresses in ordered)
 
 
-def _named_targets_found(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.ContainerPort, ...]) -> set[int]:
-    return {
-        i
-        for i, sp in enumerate(svc_ports)
-        if isinstance(sp.target_port, str) and any(cp.name == sp.target_port and cp.protocol == sp.protocol for cp in container_ports)
-    }
-
-
 def _check_target_ports(svc: Service, resolved: set[int], problems: list[Problem]) -> None:
     for i, sp in enumerate(svc.ports):
         if isinstance(sp.target_port, str) and i not in resolved:
             problems.append(
-                _service_problem(
-                    svc, f"targetPort {sp.target_port!r} is not a container port of any selected Pod", f"spec.ports[{i}].targetPort"
+                _problem(
+                    svc, "warning", f"targetPort {sp.target_port!r} is not a container port of any selected Pod", f"spec.ports[{i}].targetPort"
                 )
             )
 

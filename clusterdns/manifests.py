@@ -296,7 +296,7 @@ def _json_entries(rel: str, text: str) -> Iterator[Entry]:
     except json.JSONDecodeError as e:
         yield Problem("error", f"invalid JSON: {e.msg} (column {e.colno})", file=rel, doc="0", line=e.lineno)
         return
-    line = _first_content_line(text, 0, 1)
+    line = _first_content_line(text, 1)
     yield from _expand(rel, "0", line, data)
 
 
@@ -315,7 +315,7 @@ def _yaml_entries(rel: str, text: str) -> Iterator[Entry]:
                 continue
         if data is None:  # an empty document ("---" twice, or only comments)
             continue
-        yield from _expand(rel, doc, _first_content_line(chunk, 0, start_line), data)
+        yield from _expand(rel, doc, _first_content_line(chunk, start_line), data)
 
 
 def _load(chunk: str) -> Any:
@@ -395,13 +395,14 @@ def _split_documents(text: str) -> list[tuple[str, int]]:
     return chunks
 
 
-def _lines(text: str, start: int = 0) -> Iterator[str]:
-    """The lines of text[start:] as `str.splitlines(keepends=True)` gives them, a block at a time.
+def _lines(text: str) -> Iterator[str]:
+    """The lines of text as `str.splitlines(keepends=True)` gives them, a block at a time.
 
     Only the first lines are usually wanted: splitting all of a 60 MB `kubectl get -o json`
     dump (one document) to find its first line took 0.5 s and 150 MB.
     """
     size = 4096
+    start = 0
     while start < len(text):
         lines = text[start : start + size].splitlines(keepends=True)
         if start + size < len(text):
@@ -422,10 +423,10 @@ def _only_preamble(chunk: str) -> bool:
     return True
 
 
-def _first_content_line(chunk: str, offset: int, start_line: int) -> int:
+def _first_content_line(chunk: str, start_line: int) -> int:
     """The line of the first non-blank, non-comment line that is not a bare `---`."""
     line = start_line
-    for raw in _lines(chunk, offset):
+    for raw in _lines(chunk):
         s = raw.strip()
         bare_marker = raw.startswith("---") and (len(s) == 3 or s[3:].lstrip().startswith("#"))
         if s and not s.startswith("#") and not raw.startswith("%") and not bare_marker:

@@ -118,11 +118,14 @@ class Pod:
     source: Source = field(default_factory=Source)
 
 
+ALWAYS_NAMESPACES = frozenset({"default", "kube-system"})  # exist in every cluster, written or not
+
+
 @dataclass(frozen=True)
 class ClusterState:
     """Everything DNS needs from the manifests, derived and validated."""
 
     services: tuple[Service, ...] = ()  # sorted by (namespace, name)
     pods: tuple[Pod, ...] = ()  # sorted by (namespace, name)
-    namespaces: frozenset[str] = frozenset({"default", "kube-system"})
+    namespaces: frozenset[str] = ALWAYS_NAMESPACES
     problems: tuple[Problem, ...] = ()

@@ -313,6 +313,10 @@ class _Reader:
             raise self.fail(field, f"{text!r} is not a valid {what}")
         return text
 
+    def hostname(self, value: Any, field: str) -> str:
+        """An optional hostname (Pod spec.hostname, an endpoint's hostname): one DNS-1123 label."""
+        return self.dns_name(value, field, _DNS1123_LABEL, "hostname (DNS-1123 label)", required=False)
+
     def labels(self, value: Any, field: str) -> Labels:
         return _share(tuple(sorted((str(k), label_value(v)) for k, v in self.mapping(value, field).items())))
 
@@ -559,7 +563,7 @@ def _endpoints_address(r: _Reader, raw: Any, field: str, namespace: str, ready: 
     pod_name, pod_namespace = _target_pod(r, entry.get("targetRef"), f"{field}.targetRef", namespace)
     return EndpointAddress(
         ip=r.ip(entry.get("ip"), f"{field}.ip"),
-        hostname=r.dns_name(entry.get("hostname"), f"{field}.hostname", _DNS1123_LABEL, "hostname (DNS-1123 label)", required=False),
+        hostname=r.hostname(entry.get("hostname"), f"{field}.hostname"),
         pod_name=pod_name,
         pod_namespace=pod_namespace,
         node_name=r.string(entry.get("nodeName"), f"{field}.nodeName"),
@@ -599,7 +603,7 @@ def _slice_endpoint(r: _Reader, raw: Any, field: str, namespace: str) -> list[En
     node_name = r.string(entry.get("nodeName"), f"{field}.nodeName")
     if not node_name:  # discovery.k8s.io/v1beta1 kept it in topology
         node_name = r.string(r.mapping(entry.get("topology"), f"{field}.topology").get("kubernetes.io/hostname"), f"{field}.topology")
-    hostname = r.dns_name(entry.get("hostname"), f"{field}.hostname", _DNS1123_LABEL, "hostname (DNS-1123 label)", required=False)
+    hostname = r.hostname(entry.get("hostname"), f"{field}.hostname")
     addresses = r.sequence(entry.get("addresses"), f"{field}.addresses")
     if not addresses:
         raise r.fail(f"{field}.addresses", "required: at least one address")
@@ -637,7 +641,7 @@ def _container_ports(r: _Reader, pod_spec: dict[str, Any], prefix: str) -> tuple
 
 def _pod_identity(r: _Reader, pod_spec: dict[str, Any], prefix: str) -> tuple[str, str]:
     """spec.hostname and spec.subdomain: DNS-1123 labels (ValidatePodSpec, spec 2.5)."""
-    hostname = r.dns_name(pod_spec.get("hostname"), f"{prefix}.hostname", _DNS1123_LABEL, "hostname (DNS-1123 label)", required=False)
+    hostname = r.hostname(pod_spec.get("hostname"), f"{prefix}.hostname")
     subdomain = r.dns_name(pod_spec.get("subdomain"), f"{prefix}.subdomain", _DNS1123_LABEL, "subdomain (DNS-1123 label)", required=False)
     return hostname, subdomain
 

@@ -21,6 +21,7 @@ from clusterdns.config import Address, Config, hostport_text
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
+from clusterdns.manifests import gc_paused
 from clusterdns.metrics import DNSCollector, ListenerStats
 from clusterdns.ops import Endpoints
 from clusterdns.snapshot import Snapshot
@@ -53,12 +54,11 @@ def _object_changes(old: Any, new: Any) -> str:
 def _collector_paused() -> Iterator[None]:
     """No cyclic GC while a reload builds ~10^5 objects (none in cycles); afterwards the
     long-lived snapshot is frozen out of future collections (gc.freeze, Python 3.7+)."""
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.enable()
+    with gc_paused():
+        try:
+            yield
+        finally:
+            gc.freeze()
 
 
 class Server:
