@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 from clusterdns.resolver import NOERROR, NXDOMAIN, SERVFAIL
 from clusterdns.snapshot import OPT, SOA
-from clusterdns.wire import FormErr, skip_name
+from clusterdns.wire import FormErr, Query, skip_name
 
 SUCCESS = "success"
 DENIAL = "denial"
@@ -125,6 +125,14 @@ class Cache:
             flags |= 0x100 | (0x200 if opt_ttl & 0x8000 else 0)  # has OPT; DO bit
         return query[12:end].lower(), query[end : end + 4], flags
 
+    @staticmethod
+    def key_of(wire: bytes, query: Query) -> Key:
+        """Cache.key(wire) for a query parse_query() has read: the same key without walking it again."""
+        flags = (wire[2] & _RD) | (wire[3] & _CD)
+        if query.edns is not None:
+            flags |= 0x100 | (0x200 if query.edns.do else 0)  # has OPT; DO bit
+        return query.key[:-4], query.key[-4:], flags
+
     def get(self, key: Key, query: bytes) -> bytes | None:
         """The cached reply for `query` (its ID and spelling, TTLs counted down), or None."""
         self.requests += 1
@@ -178,8 +186,9 @@ class Cache:
         qname_end = skip_name(reply, 12, pointers=False)
         if reply[12:qname_end].lower() != key[0] or reply[qname_end : qname_end + 4] != key[1]:
             return None
-        reply = _strip_opt_options(reply, qname_end + 4, ancount + nscount + arcount)
         records = list(_records(reply, qname_end + 4, ancount + nscount + arcount))
+        # Stripping rewrites only the OPT's rdata, the last record: the offsets above stay valid.
+        reply = _strip_opt_options(reply, records[-1] if records else None)
         ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in records if rtype != OPT]
         for rtype, ttl_at, ttl, _, _ in records:
             if rtype == OPT and ttl >> 24:
@@ -244,11 +253,8 @@ def _find_opt(query: bytes, pos: int) -> int | None:
     return None
 
 
-def _strip_opt_options(reply: bytes, pos: int, count: int) -> bytes:
-    """The reply without per-client EDNS options, when the OPT record is the last record."""
-    last = None
-    for record in _records(reply, pos, count):
-        last = record
+def _strip_opt_options(reply: bytes, last: tuple[int, int, int, int, int] | None) -> bytes:
+    """The reply without per-client EDNS options, when the OPT record is its `last` record."""
     if last is None or last[0] != OPT or last[3] == last[4] or last[4] != len(reply):
         return reply
     start, end = last[3], last[4]

@@ -29,6 +29,7 @@ from clusterdns.cache import Cache
 from clusterdns.config import UPSTREAM_POLICIES, Address, Config, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
+from clusterdns.wire import Query
 
 log = logging.getLogger("clusterdns")
 
@@ -383,15 +384,16 @@ class Forwarder:
         self._turn = 0  # round_robin's next first upstream
         self._closed = False
 
-    async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
         """The reply to the client's raw query (with its ID), or None if no upstream answered in time.
+        `parsed`: the handler's parse_query() of it, so the question is not read again.
 
         Raises Overloaded when --max-concurrent exchanges are outstanding.
         """
         cache = self.cache
         key = None
         if cache is not None:
-            key = cache.key(query)
+            key = cache.key(query) if parsed is None else cache.key_of(query, parsed)
             if key is not None:
                 hit = cache.get(key, query)
                 if hit is not None:
@@ -399,7 +401,7 @@ class Forwarder:
         if self.outstanding >= self.max_concurrent:
             self.rejects += 1
             raise Overloaded
-        question = _question(query)
+        question = _question(query) if parsed is None else ((parsed.key[:-4], parsed.key[-4:]),)
         if question is None or not self.upstreams:
             return None
         self.outstanding += 1

@@ -161,7 +161,7 @@ class Handler:
     async def _forwarded(self, wire: bytes, query: Query, tcp: bool, limit: int) -> tuple[bytes, metrics.Key]:
         do = bool(query.edns and query.edns.do)
         try:
-            reply = await self.forwarder.forward(wire, tcp=tcp)
+            reply = await self.forwarder.forward(wire, tcp=tcp, parsed=query)
         except Overloaded:
             # --max-concurrent exchanges outstanding: REFUSED at once, as CoreDNS's max_concurrent
             # (the Forwarder counts these in `rejects`).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -19,8 +20,10 @@ import pytest
 
 from clusterdns.cache import DENIAL, SUCCESS, Cache
 from clusterdns.config import Address, Config
-from clusterdns.forwarder import Forwarder
+from clusterdns.forwarder import Forwarder, _question
+from clusterdns.wire import FormErr, parse_query
 from tests.conftest import UNIT_FIXTURE
+from tests.test_fuzz import SEEDS, load, mutate
 from tests.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
@@ -390,3 +393,24 @@ def test_serve_cache_zero_forwards_every_time(serve) -> None:
         for _ in range(2):
             assert server.query("ext.interwebs.test.", "A").answer[0].ttl == 300
         assert asked(up, "ext.interwebs.test.") == 2
+
+
+def test_key_from_the_handlers_parse_is_the_key_from_the_wire() -> None:
+    """The handler passes its parse_query() to forward(): the cache key and question built
+    from it must be what Cache.key() and _question() read from the bytes, for every query
+    the handler forwards (QR 0, opcode QUERY, parse_query accepts it)."""
+    seeds = load(SEEDS)
+    rng = random.Random(4)
+    compared = 0
+    for n in range(30_000):
+        wire = seeds[n] if n < len(seeds) else mutate(rng, seeds)
+        if len(wire) < 12 or wire[2] & 0xF8:
+            continue
+        try:
+            query = parse_query(wire)
+        except FormErr:
+            continue
+        assert Cache.key_of(wire, query) == Cache.key(wire), wire.hex()
+        assert ((query.key[:-4], query.key[-4:]),) == _question(wire), wire.hex()
+        compared += 1
+    assert compared > 5_000

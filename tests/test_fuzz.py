@@ -41,7 +41,7 @@ from clusterdns import snapshot
 from clusterdns.config import Config
 from clusterdns.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
-from clusterdns.wire import FormErr, parse_query
+from clusterdns.wire import FormErr, Query, parse_query
 
 CORPUS = Path(__file__).parent / "fuzz_corpus"
 SEEDS = CORPUS / "seeds"
@@ -75,12 +75,13 @@ class InstantUpstream:
         self.forwarded = 0
         self.upstreams = (("127.0.0.1", 9),)  # never contacted
 
-    async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
         self.forwarded += 1
         mode = query[1] % 3
         if mode == 0:
             return None
         q = parse_query(query)  # the handler forwards only what it could read
+        assert parsed == q, "the handler's parse of what it forwards"
         question = query[12 : q.qname_end + 4]
         flags = 0x8180 | ((query[2] << 8 | query[3]) & 0x0110)
         if mode == 1:

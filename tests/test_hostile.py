@@ -32,7 +32,7 @@ from clusterdns.config import Config
 from clusterdns.handler import Handler
 from clusterdns.metrics import ListenerStats
 from clusterdns.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
-from clusterdns.wire import truncated
+from clusterdns.wire import Query, truncated
 from tests.conftest import UNIT_FIXTURE
 from tests.test_fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
 from tests.upstream import Upstream
@@ -44,10 +44,10 @@ OUTSIDE = "203.0.113.5"  # TEST-NET-3: a client outside every default --allow-fo
 class CountingUpstream(InstantUpstream):
     """Always answers (small A record) and counts what it was asked."""
 
-    async def forward(self, query: bytes, tcp: bool = False) -> bytes | None:
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
         q = bytearray(query)
-        q[1] = 1  # the stand-in's "small answer" mode
-        reply = await super().forward(bytes(q), tcp)
+        q[1] = 1  # the stand-in's "small answer" mode (the ID is not part of the parse)
+        reply = await super().forward(bytes(q), tcp, parsed)
         return query[:2] + reply[2:] if reply else None
 
 
