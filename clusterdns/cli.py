@@ -206,14 +206,16 @@ def run_records(args: argparse.Namespace) -> int:
     zone = config.cluster_domain
     under = args.name.lower().rstrip(".") if args.name else None
     groups: dict[str, list[str]] = {}
-    records = list(forward_records(snap, zone))
+    # Each record with the zone it came from: a name's text cannot tell (a cluster domain
+    # may itself end in .arpa, e.g. home.arpa, RFC 8375).
+    records = [(owner, rr, zone, None) for owner, rr in forward_records(snap, zone)]
     for reverse in config.reverse_zones:
-        records += list(reverse_records(snap, reverse))
-    for owner, rr in records:
+        records += [(owner, rr, reverse, "reverse") for owner, rr in reverse_records(snap, reverse)]
+    for owner, rr, origin, group in records:
         name = owner.rstrip(".")
         if under and not (name == under or name.endswith("." + under)):
             continue
-        groups.setdefault(_group(name, zone), []).append(rr_line(owner, rr, zone if not name.endswith(".arpa") else name))
+        groups.setdefault(group or _group(name, zone), []).append(rr_line(owner, rr, origin))
     for group in sorted(groups, key=lambda g: (g != "zone", g == "reverse", g)):
         print(f"; {group}")
         print("\n".join(groups[group]))
@@ -221,9 +223,7 @@ def run_records(args: argparse.Namespace) -> int:
 
 
 def _group(name: str, zone: str) -> str:
-    """'namespace <ns>' for names under <ns>.svc/<ns>.pod, else zone-level or reverse."""
-    if name.endswith(".arpa"):
-        return "reverse"
+    """'namespace <ns>' for names under <ns>.svc/<ns>.pod of the cluster zone, else 'zone'."""
     labels = name[: -len(zone)].rstrip(".").split(".") if name.endswith(zone) else []
     if len(labels) >= 2 and labels[-1] in ("svc", "pod"):
         return f"namespace {labels[-2]}"

@@ -53,6 +53,17 @@ def test_records_lists_zone_lines_grouped_by_namespace() -> None:
     assert text.index("kube-dns.kube-system.svc.cluster.local.", kube) > kube
 
 
+def test_records_of_a_cluster_domain_under_arpa() -> None:
+    """--zone home.arpa (RFC 8375): its names are the cluster's, not reverse names."""
+    proc = run("records", str(ZONES), "--zone", "home.arpa", "--zone", "in-addr.arpa")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    default = text.index("; namespace default")
+    assert text.index("myclusterip.default.svc.home.arpa.\t5\tIN\tA\t10.233.10.10", default) > default
+    assert "10.10.233.10.in-addr.arpa.\t5\tIN\tPTR\tmyclusterip.default.svc.home.arpa." in text[text.index("; reverse"):]
+    assert ".svc.home.arpa.svc" not in text and "svc.home.arpa.default" not in text
+
+
 def test_records_under_a_name() -> None:
     proc = run("records", str(ZONES), "cassandra.default.svc.cluster.local")
     lines = [l for l in proc.stdout.splitlines() if not l.startswith(";")]
