@@ -12,8 +12,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from clusterdns import __version__, compare
-from clusterdns.config import Config, Setting, settings
-from clusterdns.errors import ClusterDNSError, ConfigError
+from clusterdns.config import Config, settings
+from clusterdns.corefile import TRUE
+from clusterdns.errors import ClusterDNSError
 
 log = logging.getLogger("clusterdns")
 _UNSET = object()  # a flag not given (None is a real value: `--health none`)
@@ -44,11 +45,12 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
     """Flags first, then CLUSTERDNS_<SETTING> environment variables, then the --config file
     (or CLUSTERDNS_CONFIG), then the --corefile (or CLUSTERDNS_COREFILE), then the defaults.
 
-    A repeatable setting takes a comma-separated list from the environment
-    (CLUSTERDNS_UPSTREAM=10.0.0.2,10.0.0.3); a switch takes 1/true/yes.
+    A variable is converted as a config file's value is (corefile.convert_value): a
+    repeatable setting takes a comma-separated list (CLUSTERDNS_UPSTREAM=10.0.0.2,10.0.0.3),
+    a switch 1/true/yes/on or 0/false/no/off (empty: off), a choice one of its words.
     The Corefile's warnings (plugins accepted but not implemented) are logged here.
     """
-    from clusterdns.corefile import file_values
+    from clusterdns.corefile import convert_value, file_values
 
     env = os.environ if environ is None else environ
     config_file = getattr(args, "config", None) or env.get("CLUSTERDNS_CONFIG")
@@ -59,26 +61,12 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
     for name, _, s in settings():
         value = getattr(args, name)
         if value is _UNSET or (value is None and s.repeat) or (s.switch and value is False):
-            value = _from_env(name, s, env)
-            if value is _UNSET:
+            raw = env.get(f"CLUSTERDNS_{name.upper()}")
+            if raw is None:
                 continue
+            value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={raw!r}")
         values[name] = tuple(value) if s.repeat and value is not None else value
     return Config(**values)
-
-
-def _from_env(name: str, s: Setting, env: Any) -> Any:
-    raw = env.get(f"CLUSTERDNS_{name.upper()}")
-    if raw is None:
-        return _UNSET
-    if s.switch:
-        return raw.strip().lower() in ("1", "true", "yes", "on")
-    convert = s.convert or str
-    try:
-        if s.repeat:
-            return [convert(part) for part in raw.split(",") if part.strip()]
-        return convert(raw)
-    except (ValueError, ClusterDNSError) as e:
-        raise ConfigError(f"CLUSTERDNS_{name.upper()}={raw!r}: {e}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,7 +248,7 @@ def run_status(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(bool(getattr(args, "quiet", False)) or os.environ.get("CLUSTERDNS_QUIET", "").lower() in ("1", "true", "yes", "on"))
+    setup_logging(bool(getattr(args, "quiet", False)) or os.environ.get("CLUSTERDNS_QUIET", "").strip().lower() in TRUE)
     try:
         if args.command == "serve":
             return run_serve(args)

@@ -152,6 +152,22 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     assert config_of("--config", str(other), environ={"CLUSTERDNS_CONFIG": str(path)}).ttl == 60
 
 
+def test_environment_variables_are_read_like_the_file() -> None:
+    """CLUSTERDNS_* values go through the same converter as the config file's."""
+    c = config_of(environ={"CLUSTERDNS_UPSTREAM": "10.0.0.2, 10.0.0.3:5353", "CLUSTERDNS_NS_ADDRESS": "10.0.0.1, 10.0.0.2",
+                           "CLUSTERDNS_LOG_QUERIES": "on", "CLUSTERDNS_WATCH": "poll"})
+    assert c.upstream == ("10.0.0.2", "10.0.0.3:5353")
+    assert c.ns_address == ("10.0.0.1", "10.0.0.2")
+    assert (c.log_queries, c.watch) == (True, "poll")
+    assert config_of(environ={"CLUSTERDNS_LOG_QUERIES": ""}).log_queries is False  # set but empty: off
+    with pytest.raises(ConfigError, match=r"CLUSTERDNS_WATCH='bogus': 'bogus' is not one of auto, poll, off"):
+        config_of(environ={"CLUSTERDNS_WATCH": "bogus"})
+    with pytest.raises(ConfigError, match=r"CLUSTERDNS_LOG_QUERIES='banana': expected true or false"):
+        config_of(environ={"CLUSTERDNS_LOG_QUERIES": "banana"})
+    with pytest.raises(ConfigError, match=r"CLUSTERDNS_TTL='x':"):
+        config_of(environ={"CLUSTERDNS_TTL": "x"})
+
+
 def test_config_file_in_a_running_server(tmp_path: Path) -> None:
     """The real CLI: the file via CLUSTERDNS_CONFIG sets the manifests, listen address and TTL;
     CLUSTERDNS_TTL beats the file's ttl, and the --ttl flag beats both."""
