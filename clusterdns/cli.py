@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clusterdns import __version__, compare
-from clusterdns.config import Config, settings
+from clusterdns.config import Config, hostport_text, settings
 from clusterdns.corefile import TRUE
 from clusterdns.errors import ClusterDNSError
 
@@ -21,9 +21,9 @@ _UNSET = object()  # a flag not given (None is a real value: `--health none`)
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Config field, from its Setting (default shown, never duplicated here)."""
+    """One flag per Config field, from its Setting; the help shows the default (_with_default)."""
     for name, default, s in settings():
-        kw: dict[str, Any] = {"dest": name, "help": s.help}
+        kw: dict[str, Any] = {"dest": name, "help": _with_default(s.help, default) if not s.switch else s.help}
         if s.switch:
             kw["action"] = "store_true"
         else:
@@ -39,6 +39,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
     # Unset flags are told apart from `none` values: None for repeatable flags (argparse
     # appends to the default), a sentinel for the rest.
     parser.set_defaults(**{name: None if s.repeat else _UNSET for name, _, s in settings() if not s.switch})
+
+
+def _with_default(help: str, default: Any) -> str:
+    """The help text and the setting's default, unless the text already says it or there is none."""
+    if "default" in help or default in ((), None, ""):
+        return help
+    if isinstance(default, tuple) and len(default) == 2 and isinstance(default[1], int):
+        shown = hostport_text(*default)  # one address
+    elif isinstance(default, tuple):
+        shown = " ".join(hostport_text(*d) if isinstance(d, tuple) else str(d) for d in default)
+    else:
+        shown = str(default)
+    return f"{help} (default: {shown})"
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:

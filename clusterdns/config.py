@@ -126,9 +126,7 @@ class Setting:
 
 
 def setting(default: Any, **kw: Any) -> Any:
-    """A dataclass field carrying its CLI description in metadata."""
-    if isinstance(default, (list, tuple, set, dict)):
-        return field(default_factory=lambda: default, metadata={"setting": Setting(**kw)})
+    """A dataclass field carrying its CLI description in metadata (defaults are immutable: tuples)."""
     return field(default=default, metadata={"setting": Setting(**kw)})
 
 
@@ -305,6 +303,5 @@ def settings() -> list[tuple[str, Any, Setting]]:
     """(field name, default, Setting) for every Config field, in declaration order."""
     out = []
     for f in fields(Config):
-        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        out.append((f.name, default, f.metadata["setting"]))
+        out.append((f.name, f.default, f.metadata["setting"]))
     return out

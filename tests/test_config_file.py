@@ -3,6 +3,7 @@ below flags and CLUSTERDNS_* variables, above the defaults."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,20 @@ def test_config_file_in_a_running_server(tmp_path: Path) -> None:
             assert [rrset.ttl for rrset in msg.answer] == [ttl], msg.to_text()
         finally:
             server.stop()
+
+
+def test_serve_help_shows_every_default() -> None:
+    """README: `clusterdns serve --help` lists every setting with its default."""
+    run = subprocess.run(clusterdns_argv("serve", "--help"), capture_output=True, text=True, timeout=30, cwd=ROOT, env={**os.environ, "COLUMNS": "400"})
+    lines: dict[str, str] = {}
+    flag = ""
+    for line in run.stdout.split("options:", 1)[1].splitlines():
+        if line.startswith("  -"):
+            flag = line.split()[0].rstrip(",")
+            lines[flag] = line
+        elif flag:
+            lines[flag] += " " + line.strip()
+    for name, default, s in settings():
+        if not s.switch and default not in ((), None, ""):
+            assert "default" in lines[s.flag], lines[s.flag]
+    assert "(default: 127.0.0.1:5353)" in lines["--listen"] and "(default: auto)" in lines["--watch"]
