@@ -15,9 +15,9 @@ from clusterdns.model import EndpointAddress, Pod, Service
 from clusterdns.names import endpoint_name, ip_from_pod_label, split
 from clusterdns.resolver import NXDOMAIN, find_zone, resolve
 from clusterdns.snapshot import AAAA, CNAME, PTR, SRV, TXT, A, Snapshot
+from clusterdns.wire import RCODE_LABELS, TYPE_LABELS
 from clusterdns.zonefile import rr_line
 
-RCODES = {0: "NOERROR", 3: "NXDOMAIN", 5: "REFUSED"}
 
 
 def explain(snap: Snapshot, config: Config, name: str) -> list[str]:
@@ -37,7 +37,8 @@ def explain(snap: Snapshot, config: Config, name: str) -> list[str]:
 
 def _answers(snap: Snapshot, labels: tuple[str, ...], zone: str, reverse: bool) -> list[str]:
     out = []
-    for qtype, text in ((PTR, "PTR"),) if reverse else ((A, "A"), (AAAA, "AAAA"), (SRV, "SRV"), (CNAME, "CNAME"), (TXT, "TXT")):
+    for qtype in (PTR,) if reverse else (A, AAAA, SRV, CNAME, TXT):
+        text = TYPE_LABELS[qtype]
         answer = resolve(snap, labels, qtype)
         if answer is None:
             continue
@@ -48,7 +49,7 @@ def _answers(snap: Snapshot, labels: tuple[str, ...], zone: str, reverse: bool) 
             if answer.chase:
                 out.append(f"  (then the upstream's {text} records for {answer.chase}.)")
         else:
-            out.append(f"  {text}: {RCODES.get(answer.rcode, answer.rcode)}{'' if answer.rcode == NXDOMAIN else ' (NODATA)'}")
+            out.append(f"  {text}: {RCODE_LABELS.get(answer.rcode, answer.rcode)}{'' if answer.rcode == NXDOMAIN else ' (NODATA)'}")
     return out
 
 

@@ -16,7 +16,7 @@ from clusterdns.forwarder import Forwarder, Overloaded
 from clusterdns.config import Address, Config, peer_in
 from clusterdns.resolver import AXFR, FORMERR, IXFR, NOTIMP, REFUSED, SERVFAIL, Answer, resolve
 from clusterdns.snapshot import RR, Name, Snapshot
-from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
+from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, TYPE_LABELS, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
 
 log = logging.getLogger("clusterdns")
 errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDNS's errors plugin
@@ -169,7 +169,7 @@ class Handler:
         if reply is None:
             # CoreDNS's errors plugin line for a failed lookup.
             errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
-                      ".".join(query.labels), metrics.TYPE_LABELS.get(query.qtype, query.qtype), ", ".join(f"{h}:{p}" for h, p in self.upstreams))
+                      ".".join(query.labels), TYPE_LABELS.get(query.qtype, query.qtype), ", ".join(f"{h}:{p}" for h, p in self.upstreams))
             return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), metrics.key(query.qtype, SERVFAIL, "forward", do)
         return truncate_forwarded(reply, wire, query, limit), metrics.key(query.qtype, reply[3] & 0xF, "forward", do)
 

@@ -18,14 +18,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from clusterdns import __version__
+from clusterdns.wire import RCODE_LABELS, TYPE_LABELS
 
 # CoreDNS: prometheus.ExponentialBuckets(0.00025, 2, 16) for durations.
 DURATION_BUCKETS = tuple(0.00025 * 2**i for i in range(16))
 FASTEST = DURATION_BUCKETS[0]
 SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
-TYPE_LABELS = {1: "A", 28: "AAAA", 15: "MX", 6: "SOA", 5: "CNAME", 12: "PTR", 16: "TXT", 2: "NS", 33: "SRV", 43: "DS",
-               48: "DNSKEY", 46: "RRSIG", 47: "NSEC", 50: "NSEC3", 65: "HTTPS", 251: "IXFR", 252: "AXFR", 255: "ANY"}
-RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
 ZONE = "."  # we behave as one server block for the root zone, like kubeadm's `.:53`
 
 # What a reply was, for the counters: (type label, rcode label, plugin, DO bit).

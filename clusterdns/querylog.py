@@ -13,8 +13,7 @@ import struct
 from typing import Any
 
 from clusterdns.config import hostport_text
-from clusterdns.metrics import RCODE_LABELS, TYPE_LABELS
-from clusterdns.wire import FormErr, parse_query
+from clusterdns.wire import RCODE_LABELS, TYPE_LABELS, FormErr, parse_query
 
 log = logging.getLogger("clusterdns.query")
 CLASSES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}

@@ -20,6 +20,10 @@ OUR_UDP_SIZE = 1232  # what our OPT advertises (DNS flag day 2020 value)
 MAX_UDP_SIZE = 65535
 IN = 1
 BADVERS = 16  # RFC 6891 6.1.3: extended RCODE 1 in the OPT TTL's top byte, header RCODE 0
+# Mnemonics (RFC 1035 3.2.2 and later registrations), for metrics labels, logs and listings.
+TYPE_LABELS = {1: "A", 28: "AAAA", 15: "MX", 6: "SOA", 5: "CNAME", 12: "PTR", 16: "TXT", 2: "NS", 33: "SRV", 43: "DS",
+               48: "DNSKEY", 46: "RRSIG", 47: "NSEC", 50: "NSEC3", 65: "HTTPS", 251: "IXFR", 252: "AXFR", 255: "ANY"}
+RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
 
 
 class FormErr(Exception):

@@ -5,34 +5,29 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from clusterdns.snapshot import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A, Name, RR, Snapshot, SOAData
-
-TYPE_NAMES = {A: "A", NS: "NS", CNAME: "CNAME", SOA: "SOA", PTR: "PTR", TXT: "TXT", AAAA: "AAAA", SRV: "SRV"}
-
-
-def name_text(name: Name, zone: str) -> str:
-    return name.text(zone)
-
+from clusterdns.config import is_reverse_zone
+from clusterdns.snapshot import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A, RR, Snapshot, SOAData
+from clusterdns.wire import TYPE_LABELS
 
 def rdata_text(rr: RR, zone: str) -> str:
     data = rr.rdata
     if rr.rtype in (A, AAAA):
         return ipaddress.ip_address(data).compressed
     if rr.rtype in (CNAME, PTR, NS):
-        return name_text(data, zone)
+        return data.text(zone)
     if rr.rtype == SRV:
         prio, weight, port, target = data
-        return f"{prio} {weight} {port} {name_text(target, zone)}"
+        return f"{prio} {weight} {port} {target.text(zone)}"
     if rr.rtype == TXT:
         return " ".join('"' + s.decode("latin-1").replace("\\", "\\\\").replace('"', '\\"') + '"' for s in data)
     if rr.rtype == SOA:
         soa: SOAData = data
-        return f"{name_text(soa.mname, zone)} {name_text(soa.rname, zone)} {soa.serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
+        return f"{soa.mname.text(zone)} {soa.rname.text(zone)} {soa.serial} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
     return "\\# %d %s" % (len(data), data.hex())  # RFC 3597 generic form
 
 
 def rr_line(owner: str, rr: RR, zone: str) -> str:
-    return f"{owner}\t{rr.ttl}\tIN\t{TYPE_NAMES.get(rr.rtype, f'TYPE{rr.rtype}')}\t{rdata_text(rr, zone)}"
+    return f"{owner}\t{rr.ttl}\tIN\t{TYPE_LABELS.get(rr.rtype, f'TYPE{rr.rtype}')}\t{rdata_text(rr, zone)}"
 
 
 def _owner(relative: str, zone: str) -> str:
@@ -41,11 +36,9 @@ def _owner(relative: str, zone: str) -> str:
 
 def forward_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
     """(owner, record) for every record of a forward zone, apex first, then sorted by name."""
-    yield _owner("", zone), snap.soa()
-    for rr in snap.apex_ns:
-        yield _owner("", zone), rr
+    yield from _apex(snap, zone)
     for rr in snap.apex_glue:
-        yield name_text(rr.owner, zone), rr  # type: ignore[arg-type]
+        yield rr.owner.text(zone), rr  # type: ignore[arg-type]
     names = set(snap.entries) | {name for name, _ in snap.static if name != "ns.dns"}  # ns.dns: written as glue
     for relative in sorted(names, key=_sort_key):
         for rtype in (A, AAAA, CNAME, SRV, TXT):
@@ -55,14 +48,18 @@ def forward_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
 
 def reverse_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
     """(owner, record) for a reverse zone: SOA, NS, and the PTRs under it."""
-    yield _owner("", zone), snap.soa()
-    for rr in snap.apex_ns:
-        yield _owner("", zone), rr
+    yield from _apex(snap, zone)
     suffix = "." + zone
     for owner in sorted(snap.ptr_targets, key=_sort_key):
         if owner.endswith(suffix):
             for rr in snap.ptr(owner):
                 yield owner + ".", rr
+
+
+def _apex(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
+    yield _owner("", zone), snap.soa()
+    for rr in snap.apex_ns:
+        yield _owner("", zone), rr
 
 
 def _sort_key(relative: str) -> tuple[str, ...]:
@@ -71,8 +68,7 @@ def _sort_key(relative: str) -> tuple[str, ...]:
 
 def export(snap: Snapshot, zone: str) -> str:
     """A master file NSD, Knot or BIND can load (RFC 1035 5)."""
-    reverse = zone.endswith("in-addr.arpa") or zone.endswith("ip6.arpa")
-    records = reverse_records(snap, zone) if reverse else forward_records(snap, zone)
+    records = reverse_records(snap, zone) if is_reverse_zone(zone) else forward_records(snap, zone)
     lines = [f"; {zone} exported by clusterdns, serial {snap.serial}", f"$ORIGIN {zone}."]
     lines += [rr_line(owner, rr, zone) for owner, rr in records]
     return "\n".join(lines) + "\n"

@@ -53,6 +53,22 @@ def test_records_lists_zone_lines_grouped_by_namespace() -> None:
     assert text.index("kube-dns.kube-system.svc.cluster.local.", kube) > kube
 
 
+def test_export_zone_forward_and_reverse(tmp_path: Path) -> None:
+    """export-zone writes master files: the cluster zone by default, a reverse zone by name, -o to a file."""
+    forward = run("export-zone", "--manifests", str(ZONES))
+    assert forward.returncode == 0, forward.stderr
+    lines = forward.stdout.splitlines()
+    assert lines[1] == "$ORIGIN cluster.local." and "\tSOA\tns.dns.cluster.local. hostmaster.cluster.local. " in lines[2]
+    assert "myclusterip.default.svc.cluster.local.\t5\tIN\tA\t10.233.10.10" in lines
+    out = tmp_path / "reverse.zone"
+    reverse = run("export-zone", "--manifests", str(ZONES), "in-addr.arpa", "-o", str(out))
+    assert reverse.returncode == 0 and reverse.stdout == "", reverse.stderr
+    text = out.read_text().splitlines()
+    assert text[1] == "$ORIGIN in-addr.arpa." and "\tNS\tns.dns.in-addr.arpa." in text[3]
+    assert "10.10.233.10.in-addr.arpa.\t5\tIN\tPTR\tmyclusterip.default.svc.cluster.local." in text
+    assert not any("\tA\t" in line for line in text)
+
+
 def test_records_of_a_cluster_domain_under_arpa() -> None:
     """--zone home.arpa (RFC 8375): its names are the cluster's, not reverse names."""
     proc = run("records", str(ZONES), "--zone", "home.arpa", "--zone", "in-addr.arpa")
