@@ -229,18 +229,18 @@ def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False,
 
     zones = config.forward_zones
     if zone_records:
+        records = list(transfer.zone_records(snap, config.endpoint_pod_names, config.noendpoints))  # the same tree in every zone
         for zone in zones:
             add(zone, "SOA")
-            for rr in transfer.zone_records(snap, config.endpoint_pod_names, config.noendpoints):
+            for rr in records:
                 owner = rr.owner.text(zone) if rr.owner is not None else zone + "."
                 add(owner, dns.rdatatype.to_text(rr.rtype))
     else:
         for zone in zones:
             _forward_questions(snap, zone, add, dashed_ip)
-        reverse = [split(z) for z in config.reverse_zones]
         for owner in snap.ptr_targets:
             labels = split(owner)
-            if any(labels[len(labels) - len(z) :] == z for z in reverse):
+            if any(labels[len(labels) - len(z) :] == z for z in snap.reverse_zones):
                 add(owner, "PTR")
         for zone in config.reverse_zones:
             add(zone, "SOA")

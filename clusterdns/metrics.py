@@ -86,8 +86,8 @@ class DNSCollector(Collector):
 
     def _forward(self) -> Iterator[Any]:
         """forward and cache plugin metrics (spec/conventions.md section 3)."""
-        fwd = getattr(self.server, "forwarder", None)
-        if fwd is None or not getattr(fwd, "state", None):
+        fwd = self.server.forwarder
+        if not fwd.state:  # no upstreams
             return
         servers = sorted({ls.server for ls in self.listeners}) or [""]
         requests = CounterMetricFamily("coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"])
@@ -105,7 +105,7 @@ class DNSCollector(Collector):
         broken = CounterMetricFamily("coredns_forward_healthcheck_broken", "Counter of the number of complete failures of the healthchecks.")
         broken.add_metric([], fwd.healthcheck_broken)
         yield from (rejects, broken)
-        cache = getattr(fwd, "cache", None)
+        cache = fwd.cache
         if cache is None:
             return
         labels = ["server", "type", "zones", "view"]

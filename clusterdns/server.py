@@ -33,7 +33,7 @@ log = logging.getLogger("clusterdns")
 
 def resolve_upstreams(config: Config) -> tuple[Address, ...]:
     """--upstream as given; 'none' for no forwarding; default: /etc/resolv.conf minus ourselves."""
-    if config.upstream == ("none",) or "none" in config.upstream:
+    if "none" in config.upstream:
         return ()
     if config.upstream:
         return tuple(forwarder.parse_upstream(u) for u in config.upstream)
@@ -265,6 +265,12 @@ class Server:
             log.exception("reload failed, still serving the previous data: %s", e)
 
 
+def _close(sockets: list[SocketPair]) -> None:
+    for udp, tcp in sockets:
+        udp.close()
+        tcp.close()
+
+
 def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> None:
     """Load, bind, fork --workers - 1 children (each serving its own SO_REUSEPORT sockets
     and watching the manifests itself), serve, and stop the children on the way out."""
@@ -278,18 +284,14 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
         try:
             forwarder.check_loop([udp for udp, _ in sockets], server.upstreams, min(config.upstream_timeout, forwarder.LOOP_CHECK_TIMEOUT))
         except ConfigError:
-            for udp, tcp in sockets:
-                udp.close()
-                tcp.close()
+            _close(sockets)
             raise
     # --- end of the loop check
     children = []
     for worker in range(1, config.workers):
         pid = os.fork()
         if pid == 0:  # a worker: its own sockets on the same ports, its own event loop
-            for udp, tcp in sockets:
-                udp.close()
-                tcp.close()
+            _close(sockets)
             server.children = []
             code = 0
             try:
