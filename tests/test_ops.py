@@ -12,11 +12,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import dns.exception
 import dns.message
+import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Server, UNIT_FIXTURE, clusterdns_argv
+from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, free_port
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -156,6 +158,31 @@ def test_query_log_in_coredns_format(serve) -> None:
     assert server.wait_for_output(r'"AAAA IN nope\.testns\.svc\.cluster\.local\. tcp \d+ \w+ \d+" NXDOMAIN qr,aa,rd')
     assert server.wait_for_output(r"(?m)^\[ERROR\] plugin/errors: 2 example\.org\. A: ")
     assert server.wait_for_output(r'"A IN example\.org\. udp .*" SERVFAIL')
+
+
+def test_quiet_keeps_warnings_and_query_lines_only() -> None:
+    """README: --quiet prints only warnings and errors; --log-queries lines still print."""
+    port = free_port()
+    argv = clusterdns_argv("serve", "--manifests", str(FIXTURE), "--zone", "cluster.local", "--listen", f"127.0.0.1:{port}",
+                           "--upstream", "none", "--quiet", "--log-queries")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **QUIET_HTTP})
+    try:
+        query = dns.message.make_query("svc1.testns.svc.cluster.local", "A")
+        for _ in range(100):
+            try:
+                reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
+                break
+            except (dns.exception.Timeout, OSError):
+                time.sleep(0.05)
+        else:
+            raise AssertionError("no answer from the quiet server")
+        assert reply.answer[0][0].to_text() == "10.0.0.1"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=10)
+    assert re.search(r'\[INFO\] 127\.0\.0\.1:\d+ - \d+ "A IN svc1\.testns\.svc\.cluster\.local\. udp', out), out
+    assert "serving DNS on" not in out and "loaded" not in out, out
+    assert "warning: " in out, "the fixture's manifest warnings still print"
 
 
 def test_forward_and_cache_metrics(serve) -> None:

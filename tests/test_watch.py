@@ -475,6 +475,7 @@ def test_atomic_save(live, temp_name: str) -> None:
     client.expect({a_q("hl"): a_answer("hl", *X), srv_q("hl"): headless_srv_answer("hl", *X)})
     inode = (root / "hl.yaml").stat().st_ino
     s0 = serial(server)
+    n = reloads(server)
     client.change(
         lambda: atomic_write(root / "hl.yaml", headless_yaml("hl", Y), temp_name),
         {a_q("hl"): (a_answer("hl", *X), a_answer("hl", *Y)), srv_q("hl"): (headless_srv_answer("hl", *X), headless_srv_answer("hl", *Y))},
@@ -483,6 +484,10 @@ def test_atomic_save(live, temp_name: str) -> None:
     assert not (root / temp_name).exists()
     assert serial(server) > s0
     client.finish()
+    # README: an editor's save through a temp file and a rename is one change, not two.
+    time.sleep(0.3)
+    lines = re.findall(r"^clusterdns: reloaded .*$", server.output, re.MULTILINE)[n:]
+    assert len(lines) == 1 and "0 added, 1 modified, 0 removed" in lines[0], lines
 
 
 # --- directories -------------------------------------------------------------------
