@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -11,9 +13,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import dns.message
 import dns.query
@@ -23,15 +25,27 @@ import pytest
 from clusterdns import transports
 from clusterdns.cli import build_parser, config_from_args
 from clusterdns.config import Config
+from clusterdns.forwarder import Forwarder
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
+T = TypeVar("T")
 UNIT_FIXTURE = SHARED / "cases" / "fixture" / "unit"  # the CoreDNS unit-test cluster (shared/cases/README.md)
 LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
 # Test servers run side by side: no HTTP endpoints on the fixed default ports unless a
 # test asks for them (CLUSTERDNS_* variables are read like flags).
 QUIET_HTTP = {"CLUSTERDNS_HEALTH": "none", "CLUSTERDNS_READY": "none", "CLUSTERDNS_METRICS": "none"}
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0, step: float = 0.05) -> None:
+    """Poll `condition` until it holds; fail the test naming `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(step)
+    raise AssertionError(f"not within {timeout:g} s: {what}")
 
 
 class Server:
@@ -76,12 +90,11 @@ class Server:
         return "".join(self.lines)
 
     def wait_for_output(self, pattern: str, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if re.search(pattern, self.output):
-                return True
-            time.sleep(0.05)
-        return False
+        try:
+            wait_until(lambda: re.search(pattern, self.output) is not None, pattern, timeout)
+        except AssertionError:
+            return False
+        return True
 
     def query(self, qname: str, qtype: str | int = "A", *, tcp: bool = False, timeout: float = 5.0, **kw: object) -> dns.message.Message:
         """Ask the server one question with dnspython (UDP unless tcp=True)."""
@@ -146,6 +159,32 @@ def config_of(*argv: str, environ: dict[str, str] | None = None) -> Config:
 
 def clusterdns_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "clusterdns", *args]
+
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 1`), for caches and rate limiters."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_forwarder(upstreams: list[tuple[str, int]], body: Callable[[Forwarder], Awaitable[T]], clock: Clock | None = None, **settings: Any) -> T:
+    """body(Forwarder(upstreams, Config with `settings`)) in a fresh event loop; closed after
+    (health probes cancelled). `clock` drives its cache's clock."""
+
+    async def main() -> T:
+        fwd = Forwarder(upstreams, dataclasses.replace(Config(), **settings))
+        if clock is not None and fwd.cache is not None:
+            fwd.cache.clock = clock
+        try:
+            return await body(fwd)
+        finally:
+            await fwd.close()
+
+    return asyncio.run(main())
 
 
 class ServerPool:

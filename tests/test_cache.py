@@ -4,11 +4,9 @@ plus wire-level unit tests with a fake clock."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.edns
 import dns.flags
@@ -19,10 +17,9 @@ import dns.rrset
 import pytest
 
 from clusterdns.cache import DENIAL, SUCCESS, Cache
-from clusterdns.config import Address, Config
 from clusterdns.forwarder import Forwarder, _question
 from clusterdns.wire import FormErr, parse_query
-from tests.conftest import UNIT_FIXTURE
+from tests.conftest import UNIT_FIXTURE, Clock, run_forwarder
 from tests.test_fuzz import SEEDS, load, mutate
 from tests.upstream import Upstream
 
@@ -36,28 +33,6 @@ RECORDS = [
 ] + [f"n{i}.interwebs.test. 100 IN A 10.2.0.{i}" for i in range(5)] + [
     f"big.interwebs.test. 300 IN A 10.3.0.{i}" for i in range(40)
 ]
-T = TypeVar("T")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def run(upstreams: list[Address], body: Callable[[Forwarder], Awaitable[T]], clock: Clock | None = None, **settings: Any) -> T:
-    async def main() -> T:
-        fwd = Forwarder(upstreams, dataclasses.replace(Config(), **settings))
-        if clock is not None and fwd.cache is not None:
-            fwd.cache.clock = clock
-        try:
-            return await body(fwd)
-        finally:
-            await fwd.close()
-
-    return asyncio.run(main())
 
 
 def query(qname: str = "ext.interwebs.test.", qtype: str = "A", qid: int = 0x1111, **kw: Any) -> bytes:
@@ -71,10 +46,6 @@ def parse(wire: bytes | None) -> dns.message.Message:
 
 def ttls(msg: dns.message.Message) -> list[int]:
     return [rrset.ttl for rrset in msg.answer + msg.authority + msg.additional]
-
-
-def asked(up: Upstream, qname: str) -> int:
-    return sum(1 for _, name, _ in up.queries if name.lower() == qname.lower())
 
 
 # --- through the Forwarder ---------------------------------------------------------------------
@@ -92,8 +63,8 @@ def test_hit_counts_ttls_down_with_client_id_and_spelling() -> None:
             assert fwd.cache.entries == {SUCCESS: 1, DENIAL: 0}
             return first, second
 
-        first, second = run([up.address], body)
-        assert asked(up, "ext.interwebs.test.") == 1, "the upstream saw one query"
+        first, second = run_forwarder([up.address], body)
+        assert up.asked("ext.interwebs.test.") == 1, "the upstream saw one query"
         assert first.id == 1 and second.id == 2
         assert ttls(first) == [30], "capped at --cache 30, the first answer too"
         assert ttls(second)[0] <= ttls(first)[0] - 1
@@ -112,17 +83,17 @@ def test_ttls_count_down_to_expiry() -> None:
             assert ttls(parse(await fwd.forward(query("www.interwebs.test.")))) == [18, 18]
             clock.now += 17.2  # 29.9 s old: still there, TTL 1, never 0
             assert ttls(parse(await fwd.forward(query("www.interwebs.test.")))) == [1, 1]
-            assert asked(up, "www.interwebs.test.") == 1
+            assert up.asked("www.interwebs.test.") == 1
             clock.now += 0.2  # 30.1 s: expired
             assert ttls(parse(await fwd.forward(query("www.interwebs.test.")))) == [30, 30]
-            assert asked(up, "www.interwebs.test.") == 2
+            assert up.asked("www.interwebs.test.") == 2
             # Shorter TTLs than --cache are kept and bound the entry.
             assert ttls(parse(await fwd.forward(query("short.interwebs.test.")))) == [3]
             clock.now += 3.0
             await fwd.forward(query("short.interwebs.test."))
-            assert asked(up, "short.interwebs.test.") == 2
+            assert up.asked("short.interwebs.test.") == 2
 
-        run([up.address], body, clock)
+        run_forwarder([up.address], body, clock)
 
 
 def test_ttl_zero_is_not_cached() -> None:
@@ -133,8 +104,8 @@ def test_ttl_zero_is_not_cached() -> None:
                 assert ttls(parse(await fwd.forward(query("zero.interwebs.test.")))) == [0]
             assert fwd.cache is not None and len(fwd.cache) == 0
 
-        run([up.address], body)
-        assert asked(up, "zero.interwebs.test.") == 2
+        run_forwarder([up.address], body)
+        assert up.asked("zero.interwebs.test.") == 2
 
 
 def test_nxdomain_and_nodata_cached_by_the_soa() -> None:
@@ -158,8 +129,8 @@ def test_nxdomain_and_nodata_cached_by_the_soa() -> None:
             clock.now += 15.1
             assert parse(await fwd.forward(query("nope.interwebs.test."))).rcode() == dns.rcode.NXDOMAIN
 
-        run([up.address], body, clock)
-        assert asked(up, "nope.interwebs.test.") == 2
+        run_forwarder([up.address], body, clock)
+        assert up.asked("nope.interwebs.test.") == 2
         assert sum(1 for _, n, t in up.queries if n == "ext.interwebs.test." and t == dns.rdatatype.AAAA) == 1
 
 
@@ -170,8 +141,8 @@ def test_denial_without_soa_is_not_cached() -> None:
             for _ in range(2):
                 assert parse(await fwd.forward(query("nope.interwebs.test."))).rcode() == dns.rcode.NXDOMAIN
 
-        run([up.address], body)
-        assert asked(up, "nope.interwebs.test.") == 2
+        run_forwarder([up.address], body)
+        assert up.asked("nope.interwebs.test.") == 2
 
 
 def test_servfail_cached_five_seconds() -> None:
@@ -181,16 +152,16 @@ def test_servfail_cached_five_seconds() -> None:
         async def body(fwd: Forwarder) -> None:
             for _ in range(2):
                 assert parse(await fwd.forward(query())).rcode() == dns.rcode.SERVFAIL
-            assert asked(up, "ext.interwebs.test.") == 1
+            assert up.asked("ext.interwebs.test.") == 1
             clock.now += 4.9
             await fwd.forward(query())
-            assert asked(up, "ext.interwebs.test.") == 1
+            assert up.asked("ext.interwebs.test.") == 1
             clock.now += 0.2
             await fwd.forward(query())
-            assert asked(up, "ext.interwebs.test.") == 2
+            assert up.asked("ext.interwebs.test.") == 2
             assert fwd.cache is not None and fwd.cache.entries[DENIAL] == 1
 
-        run([up.address], body, clock)
+        run_forwarder([up.address], body, clock)
 
 
 @pytest.mark.parametrize("mode", ["refused"])
@@ -201,8 +172,8 @@ def test_refused_is_not_cached(mode: str) -> None:
             for _ in range(2):
                 assert parse(await fwd.forward(query())).rcode() == dns.rcode.REFUSED
 
-        run([up.address], body)
-        assert asked(up, "ext.interwebs.test.") == 2
+        run_forwarder([up.address], body)
+        assert up.asked("ext.interwebs.test.") == 2
 
 
 def test_no_upstream_answer_is_not_cached() -> None:
@@ -212,8 +183,8 @@ def test_no_upstream_answer_is_not_cached() -> None:
             for _ in range(2):
                 assert await fwd.forward(query()) is None
 
-        run([up.address], body, upstream_timeout=0.2, max_fails=0)
-        assert asked(up, "ext.interwebs.test.") == 2
+        run_forwarder([up.address], body, upstream_timeout=0.2, max_fails=0)
+        assert up.asked("ext.interwebs.test.") == 2
 
 
 def test_truncated_reply_is_not_cached_but_the_tcp_one_is() -> None:
@@ -223,7 +194,7 @@ def test_truncated_reply_is_not_cached_but_the_tcp_one_is() -> None:
             for _ in range(2):
                 assert parse(await fwd.forward(query("big.interwebs.test."))).flags & dns.flags.TC
 
-        run([up.address], body)
+        run_forwarder([up.address], body)
         assert up.count("udp") == 2
     with Upstream(RECORDS, truncate_udp={"big.interwebs.test."}) as up:
 
@@ -232,7 +203,7 @@ def test_truncated_reply_is_not_cached_but_the_tcp_one_is() -> None:
                 reply = parse(await fwd.forward(query("big.interwebs.test."), tcp=tcp))
                 assert not reply.flags & dns.flags.TC and len(reply.answer[0]) == 40
 
-        run([up.address], body2)
+        run_forwarder([up.address], body2)
         assert [t for t, _, _ in up.queries] == ["udp", "tcp"]  # the full TCP reply serves the rest
 
 
@@ -246,14 +217,14 @@ def test_cached_separately_by_do_cd_and_edns() -> None:
             cd = dns.message.make_query("ext.interwebs.test.", "A", id=5)
             cd.flags |= dns.flags.CD
             await fwd.forward(cd.to_wire())
-            assert asked(up, "ext.interwebs.test.") == 4
+            assert up.asked("ext.interwebs.test.") == 4
             assert plain.edns == -1 and edns.edns == 0 and do.edns == 0
             # Each kind again: all hits, each with its own EDNS shape.
             assert parse(await fwd.forward(query(use_edns=False))).edns == -1
             assert parse(await fwd.forward(query(use_edns=0, payload=4096))).edns == 0
-            assert asked(up, "ext.interwebs.test.") == 4
+            assert up.asked("ext.interwebs.test.") == 4
 
-        run([up.address], body)
+        run_forwarder([up.address], body)
 
 
 def test_cache_off() -> None:
@@ -264,8 +235,8 @@ def test_cache_off() -> None:
             for _ in range(2):
                 assert ttls(parse(await fwd.forward(query()))) == [300]  # the upstream's TTL, untouched
 
-        run([up.address], body, cache=0)
-        assert asked(up, "ext.interwebs.test.") == 2
+        run_forwarder([up.address], body, cache=0)
+        assert up.asked("ext.interwebs.test.") == 2
 
 
 def test_lru_eviction_at_cache_size() -> None:
@@ -280,11 +251,11 @@ def test_lru_eviction_at_cache_size() -> None:
             assert len(fwd.cache) == 2 and fwd.cache.evictions == {SUCCESS: 1, DENIAL: 0}
             await fwd.forward(query("n0.interwebs.test."))
             await fwd.forward(query("n2.interwebs.test."))
-            assert [asked(up, f"n{i}.interwebs.test.") for i in range(3)] == [1, 1, 1]
+            assert [up.asked(f"n{i}.interwebs.test.") for i in range(3)] == [1, 1, 1]
             await fwd.forward(query("n1.interwebs.test."))  # a miss again
-            assert asked(up, "n1.interwebs.test.") == 2 and fwd.cache.evictions[SUCCESS] == 2
+            assert up.asked("n1.interwebs.test.") == 2 and fwd.cache.evictions[SUCCESS] == 2
 
-        run([up.address], body, cache_size=2)
+        run_forwarder([up.address], body, cache_size=2)
 
 
 def test_lookup_goes_through_the_cache() -> None:
@@ -295,8 +266,8 @@ def test_lookup_goes_through_the_cache() -> None:
                 msg = await fwd.lookup("ext.interwebs.test.", dns.rdatatype.A)
                 assert msg is not None and msg.answer[0][0].to_text() == "1.2.3.4"
 
-        run([up.address], body)
-        assert asked(up, "ext.interwebs.test.") == 1
+        run_forwarder([up.address], body)
+        assert up.asked("ext.interwebs.test.") == 1
 
 
 # --- wire-level ----------------------------------------------------------------------------------
@@ -384,7 +355,7 @@ def test_serve_caches_forwarded_names_only(serve) -> None:
         time.sleep(1.1)
         second = server.query("ext.interwebs.test.", "A")
         assert second.answer[0].ttl <= first.answer[0].ttl - 1
-        assert asked(up, "ext.interwebs.test.") == 1
+        assert up.asked("ext.interwebs.test.") == 1
 
 
 def test_serve_cache_zero_forwards_every_time(serve) -> None:
@@ -392,7 +363,7 @@ def test_serve_cache_zero_forwards_every_time(serve) -> None:
         server = serve(FIXTURE, "--zone", "cluster.local", "--cache", "0", upstream=f"{up.address[0]}:{up.address[1]}")
         for _ in range(2):
             assert server.query("ext.interwebs.test.", "A").answer[0].ttl == 300
-        assert asked(up, "ext.interwebs.test.") == 2
+        assert up.asked("ext.interwebs.test.") == 2
 
 
 def test_key_from_the_handlers_parse_is_the_key_from_the_wire() -> None:

@@ -33,7 +33,7 @@ from clusterdns.handler import Handler
 from clusterdns.metrics import ListenerStats
 from clusterdns.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
 from clusterdns.wire import Query, truncated
-from tests.conftest import UNIT_FIXTURE
+from tests.conftest import UNIT_FIXTURE, Clock
 from tests.test_fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
 from tests.upstream import Upstream
 
@@ -149,14 +149,6 @@ def test_notimp_echoes_the_question() -> None:
 
 
 # --- response-rate limiting --------------------------------------------------------------
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def test_rate_limiter_bucket_and_slip() -> None:
     clock = Clock()

@@ -25,7 +25,7 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import cli
-from tests.conftest import ROOT, Server, clusterdns_argv, free_port
+from tests.conftest import ROOT, Server, clusterdns_argv, free_port, wait_until
 from tests.upstream import Upstream
 
 ZONE = "cluster.local"
@@ -60,15 +60,6 @@ def serial_of_server(server: Server) -> int:
     serial = soa_serial(server.host, server.port)
     assert serial is not None
     return serial
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 class Nsd:
@@ -154,7 +145,7 @@ def compare(capsys: pytest.CaptureFixture[str], primary: Server, secondary: Nsd,
 def test_nsd_secondary_follows_clusterdns(primary_and_secondary: tuple[Server, Nsd, Path], capsys: pytest.CaptureFixture[str]) -> None:
     primary, nsd, manifests = primary_and_secondary
     serial = serial_of_server(primary)
-    wait_for(lambda: soa_serial("127.0.0.1", nsd.port) == serial, 15, f"NSD to load serial {serial}\n{nsd.log}")
+    wait_until(lambda: soa_serial("127.0.0.1", nsd.port) == serial, f"NSD to load serial {serial}\n{nsd.log}", 15, step=0.1)
     assert "received update to serial" in nsd.log
 
     code, out = compare(capsys, primary, nsd, manifests, *SECONDARY)
@@ -170,7 +161,7 @@ def test_nsd_secondary_follows_clusterdns(primary_and_secondary: tuple[Server, N
     staged = manifests.parent / "late.yaml"
     staged.write_text(LATE_SERVICE)
     os.replace(staged, manifests / "late.yaml")  # one inotify event for a whole file
-    wait_for(lambda: serial_of_server(primary) != serial, 10, "clusterdns to reload")
+    wait_until(lambda: serial_of_server(primary) != serial, "clusterdns to reload", 10, step=0.1)
     new_serial = serial_of_server(primary)
     assert new_serial > serial
 
@@ -182,7 +173,7 @@ def test_nsd_secondary_follows_clusterdns(primary_and_secondary: tuple[Server, N
         return [rd.address for rrset in reply.answer for rd in rrset] == ["10.96.77.77"]
 
     started = time.monotonic()
-    wait_for(nsd_has_it, 20, f"NSD to serve the new Service after NOTIFY\n{nsd.log}\n{primary.output}")
+    wait_until(nsd_has_it, f"NSD to serve the new Service after NOTIFY\n{nsd.log}\n{primary.output}", 20, step=0.1)
     assert soa_serial("127.0.0.1", nsd.port) == new_serial
     # NSD's own refresh timer is 7200 s (the SOA's): only the NOTIFY can have done this so fast.
     assert time.monotonic() - started < 20
@@ -213,7 +204,7 @@ def test_notify_is_a_notify(tmp_path: Path) -> None:
         ))
         try:
             (manifests / "late.yaml").write_text(LATE_SERVICE)
-            wait_for(lambda: bool(target.received), 10, f"a NOTIFY\n{server.output}")
+            wait_until(lambda: bool(target.received), f"a NOTIFY\n{server.output}", 10, step=0.1)
         finally:
             server.stop()
     msg = dns.message.from_wire(target.received[0])

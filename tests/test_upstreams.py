@@ -24,7 +24,7 @@ import pytest
 from clusterdns.config import Address, Config
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import Forwarder, Overloaded, query_deadline
-from tests.conftest import UNIT_FIXTURE, closed_port
+from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder
 from tests.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
@@ -46,26 +46,14 @@ def query(qname: str = "ext.interwebs.test.", qtype: str = "A") -> bytes:
 
 
 def run(upstreams: list[Address], body: Callable[[Forwarder], Awaitable[T]], **settings: Any) -> T:
-    """body(forwarder) in a fresh event loop; the forwarder is closed (probes cancelled) after."""
-
-    async def main() -> T:
-        fwd = Forwarder(upstreams, config(**settings))
-        try:
-            return await body(fwd)
-        finally:
-            await fwd.close()
-
-    return asyncio.run(main())
+    """body(forwarder), with the cache off unless asked (see config())."""
+    return run_forwarder(upstreams, body, **{"cache": 0, **settings})
 
 
 def answer(wire: bytes | None) -> set[str]:
     assert wire is not None
     msg = dns.message.from_wire(wire)
     return {rd.to_text() for rrset in msg.answer for rd in rrset}
-
-
-def asked(up: Upstream, qname: str) -> int:
-    return sum(1 for _, name, _ in up.queries if name == qname)
 
 
 def probes(up: Upstream) -> int:
@@ -105,7 +93,7 @@ def test_slow_upstream_gives_way_to_the_next() -> None:
 
         elapsed = run([slow.address, fast.address], body, upstream_policy="sequential")
         assert 1.9 < elapsed < 2.6  # the slow one had its full --upstream-timeout (2 s), then the fast one
-        assert asked(slow, "ext.interwebs.test.") == 1 and asked(fast, "ext.interwebs.test.") == 1
+        assert slow.asked("ext.interwebs.test.") == 1 and fast.asked("ext.interwebs.test.") == 1
 
 
 def test_only_a_slow_upstream_ends_within_one_attempt() -> None:
@@ -139,7 +127,7 @@ def test_garbage_counts_as_a_failure(mode: str) -> None:
             assert time.monotonic() - started < 0.25  # the bad one (0.3 s timeout) now goes last
 
         run([bad.address, good.address], body, upstream_policy="sequential", upstream_timeout=0.3)
-        assert asked(bad, "ext.interwebs.test.") == 2 and asked(good, "ext.interwebs.test.") == 3
+        assert bad.asked("ext.interwebs.test.") == 2 and good.asked("ext.interwebs.test.") == 3
 
 
 def test_noisy_upstream_is_healthy() -> None:
@@ -259,7 +247,7 @@ def test_down_upstreams_go_last_and_are_tried_when_all_are_down() -> None:
             assert fwd.healthcheck_broken == 1
 
         run([first.address, second.address], body, upstream_policy="sequential", upstream_timeout=0.2, max_fails=1)
-        assert asked(first, "ext.interwebs.test.") == 2 and asked(second, "ext.interwebs.test.") == 2
+        assert first.asked("ext.interwebs.test.") == 2 and second.asked("ext.interwebs.test.") == 2
 
 
 def test_max_fails_zero_never_marks_down() -> None:
@@ -413,7 +401,7 @@ def test_serve_max_concurrent_answers_refused(serve) -> None:
         finally:
             for s in slow:
                 s.close()
-        assert asked(up, "n3.interwebs.test.") == 0
+        assert up.asked("n3.interwebs.test.") == 0
 
 
 def test_serve_slow_only_upstream_servfail_before_stub_timeout(serve) -> None:

@@ -33,7 +33,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, wait_until
 
 ZONE = "default.svc.cluster.local"
 DEADLINE = 10.0  # seconds to wait for a change to become visible
@@ -198,15 +198,6 @@ def serial(server: Server) -> int:
 
 def reloads(server: Server) -> int:
     return len(re.findall(r"^clusterdns: reloaded ", server.output, re.MULTILINE))
-
-
-def wait_until(condition: Callable[[], bool], what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(STEP)
-    raise AssertionError(f"not within {deadline:.0f} s: {what}")
 
 
 def wait_for_reload(server: Server, before: int) -> None:

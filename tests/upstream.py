@@ -75,6 +75,10 @@ class Upstream:
     def count(self, transport: str) -> int:
         return sum(1 for t, _, _ in self.queries if t == transport)
 
+    def asked(self, qname: str) -> int:
+        """How many queries for `qname` arrived (names compare case-insensitively, RFC 4343)."""
+        return sum(1 for _, name, _ in self.queries if name.lower() == qname.lower())
+
     def close(self) -> None:
         # The thread may see _stopping and close its sockets before the wake-up byte is sent,
         # so the writing end is only closed here, after the join.
