@@ -144,11 +144,9 @@ def run_serve(args: argparse.Namespace) -> int:
 def load_snapshot(config: Config, quiet: bool = False) -> Any:
     """Read the manifests once, as `serve` would, and compile the snapshot."""
     from clusterdns import snapshot
-    from clusterdns.store import ManifestStore
+    from clusterdns.store import load
 
-    store = ManifestStore(config.manifests, config)
-    store.refresh()
-    state = store.state()
+    store, state = load(config.manifests, config)
     for problem in state.problems:
         if not quiet or problem.level == "error":
             (log.error if problem.level == "error" else log.warning)("%s", problem)
@@ -178,12 +176,10 @@ def _with_directory(args: argparse.Namespace) -> Config:
 
 def run_check(args: argparse.Namespace) -> int:
     """Every problem `serve` would log, sorted by file and line; exit 1 on errors."""
-    from clusterdns.store import ManifestStore
+    from clusterdns.store import load
 
     config = _with_directory(args)
-    store = ManifestStore(config.manifests, config)
-    store.refresh()
-    state = store.state()
+    store, state = load(config.manifests, config)
     problems = sorted(state.problems, key=lambda p: (p.file, p.line, p.level))
     for problem in problems:
         print(problem)

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 from clusterdns import objects as k8s
 from clusterdns.config import Config
 from clusterdns.errors import ManifestError, Problem
-from clusterdns.manifests import Entry, gc_paused, list_files, read_directory, read_file
+from clusterdns.manifests import Entry, gc_paused, read_file
 from clusterdns.names import external_target
 from clusterdns.model import ALWAYS_NAMESPACES, ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, Source
 
@@ -43,19 +43,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 # --- entry points ---------------------------------------------------------------------
-
-
-def load(root: str | Path, config: Config) -> ClusterState:
-    """Read every manifest under `root` and derive the cluster; problems are collected, never raised."""
-    problems: list[Problem] = []
-    if not Path(root).is_dir():
-        return derive(read_objects(read_directory(root), problems), config, problems)
-    paths, problems = list_files(root)
-    objects = []
-    for found, found_problems in read_files(root, paths):
-        objects += found
-        problems += found_problems
-    return derive(objects, config, problems)
 
 
 # Reading many files on several cores: forked workers parse and convert, and send back

@@ -137,3 +137,10 @@ class ManifestStore:
     def state(self) -> ClusterState:
         """Derive the cluster from every file's objects."""
         return cluster.derive(self.objects(), self.config, self.problems())
+
+
+def load(root: str | Path, config: Config) -> tuple[ManifestStore, ClusterState]:
+    """Read every manifest under `root` once and derive the cluster (problems collected, never raised)."""
+    store = ManifestStore(root, config)
+    store.refresh()
+    return store, store.state()

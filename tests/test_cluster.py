@@ -10,16 +10,22 @@ from pathlib import Path
 import pytest
 
 from clusterdns import objects as k8s
-from clusterdns.cluster import derive, load, read_objects, template_hash
+from clusterdns.cluster import derive, read_objects, template_hash
 from clusterdns.config import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests import read_directory
 from clusterdns.model import ClusterState, Pod, Service
+from clusterdns.store import load as load_store
 from tests.conftest import UNIT_FIXTURE
 
 FIXTURE = UNIT_FIXTURE
 CLUSTERS = Path(__file__).parent / "clusters"
 NAME_CHARS = "[bcdfghjklmnpqrstvwxz2456789]"
+
+
+def load(root: Path, config: Config) -> ClusterState:
+    """The cluster `serve` would derive from the directory (clusterdns.store.load)."""
+    return load_store(root, config)[1]
 
 
 def write(root: Path, relpath: str, text: str) -> None:
@@ -871,7 +877,8 @@ together = cluster.read_files({str(tmp_path)!r}, paths)
 assert together == alone, (together, alone)
 assert [len(objs) for objs, _ in together] == [0] + [2] * 12 and together[0][1]
 fresh = cluster.derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
-assert cluster.load({str(tmp_path)!r}, Config()) == fresh
+from clusterdns.store import load
+assert load({str(tmp_path)!r}, Config())[1] == fresh
 print("same")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)

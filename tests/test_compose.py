@@ -13,7 +13,7 @@ import shlex
 
 import pytest
 
-from clusterdns import cluster
+from clusterdns.store import load
 from clusterdns.config import Config, parse_hostport
 from tests.composelab import (
     CLIENT_SERVICE,
@@ -208,7 +208,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 @pytest.fixture(scope="module")
 def state():
-    return cluster.load(ROOT / "zones", Config())
+    return load(ROOT / "zones", Config())[1]
 
 
 def endpoint_ips(svc) -> list[str]:
@@ -216,7 +216,7 @@ def endpoint_ips(svc) -> list[str]:
 
 
 def test_manifests_load_without_problems() -> None:
-    state = cluster.load(LAB_MANIFESTS, Config())
+    state = load(LAB_MANIFESTS, Config())[1]
     assert not state.problems, [str(p) for p in state.problems]
     assert {s.name for s in state.services} == {"web", "api", "db"}
 
