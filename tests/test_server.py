@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import struct
 import subprocess
@@ -168,8 +169,15 @@ def test_workers_share_the_port(serve) -> None:
     assert server.wait_for_output("2 worker processes share each port")
     children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()
     assert len(children) == 1, "one forked worker beside the first process"
-    for _ in range(40):  # the kernel spreads these over both processes' sockets
+
+    def wakeups(pid: str) -> int:  # the worker's main thread: one wakeup per batch of queries it answers
+        status = Path(f"/proc/{pid}/task/{pid}/status").read_text()
+        return int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+
+    before = wakeups(children[0])
+    for _ in range(40):  # each from a new source port: the kernel spreads them over both processes' sockets
         assert server.query("svc1.testns.svc.cluster.local", "A").answer[0][0].to_text() == "10.0.0.1"
         assert server.query("svc1.testns.svc.cluster.local", "A", tcp=True).answer[0][0].to_text() == "10.0.0.1"
+    assert wakeups(children[0]) - before >= 5, "the forked worker answered none of 80 queries"
     server.stop()
     assert not Path(f"/proc/{children[0]}").exists() or "zombie" in Path(f"/proc/{children[0]}/status").read_text()
