@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 from clusterdns.resolver import NOERROR, NXDOMAIN, SERVFAIL
 from clusterdns.snapshot import OPT, SOA
-from clusterdns.wire import FormErr, Query, skip_name
+from clusterdns.wire import FormErr, Query, read_question, skip_name
 
 SUCCESS = "success"
 DENIAL = "denial"
@@ -114,16 +114,14 @@ class Cache:
         try:
             if len(query) < 12 or query[2] & 0xF8 or struct.unpack_from("!H", query, 4)[0] != 1:
                 return None  # a response, another opcode, or not exactly one question
-            end = skip_name(query, 12, pointers=False)
-            if end + 4 > len(query):
-                return None
-            opt_ttl = _find_opt(query, end + 4)
+            name, type_class, end = read_question(query)
+            opt_ttl = _find_opt(query, end)
         except (Malformed, FormErr):
             return None
         flags = (query[2] & _RD) | (query[3] & _CD)
         if opt_ttl is not None:
             flags |= 0x100 | (0x200 if opt_ttl & 0x8000 else 0)  # has OPT; DO bit
-        return query[12:end].lower(), query[end : end + 4], flags
+        return name, type_class, flags
 
     @staticmethod
     def key_of(wire: bytes, query: Query) -> Key:
@@ -183,10 +181,11 @@ class Cache:
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", reply, 4)
         if qdcount != 1:
             return None  # no question (some servers' error replies), or several
-        qname_end = skip_name(reply, 12, pointers=False)
-        if reply[12:qname_end].lower() != key[0] or reply[qname_end : qname_end + 4] != key[1]:
+        name, type_class, question_end = read_question(reply)
+        if (name, type_class) != key[:2]:
             return None
-        records = list(_records(reply, qname_end + 4, ancount + nscount + arcount))
+        qname_end = question_end - 4
+        records = list(_records(reply, question_end, ancount + nscount + arcount))
         # Stripping rewrites only the OPT's rdata, the last record: the offsets above stay valid.
         reply = _strip_opt_options(reply, records[-1] if records else None)
         ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in records if rtype != OPT]

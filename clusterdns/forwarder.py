@@ -29,7 +29,7 @@ from clusterdns.cache import Cache
 from clusterdns.config import UPSTREAM_POLICIES, Address, Config, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
-from clusterdns.wire import Query
+from clusterdns.wire import FormErr, Query, read_question
 
 log = logging.getLogger("clusterdns")
 
@@ -276,16 +276,11 @@ def _question(message: bytes) -> Question | None:
     (count,) = struct.unpack_from("!H", message, 4)
     offset, out = 12, []
     for _ in range(count):
-        start = offset
-        while offset < len(message) and message[offset] != 0:
-            if message[offset] & 0xC0:  # pointer or reserved label type
-                return None
-            offset += 1 + message[offset]
-        offset += 1  # the root label
-        if offset + 4 > len(message):
+        try:
+            name, type_class, offset = read_question(message, offset)
+        except FormErr:
             return None
-        out.append((message[start:offset].lower(), message[offset : offset + 4]))
-        offset += 4
+        out.append((name, type_class))
     return tuple(out)
 
 

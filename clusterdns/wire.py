@@ -116,6 +116,15 @@ def skip_name(wire: bytes, pos: int, pointers: bool = True) -> int:
         pos += 1 + length
 
 
+def read_question(wire: bytes, pos: int = 12) -> tuple[bytes, bytes, int]:
+    """(lower-cased wire name, type and class bytes, end) of the question entry at `pos`.
+    No compression pointer can be in it (nothing precedes it to point at). Raises FormErr."""
+    end = skip_name(wire, pos, pointers=False)
+    if end + 4 > len(wire):
+        raise FormErr("question cut short")
+    return wire[pos:end].lower(), wire[end : end + 4], end + 4
+
+
 def _read_additional(wire: bytes, pos: int, ancount: int, nscount: int, arcount: int) -> Edns | None:
     """Skip answer/authority records (IXFR carries an SOA) and find at most one OPT."""
     n = len(wire)
