@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clusterdns import __version__, compare
-from clusterdns.config import Config, hostport_text, settings
+from clusterdns.config import HEALTH_PORT, Config, hostport_text, settings
 from clusterdns.corefile import TRUE
 from clusterdns.errors import ClusterDNSError
 
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--corefile", metavar="FILE", help="CoreDNS Corefile (the subset in docs/corefile.md); flags, CLUSTERDNS_* and --config beat it")
     compare.add_arguments(sub.add_parser("compare", help="ask clusterdns and another DNS server the same questions and diff the answers"))
     status = sub.add_parser("status", help="ask a running server how its last reload went (via its /status endpoint)")
-    status.add_argument("--health", default="127.0.0.1:8080", metavar="HOST:PORT", help="the server's --health address")
+    status.add_argument("--health", default=f"127.0.0.1:{HEALTH_PORT}", metavar="HOST:PORT", help="the server's --health address")
     status.add_argument("--json", action="store_true", help="print the raw JSON")
     return parser
 
@@ -234,7 +234,7 @@ def run_status(args: argparse.Namespace) -> int:
 
     from clusterdns.config import parse_hostport
 
-    host, port = parse_hostport(args.health, 8080)
+    host, port = parse_hostport(args.health, HEALTH_PORT)
     url = f"http://{host}:{port}/status"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:

@@ -12,6 +12,7 @@ from clusterdns.errors import ConfigError
 Address = tuple[str, int]
 
 DEFAULT_PORT = 5353
+HEALTH_PORT, READY_PORT, METRICS_PORT = 8080, 8181, 9153  # CoreDNS's health, ready and prometheus plugins
 
 
 def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
@@ -100,6 +101,11 @@ def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
         raise ConfigError(f"bad CIDR {text!r}: {e}") from None
 
 
+def _cidr(text: str) -> str:
+    """A network in canonical text (host bits cleared: 10.1.2.3/8 is 10.0.0.0/8)."""
+    return str(_network(text))
+
+
 def _ip(text: str) -> str:
     try:
         return ipaddress.ip_address(text).compressed
@@ -179,7 +185,7 @@ class Config:
         flag="--service-cidr",
         metavar="CIDR",
         repeat=True,
-        convert=lambda s: str(_network(s)),
+        convert=_cidr,
         help="ClusterIP range(s) for Services without one (kubeadm 10.96.0.0/12)",
     )
     pod_cidr: tuple[str, ...] = setting(
@@ -187,7 +193,7 @@ class Config:
         flag="--pod-cidr",
         metavar="CIDR",
         repeat=True,
-        convert=lambda s: str(_network(s)),
+        convert=_cidr,
         help="Pod IP range(s) for Pods without status.podIP",
     )
     upstream: tuple[str, ...] = setting(
@@ -201,15 +207,15 @@ class Config:
     poll_interval: float = setting(1.0, flag="--poll-interval", metavar="SECONDS", convert=float, help="polling period for --watch poll")
 
     health: Address | None = setting(
-        ("127.0.0.1", 8080), flag="--health", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 8080),
+        ("127.0.0.1", HEALTH_PORT), flag="--health", metavar="HOST:PORT", convert=lambda s: _endpoint(s, HEALTH_PORT),
         help="liveness endpoint GET /health (and /status), CoreDNS's health plugin; 'none' to turn off",
     )
     ready: Address | None = setting(
-        ("127.0.0.1", 8181), flag="--ready", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 8181),
+        ("127.0.0.1", READY_PORT), flag="--ready", metavar="HOST:PORT", convert=lambda s: _endpoint(s, READY_PORT),
         help="readiness endpoint GET /ready: 200 once the manifests are served, 503 before and while draining; 'none' to turn off",
     )
     metrics: Address | None = setting(
-        ("127.0.0.1", 9153), flag="--metrics", metavar="HOST:PORT", convert=lambda s: _endpoint(s, 9153),
+        ("127.0.0.1", METRICS_PORT), flag="--metrics", metavar="HOST:PORT", convert=lambda s: _endpoint(s, METRICS_PORT),
         help="Prometheus GET /metrics with CoreDNS's metric names; 'none' to turn off",
     )
     lameduck: float = setting(
@@ -238,7 +244,7 @@ class Config:
     loop_detect: str = setting("on", flag="--loop-detect", choices=("on", "off"), help="probe the upstreams for a forwarding loop at start (CoreDNS loop)")
     allow_forward: tuple[str, ...] = setting(
         ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"),
-        flag="--allow-forward", metavar="CIDR", repeat=True, convert=lambda s: str(_network(s)),
+        flag="--allow-forward", metavar="CIDR", repeat=True, convert=_cidr,
         help="clients whose queries may be forwarded upstream (default: loopback and private ranges); others get REFUSED",
     )
     rate_limit: int = setting(0, flag="--rate-limit", metavar="N", convert=int, help="responses per second per client /24 (/56) before dropping (0: off)")

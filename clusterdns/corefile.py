@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterdns.config import DEFAULT_PORT, Setting, hostport_text, normalize_zone, parse_hostport, settings
+from clusterdns.config import DEFAULT_PORT, HEALTH_PORT, METRICS_PORT, READY_PORT, Setting, hostport_text, normalize_zone, parse_hostport, settings
 from clusterdns.errors import ClusterDNSError, ConfigError
 
 TRUE = ("1", "true", "yes", "on")
@@ -406,8 +406,8 @@ class _Mapper:
             "kubernetes": self.kubernetes,
             "forward": self.forward,
             "health": self.health,
-            "ready": self.endpoint("ready", ":8181"),
-            "prometheus": self.endpoint("metrics", "localhost:9153"),
+            "ready": self.endpoint("ready", f":{READY_PORT}"),
+            "prometheus": self.endpoint("metrics", f"localhost:{METRICS_PORT}"),
             "log": self.log,
             "transfer": self.transfer,
             "bind": self.bind,
@@ -645,7 +645,7 @@ class _Mapper:
 
     def health(self, e: Entry, block: _Block) -> None:
         self.arity(e, 0, 1, "health")
-        self.set("health", e.args[0] if e.args else ":8080", e.line, "health")
+        self.set("health", e.args[0] if e.args else f":{HEALTH_PORT}", e.line, "health")
         for opt in e.block or []:
             if opt.name != "lameduck":
                 raise self.error(opt.line, f'health option "{opt.name}" is not supported')
@@ -672,12 +672,10 @@ class _Mapper:
     def cache(self, e: Entry, block: _Block) -> None:
         """`cache [TTL] [ZONES...] { success CAPACITY; disable success|denial ZONES; ... }`: forwarded
         answers only (clusterdns never caches its own zones, which is what kubeadm's `disable` lines ask)."""
-        ttl = "3600"  # CoreDNS's cap for positive answers when no TTL is given
+        ttl, zones = "3600", e.args  # 3600: CoreDNS's cap for positive answers when no TTL is given
         if e.args and e.args[0].isdigit():
-            ttl = e.args[0]
-            if len(e.args) > 1:
-                self.warn(e.line, "cache ZONES: clusterdns caches every forwarded name")
-        elif e.args:
+            ttl, zones = e.args[0], e.args[1:]
+        if zones:
             self.warn(e.line, "cache ZONES: clusterdns caches every forwarded name")
         self.set("cache", ttl, e.line, "cache")
         for opt in e.block or []:

@@ -149,8 +149,8 @@ def _endpoint_reasons(snap: Snapshot, config: Config, svc: Service, label: str) 
 
 
 def _port_reasons(svc: Service, port: str, proto: str) -> Iterator[str]:
-    named = sorted({f"_{p.name}._{p.protocol.lower()}" for p in svc.ports if p.name} |
-                   {f"_{p.name}._{p.protocol.lower()}" for g in svc.endpoints for p in g.ports if p.name})
+    ports = list(svc.ports) + [p for g in svc.endpoints for p in g.ports]
+    named = sorted({f"_{p.name}._{p.protocol.lower()}" for p in ports if p.name})
     yield f"port labels {port}.{proto}: the Service's named ports are {', '.join(named) or 'none'} (unnamed ports have no SRV name, S6)"
 
 
