@@ -174,20 +174,8 @@ class Step:
 
 
 def doc_steps(path: Path = DOC) -> list[Step]:
-    steps: list[Step] = []
-    in_console = False
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if line.startswith("```"):
-            in_console = line == "```console" if not in_console else False
-            continue
-        if not in_console:
-            continue
-        if line.startswith("$ "):
-            steps.append(Step(line[2:].strip(), [], number))
-        elif line and steps:
-            steps[-1].expected.append(line)
-    return steps
+    """The `$ ...` commands of the doc's ```console blocks, with the lines shown after each."""
+    return [Step(cmd, expected, number) for cmd, expected, number in digout.shell_steps(path.read_text(encoding="utf-8"), "console")]
 
 
 def in_client(step: Step) -> str | None:

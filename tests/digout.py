@@ -5,6 +5,25 @@ from __future__ import annotations
 import re
 
 
+def shell_steps(text: str, fence: str = "") -> list[tuple[str, list[str], int]]:
+    """(command, the lines shown after it, line number) for each `$ command` inside fenced
+    blocks of `text` (only blocks opened with ```<fence> when `fence` is given)."""
+    steps: list[tuple[str, list[str], int]] = []
+    inside = False
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line.startswith("```"):
+            inside = not inside and (not fence or line == "```" + fence)
+            continue
+        if not inside:
+            continue
+        if line.startswith("$ "):
+            steps.append((line[2:].strip(), [], number))
+        elif line and steps:
+            steps[-1][1].append(line)
+    return steps
+
+
 def normalise(line: str) -> str:
     return " ".join(line.split())
 

@@ -361,20 +361,9 @@ def tour_steps(readme: Path = README) -> list[TourStep]:
     m = re.search(r"^## Tour\s*$(.*?)(?=^## |\Z)", text, re.M | re.S)
     assert m, f"{readme}: no '## Tour' section"
     steps: list[TourStep] = []
-    in_block = False
-    for raw in m.group(1).splitlines():
-        line = raw.strip()
-        if line.startswith("```"):
-            in_block = not in_block
-            continue
-        if not in_block:
-            continue
-        if line.startswith("$ "):
-            cmd = line[2:]
-            assert cmd.startswith(TOUR_PREFIX), f"tour command not against 127.0.0.1:5353: {cmd}"
-            steps.append(TourStep(cmd[len(TOUR_PREFIX) :], []))
-        elif line and steps:
-            steps[-1].expected.append(line)
+    for cmd, expected, _ in digout.shell_steps(m.group(1)):
+        assert cmd.startswith(TOUR_PREFIX), f"tour command not against 127.0.0.1:5353: {cmd}"
+        steps.append(TourStep(cmd[len(TOUR_PREFIX) :], expected))
     return steps
 
 
