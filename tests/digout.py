@@ -10,17 +10,20 @@ def shell_steps(text: str, fence: str = "") -> list[tuple[str, list[str], int]]:
     blocks of `text` (only blocks opened with ```<fence> when `fence` is given)."""
     steps: list[tuple[str, list[str], int]] = []
     inside = False
+    shown: list[str] | None = None  # the output lines of the block's current command
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if line.startswith("```"):
             inside = not inside and (not fence or line == "```" + fence)
+            shown = None
             continue
         if not inside:
             continue
         if line.startswith("$ "):
-            steps.append((line[2:].strip(), [], number))
-        elif line and steps:
-            steps[-1][1].append(line)
+            shown = []
+            steps.append((line[2:].strip(), shown, number))
+        elif line and shown is not None:
+            shown.append(line)
     return steps
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests import digout
 from tests.conftest import ROOT, clusterdns_argv
 
 PROBLEMS = ROOT / "tests" / "clusters" / "problems"
@@ -139,3 +141,18 @@ status:
 """)
     out = run("records", str(tmp_path), "--explain", "hs.default.svc.cluster.local").stdout
     assert "NOT ready (Pod not Ready)" in out and "no ready endpoints has no records: NXDOMAIN" in out, out
+
+
+@pytest.mark.parametrize("command", [c for c, _, _ in digout.shell_steps((ROOT / "README.md").read_text()) if c.startswith(("clusterdns check", "clusterdns records"))])
+def test_readme_tool_examples(command: str) -> None:
+    """The README's `clusterdns check` / `records --explain` examples print the lines it shows,
+    in that order (`…` stands for lines left out)."""
+    (expected,) = [e for c, e, _ in digout.shell_steps((ROOT / "README.md").read_text()) if c == command]
+    output = [digout.normalise(line) for line in run(*shlex.split(command)[1:]).stdout.splitlines()]
+    at = 0
+    for line in expected:
+        if line == "…":
+            continue
+        want = digout.normalise(line)
+        assert want in output[at:], f"{command}: no line {line!r} (in order) in\n" + "\n".join(output)
+        at = output.index(want, at) + 1
