@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -70,43 +70,77 @@ def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, fl
     return out
 
 
+# What one process counted, as plain data (picklable): a --workers child sends its own
+# to the first process, which serves /metrics for all of them (server.py).
+Counts = dict[str, Any]
+
+
+def counts(listeners: list[ListenerStats], server: Any) -> Counts:
+    """This process's counters: DNS cells per listener, panics, forward and cache figures."""
+    fwd = server.forwarder
+    forward = None
+    if fwd.state:  # upstreams configured
+        ups = list(fwd.state.values())
+        cache = fwd.cache
+        forward = {
+            "requests": {up.name: up.requests for up in ups},
+            "responses": {(up.name, rcode): n for up in ups for rcode, n in sorted(up.responses.items())},
+            "health": {up.name: up.healthcheck_failures for up in ups},
+            "rejects": fwd.rejects,
+            "broken": fwd.healthcheck_broken,
+            "cache": None if cache is None else {
+                "entries": dict(cache.entries), "hits": dict(cache.hits), "evictions": dict(cache.evictions),
+                "misses": cache.misses, "requests": cache.requests,
+            },
+        }
+    return {"listeners": [(ls.server, ls.proto, ls.family, dict(ls.cells)) for ls in listeners], "panics": server.panics, "forward": forward}
+
+
 class DNSCollector(Collector):
-    """Builds the coredns_* and clusterdns_* families from the listeners' cells at scrape time."""
+    """Builds the coredns_* and clusterdns_* families at scrape time, from this process's
+    counts plus `remote`: the counts the --workers children sent for this scrape.
+
+    Traffic, panics, forward and cache figures are summed over the processes (each worker
+    has its own forward cache, so cache entries add up too). Reload and cluster figures are
+    the first process's: every worker reads the same manifests.
+    """
 
     def __init__(self, listeners: list[ListenerStats], server: Any) -> None:
         self.listeners = listeners
         self.server = server  # clusterdns.server.Server: snapshot, store, reload figures
         self.started = time.time()
+        self.remote: list[Counts] = []
 
     def collect(self) -> Iterator[Any]:
-        yield from self._dns()
-        yield from self._build()
+        every = [counts(self.listeners, self.server)] + self.remote
+        yield from self._dns(every)
+        yield from self._build(every)
         yield from self._cluster()
-        yield from self._forward()
+        yield from self._forward([c["forward"] for c in every if c["forward"] is not None])
 
-    def _forward(self) -> Iterator[Any]:
+    def _forward(self, forwards: list[Counts]) -> Iterator[Any]:
         """forward and cache plugin metrics (spec/conventions.md section 3)."""
-        fwd = self.server.forwarder
-        if not fwd.state:  # no upstreams
+        if not forwards:  # no upstreams
             return
         servers = sorted({ls.server for ls in self.listeners}) or [""]
         requests = CounterMetricFamily("coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"])
         responses = CounterMetricFamily("coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"])
         health = CounterMetricFamily("coredns_proxy_healthcheck_failures", "Counter of the number of failed healthchecks.",
                                      labels=["proxy_name", "to", "rcode"])
-        for up in fwd.state.values():
-            requests.add_metric([up.name], up.requests)
-            for rcode, n in sorted(up.responses.items()):
-                responses.add_metric([up.name, RCODE_LABELS.get(rcode, str(rcode))], n)
-            health.add_metric(["forward", up.name, ""], up.healthcheck_failures)
+        for to, n in _sum(f["requests"] for f in forwards).items():
+            requests.add_metric([to], n)
+        for (to, rcode), n in _sum(f["responses"] for f in forwards).items():
+            responses.add_metric([to, RCODE_LABELS.get(rcode, str(rcode))], n)
+        for to, n in _sum(f["health"] for f in forwards).items():
+            health.add_metric(["forward", to, ""], n)
         yield from (requests, responses, health)
         rejects = CounterMetricFamily("coredns_forward_max_concurrent_rejects", "Counter of queries rejected because the concurrent queries were at maximum.")
-        rejects.add_metric([], fwd.rejects)
+        rejects.add_metric([], sum(f["rejects"] for f in forwards))
         broken = CounterMetricFamily("coredns_forward_healthcheck_broken", "Counter of the number of complete failures of the healthchecks.")
-        broken.add_metric([], fwd.healthcheck_broken)
+        broken.add_metric([], sum(f["broken"] for f in forwards))
         yield from (rejects, broken)
-        cache = fwd.cache
-        if cache is None:
+        caches = [f["cache"] for f in forwards if f["cache"] is not None]
+        if not caches:
             return
         labels = ["server", "type", "zones", "view"]
         entries = GaugeMetricFamily("coredns_cache_entries", "The number of elements in the cache.", labels=labels)
@@ -117,14 +151,14 @@ class DNSCollector(Collector):
         cache_requests = CounterMetricFamily("coredns_cache_requests", "The count of cache requests.", labels=["server", "zones", "view"])
         server = servers[0]
         for kind in ("success", "denial"):
-            entries.add_metric([server, kind, ZONE, ""], cache.entries.get(kind, 0))
-            hits.add_metric([server, kind, ZONE, ""], cache.hits.get(kind, 0))
-            evictions.add_metric([server, kind, ZONE, ""], cache.evictions.get(kind, 0))
-        misses.add_metric([server, ZONE, ""], cache.misses)
-        cache_requests.add_metric([server, ZONE, ""], cache.requests)
+            entries.add_metric([server, kind, ZONE, ""], sum(c["entries"].get(kind, 0) for c in caches))
+            hits.add_metric([server, kind, ZONE, ""], sum(c["hits"].get(kind, 0) for c in caches))
+            evictions.add_metric([server, kind, ZONE, ""], sum(c["evictions"].get(kind, 0) for c in caches))
+        misses.add_metric([server, ZONE, ""], sum(c["misses"] for c in caches))
+        cache_requests.add_metric([server, ZONE, ""], sum(c["requests"] for c in caches))
         yield from (entries, hits, evictions, misses, cache_requests)
 
-    def _dns(self) -> Iterator[Any]:
+    def _dns(self, every: list[Counts]) -> Iterator[Any]:
         requests = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",
                                        labels=["server", "zone", "view", "proto", "family", "type"])
         responses = CounterMetricFamily("coredns_dns_responses", "Counter of response status codes.",
@@ -136,16 +170,16 @@ class DNSCollector(Collector):
                               ["server", "zone", "view", "proto"])
         resp_size = _histogram("coredns_dns_response_size_bytes", "Size of the returned response in bytes.", ["server", "zone", "view", "proto"])
         sums: dict[tuple, list[Any]] = {}
-        for ls in self.listeners:
-            for ((qtype, rcode, plugin, dobit), request, response), cell in list(ls.cells.items()):
+        for server, proto, family, cells in (listener for c in every for listener in c["listeners"]):
+            for ((qtype, rcode, plugin, dobit), request, response), cell in cells.items():
                 count = cell[0]
-                _add(sums, ("req", ls.server, ls.proto, ls.family, qtype), count)
-                _add(sums, ("resp", ls.server, rcode, plugin), count)
+                _add(sums, ("req", server, proto, family, qtype), count)
+                _add(sums, ("resp", server, rcode, plugin), count)
                 if dobit:
-                    _add(sums, ("do", ls.server), count)
-                _add_hist(sums, ("dur", ls.server, qtype), cell[2], cell[1])
-                _add_hist(sums, ("rqs", ls.server, ls.proto), _one_bucket(request, count), request * count)
-                _add_hist(sums, ("rss", ls.server, ls.proto), _one_bucket(response, count), response * count)
+                    _add(sums, ("do", server), count)
+                _add_hist(sums, ("dur", server, qtype), cell[2], cell[1])
+                _add_hist(sums, ("rqs", server, proto), _one_bucket(request, count), request * count)
+                _add_hist(sums, ("rss", server, proto), _one_bucket(response, count), response * count)
         for k, v in sums.items():
             kind, server = k[0], k[1]
             if kind == "req":
@@ -162,13 +196,13 @@ class DNSCollector(Collector):
                 resp_size.add_metric([server, ZONE, "", k[2]], _buckets(SIZE_BUCKETS, v[0]), v[1])
         yield from (requests, responses, do, duration, req_size, resp_size)
 
-    def _build(self) -> Iterator[Any]:
+    def _build(self, every: list[Counts]) -> Iterator[Any]:
         info = GaugeMetricFamily("coredns_build_info", "A metric with a constant '1' value labeled by version, revision, and goversion.",
                                  labels=["version", "revision", "goversion"])
         info.add_metric([__version__, "clusterdns", "python"], 1)
         yield info
         panics = CounterMetricFamily("coredns_panics", "A metrics that counts the number of panics.")
-        panics.add_metric([], self.server.panics)
+        panics.add_metric([], sum(c["panics"] for c in every))
         yield panics
         reload_failed = CounterMetricFamily("coredns_reload_failed", "Counter of the number of failed reload attempts.")
         reload_failed.add_metric([], self.server.reload_failures)
@@ -200,6 +234,15 @@ class DNSCollector(Collector):
         seconds = GaugeMetricFamily("clusterdns_reload_duration_seconds", "How long the last reload took.")
         seconds.add_metric([], self.server.last_reload.get("seconds", 0.0))
         yield seconds
+
+
+def _sum(dicts: Iterable[dict[Any, int]]) -> dict[Any, int]:
+    """Add up counters by key, keys in the order first seen."""
+    out: dict[Any, int] = {}
+    for d in dicts:
+        for k, n in d.items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def _one_bucket(size: int, count: int) -> list[int]:

@@ -8,9 +8,10 @@ and `none` turns it off.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -18,31 +19,39 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 log = logging.getLogger("clusterdns")
 
-Route = Callable[[], tuple[int, str, bytes]]
+Reply = tuple[int, str, bytes]  # status, content type, body
+Route = Callable[[], Reply | Awaitable[Reply]]
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
 class Endpoints:
     """What each path answers, from the server's state."""
 
-    def __init__(self, server: Any, registry: CollectorRegistry) -> None:
+    def __init__(self, server: Any, registry: CollectorRegistry, collector: Any) -> None:
         self.server = server
         self.registry = registry
+        self.collector = collector  # metrics.DNSCollector: takes the --workers children's counts
 
-    def health(self) -> tuple[int, str, bytes]:
+    def health(self) -> Reply:
         # Liveness: OK while the process runs, during the lameduck drain too (CoreDNS health).
         return 200, "text/plain; charset=utf-8", b"OK"
 
-    def ready(self) -> tuple[int, str, bytes]:
+    def ready(self) -> Reply:
         reason = self.server.not_ready()
         if reason:
             return 503, "text/plain; charset=utf-8", reason.encode()
         return 200, "text/plain; charset=utf-8", b"OK"
 
-    def metrics(self) -> tuple[int, str, bytes]:
-        return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+    async def metrics(self) -> Reply:
+        # With --workers, each child's counts first (server.worker_counts); nothing awaits
+        # between handing them over and rendering, so concurrent scrapes cannot mix them up.
+        self.collector.remote = await self.server.worker_counts()
+        try:
+            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
+        finally:
+            self.collector.remote = []
 
-    def status(self) -> tuple[int, str, bytes]:
+    def status(self) -> Reply:
         return 200, "application/json", json.dumps(self.server.status(), indent=1).encode()
 
 
@@ -56,7 +65,8 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         elif method not in ("GET", "HEAD"):
             status, ctype, body = 405, "text/plain", b"GET only\n"
         else:
-            status, ctype, body = routes[path]()
+            reply = routes[path]()
+            status, ctype, body = await reply if inspect.isawaitable(reply) else reply
         writer.write(f"HTTP/1.0 {status} {REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                      f"Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b""))
         await writer.drain()

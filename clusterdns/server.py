@@ -6,7 +6,10 @@ import asyncio
 import gc
 import logging
 import os
+import pickle
 import signal
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns import forwarder, ops, querylog, snapshot, transfer, transports
+from clusterdns import forwarder, metrics, ops, querylog, snapshot, transfer, transports
 from clusterdns.config import Address, Config, hostport_text
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
@@ -29,6 +32,8 @@ from clusterdns.store import Change, ManifestStore
 from clusterdns.watch import Watcher
 
 log = logging.getLogger("clusterdns")
+
+REPORT_TIMEOUT = 2.0  # seconds a --workers child has to send its counts for a /metrics scrape
 
 
 def resolve_upstreams(config: Config) -> tuple[Address, ...]:
@@ -82,6 +87,11 @@ class Server:
         self.listeners: list[ListenerStats] = []
         self.draining = False
         self.children: list[int] = []  # worker processes (the first process only)
+        # --workers: the first process holds one channel per child and asks each for its
+        # counts when /metrics is scraped; a child holds its end in `report_to`.
+        self.workers: list[socket.socket] = []
+        self.report_to: socket.socket | None = None
+        self._asking = asyncio.Lock()
         self.reloads = 0
         self.reload_failures = 0
 
@@ -157,8 +167,9 @@ class Server:
     async def start_ops(self) -> list[asyncio.Server]:
         """/health, /ready and /metrics, each on its own address (CoreDNS's ports)."""
         registry = CollectorRegistry()
-        registry.register(DNSCollector(self.listeners, self))
-        endpoints = Endpoints(self, registry)
+        collector = DNSCollector(self.listeners, self)
+        registry.register(collector)
+        endpoints = Endpoints(self, registry, collector)
         wanted = [("health", self.config.health, {"/health": endpoints.health, "/status": endpoints.status}),
                   ("ready", self.config.ready, {"/ready": endpoints.ready}),
                   ("metrics", self.config.metrics, {"/metrics": endpoints.metrics})]
@@ -203,6 +214,8 @@ class Server:
         if self.config.log_queries:
             for ls in self.listeners:
                 ls.querylog = querylog.record
+        if self.report_to is not None:
+            loop.add_reader(self.report_to.fileno(), self._report_counts)
         http = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
         watcher = None
         if self.config.watch != "off":
@@ -257,12 +270,62 @@ class Server:
                 os.kill(pid, signal.SIGHUP)
         asyncio.get_running_loop().run_in_executor(None, self._reload, True)
 
+    async def worker_counts(self) -> list[metrics.Counts]:
+        """Every --workers child's counts, asked for now; a child that does not answer within
+        REPORT_TIMEOUT (or has exited) is left out of /metrics from then on, with a warning."""
+        async with self._asking:  # one scrape at a time talks to the children
+            channels = list(self.workers)
+            replies = await asyncio.gather(*(asyncio.wait_for(_ask(ch), REPORT_TIMEOUT) for ch in channels), return_exceptions=True)
+        out = []
+        for channel, reply in zip(channels, replies):
+            if isinstance(reply, BaseException):
+                log.warning("a worker process did not report its counts (%s): /metrics leaves it out from now on", reply or type(reply).__name__)
+                self.workers.remove(channel)
+                channel.close()
+            else:
+                out.append(reply)
+        return out
+
+    def _report_counts(self) -> None:
+        """A --workers child: the first process asks (one byte per scrape) for this process's counts."""
+        channel = self.report_to
+        assert channel is not None
+        try:
+            if not channel.recv(64):
+                raise ConnectionError("the first process closed the channel")
+            payload = pickle.dumps(metrics.counts(self.listeners, self))
+            channel.sendall(struct.pack("!I", len(payload)) + payload)
+        except OSError:
+            asyncio.get_running_loop().remove_reader(channel.fileno())
+            channel.close()
+            self.report_to = None
+
     def _reload(self, full: bool = False) -> None:
         try:
             self.load(full)
         except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
             self.reload_failures += 1
             log.exception("reload failed, still serving the previous data: %s", e)
+
+
+async def _ask(channel: socket.socket) -> metrics.Counts:
+    """One child's counts over its channel: a byte out, a length-prefixed pickle back.
+    (pickle is safe here: the other end is our own forked process.)"""
+    loop = asyncio.get_running_loop()
+    await loop.sock_sendall(channel, b"?")
+    size = struct.unpack("!I", await _read_exactly(channel, 4))[0]
+    return pickle.loads(await _read_exactly(channel, size))  # type: ignore[no-any-return]
+
+
+async def _read_exactly(channel: socket.socket, n: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    data = bytearray()
+    while len(data) < n:
+        chunk = await loop.sock_recv(channel, n - len(data))
+        if not chunk:
+            raise EOFError("the worker exited")
+        data += chunk
+    return bytes(data)
 
 
 def _close(sockets: list[SocketPair]) -> None:
@@ -289,10 +352,15 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
     # --- end of the loop check
     children = []
     for worker in range(1, config.workers):
+        mine, theirs = socket.socketpair()  # for /metrics: the first process asks, the worker reports
         pid = os.fork()
         if pid == 0:  # a worker: its own sockets on the same ports, its own event loop
             _close(sockets)
-            server.children = []
+            for channel in server.workers + [mine]:
+                channel.close()
+            server.children, server.workers = [], []
+            theirs.settimeout(REPORT_TIMEOUT)
+            server.report_to = theirs
             code = 0
             try:
                 runner(server.serve(server.bind(reuse_port=True), announce=False))
@@ -300,6 +368,9 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
                 log.exception("worker %d failed", worker)
                 code = 1
             os._exit(code)
+        theirs.close()
+        mine.setblocking(False)
+        server.workers.append(mine)
         children.append(pid)
     server.children = children
     try:

@@ -18,7 +18,7 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, free_port
+from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, free_port, wait_until
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -200,3 +200,55 @@ def test_forward_and_cache_metrics(serve) -> None:
     assert value(m, "coredns_cache_entries", type="success") == 1
     assert value(m, "coredns_cache_requests_total") == 3
     assert value(m, "coredns_dns_responses_total", plugin="forward", rcode="NOERROR") == 3
+
+
+def test_metrics_count_every_worker(serve) -> None:
+    """With --workers, /metrics (served by the first process) adds up what every process answered."""
+    from tests.upstream import Upstream
+
+    with Upstream(["example.org. 60 IN A 192.0.2.10"]) as up:
+        to = f"{up.address[0]}:{up.address[1]}"
+        server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--loop-detect", "off", "--workers", "3", upstream=to)
+        assert server.wait_for_output("3 worker processes share each port")
+        for _ in range(60):  # each from a new source port: SO_REUSEPORT spreads them over the three processes
+            server.query("svc1.testns.svc.cluster.local", "A")
+        for _ in range(12):
+            server.query("svc1.testns.svc.cluster.local", "SRV", tcp=True)
+        for _ in range(9):
+            assert server.query("example.org", "A").answer[0][0].to_text() == "192.0.2.10"
+        url = endpoint(server, "metrics")
+        m = samples(get(url)[1])
+        assert value(m, "coredns_dns_requests_total", proto="udp", type="A") == 69
+        assert value(m, "coredns_dns_requests_total", proto="tcp", type="SRV") == 12
+        assert value(m, "coredns_dns_responses_total", rcode="NOERROR", plugin="kubernetes") == 72
+        assert value(m, "coredns_dns_request_duration_seconds_count", type="A") == 69
+        assert value(m, "coredns_dns_response_size_bytes_count", proto="udp") == 69
+        # Each process has its own forward cache: one upstream query per process that got one.
+        forwarded = value(m, "coredns_forward_requests_total", to=to)
+        assert 1 <= forwarded <= 3, f"{forwarded} upstream queries for 9 queries over 3 processes"
+        assert value(m, "coredns_cache_requests_total") == 9
+        assert value(m, "coredns_cache_hits_total", type="success") == 9 - forwarded
+        assert value(m, "coredns_cache_entries", type="success") == forwarded
+        # A second scrape sees the counts grow, not start over or double.
+        server.query("svc1.testns.svc.cluster.local", "A")
+        assert value(samples(get(url)[1]), "coredns_dns_requests_total", proto="udp", type="A") == 70
+
+
+def test_metrics_go_on_without_a_worker_that_died(serve) -> None:
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--workers", "2")
+    assert server.wait_for_output("2 worker processes share each port")
+    url = endpoint(server, "metrics")
+    child = int(Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0])
+    os.kill(child, signal.SIGKILL)
+
+    def answered() -> bool:  # a datagram can be lost while the kernel takes the dead worker's socket away
+        try:
+            return bool(server.query("svc1.testns.svc.cluster.local", "A", timeout=0.5).answer)
+        except dns.exception.Timeout:
+            return False
+
+    wait_until(answered, "the first process answers alone")
+    status, text = get(url)
+    assert status == 200
+    assert value(samples(text), "coredns_dns_requests_total", proto="udp", type="A") >= 1
+    assert server.wait_for_output("a worker process did not report its counts")
