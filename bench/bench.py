@@ -1,6 +1,8 @@
 """clusterdns next to NSD and Knot in one run: dnsperf over loopback, UDP and TCP.
 
-Each server is pinned to CPU 1 and dnsperf to CPU 0 (`taskset`). NSD and Knot serve the
+Each server is pinned to CPU 1 and dnsperf to CPU 0: every thread of every server process,
+set after it has started, because Knot pins its UDP workers itself (worker i to CPU i, so
+its one worker would share CPU 0 with dnsperf). NSD and Knot serve the
 zone that `clusterdns export-zone` writes for the same generated cluster, so all three
 answer the same records. Workloads: `mix` (every Service name + 10% NXDOMAIN names),
 `nxdomain` (misses only) and, for clusterdns alone, `forwarded` (names outside the cluster
@@ -122,6 +124,33 @@ def latency_percentiles(port: int, queries: Path, tcp: bool, rate: int, secs: in
     return lat[len(lat) // 2] * 1000, lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000
 
 
+def tasks(pid: int) -> list[int]:
+    """Every thread of a process tree."""
+    out = []
+    for p in process_tree(pid):
+        try:
+            out += [int(t) for t in os.listdir(f"/proc/{p}/task")]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Put every thread of the server on `cpus`, whatever affinity it chose for itself."""
+    for tid in tasks(pid):
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except (ProcessLookupError, OSError):
+            pass
+
+
+def check_pinned(pid: int, cpus: set[int], name: str) -> None:
+    """Fail the run if a server thread left `cpus` (one that moved itself would share the client's core)."""
+    stray = {tid: os.sched_getaffinity(tid) for tid in tasks(pid) if not os.sched_getaffinity(tid) <= cpus}
+    if stray:
+        raise SystemExit(f"{name}: threads {stray} are not on CPUs {sorted(cpus)}: the measurement is not one server core")
+
+
 class Servers:
     """Start/stop NSD, Knot, the upstream and clusterdns; each pinned to one CPU."""
 
@@ -148,6 +177,7 @@ class Servers:
         self.procs[name] = proc
         wait_port(PORTS[name if name in PORTS else "clusterdns"])
         time.sleep(0.5)
+        pin(proc.pid, {int(c) for c in cpus.split(",")})
         return proc.pid
 
     def stop(self, name: str) -> None:
@@ -256,6 +286,7 @@ def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, la
                 p50 = p99 = None
                 if workload == "mix":
                     p50, p99 = latency_percentiles(port, queries[workload], tcp, rate, latency_secs)
+                check_pinned(pid, {0, 1} if workers > 1 else {int(SERVER_CPU)}, name)
                 label = name if workers == 1 else f"{name} ({workers} workers)"
                 rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, client / secs, p50, p99))
                 print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  dnsperf busy {client / secs:.2f}  "
