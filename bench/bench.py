@@ -8,6 +8,10 @@ answer the same records. Workloads: `mix` (every Service name + 10% NXDOMAIN nam
 `nxdomain` (misses only) and, for clusterdns alone, `forwarded` (names outside the cluster
 zone, answered by a local NSD upstream on CPU 0). Results: a markdown table and a PNG
 chart under bench/results/, plus the raw JSON.
+
+When dnsperf's core is the limit for every server (its CPU busy column near 1.0),
+`--server-cpu-cap 0.5 --out bench/results/capped` holds each server to half its core, so
+the q/s compare what each server itself costs per query.
 """
 
 from __future__ import annotations
@@ -151,12 +155,50 @@ def check_pinned(pid: int, cpus: set[int], name: str) -> None:
         raise SystemExit(f"{name}: threads {stray} are not on CPUs {sorted(cpus)}: the measurement is not one server core")
 
 
+class CpuCap:
+    """A cgroup holding the measured server to a fraction of its CPU (--server-cpu-cap).
+
+    When dnsperf's core is the ceiling for every server, capping the server makes the
+    server the limit again, so q/s compares the servers' own cost per query. The CFS quota
+    is given per 10 ms period (cgroup v2 cpu.max, or v1 cpu.cfs_quota_us); needs root.
+    """
+
+    PERIOD_US = 10_000
+
+    def __init__(self, fraction: float) -> None:
+        quota = max(1000, int(self.PERIOD_US * fraction))
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+        if v2.exists() and "cpu" in v2.read_text().split():
+            (Path("/sys/fs/cgroup/cgroup.subtree_control")).write_text("+cpu")
+            self.dir = Path("/sys/fs/cgroup/clusterdns-bench")
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        elif Path("/sys/fs/cgroup/cpu").is_dir():
+            self.dir = Path("/sys/fs/cgroup/cpu/clusterdns-bench")
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            raise SystemExit("--server-cpu-cap needs the cgroup cpu controller (v2 or v1)")
+
+    def add(self, pid: int) -> None:
+        for p in process_tree(pid):
+            (self.dir / "cgroup.procs").write_text(str(p))  # the whole process, every thread
+
+    def remove(self) -> None:
+        try:
+            self.dir.rmdir()
+        except OSError:
+            pass
+
+
 class Servers:
     """Start/stop NSD, Knot, the upstream and clusterdns; each pinned to one CPU."""
 
-    def __init__(self, zone_file: Path, manifests: Path) -> None:
+    def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None) -> None:
         self.zone_file, self.manifests = zone_file, manifests
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.cap = cap  # for the measured servers, not the upstream
 
     def start(self, name: str, workers: int = 1) -> int:
         if name == "nsd":
@@ -178,6 +220,8 @@ class Servers:
         wait_port(PORTS[name if name in PORTS else "clusterdns"])
         time.sleep(0.5)
         pin(proc.pid, {int(c) for c in cpus.split(",")})
+        if self.cap is not None and name != "upstream":
+            self.cap.add(proc.pid)
         return proc.pid
 
     def stop(self, name: str) -> None:
@@ -290,7 +334,7 @@ def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, la
                 label = name if workers == 1 else f"{name} ({workers} workers)"
                 rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, client / secs, p50, p99))
                 print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  dnsperf busy {client / secs:.2f}  "
-                      f"p99@{rate} {p99 if p99 is not None else '-'}", flush=True)
+                      f"p99@{rate} {f'{p99:.3f} ms' if p99 is not None else '-'}", flush=True)
     finally:
         servers.stop(name)
     return rows
@@ -371,10 +415,13 @@ def main() -> None:
     p.add_argument("--servers", default="nsd,knot,clusterdns")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the table, JSON and chart go")
     p.add_argument("--run-dir", type=Path, default=RUN, help="scratch space: cluster, zone files, configs, logs")
+    p.add_argument("--server-cpu-cap", type=float, default=None, metavar="FRACTION",
+                   help="hold each measured server to this fraction of its CPU (cgroup CFS quota; root)")
     args = p.parse_args()
     RUN = args.run_dir.resolve()
     manifests, zone_file, queries = prepare(args.services)
-    servers = Servers(zone_file, manifests)
+    cap = CpuCap(args.server_cpu_cap) if args.server_cpu_cap else None
+    servers = Servers(zone_file, manifests, cap)
     rounds: list[list[Row]] = []
     try:
         servers.start("upstream")
@@ -389,13 +436,16 @@ def main() -> None:
             rounds.append(rows)
     finally:
         servers.stop_all()
+        if cap is not None:
+            cap.remove()
     rows = medians(rounds)
     results = args.out
     results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
     text = table(rows, args.rate)
     header = (f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; "
-              f"servers on CPU {SERVER_CPU}, dnsperf on CPU {CLIENT_CPU}; median of {args.rounds} round(s).\n\n")
+              f"servers on CPU {SERVER_CPU}{f' (capped at {args.server_cpu_cap:.0%} of it)' if cap else ''}, dnsperf on CPU {CLIENT_CPU}; "
+              f"median of {args.rounds} round(s).\n\n")
     (results / "latest.md").write_text(header + text)
     (results / "latest.json").write_text(json.dumps({"medians": [asdict(r) for r in rows],
                                                     "rounds": [[asdict(r) for r in rs] for rs in rounds]}, indent=1))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +49,66 @@ def test_scale_smoke(tmp_path) -> None:
         load, rss, reload_ms = float(r[5]), float(r[6]), float(r[7])
         assert 0 < load < 30 and 10 < rss < 300 and 0 < reload_ms < 10_000, r
     assert len(list((tmp_path / "work").rglob("part*.yaml"))) == 2  # 100 Services per file, one file per layout
+
+
+def _bench_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_script", ROOT / "bench" / "bench.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules["bench_script"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+SELF_PINNING = """
+import os, threading, time
+def worker():
+    os.sched_setaffinity(0, {0})  # as Knot's UDP workers do: worker i to CPU i
+    time.sleep(60)
+threading.Thread(target=worker, daemon=True).start()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 or shutil.which("taskset") is None, reason="needs 2 CPUs and taskset")
+def test_bench_pins_threads_that_moved_themselves() -> None:
+    bench = _bench_module()
+    proc = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", SELF_PINNING], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(0.2)  # the thread has set its own affinity
+        with pytest.raises(SystemExit, match="not on CPUs"):
+            bench.check_pinned(proc.pid, {1}, "self-pinning server")
+        bench.pin(proc.pid, {1})
+        bench.check_pinned(proc.pid, {1}, "self-pinning server")
+        assert all(os.sched_getaffinity(t) == {1} for t in bench.tasks(proc.pid))
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+
+
+def _cgroup_cpu_writable() -> bool:
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+    if v2.exists():
+        return "cpu" in v2.read_text().split() and os.access("/sys/fs/cgroup", os.W_OK)
+    return os.access("/sys/fs/cgroup/cpu", os.W_OK)
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in NEEDED) or not _cgroup_cpu_writable(), reason="needs dnsperf and a writable cgroup cpu controller")
+def test_bench_with_the_server_held_to_half_a_core(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "bench.py"), "--services", "50", "--secs", "1", "--latency-secs", "1", "--rate", "2000",
+         "--servers", "clusterdns", "--server-cpu-cap", "0.5", "--out", str(tmp_path / "results"), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    saved = json.loads((tmp_path / "results" / "latest.json").read_text())
+    ours = {(r["transport"], r["workload"]): r for r in saved["medians"]}
+    assert ours[("udp", "mix")]["qps"] > 100 and ours[("udp", "mix")]["lost"] == 0
+    # The cap holds: the server used at most about half of each second it was measured.
+    assert ours[("udp", "mix")]["cpu_us_per_query"] * ours[("udp", "mix")]["qps"] / 1e6 < 0.65
+    assert "capped at 50% of it" in (tmp_path / "results" / "latest.md").read_text()
+    assert not any(Path(d, "clusterdns-bench").exists() for d in ("/sys/fs/cgroup", "/sys/fs/cgroup/cpu")), "the cgroup is removed afterwards"
