@@ -166,20 +166,26 @@ class CpuCap:
     PERIOD_US = 10_000
 
     def __init__(self, fraction: float) -> None:
-        quota = max(1000, int(self.PERIOD_US * fraction))
+        try:
+            self.dir = self._make(max(1000, int(self.PERIOD_US * fraction)))
+        except OSError as e:
+            raise SystemExit(f"--server-cpu-cap: cannot make a cgroup with a CPU quota ({e}); it needs root and the cpu controller") from None
+
+    def _make(self, quota: int) -> Path:
         v2 = Path("/sys/fs/cgroup/cgroup.controllers")
         if v2.exists() and "cpu" in v2.read_text().split():
-            (Path("/sys/fs/cgroup/cgroup.subtree_control")).write_text("+cpu")
-            self.dir = Path("/sys/fs/cgroup/clusterdns-bench")
-            self.dir.mkdir(exist_ok=True)
-            (self.dir / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
-        elif Path("/sys/fs/cgroup/cpu").is_dir():
-            self.dir = Path("/sys/fs/cgroup/cpu/clusterdns-bench")
-            self.dir.mkdir(exist_ok=True)
-            (self.dir / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-            (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            raise SystemExit("--server-cpu-cap needs the cgroup cpu controller (v2 or v1)")
+            Path("/sys/fs/cgroup/cgroup.subtree_control").write_text("+cpu")
+            group = Path("/sys/fs/cgroup/clusterdns-bench")
+            group.mkdir(exist_ok=True)
+            (group / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+            return group
+        if Path("/sys/fs/cgroup/cpu").is_dir():
+            group = Path("/sys/fs/cgroup/cpu/clusterdns-bench")
+            group.mkdir(exist_ok=True)
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+            return group
+        raise OSError("no cgroup cpu controller (v2 or v1)")
 
     def add(self, pid: int) -> None:
         for p in process_tree(pid):
