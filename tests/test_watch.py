@@ -798,3 +798,12 @@ def test_sighup_reaches_every_worker(serve, tmp_path: Path) -> None:
     wait_until(lambda: all(ask(server, a_q("web"), tcp=i % 2 == 1) == new for i in range(40)), "every worker serves the change")
     serials = {serial(server) for _ in range(30)}
     assert len(serials) == 1, f"workers agree on the serial: {serials}"
+
+
+def test_readme_states_the_debounce_the_watcher_uses() -> None:
+    from clusterdns.watch import DEBOUNCE
+    from tests.conftest import ROOT
+
+    said = re.search(r"File events are collected until (\d+) ms pass with no new one", (ROOT / "README.md").read_text())
+    assert said is not None, "the README's 'One reload per burst' sentence changed"
+    assert int(said.group(1)) == round(DEBOUNCE * 1000)
