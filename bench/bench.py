@@ -150,7 +150,14 @@ def pin(pid: int, cpus: set[int]) -> None:
 
 def check_pinned(pid: int, cpus: set[int], name: str) -> None:
     """Fail the run if a server thread left `cpus` (one that moved itself would share the client's core)."""
-    stray = {tid: os.sched_getaffinity(tid) for tid in tasks(pid) if not os.sched_getaffinity(tid) <= cpus}
+    stray = {}
+    for tid in tasks(pid):
+        try:
+            allowed = os.sched_getaffinity(tid)
+        except OSError:  # the thread ended meanwhile
+            continue
+        if not allowed <= cpus:
+            stray[tid] = allowed
     if stray:
         raise SystemExit(f"{name}: threads {stray} are not on CPUs {sorted(cpus)}: the measurement is not one server core")
 
@@ -166,36 +173,46 @@ class CpuCap:
     PERIOD_US = 10_000
 
     def __init__(self, fraction: float) -> None:
+        self.dir: Path | None = None
         try:
-            self.dir = self._make(max(1000, int(self.PERIOD_US * fraction)))
+            self._make(max(1000, int(self.PERIOD_US * fraction)))
         except OSError as e:
-            raise SystemExit(f"--server-cpu-cap: cannot make a cgroup with a CPU quota ({e}); it needs root and the cpu controller") from None
+            self.remove()
+            raise SystemExit(f"--server-cpu-cap: cannot make a cgroup with a CPU quota ({e}); it needs root and a cpu "
+                             "controller this process may use (on cgroup v2, enabled for the root's children)") from None
 
-    def _make(self, quota: int) -> Path:
+    def _make(self, quota: int) -> None:
         v2 = Path("/sys/fs/cgroup/cgroup.controllers")
         if v2.exists() and "cpu" in v2.read_text().split():
+            # Left enabled afterwards: it only lets child cgroups use the cpu controller.
             Path("/sys/fs/cgroup/cgroup.subtree_control").write_text("+cpu")
-            group = Path("/sys/fs/cgroup/clusterdns-bench")
-            group.mkdir(exist_ok=True)
-            (group / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
-            return group
-        if Path("/sys/fs/cgroup/cpu").is_dir():
-            group = Path("/sys/fs/cgroup/cpu/clusterdns-bench")
-            group.mkdir(exist_ok=True)
-            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-            (group / "cpu.cfs_quota_us").write_text(str(quota))
-            return group
-        raise OSError("no cgroup cpu controller (v2 or v1)")
+            self.dir = Path("/sys/fs/cgroup/clusterdns-bench")
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        elif Path("/sys/fs/cgroup/cpu").is_dir():
+            self.dir = Path("/sys/fs/cgroup/cpu/clusterdns-bench")
+            self.dir.mkdir(exist_ok=True)
+            (self.dir / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (self.dir / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            raise OSError("no cgroup cpu controller (v2 or v1)")
 
     def add(self, pid: int) -> None:
+        assert self.dir is not None
         for p in process_tree(pid):
             (self.dir / "cgroup.procs").write_text(str(p))  # the whole process, every thread
 
     def remove(self) -> None:
+        """Delete the cgroup once the servers in it have exited (up to 10 s)."""
+        if self.dir is None or not self.dir.exists():
+            return
+        end = time.monotonic() + 10
+        while (self.dir / "cgroup.procs").read_text().strip() and time.monotonic() < end:
+            time.sleep(0.1)
         try:
             self.dir.rmdir()
-        except OSError:
-            pass
+        except OSError as e:
+            print(f"warning: could not remove {self.dir}: {e}", file=sys.stderr)
 
 
 class Servers:

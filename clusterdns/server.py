@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
@@ -66,6 +67,15 @@ def _collector_paused() -> Iterator[None]:
             gc.freeze()
 
 
+@dataclass
+class Worker:
+    """A --workers child as the first process sees it: its channel, and what it last reported."""
+
+    pid: int
+    channel: socket.socket | None  # None once it stopped answering
+    last: metrics.Counts | None = None
+
+
 class Server:
     """Owns the current snapshot and the listening sockets."""
 
@@ -89,9 +99,10 @@ class Server:
         self.children: list[int] = []  # worker processes (the first process only)
         # --workers: the first process holds one channel per child and asks each for its
         # counts when /metrics is scraped; a child holds its end in `report_to`.
-        self.workers: list[socket.socket] = []
+        self.workers: list[Worker] = []
         self.report_to: socket.socket | None = None
         self._asking = asyncio.Lock()
+        self._sends: set[asyncio.Task[None]] = set()
         self.reloads = 0
         self.reload_failures = 0
 
@@ -271,34 +282,49 @@ class Server:
         asyncio.get_running_loop().run_in_executor(None, self._reload, True)
 
     async def worker_counts(self) -> list[metrics.Counts]:
-        """Every --workers child's counts, asked for now; a child that does not answer within
-        REPORT_TIMEOUT (or has exited) is left out of /metrics from then on, with a warning."""
+        """Every --workers child's counts, asked for now.
+
+        A child that does not answer within REPORT_TIMEOUT, or has exited, is not asked
+        again (with a warning), but its last counts stay in the sums: Prometheus counters
+        must not go down, or rate() would read a reset.
+        """
         async with self._asking:  # one scrape at a time talks to the children
-            channels = list(self.workers)
-            replies = await asyncio.gather(*(asyncio.wait_for(_ask(ch), REPORT_TIMEOUT) for ch in channels), return_exceptions=True)
-        out = []
-        for channel, reply in zip(channels, replies):
-            if isinstance(reply, BaseException):
-                log.warning("a worker process did not report its counts (%s): /metrics leaves it out from now on", reply or type(reply).__name__)
-                self.workers.remove(channel)
-                channel.close()
-            else:
-                out.append(reply)
-        return out
+            live = [w for w in self.workers if w.channel is not None]
+            replies = await asyncio.gather(*(asyncio.wait_for(_ask(w.channel), REPORT_TIMEOUT) for w in live), return_exceptions=True)  # type: ignore[arg-type]
+            for worker, reply in zip(live, replies):
+                if isinstance(reply, BaseException):
+                    log.warning("worker %d did not report its counts (%s): /metrics keeps its last counts and stops asking it",
+                                worker.pid, str(reply) or type(reply).__name__)
+                    worker.channel.close()  # type: ignore[union-attr]
+                    worker.channel = None  # a late reply is never read as the next one
+                else:
+                    worker.last = reply
+            return [w.last for w in self.workers if w.last is not None]
 
     def _report_counts(self) -> None:
         """A --workers child: the first process asks (one byte per scrape) for this process's counts."""
         channel = self.report_to
         assert channel is not None
         try:
-            if not channel.recv(64):
-                raise ConnectionError("the first process closed the channel")
-            payload = pickle.dumps(metrics.counts(self.listeners, self))
-            channel.sendall(struct.pack("!I", len(payload)) + payload)
+            request = channel.recv(64)
+        except BlockingIOError:
+            return
         except OSError:
+            request = b""
+        if not request:  # the first process has gone, or closed this channel after a timeout
             asyncio.get_running_loop().remove_reader(channel.fileno())
             channel.close()
             self.report_to = None
+            return
+        try:
+            payload = pickle.dumps(metrics.counts(self.listeners, self))
+        except Exception:  # a bug here must not stop this worker from answering DNS
+            log.exception("worker could not gather its counts for /metrics")
+            return
+        # Sent from a task: a large reply never blocks this worker's DNS while the first process reads it.
+        task = asyncio.get_running_loop().create_task(_send(channel, struct.pack("!I", len(payload)) + payload))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     def _reload(self, full: bool = False) -> None:
         try:
@@ -306,6 +332,11 @@ class Server:
         except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
             self.reload_failures += 1
             log.exception("reload failed, still serving the previous data: %s", e)
+
+
+async def _send(channel: socket.socket, data: bytes) -> None:
+    with suppress(OSError):  # the first process gave up on this reply: it closed its end
+        await asyncio.get_running_loop().sock_sendall(channel, data)
 
 
 async def _ask(channel: socket.socket) -> metrics.Counts:
@@ -356,10 +387,10 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
         pid = os.fork()
         if pid == 0:  # a worker: its own sockets on the same ports, its own event loop
             _close(sockets)
-            for channel in server.workers + [mine]:
-                channel.close()
+            for channel in [w.channel for w in server.workers] + [mine]:
+                channel.close()  # type: ignore[union-attr]
             server.children, server.workers = [], []
-            theirs.settimeout(REPORT_TIMEOUT)
+            theirs.setblocking(False)
             server.report_to = theirs
             code = 0
             try:
@@ -370,7 +401,7 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
             os._exit(code)
         theirs.close()
         mine.setblocking(False)
-        server.workers.append(mine)
+        server.workers.append(Worker(pid, mine))
         children.append(pid)
     server.children = children
     try:

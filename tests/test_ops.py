@@ -54,6 +54,12 @@ def value(metrics: dict, name: str, **labels: str) -> float:
     return sum(hits)
 
 
+def udp_sockets(port: int) -> int:
+    """UDP sockets bound to 127.0.0.1:port (from /proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    return sum(1 for line in Path("/proc/net/udp").read_text().splitlines()[1:] if line.split()[1] == local)
+
+
 def test_health_ready_and_status(serve) -> None:
     server = serve(FIXTURE, "--zone", "cluster.local", *OPS)
     assert get(endpoint(server, "health")) == (200, "OK")
@@ -210,6 +216,7 @@ def test_metrics_count_every_worker(serve) -> None:
         to = f"{up.address[0]}:{up.address[1]}"
         server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--loop-detect", "off", "--workers", "3", upstream=to)
         assert server.wait_for_output("3 worker processes share each port")
+        wait_until(lambda: udp_sockets(server.port) == 3, "the two workers bound their own sockets")
         for _ in range(60):  # each from a new source port: SO_REUSEPORT spreads them over the three processes
             server.query("svc1.testns.svc.cluster.local", "A")
         for _ in range(12):
@@ -235,9 +242,15 @@ def test_metrics_count_every_worker(serve) -> None:
 
 
 def test_metrics_go_on_without_a_worker_that_died(serve) -> None:
+    """A worker that exits: /metrics still answers, and keeps that worker's last counts
+    (a counter that goes down would read as a reset to Prometheus)."""
     server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--workers", "2")
     assert server.wait_for_output("2 worker processes share each port")
+    wait_until(lambda: udp_sockets(server.port) == 2, "the worker bound its own socket")
     url = endpoint(server, "metrics")
+    for _ in range(40):  # from new source ports: both processes answer some
+        server.query("svc1.testns.svc.cluster.local", "A")
+    assert value(samples(get(url)[1]), "coredns_dns_requests_total", proto="udp", type="A") == 40
     child = int(Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0])
     os.kill(child, signal.SIGKILL)
 
@@ -250,5 +263,48 @@ def test_metrics_go_on_without_a_worker_that_died(serve) -> None:
     wait_until(answered, "the first process answers alone")
     status, text = get(url)
     assert status == 200
-    assert value(samples(text), "coredns_dns_requests_total", proto="udp", type="A") >= 1
-    assert server.wait_for_output("a worker process did not report its counts")
+    assert value(samples(text), "coredns_dns_requests_total", proto="udp", type="A") >= 41
+    assert server.wait_for_output(rf"worker {child} did not report its counts")
+
+
+def test_a_workers_counts_add_to_every_family() -> None:
+    """The collector fed one remote copy of this process's counts: every traffic, panic,
+    forward and cache sample doubles; reload and cluster figures stay the first process's."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from clusterdns.metrics import DNSCollector, ListenerStats, counts, key
+    from clusterdns.server import Server
+    from tests.conftest import config_of
+
+    server = Server(config_of("--manifests", str(FIXTURE), "--upstream", "127.0.0.1:9", "--zone", "cluster.local"))
+    server.load(full=True)
+    udp, tcp = ListenerStats("dns://127.0.0.1:53", "udp", 1), ListenerStats("dns://127.0.0.1:53", "tcp", 1)
+    udp.record(key(1, 0, "kubernetes", True), 40, 80, 0.0001)
+    udp.record(key(28, 3, "kubernetes"), 41, 120, 0.002)
+    tcp.record(key(33, 0, "kubernetes"), 45, 200, 0.0001)
+    server.handler.panics = 1
+    up = next(iter(server.forwarder.state.values()))
+    up.requests, up.healthcheck_failures = 5, 2
+    up.responses[0] += 4
+    server.forwarder.rejects, server.forwarder.healthcheck_broken = 1, 1
+    cache = server.forwarder.cache
+    assert cache is not None
+    cache.requests, cache.misses = 7, 3
+    cache.hits["success"], cache.entries["denial"], cache.evictions["success"] = 4, 2, 1
+    collector = DNSCollector([udp, tcp], server)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    alone = samples(generate_latest(registry).decode())
+    collector.remote = [counts([udp, tcp], server)]
+    doubled = samples(generate_latest(registry).decode())
+    assert set(doubled) == set(alone), "the same families and label sets"
+    fixed = ("coredns_build_info", "clusterdns_", "coredns_reload_failed")
+    changed = 0
+    for sample, v in alone.items():
+        name = sample[0]
+        if name.startswith(fixed):
+            assert doubled[sample] == v, sample
+        else:
+            assert doubled[sample] == 2 * v, sample
+            changed += v != 0
+    assert changed >= 20, "traffic, panics, forward and cache samples were there to double"
