@@ -109,3 +109,18 @@ def test_bench_with_the_server_held_to_half_a_core(tmp_path) -> None:
     assert ours[("udp", "mix")]["cpu_us_per_query"] * ours[("udp", "mix")]["qps"] / 1e6 < 0.65
     assert "capped at 50% of it" in (tmp_path / "results" / "latest.md").read_text()
     assert not any(Path(d, "clusterdns-bench").exists() for d in ("/sys/fs/cgroup", "/sys/fs/cgroup/cpu")), "the cgroup is removed afterwards"
+
+
+def test_scale_smoke_with_workers(tmp_path) -> None:
+    """bench/scale.py --workers 2: the reload figure waits until both processes answer the change."""
+    out = tmp_path / "scale.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--sizes", "100", "--repeat", "1", "--layouts", "deploy", "--workers", "2",
+         "--output", str(out), "--workdir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = out.read_text()
+    assert "with --workers 2" in text
+    row = next(line.split("|") for line in text.splitlines() if line.startswith("| deploy"))
+    assert 0 < float(row[5]) < 30 and 0 < float(row[7]) < 10_000, row
