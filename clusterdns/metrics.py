@@ -26,12 +26,21 @@ FASTEST = DURATION_BUCKETS[0]
 SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
 ZONE = "."  # we behave as one server block for the root zone, like kubeadm's `.:53`
 
-# What a reply was, for the counters: (type label, rcode label, plugin, DO bit).
-Key = tuple[str, str, str, bool]
+# What a reply was, for the counters: "type|rcode|plugin|do" (labels, and "1" for the DO
+# bit). One string rather than a tuple because a string caches its hash: every query looks
+# its counters up by it, and a cached answer hands back the same string object each time.
+Key = str
+_SEP = "|"  # in no type, rcode or plugin label
 
 
 def key(qtype: int, rcode: int, plugin: str, do: bool = False) -> Key:
-    return (TYPE_LABELS.get(qtype, "other"), RCODE_LABELS.get(rcode, str(rcode)), plugin, do)
+    return _SEP.join((TYPE_LABELS.get(qtype, "other"), RCODE_LABELS.get(rcode, str(rcode)), plugin, "1" if do else ""))
+
+
+def labels(k: Key) -> tuple[str, str, str, bool]:
+    """(type, rcode, plugin, DO bit) of a Key."""
+    qtype, rcode, plugin, do = k.split(_SEP)
+    return qtype, rcode, plugin, do == "1"
 
 
 class ListenerStats:
@@ -39,22 +48,22 @@ class ListenerStats:
 
     def __init__(self, server: str, proto: str, family: int) -> None:
         self.server, self.proto, self.family = server, proto, str(family)
-        # (key, request size, response size) -> [count, duration sum, duration buckets].
-        # A cached answer has fixed sizes, so the size histograms are made at scrape time
-        # from these counts and the hot path does one bisect, not three.
+        # (key, request size, response size) -> [duration sum, then a count per duration
+        # bucket]; the request count is the buckets' sum. A cached answer has fixed sizes, so
+        # the size histograms are made at scrape time from these counts and the hot path
+        # does one dict lookup and two additions.
         self.cells: dict[tuple[Key, int, int], list[Any]] = {}
         self.querylog: Any = None  # querylog.record when --log-queries, else None
 
     def record(self, k: Key, request: int, response: int, seconds: float) -> None:
         cell = self.cells.get((k, request, response))
         if cell is None:
-            cell = self.cells[(k, request, response)] = [0, 0.0, [0] * (len(DURATION_BUCKETS) + 1)]
-        cell[0] += 1
-        cell[1] += seconds
+            cell = self.cells[(k, request, response)] = [0.0] + [0] * (len(DURATION_BUCKETS) + 1)
+        cell[0] += seconds
         if seconds <= FASTEST:  # nearly every answer from memory: no bisect
-            cell[2][0] += 1
+            cell[1] += 1
         else:
-            cell[2][bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+            cell[1 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
 
 
 def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
@@ -171,13 +180,15 @@ class DNSCollector(Collector):
         resp_size = _histogram("coredns_dns_response_size_bytes", "Size of the returned response in bytes.", ["server", "zone", "view", "proto"])
         sums: dict[tuple, list[Any]] = {}
         for server, proto, family, cells in (listener for c in every for listener in c["listeners"]):
-            for ((qtype, rcode, plugin, dobit), request, response), cell in cells.items():
-                count = cell[0]
+            for (k, request, response), cell in cells.items():
+                qtype, rcode, plugin, dobit = labels(k)
+                buckets = cell[1:]
+                count = sum(buckets)
                 _add(sums, ("req", server, proto, family, qtype), count)
                 _add(sums, ("resp", server, rcode, plugin), count)
                 if dobit:
                     _add(sums, ("do", server), count)
-                _add_hist(sums, ("dur", server, qtype), cell[2], cell[1])
+                _add_hist(sums, ("dur", server, qtype), buckets, cell[0])
                 _add_hist(sums, ("rqs", server, proto), _one_bucket(request, count), request * count)
                 _add_hist(sums, ("rss", server, proto), _one_bucket(response, count), response * count)
         for k, v in sums.items():
