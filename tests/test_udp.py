@@ -112,6 +112,30 @@ def test_each_sender_gets_its_own_replies(loop, listener: socket.socket, clients
 
 
 @pytest.mark.parametrize("loop", loops(), ids=lambda f: f.__name__)
+def test_many_peers_each_get_their_own_replies(loop, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    """200 clients on four loopback addresses, three rounds: more peers than the batched
+    loop's 64 remembered (address, port) tuples, so remembered ones are replaced and reused."""
+    senders = [clients(socket.AF_INET, f"127.0.0.{1 + i % 4}") for i in range(200)]
+    seen: list[Any] = []
+
+    def answer(data: bytes, peer: Any) -> bytes:
+        seen.append(peer)
+        return b"re:" + data
+
+    for r in range(3):
+        for n, c in enumerate(senders):
+            c.sendto(b"%d-%d" % (n, r), listener.getsockname())
+        deadline = time.monotonic() + 5
+        while len(seen) < 200 * (r + 1) and time.monotonic() < deadline:
+            loop(listener, answer)
+        assert len(seen) == 200 * (r + 1)
+    for n, c in enumerate(senders):
+        assert [c.recvfrom(100)[0] for _ in range(3)] == [b"re:%d-%d" % (n, r) for r in range(3)]
+    assert sorted(seen) == sorted(c.getsockname() for c in senders for _ in range(3))
+    assert all(type(peer) is tuple and type(peer[0]) is str and type(peer[1]) is int for peer in seen)
+
+
+@pytest.mark.parametrize("loop", loops(), ids=lambda f: f.__name__)
 def test_none_means_no_reply_and_big_datagrams_arrive_whole(loop, listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
     c = clients()
     big = bytes(range(256)) * 200  # 51,200 bytes: far past 512 and any EDNS buffer
