@@ -25,47 +25,6 @@ static struct iovec in_iov[BATCH], out_iov[BATCH];
 static struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
 static int busy; /* the buffers above are shared: one serve() at a time (the event loop's thread) */
 
-/* The (host, port) tuples of recent IPv4 peers, by address and port. A client that keeps
- * its socket (a caching resolver forwarding to us, a load generator) sends from the same
- * address and port again and again; its tuple is then reused instead of built (a string,
- * an int and a tuple per datagram). Tuples are immutable, so sharing one is safe. */
-#define PEER_SLOTS 64
-static struct {
-    uint32_t addr;
-    uint16_t port;
-    PyObject *tuple; /* a reference we own, or NULL */
-} peer_cache[PEER_SLOTS];
-
-static PyObject *ipv4_tuple(const struct sockaddr_in *sin);
-
-/* The peer as Python's socket module spells it: (host, port) or (host, port, flow, scope). */
-static PyObject *peer_tuple(const struct sockaddr_storage *ss) {
-    char host[INET6_ADDRSTRLEN];
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-        uint32_t addr = sin->sin_addr.s_addr;
-        uint16_t port = sin->sin_port;
-        unsigned slot = (addr ^ (addr >> 16) ^ port) % PEER_SLOTS;
-        if (peer_cache[slot].tuple != NULL && peer_cache[slot].addr == addr && peer_cache[slot].port == port) {
-            Py_INCREF(peer_cache[slot].tuple);
-            return peer_cache[slot].tuple;
-        }
-        PyObject *pair = ipv4_tuple(sin);
-        if (pair != NULL) {
-            Py_XSETREF(peer_cache[slot].tuple, Py_NewRef(pair));
-            peer_cache[slot].addr = addr;
-            peer_cache[slot].port = port;
-        }
-        return pair;
-    }
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-        return Py_BuildValue("(siII)", host, ntohs(sin6->sin6_port), ntohl(sin6->sin6_flowinfo), sin6->sin6_scope_id);
-    }
-    Py_RETURN_NONE;
-}
-
 /* (host, port) of an IPv4 peer. The dotted quad is written by hand: glibc's inet_ntop goes
  * through sprintf, a few % of the whole server's CPU at 300k queries/s. */
 static PyObject *ipv4_tuple(const struct sockaddr_in *sin) {
@@ -96,6 +55,45 @@ static PyObject *ipv4_tuple(const struct sockaddr_in *sin) {
     PyTuple_SET_ITEM(pair, 0, text);
     PyTuple_SET_ITEM(pair, 1, port);
     return pair;
+}
+
+/* The (host, port) tuples of recent IPv4 peers, by address and port. A client that keeps
+ * its socket (a caching resolver forwarding to us, a load generator) sends from the same
+ * address and port again and again; its tuple is then reused instead of built (a string,
+ * an int and a tuple per datagram). Tuples are immutable, so sharing one is safe. */
+#define PEER_SLOTS 64
+static struct {
+    uint32_t addr;
+    uint16_t port;
+    PyObject *tuple; /* a reference we own, or NULL */
+} peer_cache[PEER_SLOTS];
+
+/* The peer as Python's socket module spells it: (host, port) or (host, port, flow, scope). */
+static PyObject *peer_tuple(const struct sockaddr_storage *ss) {
+    char host[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        uint32_t addr = sin->sin_addr.s_addr;
+        uint16_t port = sin->sin_port;
+        unsigned slot = (addr ^ (addr >> 16) ^ port) % PEER_SLOTS;
+        if (peer_cache[slot].tuple != NULL && peer_cache[slot].addr == addr && peer_cache[slot].port == port) {
+            Py_INCREF(peer_cache[slot].tuple);
+            return peer_cache[slot].tuple;
+        }
+        PyObject *pair = ipv4_tuple(sin);
+        if (pair != NULL) {
+            Py_XSETREF(peer_cache[slot].tuple, Py_NewRef(pair));
+            peer_cache[slot].addr = addr;
+            peer_cache[slot].port = port;
+        }
+        return pair;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        return Py_BuildValue("(siII)", host, ntohs(sin6->sin6_port), ntohl(sin6->sin6_flowinfo), sin6->sin6_scope_id);
+    }
+    Py_RETURN_NONE;
 }
 
 /* Send out_msgs[0:count]; a full send buffer drops the rest, as a lost datagram would be

@@ -10,7 +10,6 @@ dashboards work unchanged (spec/conventions.md section 3).
 from __future__ import annotations
 
 import bisect
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -117,7 +116,6 @@ class DNSCollector(Collector):
     def __init__(self, listeners: list[ListenerStats], server: Any) -> None:
         self.listeners = listeners
         self.server = server  # clusterdns.server.Server: snapshot, store, reload figures
-        self.started = time.time()
         self.remote: list[Counts] = []
 
     def collect(self) -> Iterator[Any]:

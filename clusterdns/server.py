@@ -96,9 +96,8 @@ class Server:
         self.watcher: Watcher | None = None
         self.listeners: list[ListenerStats] = []
         self.draining = False
-        self.children: list[int] = []  # worker processes (the first process only)
-        # --workers: the first process holds one channel per child and asks each for its
-        # counts when /metrics is scraped; a child holds its end in `report_to`.
+        # --workers: the first process holds one Worker per child (signals, and its channel
+        # to ask for counts when /metrics is scraped); a child holds its end in `report_to`.
         self.workers: list[Worker] = []
         self.report_to: socket.socket | None = None
         self._asking = asyncio.Lock()
@@ -276,9 +275,9 @@ class Server:
 
     def _hangup(self) -> None:
         """SIGHUP: a full re-read here, off the event loop so queries keep flowing, and in every worker."""
-        for pid in self.children:
+        for worker in self.workers:
             with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGHUP)
+                os.kill(worker.pid, signal.SIGHUP)
         asyncio.get_running_loop().run_in_executor(None, self._reload, True)
 
     async def worker_counts(self) -> list[metrics.Counts]:
@@ -381,7 +380,6 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
             _close(sockets)
             raise
     # --- end of the loop check
-    children = []
     for worker in range(1, config.workers):
         mine, theirs = socket.socketpair()  # for /metrics: the first process asks, the worker reports
         pid = os.fork()
@@ -389,7 +387,7 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
             _close(sockets)
             for channel in [w.channel for w in server.workers] + [mine]:
                 channel.close()  # type: ignore[union-attr]
-            server.children, server.workers = [], []
+            server.workers = []
             theirs.setblocking(False)
             server.report_to = theirs
             code = 0
@@ -402,14 +400,12 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
         theirs.close()
         mine.setblocking(False)
         server.workers.append(Worker(pid, mine))
-        children.append(pid)
-    server.children = children
     try:
         runner(server.serve(sockets))
     finally:
-        for pid in children:
+        for w in server.workers:
             with suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-        for pid in children:
+                os.kill(w.pid, signal.SIGTERM)
+        for w in server.workers:
             with suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+                os.waitpid(w.pid, 0)
