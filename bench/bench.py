@@ -95,11 +95,7 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def dnsperf(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> str:
-    return dnsperf_timed(port, queries, secs, tcp, extra)[0]
-
-
-def dnsperf_timed(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> tuple[str, float]:
+def dnsperf(port: int, queries: Path, secs: int, tcp: bool, extra: list[str] | None = None) -> tuple[str, float]:
     """dnsperf's output and the CPU seconds it used (taskset execs it: it is our child)."""
     cmd = ["taskset", "-c", CLIENT_CPU, "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", str(queries), "-l", str(secs),
            "-c", "10", "-q", "100", "-t", "2", "-O", "suppress=timeouts"]
@@ -121,7 +117,7 @@ def parse_saturation(out: str) -> tuple[float, float, int]:
 
 def latency_percentiles(port: int, queries: Path, tcp: bool, rate: int, secs: int) -> tuple[float, float]:
     """p50/p99 at a fixed rate, from dnsperf -v's per-query lines."""
-    out = dnsperf(port, queries, secs, tcp, ["-Q", str(rate), "-v"])
+    out = dnsperf(port, queries, secs, tcp, ["-Q", str(rate), "-v"])[0]
     lat = sorted(float(m.group(1)) for m in re.finditer(r"^> \S+ \S+ \S+ ([\d.]+)$", out, re.M))
     if not lat:
         return float("nan"), float("nan")
@@ -144,7 +140,7 @@ def pin(pid: int, cpus: set[int]) -> None:
     for tid in tasks(pid):
         try:
             os.sched_setaffinity(tid, cpus)
-        except (ProcessLookupError, OSError):
+        except OSError:  # the thread ended meanwhile
             pass
 
 
@@ -221,6 +217,7 @@ class Servers:
     def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None) -> None:
         self.zone_file, self.manifests = zone_file, manifests
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.cpus: dict[str, set[int]] = {}  # where each server's threads must stay
         self.cap = cap  # for the measured servers, not the upstream
 
     def start(self, name: str, workers: int = 1) -> int:
@@ -234,15 +231,14 @@ class Servers:
             cmd = [str(ROOT / ".venv/bin/python"), "-m", "clusterdns", "serve", "--manifests", str(self.manifests),
                    "--listen", f"127.0.0.1:{PORTS['clusterdns']}", "--upstream", f"127.0.0.1:{PORTS['upstream']}",
                    "--quiet", "--watch", "off", "--workers", str(workers)]
-        cpus = SERVER_CPU if name != "upstream" else CLIENT_CPU
-        if workers > 1:
-            cpus = "0,1"
+        cpus = "0,1" if workers > 1 else SERVER_CPU if name != "upstream" else CLIENT_CPU
+        self.cpus[name] = {int(c) for c in cpus.split(",")}
         proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.DEVNULL, stderr=open(RUN / f"{name}.log", "ab"),
                                 start_new_session=True)
         self.procs[name] = proc
         wait_port(PORTS[name if name in PORTS else "clusterdns"])
         time.sleep(0.5)
-        pin(proc.pid, {int(c) for c in cpus.split(",")})
+        pin(proc.pid, self.cpus[name])
         if self.cap is not None and name != "upstream":
             self.cap.add(proc.pid)
         return proc.pid
@@ -347,13 +343,13 @@ def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, la
             for workload in workloads:
                 dnsperf(port, queries[workload], 2, tcp)  # warm-up (fills answer caches)
                 before = cpu_seconds(pid)
-                out, client = dnsperf_timed(port, queries[workload], secs, tcp)
+                out, client = dnsperf(port, queries[workload], secs, tcp)
                 qps, avg, lost = parse_saturation(out)
                 used = cpu_seconds(pid) - before
                 p50 = p99 = None
                 if workload == "mix":
                     p50, p99 = latency_percentiles(port, queries[workload], tcp, rate, latency_secs)
-                check_pinned(pid, {0, 1} if workers > 1 else {int(SERVER_CPU)}, name)
+                check_pinned(pid, servers.cpus[name], name)
                 label = name if workers == 1 else f"{name} ({workers} workers)"
                 rows.append(Row(label, transport, workload, qps, avg, lost, used / max(qps * secs, 1) * 1e6, client / secs, p50, p99))
                 print(f"  {label:28} {transport} {workload:9} {qps:9.0f} q/s  lost {lost}  dnsperf busy {client / secs:.2f}  "
