@@ -65,6 +65,11 @@ _PER_CLIENT_OPTIONS = frozenset({8, 10, 12})  # Client Subnet (RFC 7871), COOKIE
 Key = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
 
 
+def _flags(query: bytes, has_opt: bool, do: bool) -> int:
+    """The key's flag bits: the query's RD and CD, whether it had an OPT record, its DO bit."""
+    return (query[2] & _RD) | (query[3] & _CD) | (0x100 if has_opt else 0) | (0x200 if do else 0)
+
+
 class Malformed(Exception):
     """A message we cannot walk; it is neither cached nor used as a key."""
 
@@ -118,18 +123,12 @@ class Cache:
             opt_ttl = _find_opt(query, end)
         except (Malformed, FormErr):
             return None
-        flags = (query[2] & _RD) | (query[3] & _CD)
-        if opt_ttl is not None:
-            flags |= 0x100 | (0x200 if opt_ttl & 0x8000 else 0)  # has OPT; DO bit
-        return name, type_class, flags
+        return name, type_class, _flags(query, opt_ttl is not None, bool(opt_ttl and opt_ttl & 0x8000))
 
     @staticmethod
     def key_of(wire: bytes, query: Query) -> Key:
         """Cache.key(wire) for a query parse_query() has read: the same key without walking it again."""
-        flags = (wire[2] & _RD) | (wire[3] & _CD)
-        if query.edns is not None:
-            flags |= 0x100 | (0x200 if query.edns.do else 0)  # has OPT; DO bit
-        return query.key[:-4], query.key[-4:], flags
+        return query.key[:-4], query.key[-4:], _flags(wire, query.edns is not None, bool(query.edns and query.edns.do))
 
     def get(self, key: Key, query: bytes) -> bytes | None:
         """The cached reply for `query` (its ID and spelling, TTLs counted down), or None."""

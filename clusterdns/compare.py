@@ -30,10 +30,10 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from clusterdns.config import Address, hostport_text, parse_hostport
+from clusterdns.config import DEFAULT_PORT, Address, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 
-DEFAULT_SELF = "127.0.0.1:5353"
+DEFAULT_SELF = hostport_text("127.0.0.1", DEFAULT_PORT)  # where `make run` serves
 PROBE = "clusterdns-compare-probe"  # a label no cluster object is expected to carry
 TRANSFERS = ("AXFR", "IXFR")
 SECTIONS = ("answer", "authority", "additional")
