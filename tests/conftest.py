@@ -103,6 +103,11 @@ class Server:
             return dns.query.tcp(q, self.host, port=self.port, timeout=timeout)
         return dns.query.udp(q, self.host, port=self.port, timeout=timeout, ignore_trailing=True)
 
+    def workers(self) -> list[int]:
+        """The pids of the --workers processes the server forked."""
+        pid = self.proc.pid
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
     def dig(self, *args: str) -> str:
         """Run the real `dig` against the server and return its output."""
         cmd = ["dig", f"@{self.host}", "-p", str(self.port), *args]

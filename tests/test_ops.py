@@ -174,15 +174,17 @@ def test_quiet_keeps_warnings_and_query_lines_only() -> None:
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **QUIET_HTTP})
     try:
         query = dns.message.make_query("svc1.testns.svc.cluster.local", "A")
-        for _ in range(100):
+        replies: list[dns.message.Message] = []
+
+        def answered() -> bool:
             try:
-                reply = dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2)
-                break
+                replies.append(dns.query.udp(query, "127.0.0.1", port=port, timeout=0.2))
             except (dns.exception.Timeout, OSError):
-                time.sleep(0.05)
-        else:
-            raise AssertionError("no answer from the quiet server")
-        assert reply.answer[0][0].to_text() == "10.0.0.1"
+                return False
+            return True
+
+        wait_until(answered, "an answer from the quiet server")
+        assert replies[0].answer[0][0].to_text() == "10.0.0.1"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=10)
@@ -251,7 +253,7 @@ def test_metrics_go_on_without_a_worker_that_died(serve) -> None:
     for _ in range(40):  # from new source ports: both processes answer some
         server.query("svc1.testns.svc.cluster.local", "A")
     assert value(samples(get(url)[1]), "coredns_dns_requests_total", proto="udp", type="A") == 40
-    child = int(Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children").read_text().split()[0])
+    (child,) = server.workers()
     os.kill(child, signal.SIGKILL)
 
     def answered() -> bool:  # a datagram can be lost while the kernel takes the dead worker's socket away
@@ -308,3 +310,28 @@ def test_a_workers_counts_add_to_every_family() -> None:
             assert doubled[sample] == 2 * v, sample
             changed += v != 0
     assert changed >= 20, "traffic, panics, forward and cache samples were there to double"
+
+
+def test_a_worker_that_does_not_answer_in_time_is_asked_once(serve) -> None:
+    """README: a worker that does not answer within 2 s is logged and no longer asked; its
+    last counts stay in the sums."""
+    server = serve(FIXTURE, "--zone", "cluster.local", *OPS, "--workers", "2")
+    assert server.wait_for_output("2 worker processes share each port")
+    wait_until(lambda: udp_sockets(server.port) == 2, "the worker bound its own socket")
+    url = endpoint(server, "metrics")
+    for _ in range(40):
+        server.query("svc1.testns.svc.cluster.local", "A")
+    assert value(samples(get(url)[1]), "coredns_dns_requests_total", proto="udp", type="A") == 40
+    (child,) = server.workers()
+    os.kill(child, signal.SIGSTOP)  # alive, but silent
+    try:
+        started = time.monotonic()
+        status, text = get(url)
+        assert status == 200 and time.monotonic() - started < 4, "the scrape waits the 2 s deadline, not forever"
+        assert value(samples(text), "coredns_dns_requests_total", proto="udp", type="A") == 40, "its last counts stay"
+        started = time.monotonic()
+        assert get(url)[0] == 200 and time.monotonic() - started < 1, "not asked again"
+        assert server.wait_for_output(f"worker {child} did not report its counts")
+        assert server.output.count(f"worker {child} did not report its counts") == 1
+    finally:
+        os.kill(child, signal.SIGCONT)

@@ -274,3 +274,12 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
     assert len(got) == 1 and dns.message.from_wire(got[0]).answer[0][0].to_text() == "10.0.0.10"
     lines = [r for r in caplog.records if "UDP receive loop failed" in r.getMessage()]
     assert len(lines) == 1 and lines[0].exc_info is not None
+
+
+def test_without_the_extension_the_plain_loop_serves() -> None:
+    """README: without a compiler (no clusterdns._udpbatch) the same loop runs on recvfrom/sendto."""
+    code = ("import sys; sys.modules['clusterdns._udpbatch'] = None\n"
+            "from clusterdns import transports; print(transports._udpbatch, transports.serve.__name__)")
+    environ = {k: v for k, v in os.environ.items() if k != "CLUSTERDNS_NO_MMSG"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=30, check=True)
+    assert run.stdout.split() == ["None", "_serve_plain"]
