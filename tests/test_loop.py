@@ -127,7 +127,7 @@ def test_serve_loop_detect_off(serve) -> None:
         assert probes(up) == []
 
 
-def test_serve_without_upstreams_starts_without_a_probe(serve) -> None:
+def test_serve_without_upstreams_starts_and_refuses_other_names(serve) -> None:
     """--upstream none: loop detection has nothing to probe, and the server starts and refuses other names."""
     server = serve(FIXTURE, "--zone", "cluster.local")  # --upstream none
     assert "no upstream: names outside cluster.local get REFUSED" in server.output
