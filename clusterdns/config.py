@@ -260,8 +260,9 @@ class Config:
     def __post_init__(self) -> None:
         if not 0 <= self.ttl <= 3600:
             raise ConfigError(f"--ttl {self.ttl}: must be 0-3600")
-        if self.pods not in POD_MODES:
-            raise ConfigError(f"--pods {self.pods!r}: must be one of {', '.join(POD_MODES)}")
+        for name, _, spec in settings():
+            if spec.choices and getattr(self, name) not in spec.choices:
+                raise ConfigError(f"{spec.flag} {getattr(self, name)!r}: must be one of {', '.join(spec.choices)}")
         if not self.zones:
             raise ConfigError("at least one --zone is needed")
         if is_reverse_zone(self.zones[0]):

@@ -26,7 +26,7 @@ import dns.message
 import dns.rdatatype
 
 from clusterdns.cache import Cache
-from clusterdns.config import UPSTREAM_POLICIES, Address, Config, hostport_text, parse_hostport
+from clusterdns.config import Address, Config, hostport_text, parse_hostport
 from clusterdns.errors import ConfigError
 from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
 from clusterdns.wire import FormErr, Query, read_question
@@ -353,8 +353,6 @@ class Forwarder:
 
     def __init__(self, upstreams: Sequence[Address], config: Config | None = None) -> None:
         config = config if config is not None else Config()
-        if config.upstream_policy not in UPSTREAM_POLICIES:
-            raise ConfigError(f"--upstream-policy {config.upstream_policy!r}: must be one of {', '.join(UPSTREAM_POLICIES)}")
         if not 0 < config.upstream_timeout <= 60:
             raise ConfigError(f"--upstream-timeout {config.upstream_timeout}: must be more than 0 and at most 60 seconds")
         if config.max_fails < 0:
