@@ -130,5 +130,6 @@ def test_serve_loop_detect_off(serve) -> None:
 def test_serve_without_upstreams_starts_and_refuses_other_names(serve) -> None:
     """--upstream none: loop detection has nothing to probe, and the server starts and refuses other names."""
     server = serve(FIXTURE, "--zone", "cluster.local")  # --upstream none
-    assert "no upstream: names outside cluster.local get REFUSED" in server.output
+    # The line follows "serving DNS on", which is all Server waits for: wait for it too.
+    assert server.wait_for_output("no upstream: names outside cluster.local get REFUSED"), server.output
     assert server.query("example.org", "A").rcode() == dns.rcode.REFUSED

@@ -727,7 +727,7 @@ def test_serial_changes_only_when_answers_change(live) -> None:
 
 def test_watch_poll(live) -> None:
     server, client, root = live({}, "--watch", "poll", "--poll-interval", "0.2")
-    assert re.search(r"watching .* \(polling\)", server.output), server.output
+    assert server.wait_for_output(r"watching .* \(polling\)"), server.output  # printed after "serving DNS on"
     up, up2 = a_answer("web", "10.96.0.20"), a_answer("web", "10.96.0.21")
     client.expect({a_q("web"): NX})
     client.change(lambda: write(root / "web.yaml", service_yaml("web", "10.96.0.20")), {a_q("web"): (NX, up)})
@@ -738,6 +738,7 @@ def test_watch_poll(live) -> None:
 
 def test_watch_off_then_sighup(live) -> None:
     server, client, root = live({}, "--watch", "off")
+    assert server.wait_for_output("no upstream|forwarding other names"), server.output  # "watching" would come next
     assert "watching" not in server.output
     client.expect({a_q("web"): NX})
     write(root / "web.yaml", service_yaml("web", "10.96.0.20"))
