@@ -1,10 +1,13 @@
-/* Batched UDP for the hot path: recvmmsg(2) in, one Python call per datagram, sendmmsg(2) out.
+/* Batched UDP for the hot path: recvmmsg(2) in, sendmmsg(2) out, Python only when needed.
  *
  * Python's socket module has recvfrom/sendto only, so every query costs two system calls
  * and an event-loop wakeup. Here one readable event drains up to BATCH datagrams per
  * system call and the replies leave together, with the client's address passed back to
- * the kernel as it came in (no conversion on the way out). Linux only; clusterdns falls
- * back to recvfrom/sendto where this module is not built (transports.py).
+ * the kernel as it came in (no conversion on the way out). A query whose exact bytes
+ * (less the ID) were answered before from the same snapshot is answered here, from the
+ * listener's `known` dict, without calling into Python at all; any other goes to the
+ * Python callback. Linux only; clusterdns falls back to recvfrom/sendto where this module
+ * is not built (transports.py).
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -14,16 +17,24 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define BATCH 64          /* datagrams per recvmmsg/sendmmsg call */
 #define DATAGRAM 65536    /* a UDP payload is at most 65,507 bytes: never truncated */
 
 static char buffers[BATCH][DATAGRAM]; /* only the pages datagrams touch become resident */
 static struct sockaddr_storage peers[BATCH];
-static struct iovec in_iov[BATCH], out_iov[BATCH];
+static struct iovec in_iov[BATCH], out_iov[2 * BATCH]; /* a reply: [ID, tail] or [whole] */
 static struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
 static int busy; /* the buffers above are shared: one serve() at a time (the event loop's thread) */
+
+/* The request-duration histogram's upper bounds (metrics.DURATION_BUCKETS), set by buckets(). */
+#define MAX_BOUNDS 32
+static double bounds[MAX_BOUNDS];
+static int nbounds;
+static PyObject *str_current; /* "current", interned */
 
 /* (host, port) of an IPv4 peer. The dotted quad is written by hand: glibc's inet_ntop goes
  * through sprintf, a few % of the whole server's CPU at 300k queries/s. */
@@ -115,17 +126,99 @@ static Py_ssize_t send_all(int fd, unsigned int count) {
     return 0;
 }
 
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* list[i] += delta for a list of Python ints. */
+static int add_int(PyObject *list, Py_ssize_t i, long delta) {
+    PyObject *old = PyList_GET_ITEM(list, i);
+    long value = PyLong_AsLong(old);
+    if (value == -1 && PyErr_Occurred())
+        return -1;
+    PyObject *sum = PyLong_FromLong(value + delta);
+    if (sum == NULL)
+        return -1;
+    PyList_SET_ITEM(list, i, sum);
+    Py_DECREF(old);
+    return 0;
+}
+
+/* Count one answer of `seconds` in a metrics cell: [duration sum, a count per duration
+ * bucket..., the +Inf count], as ListenerStats.record does in Python. */
+static int record(PyObject *cell, double seconds) {
+    if (!PyList_CheckExact(cell) || PyList_GET_SIZE(cell) != nbounds + 2) {
+        PyErr_SetString(PyExc_TypeError, "a metrics cell is a list of the duration sum and a count per bucket");
+        return -1;
+    }
+    PyObject *old = PyList_GET_ITEM(cell, 0);
+    double sum = PyFloat_AsDouble(old);
+    if (sum == -1.0 && PyErr_Occurred())
+        return -1;
+    PyObject *total = PyFloat_FromDouble(sum + seconds);
+    if (total == NULL)
+        return -1;
+    PyList_SET_ITEM(cell, 0, total);
+    Py_DECREF(old);
+    int bucket = 0; /* the first bound >= seconds, as bisect_left finds it */
+    while (bucket < nbounds && seconds > bounds[bucket])
+        bucket++;
+    return add_int(cell, 1 + bucket, 1);
+}
+
+/* The reply tail known for this query (a new reference), counted in its metrics cell;
+ * NULL with no exception when it is not known. `known` maps the query's bytes less the
+ * ID to (reply less the ID, metrics cell). */
+static PyObject *known_reply(PyObject *known, const char *query, Py_ssize_t size) {
+    double started = now();
+    PyObject *key = PyBytes_FromStringAndSize(query + 2, size - 2);
+    if (key == NULL)
+        return NULL;
+    PyObject *entry = PyDict_GetItemWithError(known, key); /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL)
+        return NULL;
+    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
+        PyErr_SetString(PyExc_TypeError, "a known answer is (reply bytes less the ID, metrics cell)");
+        return NULL;
+    }
+    if (record(PyTuple_GET_ITEM(entry, 1), now() - started) < 0)
+        return NULL;
+    return Py_NewRef(PyTuple_GET_ITEM(entry, 0));
+}
+
+/* Whether `known` answers for the handler's current snapshot, `known_for`: a reload swaps
+ * handler.current, and from then on only the Python callback answers until the listener
+ * has a `known` dict for the new snapshot. Returns -1 on error. */
+static int known_is_current(PyObject *handler, PyObject *known_for) {
+    PyObject *current = PyObject_GetAttr(handler, str_current);
+    if (current == NULL)
+        return -1;
+    int same = current == known_for;
+    Py_DECREF(current);
+    return same;
+}
+
 PyDoc_STRVAR(serve_doc,
-"serve(fd, answer, rounds=8) -> (received, dropped)\n\n"
-"Read the datagrams waiting on non-blocking UDP socket fd, up to rounds batches of 64;\n"
-"call answer(data, peer) for each and send every bytes it returns back to that peer.\n"
-"dropped counts replies the socket's full send buffer did not take.");
+"serve(fd, answer, handler=None, known=None, known_for=None, rounds=8) -> (received, dropped)\n\n"
+"Read the datagrams waiting on non-blocking UDP socket fd, up to rounds batches of 64,\n"
+"and send each its reply. A query whose bytes less the ID are a key of the dict known\n"
+"is answered with the query's ID and that entry's reply tail (and counted in its cell),\n"
+"while handler.current is known_for; any other goes to answer(data, peer), and every\n"
+"bytes it returns is sent back to that peer. dropped counts replies the socket's full\n"
+"send buffer did not take.");
 
 static PyObject *serve(PyObject *self, PyObject *args) {
     int fd, rounds = 8;
-    PyObject *answer;
-    if (!PyArg_ParseTuple(args, "iO|i:serve", &fd, &answer, &rounds))
+    PyObject *answer, *handler = Py_None, *known = Py_None, *known_for = Py_None;
+    if (!PyArg_ParseTuple(args, "iO|OOOi:serve", &fd, &answer, &handler, &known, &known_for, &rounds))
         return NULL;
+    if (known != Py_None && !PyDict_CheckExact(known)) {
+        PyErr_SetString(PyExc_TypeError, "known must be a dict");
+        return NULL;
+    }
     if (busy) {
         PyErr_SetString(PyExc_RuntimeError, "serve() is not reentrant");
         return NULL;
@@ -133,6 +226,9 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     busy = 1;
     Py_ssize_t received = 0, dropped = 0;
     PyObject *replies[BATCH];
+    /* Only Python code can swap the snapshot (under the GIL, which this loop holds), so
+     * the check is needed once per batch and again after each callback. */
+    int use_known = 0;
     for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < BATCH; i++)
             in_msgs[i].msg_hdr.msg_namelen = sizeof peers[i]; /* the kernel wrote the last one's length */
@@ -147,14 +243,44 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         received += n;
         unsigned int count = 0;
         int failed = 0;
+        use_known = known != Py_None ? known_is_current(handler, known_for) : 0;
+        if (use_known < 0)
+            failed = 1, n = 0;
         for (int i = 0; i < n; i++) {
-            PyObject *data = PyBytes_FromStringAndSize(buffers[i], in_msgs[i].msg_len);
+            Py_ssize_t size = (Py_ssize_t)in_msgs[i].msg_len;
+            PyObject *reply = NULL;
+            if (use_known && size >= 12) {
+                reply = known_reply(known, buffers[i], size);
+                if (reply != NULL) {
+                    /* the query's own ID, then the known reply after it */
+                    replies[count] = reply;
+                    out_iov[2 * count].iov_base = buffers[i];
+                    out_iov[2 * count].iov_len = 2;
+                    out_iov[2 * count + 1].iov_base = PyBytes_AS_STRING(reply);
+                    out_iov[2 * count + 1].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+                    out_msgs[count].msg_hdr.msg_iovlen = 2;
+                    out_msgs[count].msg_hdr.msg_name = &peers[i];
+                    out_msgs[count].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
+                    count++;
+                    continue;
+                }
+                if (PyErr_Occurred()) {
+                    failed = 1;
+                    break;
+                }
+            }
+            PyObject *data = PyBytes_FromStringAndSize(buffers[i], size);
             PyObject *peer = data ? peer_tuple(&peers[i]) : NULL;
-            PyObject *reply = peer ? PyObject_CallFunctionObjArgs(answer, data, peer, NULL) : NULL;
+            reply = peer ? PyObject_CallFunctionObjArgs(answer, data, peer, NULL) : NULL;
             Py_XDECREF(data);
             Py_XDECREF(peer);
             if (reply == NULL) {
                 failed = 1; /* an exception: send what is ready, then raise it */
+                break;
+            }
+            if (known != Py_None && (use_known = known_is_current(handler, known_for)) < 0) {
+                Py_DECREF(reply);
+                failed = 1;
                 break;
             }
             if (!PyBytes_Check(reply)) {
@@ -162,8 +288,9 @@ static PyObject *serve(PyObject *self, PyObject *args) {
                 continue;
             }
             replies[count] = reply;
-            out_iov[count].iov_base = PyBytes_AS_STRING(reply);
-            out_iov[count].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+            out_iov[2 * count].iov_base = PyBytes_AS_STRING(reply);
+            out_iov[2 * count].iov_len = (size_t)PyBytes_GET_SIZE(reply);
+            out_msgs[count].msg_hdr.msg_iovlen = 1;
             out_msgs[count].msg_hdr.msg_name = &peers[i];
             out_msgs[count].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
             count++;
@@ -182,8 +309,36 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", received, dropped);
 }
 
+PyDoc_STRVAR(buckets_doc,
+"buckets(bounds)\n\n"
+"The upper bounds of the request-duration histogram that known answers are counted in.");
+
+static PyObject *set_buckets(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "bounds must be a sequence of numbers");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_BOUNDS) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_ValueError, "at most %d bounds", MAX_BOUNDS);
+    }
+    double values[MAX_BOUNDS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        values[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (values[i] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    memcpy(bounds, values, sizeof(double) * (size_t)n);
+    nbounds = (int)n;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS, serve_doc},
+    {"buckets", set_buckets, METH_O, buckets_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -200,13 +355,16 @@ static void wire_slots(void) {
         in_msgs[i].msg_hdr.msg_iov = &in_iov[i];
         in_msgs[i].msg_hdr.msg_iovlen = 1;
         in_msgs[i].msg_hdr.msg_name = &peers[i];
-        out_msgs[i].msg_hdr.msg_iov = &out_iov[i];
+        out_msgs[i].msg_hdr.msg_iov = &out_iov[2 * i];
         out_msgs[i].msg_hdr.msg_iovlen = 1;
     }
 }
 
 PyMODINIT_FUNC PyInit__udpbatch(void) {
     wire_slots();
+    str_current = PyUnicode_InternFromString("current");
+    if (str_current == NULL)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && PyModule_AddIntConstant(m, "BATCH", BATCH) < 0) {
         Py_DECREF(m);

@@ -67,6 +67,11 @@ class Handler:
             return self._send(snap, wire, query, assemble(entry, wire, query, limit), tcp)  # type: ignore[arg-type]
         return self._slow(snap, wire, query, tcp, limit, entry, peer)  # type: ignore[arg-type]
 
+    def fixed_reply(self, snap: Snapshot, wire: bytes) -> bytes | None:
+        """The reply less the ID that these exact UDP query bytes get from `snap`, if cached."""
+        seen = snap.udp_wire.get(wire[2:])
+        return None if seen is None else seen[0]
+
     def _send(self, snap: Snapshot, wire: bytes, query: Query, reply: bytes, tcp: bool) -> bytes:
         """Remember a locally built reply for these exact query bytes, then return it."""
         seen = snap.tcp_wire if tcp else snap.udp_wire

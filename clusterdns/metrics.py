@@ -54,7 +54,8 @@ class ListenerStats:
         self.cells: dict[tuple[Key, int, int], list[Any]] = {}
         self.querylog: Any = None  # querylog.record when --log-queries, else None
 
-    def record(self, k: Key, request: int, response: int, seconds: float) -> None:
+    def record(self, k: Key, request: int, response: int, seconds: float) -> list[Any]:
+        """Count one answer; returns its cell, where the UDP fast path counts its repeats."""
         cell = self.cells.get((k, request, response))
         if cell is None:
             cell = self.cells[(k, request, response)] = [0.0] + [0] * (len(DURATION_BUCKETS) + 1)
@@ -63,6 +64,7 @@ class ListenerStats:
             cell[1] += 1
         else:
             cell[1 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
+        return cell
 
 
 def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:

@@ -14,11 +14,12 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from clusterdns.config import hostport_text
-from clusterdns.metrics import Key, ListenerStats
+from clusterdns.metrics import DURATION_BUCKETS, Key, ListenerStats
 from clusterdns.ratelimit import RateLimiter
 
 try:
     from clusterdns import _udpbatch  # recvmmsg/sendmmsg, built at install where a compiler is
+    _udpbatch.buckets(DURATION_BUCKETS)  # known answers are counted in C, in the same histogram
 except ImportError:  # not built (no compiler, not Linux): one system call per datagram
     _udpbatch = None  # type: ignore[assignment]
 
@@ -29,17 +30,23 @@ Pending = Coroutine[Any, Any, "tuple[bytes, Key]"]
 
 class Responder(Protocol):
     """The handler as transports see it: bytes in; bytes, nothing, or a pending reply out.
-    After a synchronous reply, `last` says what it was (for the counters)."""
+    After a synchronous reply, `last` says what it was (for the counters). `current` is
+    what answers come from (a new object whenever they change); `fixed_reply` says whether
+    a UDP query's reply is fixed while `current` stays that object."""
 
     last: Key
+    current: Any
 
     def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> bytes | list[bytes] | None | Pending: ...
+
+    def fixed_reply(self, answers_from: Any, wire: bytes) -> bytes | None: ...
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
 TCP_MAX_CONNECTIONS = 256  # more are accepted and closed at once
 TCP_WRITE_HIGH = 256 * 1024  # replies queued for a client that does not read: stop reading it
 TCP_WRITE_LOW = 64 * 1024  # ... and read again once the queue has drained to this
 TCP_FLUSH = 64 * 1024  # write replies out in pieces of about this size
+KNOWN_LIMIT = 100_000  # known UDP answers kept per listener; cleared when full
 LOG_EVERY = 60.0  # seconds between two lines about the same trouble (connection cap, loop failures)
 
 
@@ -50,6 +57,12 @@ class UDPServer:
     with the _udpbatch extension, 64 datagrams per recvmmsg and their replies in one
     sendmmsg; without it, recvfrom/sendto one at a time. A reply the socket's send
     buffer cannot take is dropped, as the network might drop it; the client retries.
+
+    With the extension, a query seen before is answered without Python: `known` maps
+    exact query bytes less the ID to (reply less the ID, metrics cell) for the handler's
+    snapshot `known_for`, and the extension uses it only while that is still the
+    handler's current one. It is filled as the handler's fixed replies go out, and is off
+    while --rate-limit or --log-queries must see every reply.
     """
 
     def __init__(self, sock: socket.socket, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None) -> None:
@@ -58,6 +71,8 @@ class UDPServer:
         self.stats = stats
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
         self.tasks: set[asyncio.Task[None]] = set()
+        self.known: dict[bytes, tuple[bytes, list[Any]]] = {}
+        self.known_for: Any = None  # the snapshot `known` answers from
         self.failures = 0  # receive loops ended by an exception
         self._logged = -LOG_EVERY
         self.loop = asyncio.get_running_loop()
@@ -70,7 +85,10 @@ class UDPServer:
 
     def _readable(self) -> None:
         try:
-            serve(self.sock, self.answer)
+            if serve is _serve_batched and self.limiter is None and not self.stats.querylog:
+                _udpbatch.serve(self.sock.fileno(), self.answer, self.handler, self.known, self.known_for)
+            else:
+                serve(self.sock, self.answer)
         except Exception:
             # A bug outside the handler (which answers SERVFAIL for its own): the rest of
             # that batch is lost. Logged at most once a minute, or a flood of queries
@@ -84,6 +102,7 @@ class UDPServer:
     def answer(self, data: bytes, addr: Any) -> bytes | None:
         """The reply to send back to `addr` now, or None (dropped, or answered later)."""
         started = perf_counter()
+        answers_from = self.handler.current
         try:
             result = self.handler.respond(data, False, addr[0])
         except Exception:
@@ -94,9 +113,11 @@ class UDPServer:
                 result = self.limiter.gate(addr[0], result)  # type: ignore[arg-type]
                 if result is None:
                     return None
-            self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
+            cell = self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
             if self.stats.querylog:
                 self.stats.querylog(addr, "udp", data, result, perf_counter() - started)
+            elif self.limiter is None and self.handler.current is answers_from:
+                self._learn(answers_from, data, cell)
             return result  # type: ignore[return-value]
         if result is None or result.__class__ is list:  # a zone transfer is never answered over UDP
             return None
@@ -104,6 +125,21 @@ class UDPServer:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return None
+
+    def _learn(self, answers_from: Any, data: bytes, cell: list[Any]) -> None:
+        """Keep the reply to `data` for the extension, if it is fixed for this snapshot.
+
+        The snapshot was current before and after the handler answered, so the reply came
+        from it (snapshots are only ever replaced by new ones).
+        """
+        tail = self.handler.fixed_reply(answers_from, data)
+        if tail is None:
+            return
+        if answers_from is not self.known_for:
+            self.known, self.known_for = {}, answers_from  # a new dict: a running serve() keeps the old one
+        elif len(self.known) >= KNOWN_LIMIT:
+            self.known.clear()
+        self.known[data[2:]] = (tail, cell)
 
     async def _later(self, pending: Pending, addr: Any, query: bytes, started: float) -> None:
         size = len(query)

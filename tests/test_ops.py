@@ -166,6 +166,16 @@ def test_query_log_in_coredns_format(serve) -> None:
     assert server.wait_for_output(r'"A IN example\.org\. udp .*" SERVFAIL')
 
 
+def test_query_log_has_a_line_for_every_repeat(serve) -> None:
+    """Repeats of a query are answered without Python when nothing must see them; with
+    --log-queries every one is still logged."""
+    server = serve(FIXTURE, "--zone", "cluster.local", "--log-queries")
+    for _ in range(5):
+        server.query("svc1.testns.svc.cluster.local", "A")
+    line = r'"A IN svc1\.testns\.svc\.cluster\.local\. udp \d+ (true|false) \d+" NOERROR'
+    assert server.wait_for_output(rf"(?s)({line}.*){{5}}"), server.output
+
+
 def test_quiet_keeps_warnings_and_query_lines_only() -> None:
     """README: --quiet prints only warnings and errors; --log-queries lines still print."""
     port = free_port()

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -23,9 +24,10 @@ import pytest
 
 from clusterdns import transports
 from clusterdns.config import Config
-from clusterdns.metrics import ListenerStats
+from clusterdns.metrics import DURATION_BUCKETS, ListenerStats
 from clusterdns.server import Server as ClusterDNS
 from tests.conftest import UNIT_FIXTURE
+from tests.test_watch import service_yaml
 from tests.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
@@ -188,6 +190,169 @@ def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, c
     assert c.recvfrom(10)[0] == b"AGAIN"
 
 
+# --- known answers: repeats answered by the extension, without Python ---------------------
+
+needs_extension = pytest.mark.skipif(transports._udpbatch is None, reason="the extension is not built")
+
+
+class Answers:
+    """Stands for the handler as the extension sees it: only `current` is read."""
+
+    def __init__(self) -> None:
+        self.current = object()
+
+
+def new_cell() -> list[Any]:
+    return [0.0] + [0] * (len(DURATION_BUCKETS) + 1)
+
+
+def drain(listener: socket.socket, want: int, answer: Callable[[bytes, Any], bytes | None], *known: Any) -> None:
+    """serve() until `want` datagrams were read (a known answer is read without a callback)."""
+    got = 0
+    deadline = time.monotonic() + 5
+    while got < want and time.monotonic() < deadline:
+        got += transports._udpbatch.serve(listener.fileno(), answer, *known)[0]
+    assert got == want
+
+
+@needs_extension
+def test_known_answers_get_the_query_id_and_are_counted_without_a_callback(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    c = clients()
+    answers, cell = Answers(), new_cell()
+    known = {b"\x01\x00question": (b"\x81\x80known reply", cell)}
+    called: list[bytes] = []
+    for qid in (b"\x12\x34", b"\xab\xcd", b"\x00\x00"):
+        c.sendto(qid + b"\x01\x00question", listener.getsockname())
+    c.sendto(b"\x55\x55\x01\x00other", listener.getsockname())
+    time.sleep(0.05)
+    drain(listener, 4, lambda data, peer: called.append(data) or b"asked:" + data, answers, known, answers.current)
+    replies = sorted(c.recvfrom(100)[0] for _ in range(4))
+    assert replies == sorted([b"\x12\x34\x81\x80known reply", b"\xab\xcd\x81\x80known reply", b"\x00\x00\x81\x80known reply",
+                              b"asked:\x55\x55\x01\x00other"])
+    assert called == [b"\x55\x55\x01\x00other"], "only the unknown query reached Python"
+    assert cell[1] == 3 and sum(cell[2:]) == 0, "three answers, all in the fastest duration bucket"
+    assert 0 < cell[0] < 0.001, "their durations are summed"
+
+
+@needs_extension
+def test_known_answers_are_not_used_for_another_snapshot(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    """A reload replaces handler.current: the dict filled from the old snapshot is not used."""
+    c = clients()
+    answers, cell = Answers(), new_cell()
+    known = {b"\x01\x00question": (b"stale", cell)}
+    c.sendto(b"\x00\x01\x01\x00question", listener.getsockname())
+    time.sleep(0.05)
+    drain(listener, 1, lambda data, peer: b"fresh", answers, known, object())
+    assert c.recvfrom(100)[0] == b"fresh"
+    assert cell[1] == 0
+
+
+@needs_extension
+def test_a_reload_during_a_batch_stops_known_answers_at_once(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    """The snapshot can only change while Python runs, so after each callback the extension
+    looks again: the queries after the one whose callback saw the swap are asked too."""
+    c = clients()
+    answers, cell = Answers(), new_cell()
+    known = {b"\x01\x00question": (b"old", cell)}
+    for qid in (b"\x00\x01", b"\x00\x02", b"\x00\x03"):
+        c.sendto(qid + b"\x01\x00question", listener.getsockname())
+    c.sendto(b"\x00\x04\x01\x00reload now", listener.getsockname())
+    for qid in (b"\x00\x05", b"\x00\x06"):
+        c.sendto(qid + b"\x01\x00question", listener.getsockname())
+    time.sleep(0.05)
+
+    def answer(data: bytes, peer: Any) -> bytes:
+        answers.current = object()  # the swap, as Server.load does it
+        return data[:2] + b"new"
+
+    drain(listener, 6, answer, answers, known, answers.current)
+    assert sorted(c.recvfrom(100)[0] for _ in range(6)) == [
+        b"\x00\x01old", b"\x00\x02old", b"\x00\x03old", b"\x00\x04new", b"\x00\x05new", b"\x00\x06new"]
+    assert cell[1] == 3
+
+
+@needs_extension
+def test_known_answers_land_in_the_histogram_bucket_of_their_duration(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    c = clients()
+    answers, cell = Answers(), [0.0, 0, 0]
+    known = {b"q": (b"r", cell)}
+    try:
+        transports._udpbatch.buckets([0.0])  # every real duration is above this bound: the +Inf bucket
+        c.sendto(b"\x00\x01q" + bytes(9), listener.getsockname())
+        known[b"q" + bytes(9)] = known.pop(b"q")
+        time.sleep(0.05)
+        drain(listener, 1, lambda data, peer: None, answers, known, answers.current)
+    finally:
+        transports._udpbatch.buckets(DURATION_BUCKETS)
+    assert c.recvfrom(100)[0] == b"\x00\x01r"
+    assert cell[1:] == [0, 1]
+
+
+@needs_extension
+def test_a_malformed_known_entry_raises_and_the_loop_stays_usable(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
+    c = clients()
+    answers = Answers()
+    query = b"\x00\x01" + bytes(10)
+    c.sendto(query, listener.getsockname())
+    time.sleep(0.05)
+    with pytest.raises(TypeError, match="known answer"):
+        transports._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, {query[2:]: b"not a pair"}, answers.current)
+    with pytest.raises(TypeError, match="known must be a dict"):
+        transports._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, [], answers.current)
+    c.sendto(query, listener.getsockname())
+    time.sleep(0.05)
+    drain(listener, 1, lambda data, peer: b"asked", answers, {}, answers.current)
+    assert c.recvfrom(100)[0] == b"asked"
+
+
+@needs_extension
+def test_the_udp_server_learns_repeats_and_forgets_them_on_reload(tmp_path: Path, clients: Callable[..., socket.socket]) -> None:
+    """Through the real handler: the second query is a known answer; a reload changes the
+    answer and the listener's known answers start again for the new snapshot."""
+    (tmp_path / "web.yaml").write_text(service_yaml("web", "10.96.0.20"))
+    cluster = ClusterDNS(Config(manifests=tmp_path))
+    cluster.load(full=True)
+    query = dns.message.make_query("web.default.svc.cluster.local", "A")
+
+    async def ask(udp: transports.UDPServer, c: socket.socket) -> str:
+        query.id = (query.id + 1) % 65536
+        c.sendto(query.to_wire(), udp.sock.getsockname())
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            try:
+                reply = dns.message.from_wire(c.recv(512))
+            except BlockingIOError:
+                continue
+            assert reply.id == query.id
+            return reply.answer[0][0].to_text()
+        raise AssertionError("no reply")
+
+    async def run() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+        udp = transports.UDPServer(sock, cluster.handler, ListenerStats("dns://test", "udp", 1))
+        c = clients()
+        c.setblocking(False)
+        try:
+            assert await ask(udp, c) == "10.96.0.20"
+            first = cluster.handler.current
+            assert udp.known_for is first and list(udp.known) == [query.to_wire()[2:]]
+            assert await ask(udp, c) == "10.96.0.20"
+            (tmp_path / "web.yaml").write_text(service_yaml("web", "10.96.0.21"))
+            cluster.load(full=True)
+            assert cluster.handler.current is not first
+            assert await ask(udp, c) == "10.96.0.21"
+            assert udp.known_for is cluster.handler.current
+            assert await ask(udp, c) == "10.96.0.21"
+            [(cell_key, cell)] = [(k, v) for k, v in udp.stats.cells.items()]
+            assert sum(cell[1:]) == 4, "every answer counted once, known or not"
+        finally:
+            udp.close()
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize("path", PATHS, ids=list(PATHS))
 def test_server_answers_bursts_from_many_clients(path: str, serve) -> None:
     """`clusterdns serve` on each path: 8 threads x 300 queries at once, every reply right."""
@@ -237,10 +402,10 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
     class Broken(ListenerStats):
         broken = True
 
-        def record(self, *args: Any) -> None:
+        def record(self, *args: Any) -> list[Any]:
             if self.broken:
                 raise RuntimeError("counter bug")
-            super().record(*args)
+            return super().record(*args)
 
     cluster = ClusterDNS(Config(manifests=FIXTURE))
     cluster.load(full=True)
