@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from contextlib import suppress
 from collections.abc import Callable
 from pathlib import Path
@@ -17,15 +18,56 @@ from watchdog.observers.polling import PollingObserver
 log = logging.getLogger("clusterdns")
 
 DEBOUNCE = 0.05  # seconds of quiet before a rebuild: one rebuild per editor save or git checkout
+WRITE_WAIT = 2.0  # seconds a file still open for writing may hold a rebuild back
 
 
 class _Events(FileSystemEventHandler):
+    """Pokes the watcher on every change, and tells it which files are open and written.
+
+    inotify reports opens and closes (IN_OPEN, IN_CLOSE_WRITE): a file opened, modified
+    and not yet closed is being written (an editor saving in place truncates it first;
+    `kubectl get -o yaml > file` streams it), and reading it now would load half of it.
+    Stat polling and other platforms report no opens, so nothing is held back there.
+    """
+
     def __init__(self, poke: Callable[[], None]) -> None:
         self.poke = poke
+        self.lock = threading.Lock()
+        # open file -> [how many opens are not closed yet, when it was first modified since (0: not yet)]
+        self.open: dict[str, list[Any]] = {}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.event_type not in ("opened", "closed_no_write"):
+        kind = event.event_type
+        if not event.is_directory:
+            self._track(kind, str(event.src_path))
+        if kind not in ("opened", "closed_no_write"):
             self.poke()
+
+    def _track(self, kind: str, path: str) -> None:
+        with self.lock:
+            state = self.open.get(path)
+            if kind == "opened":
+                if state is None:
+                    self.open[path] = [1, 0.0]
+                else:
+                    state[0] += 1
+            elif state is None:
+                return
+            elif kind == "modified":
+                state[1] = state[1] or time.monotonic()
+            elif kind in ("closed", "closed_no_write"):
+                state[0] -= 1
+                if state[0] <= 0:
+                    del self.open[path]
+            elif kind in ("deleted", "moved"):
+                del self.open[path]
+
+    def being_written(self) -> bool:
+        """A file is open and modified, for less than WRITE_WAIT (a writer that never
+        closes, or a missed close, holds nothing back for longer)."""
+        now = time.monotonic()
+        with self.lock:
+            return any(0.0 < since and now - since < WRITE_WAIT for _, since in self.open.values())
 
 
 class Watcher:
@@ -107,6 +149,9 @@ class Watcher:
             self.timer.start()
 
     def _fire(self) -> None:
+        if self.handler.being_written():
+            self.poke()  # read it once it is closed (IN_CLOSE_WRITE pokes again) or WRITE_WAIT passed
+            return
         with self.running:
             try:
                 self._rewatch_root()

@@ -33,7 +33,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import Server, wait_until
+from clusterdns.watch import DEBOUNCE, WRITE_WAIT
+from tests.conftest import Server, udp_sockets, wait_until
 
 ZONE = "default.svc.cluster.local"
 DEADLINE = 10.0  # seconds to wait for a change to become visible
@@ -507,28 +508,41 @@ def test_burst_of_files_is_one_reload(live) -> None:
     ips = {f"s{i:02d}": f"10.96.1.{i + 1}" for i in range(50)}
     client.expect({a_q("s00"): NX, a_q("s49"): NX})
     n = reloads(server)
+    spent: list[float] = []  # how long each burst took to write
+
+    def timed(burst: Callable[[], object]) -> Callable[[], None]:
+        def run() -> None:
+            started = time.monotonic()
+            burst()
+            spent.append(time.monotonic() - started)
+        return run
+
+    def allowed() -> int:
+        # A handful, plus one for each debounce window the burst itself took to write
+        # (a stalled writer on a busy machine spreads it over more than one).
+        return 5 + int(spent[-1] / DEBOUNCE)
 
     def checkout() -> None:
         for name, ip in ips.items():
             write(root / "apps" / f"{name}.yaml", service_yaml(name, ip))
 
-    client.change(checkout, {a_q("s00"): (NX, a_answer("s00", ips["s00"])), a_q("s49"): (NX, a_answer("s49", ips["s49"]))})
+    client.change(timed(checkout), {a_q("s00"): (NX, a_answer("s00", ips["s00"])), a_q("s49"): (NX, a_answer("s49", ips["s49"]))})
     for name, ip in ips.items():
         assert ask(server, a_q(name)) == a_answer(name, ip)
     time.sleep(0.6)  # a late event would make one more reload: count it too
     added = reloads(server) - n
-    assert 1 <= added <= 5, f"{added} reloads for one burst of 50 files\n{server.output}"
+    assert 1 <= added <= allowed(), f"{added} reloads for one burst of 50 files\n{server.output}"
 
     n = reloads(server)
     client.change(
-        lambda: [p.unlink() for p in sorted((root / "apps").iterdir())],  # type: ignore[func-returns-value]
+        timed(lambda: [p.unlink() for p in sorted((root / "apps").iterdir())]),
         {a_q("s00"): (a_answer("s00", ips["s00"]), NX), a_q("s49"): (a_answer("s49", ips["s49"]), NX)},
     )
     for name in ips:
         assert ask(server, a_q(name)) == NX
     time.sleep(0.6)
     removed = reloads(server) - n
-    assert 1 <= removed <= 5, f"{removed} reloads for deleting 50 files\n{server.output}"
+    assert 1 <= removed <= allowed(), f"{removed} reloads for deleting 50 files\n{server.output}"
     client.finish()
 
 
@@ -649,8 +663,12 @@ def test_broken_file_keeps_last_good_until_repaired(live) -> None:
     client.change(lambda: (root / "web.yaml").write_text(service_yaml("web", "10.96.0.24")),
                   {a_q("web"): (good, a_answer("web", "10.96.0.24")),
                    srv_q("web"): (srv_answer("web", 80, "10.96.0.20"), srv_answer("web", 80, "10.96.0.24"))})
-    assert serial(server) > s1
-    last = [line for line in server.output.splitlines() if " reloaded " in line][-1]
+    s2 = serial(server)
+    assert s2 > s1
+    # The new answers are served before their reload is logged: wait for that line.
+    line = rf"(?m)^clusterdns: reloaded .*serial {s2}\b.*$"
+    assert server.wait_for_output(line), server.output
+    last = re.findall(line, server.output)[-1]
     assert not re.search(r", \d+ broken |; \d+ errors;", last), f"the repaired reload reports no errors\n{server.output}"
     client.finish()
 
@@ -760,6 +778,40 @@ def test_watch_off_then_sighup(live) -> None:
 # --- regressions found while writing these tests -------------------------------------
 
 
+def test_a_file_is_read_once_its_writer_closes_it(live) -> None:
+    """A manifest streamed into place (`kubectl get -o yaml > file`, an editor saving in
+    place) is read when its writer closes it, not half-written: both Services at once."""
+    server, client, root = live()
+    web, api = a_answer("web", "10.96.0.20"), a_answer("api", "10.96.0.21")
+    client.expect({a_q("web"): NX, a_q("api"): NX})
+
+    def stream() -> None:
+        with (root / "both.yaml").open("w") as f:
+            f.write(service_yaml("web", "10.96.0.20") + "---\n")  # a whole first document
+            f.flush()
+            time.sleep(0.5)  # ten debounce periods, the file open and half-written
+            assert ask(server, a_q("web")) == NX, f"read while its writer had it open\n{server.output}"
+            f.write(service_yaml("api", "10.96.0.21"))
+
+    client.change(stream, {a_q("web"): (NX, web), a_q("api"): (NX, api)})
+    client.finish()
+
+
+def test_a_writer_that_keeps_the_file_open_holds_the_reload_back_for_a_while_only(live) -> None:
+    server, client, root = live()
+    web = a_answer("web", "10.96.0.20")
+    client.expect({a_q("web"): NX})
+    client.allow(a_q("web"), NX, web)
+    with (root / "web.yaml").open("w") as f:
+        f.write(service_yaml("web", "10.96.0.20"))
+        f.flush()
+        started = time.monotonic()
+        wait_until(lambda: ask(server, a_q("web")) == web, f"served though still open\n{server.output}")
+        assert time.monotonic() - started >= WRITE_WAIT - 0.2, "held back while open"
+    client.allow(a_q("web"), web)
+    client.finish()
+
+
 def test_same_size_edit_keeping_the_mtime_is_seen(live) -> None:
     """Two edits within one mtime tick (1-2 s on some file systems): ctime still moves."""
     server, client, root = live({"web.yaml": service_yaml("web", "10.96.0.20")})
@@ -793,18 +845,30 @@ def test_replaced_root_directory_is_watched_again(serve, tmp_path: Path) -> None
 def test_sighup_reaches_every_worker(serve, tmp_path: Path) -> None:
     write(tmp_path / "web.yaml", service_yaml("web", "10.96.0.20"))
     server = serve(tmp_path, "--workers", "2", "--watch", "off")
+    assert server.wait_for_output("2 worker processes share each port")
+    [worker] = server.workers()
+
+    def catches_sighup() -> bool:  # SigCgt is a hex mask; SIGHUP (1) is bit 0
+        status = Path(f"/proc/{worker}/status").read_text()
+        return int(re.search(r"^SigCgt:\s+([0-9a-f]+)", status, re.M).group(1), 16) & 1 == 1  # type: ignore[union-attr]
+
+    wait_until(lambda: udp_sockets(server.port) == 2 and catches_sighup(), "the worker serves and handles SIGHUP")
     write(tmp_path / "web.yaml", service_yaml("web", "10.96.0.21"))
     os.kill(server.proc.pid, signal.SIGHUP)
     new = a_answer("web", "10.96.0.21")
     wait_until(lambda: all(ask(server, a_q("web"), tcp=i % 2 == 1) == new for i in range(40)), "every worker serves the change")
+    assert server.workers() == [worker], "the worker reloaded, it did not die of the signal"
     serials = {serial(server) for _ in range(30)}
     assert len(serials) == 1, f"workers agree on the serial: {serials}"
 
 
-def test_readme_states_the_debounce_the_watcher_uses() -> None:
-    from clusterdns.watch import DEBOUNCE
+def test_readme_states_the_debounce_and_write_wait_the_watcher_uses() -> None:
     from tests.conftest import ROOT
 
-    said = re.search(r"File events are collected until (\d+) ms pass with no new one", (ROOT / "README.md").read_text())
+    readme = (ROOT / "README.md").read_text()
+    said = re.search(r"File events are collected until (\d+) ms pass with no new one", readme)
     assert said is not None, "the README's 'One reload per burst' sentence changed"
     assert int(said.group(1)) == round(DEBOUNCE * 1000)
+    said = re.search(r"waits for its\s+writer to close it .*?for up to (\d+) s", readme, re.S)
+    assert said is not None, "the README's sentence on files still open for writing changed"
+    assert int(said.group(1)) == WRITE_WAIT
