@@ -48,6 +48,12 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0, 
     raise AssertionError(f"not within {timeout:g} s: {what}")
 
 
+def udp_sockets(port: int) -> int:
+    """UDP sockets bound to 127.0.0.1:port (from /proc/net/udp)."""
+    local = f"0100007F:{port:04X}"
+    return sum(1 for line in Path("/proc/net/udp").read_text().splitlines()[1:] if line.split()[1] == local)
+
+
 class Server:
     """A `clusterdns serve` child process bound to 127.0.0.1 on a port the kernel chose."""
 

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -63,10 +62,13 @@ def _bench_module():
 
 SELF_PINNING = """
 import os, threading, time
+pinned = threading.Event()
 def worker():
     os.sched_setaffinity(0, {0})  # as Knot's UDP workers do: worker i to CPU i
+    pinned.set()
     time.sleep(60)
 threading.Thread(target=worker, daemon=True).start()
+pinned.wait()
 print("ready", flush=True)
 time.sleep(60)
 """
@@ -77,8 +79,7 @@ def test_bench_pins_threads_that_moved_themselves() -> None:
     bench = _bench_module()
     proc = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", SELF_PINNING], stdout=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(0.2)  # the thread has set its own affinity
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"  # the thread has set its own affinity
         with pytest.raises(SystemExit, match="not on CPUs"):
             bench.check_pinned(proc.pid, {1}, "self-pinning server")
         bench.pin(proc.pid, {1})

@@ -891,6 +891,7 @@ def test_files_are_read_here_when_workers_would_not_pay(tmp_path: Path, monkeypa
     assert cluster._parallel_workers(tmp_path, ["a.yaml"] * 10) == 1  # few small files
     monkeypatch.setattr(cluster.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     monkeypatch.setattr(cluster.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(cluster.threading, "active_count", lambda: 1)  # a thread an earlier test left would say "not forking"
     assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 2
     monkeypatch.setattr(cluster.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
     assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 1  # the cores are busy

@@ -58,7 +58,7 @@ def test_a_probe_to_ourselves_comes_back() -> None:
         me: Address = ours.getsockname()
         started = time.monotonic()
         assert find_loops([ours], [me], timeout=2.0) == [me]
-        assert time.monotonic() - started < 0.5, "found at once, not after the timeout"
+        assert time.monotonic() - started < 1.5, "found at once, not after the 2 s timeout"
         with pytest.raises(ConfigError, match=r"forwarding loop: a query sent to upstream 127\.0\.0\.1:\d+ came back to us"):
             check_loop([ours], [me], timeout=2.0)
 
@@ -76,7 +76,7 @@ def test_no_loop_ends_when_the_upstreams_answer() -> None:
         closed = ("127.0.0.1", free_port())
         started = time.monotonic()
         assert find_loops([ours], [up.address, refusing.address, closed], timeout=2.0) == []
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 1.5, "done when all answered, not after the 2 s timeout"
         assert len(probes(up)) == 1 and len(probes(refusing)) == 1
 
 
@@ -84,7 +84,7 @@ def test_a_silent_upstream_costs_the_timeout_only() -> None:
     with bound_udp() as ours, Upstream(RECORDS, mode="drop") as up:
         started = time.monotonic()
         assert find_loops([ours], [up.address], timeout=0.5) == []
-        assert 0.45 < time.monotonic() - started < 1.0
+        assert 0.45 < time.monotonic() - started < 1.5
 
 
 # --- `clusterdns serve` ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import UNIT_FIXTURE, clusterdns_argv, have_dig, read_frame
+from tests.conftest import UNIT_FIXTURE, clusterdns_argv, have_dig, read_frame, udp_sockets, wait_until
 from tests.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
@@ -169,6 +169,7 @@ def test_workers_share_the_port(serve) -> None:
     assert server.wait_for_output("2 worker processes share each port")
     children = [str(pid) for pid in server.workers()]
     assert len(children) == 1, "one forked worker beside the first process"
+    wait_until(lambda: udp_sockets(server.port) == 2, "the worker bound its own socket")
 
     def wakeups(pid: str) -> int:  # the worker's main thread: one wakeup per batch of queries it answers
         status = Path(f"/proc/{pid}/task/{pid}/status").read_text()

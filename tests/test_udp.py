@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -180,13 +181,14 @@ def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, c
         return data.upper()
 
     time.sleep(0.05)  # all four queued, so one recvmmsg takes them together
+    deadline = time.monotonic() + 5
     with pytest.raises(ValueError, match="handler bug"):
-        transports._serve_batched(listener, answer)
+        while time.monotonic() < deadline:  # (should the kernel still be delivering some)
+            transports._serve_batched(listener, answer)
     assert [c.recvfrom(10)[0] for _ in range(2)] == [b"ONE", b"TWO"]
     # The loop is usable again afterwards (it is not left marked busy on the error path).
     c.sendto(b"again", listener.getsockname())
-    time.sleep(0.05)
-    transports._serve_batched(listener, answer)
+    drain(listener, 1, answer)
     assert c.recvfrom(10)[0] == b"AGAIN"
 
 
@@ -230,8 +232,8 @@ def test_known_answers_get_the_query_id_and_are_counted_without_a_callback(liste
     assert replies == sorted([b"\x12\x34\x81\x80known reply", b"\xab\xcd\x81\x80known reply", b"\x00\x00\x81\x80known reply",
                               b"asked:\x55\x55\x01\x00other"])
     assert called == [b"\x55\x55\x01\x00other"], "only the unknown query reached Python"
-    assert cell[1] == 3 and sum(cell[2:]) == 0, "three answers, all in the fastest duration bucket"
-    assert 0 < cell[0] < 0.001, "their durations are summed"
+    assert sum(cell[1:]) == 3, "three answers counted in the duration histogram"
+    assert cell[0] > 0, "their durations are summed"
 
 
 @needs_extension
@@ -419,18 +421,25 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
         udp = transports.UDPServer(sock, cluster.handler, stats)
         c = clients()
         c.setblocking(False)
-        for _ in range(5):
+        for i in range(5):  # one at a time: each is its own failed batch
             c.sendto(query.to_wire(), sock.getsockname())
-            await asyncio.sleep(0.02)
+            for _ in range(200):
+                if udp.failures > i:
+                    break
+                await asyncio.sleep(0.01)
         stats.broken = False
         c.sendto(query.to_wire(), sock.getsockname())
-        await asyncio.sleep(0.1)
         got = []
-        while True:
+        for _ in range(200):
+            await asyncio.sleep(0.01)
             try:
                 got.append(c.recv(512))
             except BlockingIOError:
-                break
+                continue
+            break
+        await asyncio.sleep(0.05)  # nothing more may come
+        with suppress(BlockingIOError):
+            got.append(c.recv(512))
         udp.close()
         return udp.failures, got
 

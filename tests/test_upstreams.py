@@ -24,7 +24,7 @@ import pytest
 from clusterdns.config import Address, Config
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import Forwarder, Overloaded, query_deadline
-from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder
+from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder, wait_until
 from tests.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
@@ -122,9 +122,7 @@ def test_garbage_counts_as_a_failure(mode: str) -> None:
             for _ in range(2):
                 assert answer(await fwd.forward(query())) == {"1.2.3.4"}
             assert fwd.down() == [bad.address]
-            started = time.monotonic()
-            assert answer(await fwd.forward(query())) == {"1.2.3.4"}
-            assert time.monotonic() - started < 0.25  # the bad one (0.3 s timeout) now goes last
+            assert answer(await fwd.forward(query())) == {"1.2.3.4"}  # the bad one now goes last: asked twice in all
 
         run([bad.address, good.address], body, upstream_policy="sequential", upstream_timeout=0.3)
         assert bad.asked("ext.interwebs.test.") == 2 and good.asked("ext.interwebs.test.") == 3
@@ -216,9 +214,12 @@ def test_marked_down_after_max_fails_then_probed_until_it_answers() -> None:
             assert fwd.down() == []  # one failure is not enough with --max-fails 2
             assert await fwd.forward(query()) is None
             assert fwd.down() == [up.address]
-            await asyncio.sleep(1.2)
-            seen = probes(up)
-            assert seen >= 2, "`. NS` probes while down"  # at once, then every 0.5 s after each 0.2 s timeout
+            # `. NS` probes while down: at once, then every 0.5 s after each 0.2 s timeout
+            for _ in range(50):
+                if probes(up) >= 2 and fwd.state[up.address].healthcheck_failures >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert probes(up) >= 2, "`. NS` probes while down"
             assert fwd.state[up.address].healthcheck_failures >= 2
             up.mode = "normal"
             for _ in range(30):
@@ -247,7 +248,7 @@ def test_down_upstreams_go_last_and_are_tried_when_all_are_down() -> None:
             assert fwd.healthcheck_broken == 1
 
         run([first.address, second.address], body, upstream_policy="sequential", upstream_timeout=0.2, max_fails=1)
-        assert first.asked("ext.interwebs.test.") == 2 and second.asked("ext.interwebs.test.") == 2
+        wait_until(lambda: first.asked("ext.interwebs.test.") == 2 and second.asked("ext.interwebs.test.") == 2, "each asked twice")
 
 
 def test_max_fails_zero_never_marks_down() -> None:
@@ -363,7 +364,7 @@ def test_max_concurrent_refuses_at_once() -> None:
             started = time.monotonic()
             with pytest.raises(Overloaded):
                 await fwd.forward(query("n2.interwebs.test."))
-            assert time.monotonic() - started < 0.05
+            assert time.monotonic() - started < 0.4  # at once, not after the upstream's 0.5 s
             assert await fwd.lookup("n3.interwebs.test.", dns.rdatatype.A) is None  # the chase gives up too
             assert fwd.rejects == 2
             assert answer(await first) == {"1.2.3.4"} and answer(await second) == {"10.1.0.1"}
@@ -390,11 +391,11 @@ def test_serve_max_concurrent_answers_refused(serve) -> None:
                        upstream=f"{up.address[0]}:{up.address[1]}")
         slow = [_udp_socket(server, f"n{i}.interwebs.test.") for i in (1, 2)]
         try:
-            time.sleep(0.2)
+            wait_until(lambda: len(up.queries) >= 2, "the two slow queries are with the upstream")
             started = time.monotonic()
             third = server.query("n3.interwebs.test.", "A", timeout=5)
             assert third.rcode() == dns.rcode.REFUSED
-            assert time.monotonic() - started < 0.5, "REFUSED at once, not after the slow upstream"
+            assert time.monotonic() - started < 0.9, "REFUSED at once, not after the slow upstream (1 s)"
             for i, s in zip((1, 2), slow):
                 r = dns.message.from_wire(s.recv(65535))
                 assert r.rcode() == dns.rcode.NOERROR and answer(r.to_wire()) == {f"10.1.0.{i}"}
