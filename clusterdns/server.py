@@ -217,8 +217,10 @@ class Server:
         self.stopping = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        # SIGHUP: a full re-read, off the event loop so queries keep flowing.
+        # SIGHUP: a full re-read, off the event loop so queries keep flowing. One that came
+        # during start-up was held (run() blocks it) and is delivered now.
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         servers = [await transports.start(udp, tcp, self.handler) for udp, tcp in sockets]
         self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
         if self.config.log_queries:
@@ -367,6 +369,10 @@ def _close(sockets: list[SocketPair]) -> None:
 def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> None:
     """Load, bind, fork --workers - 1 children (each serving its own SO_REUSEPORT sockets
     and watching the manifests itself), serve, and stop the children on the way out."""
+    # Until serve() handles SIGHUP, its default action would kill the process: a reload
+    # asked for while loading, or a parent forwarding one to a worker still starting,
+    # waits instead (the mask is inherited across fork, and by threads started meanwhile).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
     server = Server(config)
     server.load(full=True)  # before binding: a broken start fails before any port is taken
     reuse = config.workers > 1

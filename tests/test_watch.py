@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,7 +35,7 @@ import dns.rdatatype
 import pytest
 
 from clusterdns.watch import DEBOUNCE, WRITE_WAIT
-from tests.conftest import Server, udp_sockets, wait_until
+from tests.conftest import QUIET_HTTP, Server, clusterdns_argv, udp_sockets, wait_until
 
 ZONE = "default.svc.cluster.local"
 DEADLINE = 10.0  # seconds to wait for a change to become visible
@@ -840,6 +841,49 @@ def test_replaced_root_directory_is_watched_again(serve, tmp_path: Path) -> None
     wait_until(lambda: ask(server, a_q("web")) == a_answer("web", "10.96.0.21"), "the swapped root is served")
     write(tmp_path / "v2" / "web.yaml", service_yaml("web", "10.96.0.22"))  # an edit inside the new root
     wait_until(lambda: ask(server, a_q("web")) == a_answer("web", "10.96.0.22"), "edits in the new root are seen")
+
+
+def test_sighup_during_start_up_is_held_not_fatal(tmp_path: Path) -> None:
+    """A SIGHUP while the server is still loading (and so forwarded to a worker that is
+    still starting) waits until the server handles it: no process dies of it, and the
+    re-read it asks for happens in every process."""
+    write(tmp_path / "web.yaml", service_yaml("web", "10.96.0.20"))
+    argv = clusterdns_argv("serve", "--manifests", str(tmp_path), "--listen", "127.0.0.1:0", "--upstream", "none",
+                           "--watch", "off", "--workers", "2")
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **QUIET_HTTP}, start_new_session=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # "loaded" is logged before the server serves, or handles SIGHUP
+            lines.append(line)
+            if " loaded " in line:
+                break
+        write(tmp_path / "web.yaml", service_yaml("web", "10.96.0.21"))
+        os.kill(proc.pid, signal.SIGHUP)
+        port = 0
+        for line in proc.stdout:
+            lines.append(line)
+            if m := re.search(r"serving DNS on 127\.0\.0\.1:(\d+)", line):
+                port = int(m.group(1))
+                break
+        assert port and proc.poll() is None, "".join(lines)
+        reader = threading.Thread(target=lambda: lines.extend(proc.stdout or ()), daemon=True)
+        reader.start()
+        [worker] = [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        wait_until(lambda: udp_sockets(port) == 2, "the worker serves")
+        new = a_answer("web", "10.96.0.21")
+
+        def everyone_reloaded() -> bool:
+            return all(answer_of(dns.query.udp(dns.message.make_query(f"web.{ZONE}", "A"), "127.0.0.1", port=port, timeout=2)) == new
+                       for _ in range(40))
+
+        wait_until(everyone_reloaded, "both processes re-read the manifests\n" + "".join(lines))
+        assert proc.poll() is None and Path(f"/proc/{worker}").exists(), "".join(lines)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()  # type: ignore[union-attr]  # (the reader, if started, is at its end)
 
 
 def test_sighup_reaches_every_worker(serve, tmp_path: Path) -> None:
