@@ -71,6 +71,8 @@ class UDPServer:
         self.stats = stats
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
         self.tasks: set[asyncio.Task[None]] = set()
+        # Known answers need the extension, and no limiter that must gate every reply.
+        self.learning = serve is _serve_batched and limiter is None
         self.known: dict[bytes, tuple[bytes, list[Any]]] = {}
         self.known_for: Any = None  # the snapshot `known` answers from
         self.failures = 0  # receive loops ended by an exception
@@ -85,7 +87,7 @@ class UDPServer:
 
     def _readable(self) -> None:
         try:
-            if serve is _serve_batched and self.limiter is None and not self.stats.querylog:
+            if self.learning and not self.stats.querylog:
                 _udpbatch.serve(self.sock.fileno(), self.answer, self.handler, self.known, self.known_for)
             else:
                 serve(self.sock, self.answer)
@@ -116,7 +118,7 @@ class UDPServer:
             cell = self.stats.record(self.handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
             if self.stats.querylog:
                 self.stats.querylog(addr, "udp", data, result, perf_counter() - started)
-            elif self.limiter is None and self.handler.current is answers_from:
+            elif self.learning and self.handler.current is answers_from:
                 self._learn(answers_from, data, cell)
             return result  # type: ignore[return-value]
         if result is None or result.__class__ is list:  # a zone transfer is never answered over UDP
