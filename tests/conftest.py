@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +53,19 @@ def udp_sockets(port: int) -> int:
     """UDP sockets bound to 127.0.0.1:port (from /proc/net/udp)."""
     local = f"0100007F:{port:04X}"
     return sum(1 for line in Path("/proc/net/udp").read_text().splitlines()[1:] if line.split()[1] == local)
+
+
+def udp_ports_of(pid: int) -> list[int]:
+    """The local ports of the IPv4 UDP sockets process `pid` holds (from /proc): for a server
+    that prints no "serving DNS on" line (--quiet) but was given port 0."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    rows = [line.split() for line in Path("/proc/net/udp").read_text().splitlines()[1:]]
+    return sorted(int(row[1].split(":")[1], 16) for row in rows if row[9] in inodes)
 
 
 class Server:

@@ -18,7 +18,7 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, free_port, udp_sockets, wait_until
+from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -172,11 +172,13 @@ def test_query_log_has_a_line_for_every_repeat(serve) -> None:
 
 def test_quiet_keeps_warnings_and_query_lines_only() -> None:
     """README: --quiet prints only warnings and errors; --log-queries lines still print."""
-    port = free_port()
-    argv = clusterdns_argv("serve", "--manifests", str(FIXTURE), "--zone", "cluster.local", "--listen", f"127.0.0.1:{port}",
+    argv = clusterdns_argv("serve", "--manifests", str(FIXTURE), "--zone", "cluster.local", "--listen", "127.0.0.1:0",
                            "--upstream", "none", "--quiet", "--log-queries")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **QUIET_HTTP})
     try:
+        ports: list[int] = []  # --quiet prints no "serving DNS on": its socket says where it listens
+        wait_until(lambda: bool(ports.extend(udp_ports_of(proc.pid)) or ports), "the quiet server's UDP socket")
+        [port] = ports
         query = dns.message.make_query("svc1.testns.svc.cluster.local", "A")
         replies: list[dns.message.Message] = []
 
