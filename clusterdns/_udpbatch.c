@@ -28,6 +28,7 @@ static char buffers[BATCH][DATAGRAM]; /* only the pages datagrams touch become r
 static struct sockaddr_storage peers[BATCH];
 static struct iovec in_iov[BATCH], out_iov[2 * BATCH]; /* a reply: [ID, tail] or [whole] */
 static struct mmsghdr in_msgs[BATCH], out_msgs[BATCH];
+static PyObject *replies[BATCH]; /* the bytes out_iov points into, held until they are sent */
 static int busy; /* the buffers above are shared: one serve() at a time (the event loop's thread) */
 
 /* The request-duration histogram's upper bounds (metrics.DURATION_BUCKETS), set by buckets(). */
@@ -195,6 +196,24 @@ static int known_is_current(PyObject *handler, PyObject *known_for) {
     return same;
 }
 
+/* Reply number `n` of this batch (a reference it takes) goes to the sender of datagram
+ * `slot`: `reply` whole, or after the query's own ID (the first two bytes still in its
+ * buffer) when it is a known reply's tail. */
+static void queue_reply(unsigned int n, int slot, PyObject *reply, int after_id) {
+    struct iovec *iov = &out_iov[2 * n];
+    replies[n] = reply;
+    if (after_id) {
+        iov->iov_base = buffers[slot];
+        iov->iov_len = 2;
+        iov++;
+    }
+    iov->iov_base = PyBytes_AS_STRING(reply);
+    iov->iov_len = (size_t)PyBytes_GET_SIZE(reply);
+    out_msgs[n].msg_hdr.msg_iovlen = after_id ? 2 : 1;
+    out_msgs[n].msg_hdr.msg_name = &peers[slot];
+    out_msgs[n].msg_hdr.msg_namelen = in_msgs[slot].msg_hdr.msg_namelen;
+}
+
 PyDoc_STRVAR(serve_doc,
 "serve(fd, answer, handler=None, known=None, known_for=None, rounds=8) -> (received, dropped)\n\n"
 "Read the datagrams waiting on non-blocking UDP socket fd, up to rounds batches of 64,\n"
@@ -219,10 +238,6 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     }
     busy = 1;
     Py_ssize_t received = 0, dropped = 0;
-    PyObject *replies[BATCH];
-    /* Only Python code can swap the snapshot (under the GIL, which this loop holds), so
-     * the check is needed once per batch and again after each callback. */
-    int use_known = 0;
     for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < BATCH; i++)
             in_msgs[i].msg_hdr.msg_namelen = sizeof peers[i]; /* the kernel wrote the last one's length */
@@ -236,26 +251,17 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         }
         received += n;
         unsigned int count = 0;
-        int failed = 0;
-        use_known = known != Py_None ? known_is_current(handler, known_for) : 0;
-        if (use_known < 0)
-            failed = 1, n = 0;
-        for (int i = 0; i < n; i++) {
+        /* Only Python code can swap the snapshot (under the GIL, which this loop holds), so
+         * the check is needed once per batch and again after each callback. */
+        int use_known = known != Py_None ? known_is_current(handler, known_for) : 0;
+        int failed = use_known < 0;
+        for (int i = 0; i < n && !failed; i++) {
             Py_ssize_t size = (Py_ssize_t)in_msgs[i].msg_len;
             PyObject *reply = NULL;
             if (use_known && size >= 12) {
                 reply = known_reply(known, buffers[i], size);
                 if (reply != NULL) {
-                    /* the query's own ID, then the known reply after it */
-                    replies[count] = reply;
-                    out_iov[2 * count].iov_base = buffers[i];
-                    out_iov[2 * count].iov_len = 2;
-                    out_iov[2 * count + 1].iov_base = PyBytes_AS_STRING(reply);
-                    out_iov[2 * count + 1].iov_len = (size_t)PyBytes_GET_SIZE(reply);
-                    out_msgs[count].msg_hdr.msg_iovlen = 2;
-                    out_msgs[count].msg_hdr.msg_name = &peers[i];
-                    out_msgs[count].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
-                    count++;
+                    queue_reply(count++, i, reply, 1);
                     continue;
                 }
                 if (PyErr_Occurred()) {
@@ -281,13 +287,7 @@ static PyObject *serve(PyObject *self, PyObject *args) {
                 Py_DECREF(reply);
                 continue;
             }
-            replies[count] = reply;
-            out_iov[2 * count].iov_base = PyBytes_AS_STRING(reply);
-            out_iov[2 * count].iov_len = (size_t)PyBytes_GET_SIZE(reply);
-            out_msgs[count].msg_hdr.msg_iovlen = 1;
-            out_msgs[count].msg_hdr.msg_name = &peers[i];
-            out_msgs[count].msg_hdr.msg_namelen = in_msgs[i].msg_hdr.msg_namelen;
-            count++;
+            queue_reply(count++, i, reply, 0);
         }
         dropped += send_all(fd, count);
         for (unsigned int j = 0; j < count; j++)
