@@ -45,14 +45,14 @@ def labels(k: Key) -> tuple[str, str, str, bool]:
 class ListenerStats:
     """Counts for one listening socket: its `server`, `proto` and `family` labels are fixed."""
 
-    def __init__(self, server: str, proto: str, family: int) -> None:
+    def __init__(self, server: str, proto: str, family: int, querylog: Any = None) -> None:
         self.server, self.proto, self.family = server, proto, str(family)
         # (key, request size, response size) -> [duration sum, then a count per duration
         # bucket]; the request count is the buckets' sum. A cached answer has fixed sizes, so
         # the size histograms are made at scrape time from these counts and the hot path
         # does one dict lookup and two additions.
         self.cells: dict[tuple[Key, int, int], list[Any]] = {}
-        self.querylog: Any = None  # querylog.record when --log-queries, else None
+        self.querylog = querylog  # querylog.record when --log-queries, else None
 
     def record(self, k: Key, request: int, response: int, seconds: float) -> list[Any]:
         """Count one answer; returns its cell, where the UDP fast path counts its repeats."""

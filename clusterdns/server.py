@@ -221,11 +221,9 @@ class Server:
         # during start-up was held (run() blocks it) and is delivered now.
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-        servers = [await transports.start(udp, tcp, self.handler) for udp, tcp in sockets]
+        log_query = querylog.record if self.config.log_queries else None
+        servers = [await transports.start(udp, tcp, self.handler, log_query) for udp, tcp in sockets]
         self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
-        if self.config.log_queries:
-            for ls in self.listeners:
-                ls.querylog = querylog.record
         if self.report_to is not None:
             loop.add_reader(self.report_to.fileno(), self._report_counts)
         http = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints

@@ -71,8 +71,8 @@ class UDPServer:
         self.stats = stats
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
         self.tasks: set[asyncio.Task[None]] = set()
-        # Known answers need the extension, and no limiter that must gate every reply.
-        self.learning = serve is _serve_batched and limiter is None
+        # Known answers need the extension, and no limiter or query log that must see every reply.
+        self.learning = serve is _serve_batched and limiter is None and not stats.querylog
         self.known: dict[bytes, tuple[bytes, list[Any]]] = {}
         self.known_for: Any = None  # the snapshot `known` answers from
         self.failures = 0  # receive loops ended by an exception
@@ -87,7 +87,7 @@ class UDPServer:
 
     def _readable(self) -> None:
         try:
-            if self.learning and not self.stats.querylog:
+            if self.learning:
                 _udpbatch.serve(self.sock.fileno(), self.answer, self.handler, self.known, self.known_for)
             else:
                 serve(self.sock, self.answer)
@@ -426,15 +426,17 @@ def _bind_udp(sock: socket.socket, host: str, port: int) -> None:
         log.warning("UDP %s:%d is shared with another program (an mDNS responder on the wildcard address?)", host, port)
 
 
-async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Responder) -> tuple[UDPServer, TCPServer]:
-    """Serve UDP and TCP on a bound socket pair, each with its own counters."""
+async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Responder,
+                querylog: Callable[..., None] | None = None) -> tuple[UDPServer, TCPServer]:
+    """Serve UDP and TCP on a bound socket pair, each with its own counters; `querylog`
+    (--log-queries) is given every query and reply."""
     loop = asyncio.get_running_loop()
     host, port = udp_sock.getsockname()[:2]
     server = "dns://" + hostport_text(host, port)
     family = 2 if udp_sock.family == socket.AF_INET6 else 1
     limiter = _limiter(handler)
-    udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family), limiter)
-    tcp = TCPServer(handler, ListenerStats(server, "tcp", family))
+    udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family, querylog), limiter)
+    tcp = TCPServer(handler, ListenerStats(server, "tcp", family, querylog))
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
     return udp, tcp
 
