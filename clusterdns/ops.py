@@ -8,7 +8,6 @@ and `none` turns it off.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 log = logging.getLogger("clusterdns")
 
 Reply = tuple[int, str, bytes]  # status, content type, body
-Route = Callable[[], Reply | Awaitable[Reply]]
+Route = Callable[[], Awaitable[Reply]]
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
@@ -32,11 +31,11 @@ class Endpoints:
         self.registry = registry
         self.collector = collector  # metrics.DNSCollector: takes the --workers children's counts
 
-    def health(self) -> Reply:
+    async def health(self) -> Reply:
         # Liveness: OK while the process runs, during the lameduck drain too (CoreDNS health).
         return 200, "text/plain; charset=utf-8", b"OK"
 
-    def ready(self) -> Reply:
+    async def ready(self) -> Reply:
         reason = self.server.not_ready()
         if reason:
             return 503, "text/plain; charset=utf-8", reason.encode()
@@ -51,7 +50,7 @@ class Endpoints:
         finally:
             self.collector.remote = []
 
-    def status(self) -> Reply:
+    async def status(self) -> Reply:
         return 200, "application/json", json.dumps(self.server.status(), indent=1).encode()
 
 
@@ -65,8 +64,7 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         elif method not in ("GET", "HEAD"):
             status, ctype, body = 405, "text/plain", b"GET only\n"
         else:
-            reply = routes[path]()
-            status, ctype, body = await reply if inspect.isawaitable(reply) else reply
+            status, ctype, body = await routes[path]()
         writer.write(f"HTTP/1.0 {status} {REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
                      f"Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b""))
         await writer.drain()
