@@ -38,7 +38,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402
 
-PORTS = {"nsd": 15353, "knot": 25353, "clusterdns": 20053, "upstream": 16353}  # below 32768 (spec/performance.md)
+PORTS = {"nsd": 15353, "knot": 25353, "clusterdns": 20053, "upstream": 16353}  # below 32768: outside the ephemeral range dnsperf's sockets draw from
 SERVER_CPU, CLIENT_CPU = "1", "0"
 
 
@@ -259,7 +259,7 @@ class Servers:
     @staticmethod
     def _nsd(name: str, port: int, zone: str, zone_file: Path, workers: int) -> list[str]:
         # Debian's NSD rate-limits responses by default (rrl-ratelimit 200 per source):
-        # switched off, or it drops most of a loopback benchmark (spec/performance.md).
+        # switched off, or it drops most of a loopback benchmark.
         conf = RUN / f"{name}.conf"
         conf.write_text(f"""server:
     ip-address: 127.0.0.1
@@ -370,7 +370,7 @@ def add_ratios(rows: list[Row]) -> None:
 
 def medians(rounds: list[list[Row]]) -> list[Row]:
     """One row per (server, transport, workload): the median of each figure over the rounds
-    (ratios are taken within a round first, as spec/performance.md does: the VM drifts)."""
+    (ratios are taken within a round first: the VM drifts between rounds)."""
     out = []
     for first in rounds[0]:
         same = [r for rows in rounds for r in rows if (r.server, r.transport, r.workload) == (first.server, first.transport, first.workload)]

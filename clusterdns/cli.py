@@ -132,7 +132,7 @@ def run_serve(args: argparse.Namespace) -> int:
     setup_logging(config.quiet)  # quiet may come from --config, a Corefile or the environment
 
     try:
-        import uvloop  # 3x the queries per second of asyncio's own loop (spec/performance.md)
+        import uvloop  # 3x the queries per second of asyncio's own loop (measured with bench/bench.py)
 
         runner = uvloop.run
     except ImportError:

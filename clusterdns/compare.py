@@ -1,6 +1,6 @@
 """`clusterdns compare`: ask two DNS servers the same questions and show where they differ.
 
-The questions come from a case file in the shared/cases format (`--cases`), or are generated
+The questions come from a case file in the CoreDNS case format (tests/cases/README.md) (`--cases`), or are generated
 from a manifests directory (`--manifests`): every name and type clusterdns would serve for it,
 plus negative probes around each (wrong types, unknown endpoints, Services and namespaces,
 empty non-terminals, search-path expansions). Nothing is started: `--self` (default
@@ -181,7 +181,7 @@ def _lines(rrsets: Iterable[Any], options: Options) -> Iterable[str]:
 
 
 def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Question]:
-    """The questions of a shared/cases file: cases without `config` (profile "default"), or of one profile."""
+    """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
     import yaml
 
     try:
@@ -328,7 +328,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--against", required=True, metavar="HOST:PORT", help="the server to compare with (CoreDNS, a secondary, ...; port 53 if omitted)")
     parser.add_argument("--self", dest="self_address", default=DEFAULT_SELF, metavar="HOST:PORT", help=f"the clusterdns to compare (default {DEFAULT_SELF})")
-    parser.add_argument("--cases", metavar="FILE", help="take the questions of a case file (shared/cases format)")
+    parser.add_argument("--cases", metavar="FILE", help="take the questions of a case file (tests/cases/coredns-unit.yaml format)")
     parser.add_argument("--profile", metavar="NAME", help="with --cases: the cases of this profile (default: cases without `config`)")
     parser.add_argument("--tcp", action="store_true", help="ask over TCP only (kubectl port-forward carries only TCP)")
     parser.add_argument("--ttl-sensitive", action="store_true", help="compare TTLs (and the SOA MINIMUM) too")

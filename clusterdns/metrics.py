@@ -4,7 +4,7 @@ Each query costs one dict lookup and a few list increments in the transport that
 answered it (`ListenerStats.record`); the Prometheus families are assembled only when
 `/metrics` is scraped, by a prometheus_client collector. Names, labels and buckets
 follow CoreDNS's `prometheus` plugin (plugin/metrics/vars/vars.go) so existing
-dashboards work unchanged (spec/conventions.md section 3).
+dashboards work unchanged.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class DNSCollector(Collector):
         yield from self._forward([c["forward"] for c in every if c["forward"] is not None])
 
     def _forward(self, forwards: list[Counts]) -> Iterator[Any]:
-        """forward and cache plugin metrics (spec/conventions.md section 3)."""
+        """forward and cache plugin metrics (plugin/forward/metrics.go, plugin/cache/metrics.go)."""
         if not forwards:  # no upstreams
             return
         servers = sorted({ls.server for ls in self.listeners}) or [""]

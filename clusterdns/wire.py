@@ -5,7 +5,7 @@ point into the question with compression pointers (RFC 1035 4.1.4): the owner na
 0xC00C and in-zone names end in a pointer to where the zone starts in the question.
 The body therefore fits every spelling of the same name, and a reply to a new query is
 its ID, flags and counts, a copy of its question, the cached body and, if it sent one,
-an OPT record (RFC 6891). dnslib and dnspython stay off this path (spec/performance.md).
+an OPT record (RFC 6891). dnslib and dnspython stay off this path (80-120 µs per packet each).
 """
 
 from __future__ import annotations

@@ -30,9 +30,9 @@ from clusterdns.forwarder import Forwarder
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+CASES = ROOT / "tests" / "cases"
 T = TypeVar("T")
-UNIT_FIXTURE = SHARED / "cases" / "fixture" / "unit"  # the CoreDNS unit-test cluster (shared/cases/README.md)
+UNIT_FIXTURE = CASES / "fixture" / "unit"  # the CoreDNS unit-test cluster (tests/cases/README.md)
 LISTENING = re.compile(r"serving DNS on (\S+):(\d+)")
 # Test servers run side by side: no HTTP endpoints on the fixed default ports unless a
 # test asks for them (CLUSTERDNS_* variables are read like flags).

@@ -20,7 +20,7 @@ from clusterdns import cli, compare
 from clusterdns.config import Config
 from clusterdns.names import split
 from clusterdns.resolver import NOERROR, resolve
-from tests.conftest import ROOT, SHARED, Server, UNIT_FIXTURE, closed_port, clusterdns_argv
+from tests.conftest import ROOT, CASES, Server, UNIT_FIXTURE, closed_port, clusterdns_argv
 
 DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"
 KUBEADM = ["--zone", "cluster.local", "--zone", "in-addr.arpa", "--zone", "ip6.arpa", "--pods", "insecure", "--ttl", "30"]
@@ -113,7 +113,7 @@ def test_ttl_sensitive(servers: dict[str, Server], capsys: pytest.CaptureFixture
     """The unit fixture served with TTL 5 and with TTL 30: equal unless TTLs count."""
     other = start(UNIT, *UNIT_FLAGS[:-4], "--ttl", "30", "--fallthrough", "none")
     try:
-        base = ["--self", address(servers["unit-a"]), "--against", address(other), "--cases", str(SHARED / "cases" / "coredns-unit.yaml")]
+        base = ["--self", address(servers["unit-a"]), "--against", address(other), "--cases", str(CASES / "coredns-unit.yaml")]
         code, out = run(capsys, *base)
         assert code == 0, out
         code, out = run(capsys, *base, "--ttl-sensitive")
@@ -125,7 +125,7 @@ def test_ttl_sensitive(servers: dict[str, Server], capsys: pytest.CaptureFixture
 
 
 def test_cases_file_and_profiles(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
-    cases = str(SHARED / "cases" / "coredns-unit.yaml")
+    cases = str(CASES / "coredns-unit.yaml")
     pair = ["--self", address(servers["unit-a"]), "--against", address(servers["unit-b"])]
     code, out = run(capsys, *pair, "--cases", cases)
     assert code == 0, out
@@ -153,7 +153,7 @@ def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.Cap
     assert code == 2 and "--cases FILE or --manifests DIR" in out
     code, out = run(capsys, "--against", address(servers["a"]), "--cases", "x.yaml", "--manifests", str(DUMP))
     assert code == 2 and "not both" in out
-    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(SHARED / "cases" / "coredns-unit.yaml"), "--profile", "nope")
+    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(CASES / "coredns-unit.yaml"), "--profile", "nope")
     assert code == 2 and "--profile nope" in out
     code, out = run(capsys, "--against", address(servers["a"]), "--manifests", "/nonexistent/dir")
     assert code == 2 and "no such directory" in out

@@ -1,6 +1,6 @@
 """The docker-compose lab, checked without Docker: docker-compose.yml, Dockerfile, .dockerignore,
 zones/compose-lab/ and docs/compose.md must agree with each other and with the facts of
-spec/conventions.md section 6 (`dns:` takes IPs only, port 53 inside, no `dns:` on the DNS
+Docker's own rules for compose (`dns:` takes IPs only, port 53 inside, no `dns:` on the DNS
 server itself, the host publish on loopback only). tests/test_netns.py replays the lab's
 resolver path for real.
 """

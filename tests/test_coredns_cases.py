@@ -1,4 +1,4 @@
-"""CoreDNS's own cases (shared/cases/coredns-unit.yaml) through real UDP and TCP queries
+"""CoreDNS's own cases (tests/cases/coredns-unit.yaml) through real UDP and TCP queries
 against `clusterdns serve` run with each profile's equivalent flags."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import dns.rrset
 import pytest
 import yaml
 
-from tests.conftest import SHARED, Server, ServerPool, UNIT_FIXTURE, clusterdns_argv, read_frame
+from tests.conftest import CASES, Server, ServerPool, UNIT_FIXTURE, clusterdns_argv, read_frame
 
-CASES_FILE = SHARED / "cases" / "coredns-unit.yaml"
+CASES_FILE = CASES / "coredns-unit.yaml"
 DATA = yaml.safe_load(CASES_FILE.read_text())
 FIXTURE = UNIT_FIXTURE
 

@@ -14,16 +14,15 @@ import pytest
 
 from clusterdns.corefile import corefile_values, parse_duration
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, SHARED, Server, ServerPool, clusterdns_argv, config_of
+from tests.conftest import ROOT, CASES, Server, ServerPool, clusterdns_argv, config_of
 from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
 
-CONVENTIONS = SHARED / "spec" / "conventions.md"
+KUBEADM_COREFILE = CASES / "corefiles" / "kubeadm.Corefile"
 
 
 def kubeadm_corefile() -> str:
-    """kubeadm's stock Corefile, as conventions.md section 1 quotes it."""
-    section = CONVENTIONS.read_text().split("## 1.", 1)[1]
-    return section.split("```", 2)[1].lstrip("\n")
+    """kubeadm's stock Corefile (tests/cases/README.md)."""
+    return KUBEADM_COREFILE.read_text()
 
 
 def with_manifests(corefile: str, directory: Path | str) -> str:

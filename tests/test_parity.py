@@ -1,6 +1,6 @@
 """clusterdns's own CoreDNS parity cases (tests/cases/parity.yaml) over real UDP and TCP.
 
-Same format and comparison rules as shared/cases/coredns-unit.yaml (run by
+Same format and comparison rules as tests/cases/coredns-unit.yaml (run by
 test_coredns_cases.py, whose helpers are reused): sections are multisets, a CNAME comes
 before its target, SOA serials are never compared, owner names compare case-insensitively.
 Each profile names its fixture and its clusterdns flags; one server per profile.
@@ -51,7 +51,7 @@ def servers() -> Iterator[ServerPool]:
 
 
 def lowered(lines: list[str], case: dict) -> list[str]:
-    """Owner names (and names in rdata) compare case-insensitively (shared/cases/README.md).
+    """Owner names (and names in rdata) compare case-insensitively (tests/cases/README.md).
     For an upstream's reply (`aa: false`) the TTL field is dropped: its TTLs are the
     upstream's (and any cache's on the way), not ours."""
     ttls = case.get("aa", True)
