@@ -147,10 +147,11 @@ def load_snapshot(config: Config, quiet: bool = False) -> Any:
     from clusterdns.store import load
 
     store, state = load(config.manifests, config)
-    for problem in state.problems:
+    snap = snapshot.build(state, config, None, store.newest_mtime())
+    for problem in snap.problems:
         if not quiet or problem.level == "error":
             (log.error if problem.level == "error" else log.warning)("%s", problem)
-    return snapshot.build(state, config, None, store.newest_mtime())
+    return snap
 
 
 def run_export(args: argparse.Namespace) -> int:
@@ -178,9 +179,11 @@ def run_check(args: argparse.Namespace) -> int:
     """Every problem `serve` would log, sorted by file and line; exit 1 on errors."""
     from clusterdns.store import load
 
+    from clusterdns import snapshot
+
     config = _with_directory(args)
     store, state = load(config.manifests, config)
-    problems = sorted(state.problems, key=lambda p: (p.file, p.line, p.level))
+    problems = sorted(snapshot.build(state, config).problems, key=lambda p: (p.file, p.line, p.level))
     for problem in problems:
         print(problem)
     errors = sum(p.level == "error" for p in problems)

@@ -57,7 +57,7 @@ PARALLEL_MIN_FILES = 50
 PARALLEL_MIN_BYTES = 5_000_000
 
 
-def read_files(root: str | Path, rels: Sequence[str]) -> list[tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]]:
+def read_files(root: str | Path, rels: Sequence[str], relaxed_service_names: bool = False) -> list[tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]]:
     """`read_objects(read_file(root, rel))` for each file, in order: (objects, problems) per file.
 
     Many files (PARALLEL_MIN_FILES, or PARALLEL_MIN_BYTES in all) are read by worker
@@ -65,15 +65,17 @@ def read_files(root: str | Path, rels: Sequence[str]) -> list[tuple[list[k8s.Kub
     """
     workers = _parallel_workers(root, rels)
     if workers < 2:
-        return [_read_one((str(root), rel)) for rel in rels]
+        return [_read_one((str(root), rel, relaxed_service_names)) for rel in rels]
     context = multiprocessing.get_context("fork")
     with context.Pool(workers) as pool:
-        return pool.map(_read_one, [(str(root), rel) for rel in rels], chunksize=max(1, len(rels) // (workers * 8)))
+        tasks = [(str(root), rel, relaxed_service_names) for rel in rels]
+        return pool.map(_read_one, tasks, chunksize=max(1, len(rels) // (workers * 8)))
 
 
-def _read_one(task: tuple[str, str]) -> tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]:
+def _read_one(task: tuple[str, str, bool]) -> tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]:
+    root, rel, relaxed_service_names = task
     problems: list[Problem] = []
-    return read_objects(read_file(*task), problems), problems
+    return read_objects(read_file(root, rel), problems, relaxed_service_names), problems
 
 
 def _parallel_workers(root: str | Path, rels: Sequence[str]) -> int:
@@ -93,24 +95,24 @@ def _parallel_workers(root: str | Path, rels: Sequence[str]) -> int:
     return min(cores, 8)
 
 
-def read_objects(entries: Iterable[Entry], problems: list[Problem]) -> list[k8s.KubeObject | k8s.ObjectRef]:
+def read_objects(entries: Iterable[Entry], problems: list[Problem], relaxed_service_names: bool = False) -> list[k8s.KubeObject | k8s.ObjectRef]:
     """The objects of read documents; Problems (parse errors, invalid objects) go to `problems`.
 
     Documents of other kinds become ObjectRefs when they name a namespace, because any
     object in a namespace shows that the namespace exists.
     """
     with gc_paused():
-        return _read_objects(entries, problems)
+        return _read_objects(entries, problems, relaxed_service_names)
 
 
-def _read_objects(entries: Iterable[Entry], problems: list[Problem]) -> list[k8s.KubeObject | k8s.ObjectRef]:
+def _read_objects(entries: Iterable[Entry], problems: list[Problem], relaxed_service_names: bool) -> list[k8s.KubeObject | k8s.ObjectRef]:
     out: list[k8s.KubeObject | k8s.ObjectRef] = []
     for entry in entries:
         if isinstance(entry, Problem):
             problems.append(entry)
             continue
         try:
-            obj = k8s.from_manifest(entry, problems)
+            obj = k8s.from_manifest(entry, problems, relaxed_service_names)
         except ManifestError as e:
             problems.append(e.problem)
             continue
@@ -963,9 +965,34 @@ def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoint
     if slices:  # every slice of the Service, merged (C15); one group per slice
         ordered = sorted(slices, key=lambda s: s.name)
         return tuple(EndpointGroup(s.endpoints, s.ports, s.name, s.source) for s in ordered), "EndpointSlice"
-    if endpoints is not None:  # one group per subset; notReadyAddresses already ready=False
-        return tuple(EndpointGroup(sub.addresses, sub.ports, endpoints.name, endpoints.source) for sub in endpoints.subsets), "Endpoints"
+    if endpoints is not None:  # notReadyAddresses already ready=False
+        return _mirrored(endpoints), "Endpoints"
     return (), ""  # no selector: endpoints only "out of band" (spec 2.4)
+
+
+# The EndpointSlice controllers' packing (kube-controller-manager defaults): a slice holds one
+# address family and at most --max-endpoints-per-slice (100) endpoints; the mirroring
+# controller copies an Endpoints subset into slices of at most 1000 per family
+# (pkg/controller/endpointslicemirroring). CoreDNS reads slices, so a slice is a group here.
+MAX_ENDPOINTS_PER_SLICE = 100
+MAX_MIRRORED_PER_SLICE = 1000
+
+
+def _slices(addresses: Sequence[EndpointAddress], size: int) -> Iterator[tuple[EndpointAddress, ...]]:
+    """`addresses` cut into slices of at most `size`, in order."""
+    for start in range(0, len(addresses), size):
+        yield tuple(addresses[start : start + size])
+
+
+def _mirrored(endpoints: k8s.Endpoints) -> tuple[EndpointGroup, ...]:
+    """The EndpointSlices the mirroring controller makes of an Endpoints object: per subset,
+    IPv4 then IPv6, at most MAX_MIRRORED_PER_SLICE addresses each."""
+    out = []
+    for sub in endpoints.subsets:
+        for v6 in (False, True):
+            family = [a for a in sub.addresses if (":" in a.ip) == v6]
+            out += [EndpointGroup(part, sub.ports, endpoints.name, endpoints.source) for part in _slices(family, MAX_MIRRORED_PER_SLICE)]
+    return tuple(out)
 
 
 def _check_named_ports(svc: Service, groups: Sequence[EndpointGroup], problems: list[Problem]) -> None:
@@ -1060,7 +1087,7 @@ def _selector_endpoints(
     if eligible:
         _check_target_ports(svc, resolved, problems)
     ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise
-    return tuple(EndpointGroup(tuple(addresses), ports) for (_, ports), addresses in ordered)
+    return tuple(EndpointGroup(part, ports) for (_, ports), addresses in ordered for part in _slices(addresses, MAX_ENDPOINTS_PER_SLICE))
 
 
 def _check_target_ports(svc: Service, resolved: set[int], problems: list[Problem]) -> None:

@@ -168,6 +168,10 @@ class Config:
         False, flag="--ignore-empty-service", switch=True, help="NXDOMAIN for ClusterIP Services with no ready endpoints"
     )
     noendpoints: bool = setting(False, flag="--noendpoints", switch=True, help="serve no endpoint records (headless, endpoint names)")
+    relaxed_service_names: bool = setting(
+        False, flag="--relaxed-service-names", switch=True,
+        help="accept Service names that start with a digit (DNS-1123 labels), as Kubernetes's RelaxedServiceNameValidation gate",
+    )
     fallthrough: tuple[str, ...] = setting(
         ("in-addr.arpa", "ip6.arpa"),
         flag="--fallthrough",

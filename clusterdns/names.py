@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from clusterdns.model import EndpointAddress
 
 SVC = "svc"
 NS_NAME = "ns.dns"  # CoreDNS's name for the zone's own nameserver (plugin/kubernetes/ns.go)
+MAX_LABEL = 63  # octets in a label (RFC 1035 2.3.4)
+MAX_NAME = 255  # octets in a name on the wire, length octets and root included (RFC 1035 2.3.4)
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label, lower case
 
 
 def service_name(name: str, namespace: str) -> str:
@@ -42,13 +46,15 @@ def dashed_ip(ip: str) -> str:
 def endpoint_name(addr: EndpointAddress, endpoint_pod_names: bool) -> str:
     """An endpoint's hostname label (spec S19, CoreDNS endpointHostname).
 
-    The endpoint `hostname` if set; with `endpoint_pod_names`, the targetRef Pod name;
-    otherwise the dashed IP.
+    The endpoint `hostname` if set; with `endpoint_pod_names`, the targetRef Pod name when
+    it can be one label (CoreDNS keeps only names under 64 characters, object/endpoint.go;
+    a Pod name may also hold dots, which would make it several labels); otherwise the
+    dashed IP.
     """
     if addr.hostname:
         return addr.hostname.lower()
-    if endpoint_pod_names and addr.pod_name:
-        return addr.pod_name.lower()
+    if endpoint_pod_names and addr.pod_name and _LABEL.fullmatch(pod := addr.pod_name.lower()):
+        return pod
     return dashed_ip(addr.ip)
 
 
@@ -72,3 +78,20 @@ def split(name: str) -> tuple[str, ...]:
     """Labels of a relative or absolute name; `""` and `.` have none."""
     name = name.rstrip(".")
     return tuple(name.split(".")) if name else ()
+
+
+def octets(labels: tuple[str, ...]) -> int:
+    """The wire length of a relative name's labels: a length octet and the text of each."""
+    return sum(len(label) + 1 for label in labels)
+
+
+def unfit(labels: tuple[str, ...], room: int) -> str:
+    """Why a name cannot go on the wire below a zone whose labels take `room` octets
+    (RFC 1035 2.3.4), or "" when it can."""
+    for label in labels:
+        if len(label) > MAX_LABEL:
+            return f"label {label[:16]}... has {len(label)} octets (at most {MAX_LABEL})"
+    total = octets(labels) + room + 1
+    if total > MAX_NAME:
+        return f"the name has {total} octets (at most {MAX_NAME})"
+    return ""

@@ -225,11 +225,12 @@ Workload = Deployment | ReplicaSet | StatefulSet | DaemonSet
 class _Reader:
     """Validation context for one document: raises ManifestError naming file, line and field."""
 
-    def __init__(self, doc: Document, kind: str, problems: list[Problem] | None) -> None:
+    def __init__(self, doc: Document, kind: str, problems: list[Problem] | None, relaxed_service_names: bool = False) -> None:
         self.doc = doc
         self.kind = kind
         self.name = ""
         self.problems = problems
+        self.relaxed_service_names = relaxed_service_names
         self.source = Source(doc.file, doc.doc, doc.line)
 
     def problem(self, level: str, field: str, message: str) -> Problem:
@@ -399,8 +400,13 @@ def _node(r: _Reader, data: dict[str, Any]) -> Node:
 
 
 def _service(r: _Reader, data: dict[str, Any]) -> Service:
-    # Service names are DNS-1035 labels (ValidateServiceName = NameIsDNS1035Label, spec 2.5).
-    namespace, name, meta = _metadata(r, data, True, _DNS1035_LABEL, "Service name (DNS-1035 label)")
+    # Service names are DNS-1035 labels (ValidateServiceName = NameIsDNS1035Label, spec 2.5);
+    # with the RelaxedServiceNameValidation feature gate, DNS-1123 labels: a leading digit is
+    # allowed (KEP-5311; the e2e test "should work with a service name that starts with a digit").
+    if r.relaxed_service_names:
+        namespace, name, meta = _metadata(r, data, True, _DNS1123_LABEL, "Service name (DNS-1123 label)")
+    else:
+        namespace, name, meta = _metadata(r, data, True, _DNS1035_LABEL, "Service name (DNS-1035 label; --relaxed-service-names admits a leading digit)")
     spec = r.mapping(data.get("spec"), "spec")
     svc_type = r.string(spec.get("type"), "spec.type") or "ClusterIP"
     if svc_type not in SERVICE_TYPES:
@@ -787,7 +793,7 @@ _CONVERTERS: dict[tuple[str, str], Callable[[_Reader, dict[str, Any]], KubeObjec
 _DEFAULT_GROUP = {kind: group for group, kind in _CONVERTERS if group != "extensions"}
 
 
-def from_manifest(doc: Document, problems: list[Problem] | None = None) -> KubeObject | None:
+def from_manifest(doc: Document, problems: list[Problem] | None = None, relaxed_service_names: bool = False) -> KubeObject | None:
     """The slim object for a manifest document; None for kinds DNS does not read.
 
     Raises ManifestError (file, document, line, kind, name, field) when a field DNS needs
@@ -802,4 +808,4 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None) -> KubeO
     converter = _CONVERTERS.get((group, kind))
     if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
         return None
-    return converter(_Reader(doc, kind, problems), doc.data)
+    return converter(_Reader(doc, kind, problems, relaxed_service_names), doc.data)

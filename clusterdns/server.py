@@ -135,12 +135,12 @@ class Server:
     def _report(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:
         state = new.state
         assert state is not None
-        fresh = {(p.file, p.line, p.message) for p in state.problems}
-        for problem in state.problems:
+        fresh = {(p.file, p.line, p.message) for p in new.problems}
+        for problem in new.problems:
             if (problem.file, problem.line, problem.message) not in self.reported:
                 (log.error if problem.level == "error" else log.warning)("%s", problem)
         self.reported = fresh
-        errors = sum(p.level == "error" for p in state.problems)
+        errors = sum(p.level == "error" for p in new.problems)
         before = f"{old.names()} → " if old else ""
         objects = f"; objects {_object_changes(old.state, state)}" if old is not None and old.state is not None else ""
         log.info(
@@ -153,8 +153,8 @@ class Server:
         self.last_reload = {
             "time": time.time(), "seconds": seconds, "change": str(change), "serial": new.serial,
             "services": len(state.services), "pods": len(state.pods), "names": new.names(),
-            "errors": [str(p) for p in state.problems if p.level == "error"],
-            "warnings": [str(p) for p in state.problems if p.level == "warning"],
+            "errors": [str(p) for p in new.problems if p.level == "error"],
+            "warnings": [str(p) for p in new.problems if p.level == "warning"],
         }
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from collections import defaultdict
@@ -11,7 +12,8 @@ from typing import Any
 
 from clusterdns.config import Config
 from clusterdns.model import ClusterState, Service
-from clusterdns.names import NS_NAME, SVC, endpoint_name, external_target, service_name, split
+from clusterdns.errors import Problem
+from clusterdns.names import MAX_LABEL, MAX_NAME, NS_NAME, SVC, endpoint_name, external_target, octets, service_name, split, unfit
 
 # RR types we build (RFC 1035 3.2.2, RFC 3596, RFC 2782).
 A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV, OPT = 1, 2, 5, 6, 12, 16, 28, 33, 41
@@ -92,6 +94,7 @@ class Snapshot:
     apex_ns: tuple[RR, ...]
     apex_glue: tuple[RR, ...]
     state: ClusterState | None = None
+    problems: tuple[Problem, ...] = ()  # the state's, and records left out when compiling
     cache: dict[Any, Any] = field(default_factory=dict)  # reply bodies by (name, type), dropped with the snapshot
     contributions: dict[tuple[str, str], tuple[Service, Contribution]] = field(default_factory=dict)  # per Service, for the next reload
     _ptr: dict[str, tuple[Name, ...]] | None = None
@@ -197,6 +200,7 @@ class Contribution:
     endpoint_ptr: tuple[tuple[str, Name], ...] = ()  # endpoint reverse owner -> endpoint name
     static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
     externals: tuple[tuple[str, str], ...] = ()
+    problems: tuple[Problem, ...] = ()  # names that cannot go on the wire, left out
 
 
 def contribution(svc: Service, config: Config) -> Contribution:
@@ -238,7 +242,57 @@ def contribution(svc: Service, config: Config) -> Contribution:
                 if port.name:
                     entries[_port_key(port.name, port.protocol, sname)].append(entry)
         cluster_ptr = [(reverse_owner(ip), Name(labels + domain, in_zone=False)) for ip in svc.cluster_ips]
-    return Contribution({n: tuple(e) for n, e in entries.items()}, tuple(cluster_ptr), tuple(endpoint_ptr))
+    found = {n: tuple(e) for n, e in entries.items()}
+    unfit_names = _unfit_names(found, config.forward_zones)
+    if unfit_names:
+        return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, len(domain))
+    return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr))
+
+
+@functools.lru_cache(maxsize=8)
+def _room(zones: tuple[str, ...]) -> int:
+    """Octets the longest of `zones` adds to a relative name: a name must fit below every
+    zone it is served in, so it is checked against the longest."""
+    return max(octets(split(z)) for z in zones)
+
+
+def _unfit_names(entries: dict[str, tuple[Entry, ...]], zones: tuple[str, ...]) -> dict[str, str]:
+    """Owner names that cannot be encoded (RFC 1035 2.3.4), with the reason. A name of at
+    most 63 octets has no longer label: only longer ones are split and counted."""
+    room = _room(zones)
+    out = {}
+    for name in entries:
+        if len(name) > MAX_LABEL or len(name) + room + 2 > MAX_NAME:
+            reason = unfit(tuple(name.split(".")), room)
+            if reason:
+                out[name] = reason
+    return out
+
+
+def _without(svc: Service, entries: dict[str, tuple[Entry, ...]], cluster_ptr: tuple[tuple[str, Name], ...],
+             endpoint_ptr: tuple[tuple[str, Name], ...], unfit_names: dict[str, str], domain_labels: int) -> Contribution:
+    """The contribution less every record owned by, or pointing at, a name that cannot be
+    encoded; each such name is reported once, naming the Service and where it was read."""
+    def fits(target: Name) -> bool:
+        return ".".join(target.labels) not in unfit_names
+
+    # An entry whose target cannot be encoded keeps its address record but loses its SRV
+    # (NO_PORT): the address at a name that fits is still a valid answer.
+    kept = {
+        name: tuple(e if fits(e.target) else Entry(e.host, NO_PORT, e.target) for e in found)
+        for name, found in entries.items()
+        if name not in unfit_names
+    }
+    src = svc.source
+    problems = tuple(
+        Problem("warning", f"{name}.<zone>: {reason}: its records are not served", src.file, src.doc, src.line, "Service",
+                f"{svc.namespace}/{svc.name}")
+        for name, reason in unfit_names.items()
+    )
+    if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
+        cluster_ptr = ()
+    endpoint_ptr = tuple((owner, n) for owner, n in endpoint_ptr if fits(Name(n.labels[: len(n.labels) - domain_labels])))
+    return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems)
 
 
 def _external(sname: str, svc: Service, ttl: int) -> Contribution:
@@ -263,6 +317,7 @@ class _Builder:
         self.previous = previous.contributions if previous else {}
         self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
         self.changed = previous is None
+        self.problems: list[Problem] = []
 
     def add_service(self, svc: Service) -> None:
         key = (svc.namespace, svc.name)
@@ -275,6 +330,8 @@ class _Builder:
                 self.changed = True
         self.contributions[key] = (svc, contrib)
         self.entries.update(contrib.entries)
+        if contrib.problems:
+            self.problems += contrib.problems
         if contrib.static:
             self.static.update(contrib.static)
             self.externals.update(contrib.externals)
@@ -306,15 +363,47 @@ def _port_key(port_name: str, protocol: str, sname: str) -> str:
     return f"_{port_name.lower()}._{protocol.lower()}.{sname}"
 
 
-def _nameserver_records(builder: _Builder, config: Config) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
-    """NS at the apex and the A/AAAA of `ns.dns.<zone>` (C11): the --ns-address IPs."""
-    target = Name(("ns", "dns"))  # ns.dns.<the zone asked about>, as CoreDNS nsAddrs(state.Zone)
-    glue = tuple(_address_rr(target, ip, builder.ttl) for ip in config.nameserver_ips)
-    for ip in config.nameserver_ips:
+def nameservers(state: ClusterState, config: Config) -> tuple[tuple[Name, str], ...]:
+    """(NS name, address) pairs, as CoreDNS's nsAddrs (plugin/kubernetes/ns.go, C11).
+
+    The server's own addresses (--ns-address, else the listen address) are looked up among
+    ready endpoint addresses. Every Service with such an endpoint gives its name and
+    ClusterIPs; a headless one gives `<endpoint>.<svc>.<ns>.svc` and the address of every
+    endpoint of the matching slice. Only when no endpoint matches is the name `ns.dns`,
+    with the addresses themselves. Names are relative to the zone asked about, as CoreDNS
+    builds them from state.Zone. Without endpoints (--noendpoints) nothing can match. A name
+    that cannot be encoded (RFC 1035 2.3.4) is left out, as its records are.
+    """
+    local = frozenset(config.nameserver_ips)
+    room = _room(config.zones)  # NS names are written below the reverse zones too
+    pairs: dict[tuple[Name, str], None] = {}
+    for svc in state.services if not config.noendpoints else ():
+        for group in svc.endpoints:
+            if not any(a.ready and a.ip in local for a in group.addresses):
+                continue
+            labels = split(service_name(svc.name, svc.namespace))
+            if svc.headless:
+                for a in group.addresses:
+                    if a.ready:
+                        pairs[(Name((endpoint_name(a, config.endpoint_pod_names),) + labels), a.ip)] = None
+            else:
+                pairs.update(((Name(labels), ip), None) for ip in svc.cluster_ips)
+    fitting = tuple(pair for pair in pairs if not unfit(pair[0].labels, room))
+    return fitting or tuple((Name(split(NS_NAME)), ip) for ip in config.nameserver_ips)
+
+
+def _nameserver_records(builder: _Builder, state: ClusterState, config: Config) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+    """NS at the apex with its addresses for the Additional section, and the A/AAAA of
+    `ns.dns.<zone>`: every address of every NS name, by family (CoreDNS Records, isDefaultNS)."""
+    pairs = nameservers(state, config)
+    glue = tuple(_address_rr(name, ip, builder.ttl) for name, ip in pairs)
+    for _, ip in pairs:
         rr = _address_rr(None, ip, builder.ttl)
         key = (NS_NAME, rr.rtype)
-        builder.static[key] = builder.static.get(key, ()) + (rr,)
-    return (RR(None, NS, builder.ttl, target),), glue
+        if rr not in builder.static.get(key, ()):
+            builder.static[key] = builder.static.get(key, ()) + (rr,)
+    names = dict.fromkeys(name for name, _ in pairs)
+    return tuple(RR(None, NS, builder.ttl, name) for name in names), glue
 
 
 def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
@@ -336,7 +425,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         if svc.namespace in namespaces:
             builder.add_service(svc)
     builder.static[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
-    apex_ns, apex_glue = _nameserver_records(builder, config)
+    apex_ns, apex_glue = _nameserver_records(builder, state, config)
 
     has_data = set(builder.entries) | {name for name, _ in builder.static if name not in (NS_NAME, "dns-version")}
     exists = has_data | {"", SVC, "pod", NS_NAME}
@@ -366,6 +455,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         apex_ns=apex_ns,
         apex_glue=apex_glue,
         state=state,
+        problems=state.problems + tuple(builder.problems),
         contributions=builder.contributions,
     )
     changed = builder.changed or builder.removed_any() or previous is None or previous.fingerprint() != snap.fingerprint()

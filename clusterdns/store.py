@@ -73,7 +73,8 @@ class ManifestStore:
             if sig is None or (old is not None and old.signature == sig and not full):
                 continue
             changed.append((rel, sig, old))
-        read = cluster.read_files(self.root, [rel for rel, _, _ in changed])  # many files: in worker processes
+        rels = [rel for rel, _, _ in changed]
+        read = cluster.read_files(self.root, rels, self.config.relaxed_service_names)  # many files: in worker processes
         for (rel, sig, old), (found, problems) in zip(changed, read):
             self.files[rel] = self._state(rel, sig, old, found, problems)
             (change.added if old is None else change.modified).append(rel)

@@ -22,7 +22,7 @@ import dns.rdatatype
 
 from clusterdns.config import Address, peer_in
 from clusterdns.model import Service
-from clusterdns.names import endpoint_name, external_target, service_name, split
+from clusterdns.names import endpoint_name, external_target, octets, service_name, split, unfit
 from clusterdns.resolver import IXFR
 from clusterdns.snapshot import CNAME, NO_PORT, SRV, Name, RR, Snapshot, _address_rr
 from clusterdns.wire import Query, assemble, encode
@@ -41,14 +41,18 @@ def zone_records(snap: Snapshot, endpoint_pod_names: bool = False, noendpoints: 
     """Every record of the transfer between the two SOAs, owners relative to the zone."""
     yield from snap.apex_ns
     for glue in snap.apex_glue:
-        # The nameserver's address, as CoreDNS builds it: TTL 0, owner ns.dns.<zone>.
-        yield RR(Name(("ns", "dns")), glue.rtype, 0, glue.rdata)
+        # The NS names' addresses, as CoreDNS's xfr.go sends nsAddrs: TTL 0.
+        yield RR(glue.owner, glue.rtype, 0, glue.rdata)
     state = snap.state
     if state is None:
         return
+    room = max(octets(zone) for zone in snap.forward_zones)
     for svc in sorted(state.services, key=lambda s: (s.name, s.namespace)):
         if svc.namespace in snap.namespaces:
-            yield from _service_records(svc, snap.ttl, endpoint_pod_names, noendpoints)
+            for rr in _service_records(svc, snap.ttl, endpoint_pod_names, noendpoints):
+                # What the snapshot left out (a name that cannot be encoded) is left out here too.
+                if not unfit(rr.owner.labels, room) and not (rr.rtype == SRV and unfit(rr.rdata[3].labels, room)):  # type: ignore[union-attr]
+                    yield rr
 
 
 def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoints: bool) -> Iterator[RR]:

@@ -37,9 +37,7 @@ def _owner(relative: str, zone: str) -> str:
 def forward_records(snap: Snapshot, zone: str) -> Iterator[tuple[str, RR]]:
     """(owner, record) for every record of a forward zone, apex first, then sorted by name."""
     yield from _apex(snap, zone)
-    for rr in snap.apex_glue:
-        yield rr.owner.text(zone), rr  # type: ignore[arg-type]
-    names = set(snap.entries) | {name for name, _ in snap.static if name != "ns.dns"}  # ns.dns: written as glue
+    names = set(snap.entries) | {name for name, _ in snap.static}
     for relative in sorted(names, key=_sort_key):
         for rtype in (A, AAAA, CNAME, SRV, TXT):
             for rr in snap.rrset(relative, rtype)[0]:

@@ -895,3 +895,31 @@ def test_files_are_read_here_when_workers_would_not_pay(tmp_path: Path, monkeypa
     assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 2
     monkeypatch.setattr(cluster.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
     assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 1  # the cores are busy
+
+
+def test_selector_endpoints_come_in_slices_of_at_most_100(tmp_path: Path) -> None:
+    """The EndpointSlice controller's --max-endpoints-per-slice (100): 150 Pods of one family and
+    port list are two slices, 100 and 50; CoreDNS's transfer weighs SRV records per slice (xfr.go)."""
+    deploy = (
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: big}\n"
+        "spec:\n  replicas: 150\n  selector: {matchLabels: {app: big}}\n"
+        "  template:\n    metadata: {labels: {app: big}}\n    spec: {containers: [{name: c, ports: [{name: http, containerPort: 80}]}]}\n"
+    )
+    write(tmp_path, "big.yaml", svc_yaml("big", "  clusterIP: None\n  selector: {app: big}") + deploy)
+    big = service(load(tmp_path, Config()), "big")
+    assert [len(g.addresses) for g in big.endpoints] == [100, 50]
+
+
+def test_a_mixed_endpoints_subset_is_one_slice_per_family(tmp_path: Path) -> None:
+    """The mirroring controller copies an Endpoints subset into one slice per address family."""
+    write(tmp_path, "ds.yaml", svc_yaml("ds", "  clusterIP: None") + textwrap.dedent("""
+        ---
+        apiVersion: v1
+        kind: Endpoints
+        metadata: {name: ds}
+        subsets:
+        - addresses: [{ip: 10.1.0.1}, {ip: "fd00::1"}, {ip: 10.1.0.2}]
+          ports: [{name: http, port: 80}]
+    """))
+    ds = service(load(tmp_path, Config()), "ds")
+    assert [[a.ip for a in g.addresses] for g in ds.endpoints] == [["10.1.0.1", "10.1.0.2"], ["fd00::1"]]

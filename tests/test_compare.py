@@ -90,6 +90,17 @@ def test_kubectl_dump_loads_as_is() -> None:
 # --- compare against servers ------------------------------------------------------------------
 
 
+def test_a_coredns_pod_ip_names_kube_dns_as_the_cluster_does() -> None:
+    """docs/compare.md step 2: with a CoreDNS Pod's IP as --ns-address, the apex NS and
+    ns.dns.<zone> are what that CoreDNS answers (plugin/kubernetes/ns.go)."""
+    snap = cli.load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30, ns_address=("10.244.0.2",)))
+    apex = resolve(snap, split("cluster.local"), dns.rdatatype.NS)
+    assert apex is not None and apex.rcode == NOERROR
+    assert [rr.rdata.labels for rr in apex.answer] == [("kube-dns", "kube-system", "svc")]
+    ns_a = resolve(snap, split("ns.dns.cluster.local"), dns.rdatatype.A)
+    assert ns_a is not None and [rr.rdata for rr in ns_a.answer] == [bytes([10, 96, 0, 10])]
+
+
 def test_same_dump_is_equal(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(capsys, "--self", address(servers["a"]), "--against", address(servers["b"]), "--manifests", str(DUMP), *KUBEADM)
     assert code == 0, out

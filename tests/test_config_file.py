@@ -198,3 +198,21 @@ def test_serve_help_shows_every_default() -> None:
         if not s.switch and default not in ((), None, ""):
             assert "default" in lines[s.flag], lines[s.flag]
     assert "(default: 127.0.0.1:5353)" in lines["--listen"] and "(default: auto)" in lines["--watch"]
+
+
+def test_relaxed_service_names_from_the_flag_the_environment_and_the_file(tmp_path: Path) -> None:
+    """--relaxed-service-names, CLUSTERDNS_RELAXED_SERVICE_NAMES and `relaxed-service-names:`
+    (off by default): a Service named `7up` is served only with one of them."""
+    manifests = tmp_path / "m"
+    manifests.mkdir()
+    (manifests / "s.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: 7up}\nspec: {clusterIP: 10.96.7.7, ports: [{port: 80}]}\n")
+    path = write(tmp_path, "relaxed-service-names: true\n")
+    assert not config_of().relaxed_service_names
+    for config in (config_of("--relaxed-service-names"), config_of(environ={"CLUSTERDNS_RELAXED_SERVICE_NAMES": "true"}),
+                   config_of("--config", str(path))):
+        assert config.relaxed_service_names
+    check = [*clusterdns_argv("check", str(manifests))]
+    refused = subprocess.run(check, capture_output=True, text=True)
+    assert refused.returncode == 1 and "'7up' is not a valid Service name" in refused.stdout, refused.stdout
+    served = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "CLUSTERDNS_RELAXED_SERVICE_NAMES": "1"})
+    assert served.returncode == 0 and "1 services" in served.stdout, served.stdout

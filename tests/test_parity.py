@@ -1,4 +1,5 @@
-"""clusterdns's own CoreDNS parity cases (tests/cases/parity.yaml) over real UDP and TCP.
+"""clusterdns's own CoreDNS parity cases (tests/cases/parity.yaml, tests/cases/corners.yaml)
+over real UDP and TCP, and zone transfers over TCP.
 
 Same format and comparison rules as tests/cases/coredns-unit.yaml (run by
 test_coredns_cases.py, whose helpers are reused): sections are multisets, a CNAME comes
@@ -16,18 +17,18 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, ServerPool, clusterdns_argv
-from tests.test_coredns_cases import ask, canonical, check
+from tests.test_coredns_cases import ask, canonical, check, check_transfer
 
-CASES_FILE = ROOT / "tests" / "cases" / "parity.yaml"
-DATA = yaml.safe_load(CASES_FILE.read_text())
+FILES = {name: yaml.safe_load((ROOT / "tests" / "cases" / f"{name}.yaml").read_text()) for name in ("parity", "corners")}
 MOCK = "<mock-upstream-parity>"
 
 
 def params() -> list[Any]:
     out = []
-    for case in DATA["cases"]:
-        marks = [pytest.mark.xfail(reason=case["known_bug"], strict=True)] if case.get("known_bug") else []
-        out.append(pytest.param(case, id=case["name"], marks=marks))
+    for file, data in FILES.items():
+        for case in data["cases"]:
+            marks = [pytest.mark.xfail(reason=case["known_bug"], strict=True)] if case.get("known_bug") else []
+            out.append(pytest.param(file, case, id=f"{file}:{case['name']}", marks=marks))
     return out
 
 
@@ -35,11 +36,12 @@ def params() -> list[Any]:
 def servers() -> Iterator[ServerPool]:
     """One clusterdns per profile, started on first use; the mock upstream when a profile forwards."""
 
-    def argv(profile: str, pool: ServerPool) -> list[str]:
-        spec = DATA["profiles"][profile]
+    def argv(key: str, pool: ServerPool) -> list[str]:
+        file, profile = key.split(":")
+        spec = FILES[file]["profiles"][profile]
         flags = shlex.split(spec["flags"])
         if MOCK in flags:
-            upstream = pool.upstream(records=DATA["mocks"]["mock-upstream-parity"]["records"])
+            upstream = pool.upstream(records=FILES[file]["mocks"]["mock-upstream-parity"]["records"])
             flags = [upstream if f == MOCK else f for f in flags]
         elif "--upstream" not in flags:
             flags += ["--upstream", "none"]
@@ -63,20 +65,27 @@ def lowered(lines: list[str], case: dict) -> list[str]:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-@pytest.mark.parametrize("case", params())
-def test_case(servers: Any, case: dict, transport: str) -> None:
+@pytest.mark.parametrize(("file", "case"), params())
+def test_case(servers: Any, file: str, case: dict, transport: str) -> None:
     if case.get("transport", transport) != transport:
         pytest.skip(f"the case is about {case['transport']} only")
-    check(ask(servers(case.get("config", "default")), case, tcp=transport == "tcp"), case, lowered)
+    server = servers(f"{file}:{case.get('config', 'default')}")
+    if case["qtype"] in ("AXFR", "IXFR"):
+        check_transfer(server, case)  # a multi-message TCP stream (RFC 5936 2.2)
+        return
+    check(ask(server, case, tcp=transport == "tcp"), case, lowered)
 
 
-def test_cases_are_well_formed() -> None:
-    names = [c["name"] for c in DATA["cases"]]
+@pytest.mark.parametrize("file", FILES)
+def test_cases_are_well_formed(file: str) -> None:
+    data = FILES[file]
+    names = [c["name"] for c in data["cases"]]
     assert len(names) == len(set(names)), "case names are unique"
-    for case in DATA["cases"]:
-        assert case.get("config", "default") in DATA["profiles"], case["name"]
+    for case in data["cases"]:
+        assert case.get("config", "default") in data["profiles"], case["name"]
         assert case["source"], case["name"]
+        assert case["qtype"] not in ("AXFR", "IXFR") or case.get("transport") == "tcp", case["name"]
         for line in case["answer"] + case["authority"] + case["additional"]:
             canonical(line, 1)  # parses as presentation format
-    for profile in DATA["profiles"].values():
+    for profile in data["profiles"].values():
         assert (ROOT / profile["fixture"]).is_dir()
