@@ -49,7 +49,12 @@ COPY zones/ /zones/
 
 USER 10053:10053
 # Fail the build, not the first `docker compose up`, if the non-root user cannot bind port 53.
-RUN python -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(('127.0.0.1', 53))"
+# The bind alone proves nothing under the legacy builder, whose RUN steps see
+# ip_unprivileged_port_start=0 (BuildKit's do not), so the check also reads the capability
+# itself: CAP_NET_BIND_SERVICE (bit 10) must be in the process's effective set.
+RUN python -c "import socket; eff = int(next(l for l in open('/proc/self/status') if l.startswith('CapEff:')).split()[1], 16); \
+assert eff >> 10 & 1, 'python lacks cap_net_bind_service: setcap did not take'; \
+socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(('127.0.0.1', 53))"
 
 EXPOSE 53/udp 53/tcp
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,7 @@ from tests.composelab import (
     runnable,
     service_networks,
 )
+from tests.conftest import Server, clusterdns_argv
 
 LAB_MANIFESTS = ROOT / "zones" / "compose-lab"
 POD_SEARCH = ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"]
@@ -226,7 +228,7 @@ def test_lab_names_do_not_clash_with_the_seed_labs(state) -> None:
     for svc in state.services:
         if svc.name in ("web", "api", "db") and svc.namespace == "default":
             assert svc.source.file.startswith("compose-lab/"), f"{svc.name} is also defined in {svc.source.file}"
-    assert lab_files == {"web.yaml", "api.yaml", "db.yaml"}
+    assert lab_files == {"web.yaml", "api.yaml", "db.yaml", "clusterdns.yaml"}
 
 
 def test_manifest_addresses_are_the_containers_addresses(state) -> None:
@@ -241,6 +243,10 @@ def test_manifest_addresses_are_the_containers_addresses(state) -> None:
     for name in ("web-0", "web-1"):
         assert pods[name].ips == (addresses[name],), f"Pod {name}'s status.podIP is the container's address"
         assert (pods[name].hostname, pods[name].subdomain) == (name, "web")
+    dns_pod = next(p for p in state.pods if (p.namespace, p.name) == ("kube-system", "clusterdns"))
+    assert dns_pod.ips == (addresses[DNS_SERVICE],), "the DNS Pod is the clusterdns container"
+    kube_dns = next(s for s in state.services if (s.namespace, s.name) == ("kube-system", "kube-dns"))
+    assert addresses[DNS_SERVICE] in endpoint_ips(kube_dns), "so --ns-address finds it among kube-dns's endpoints"
     hostnames = {a.hostname: a.ip for g in web.endpoints for a in g.addresses}
     assert hostnames == {"web-0": addresses["web-0"], "web-1": addresses["web-1"]}
     # The ExternalName's target is a name Docker's embedded DNS answers: a network alias.
@@ -288,3 +294,55 @@ def test_doc_names_the_lab_addresses() -> None:
     for name, ip in the_lab.addresses.items():
         assert re.search(rf"(?<![\d.]){re.escape(ip)}(?!\d)", text), f"docs/compose.md does not mention {name}'s address {ip}"
     assert str(the_lab.subnet) in text
+
+
+# --- statements about the image and the engine that a real Docker run found wrong --------------
+
+
+def test_the_docs_say_what_the_healthcheck_asks() -> None:
+    """docker-compose.yml and docs/compose.md describe the Dockerfile's HEALTHCHECK, not another one."""
+    _, argv = healthcheck()
+    url = re.search(r"http://[^'\"]+", argv[2])
+    assert url, argv
+    for path in (COMPOSE_FILE, DOC):
+        text = " ".join(path.read_text(encoding="utf-8").split()).replace("# ", "")
+        said = [text[m.start() : m.start() + 120] for m in re.finditer(r"HEALTHCHECK`? asks", text)]
+        assert said, f"{path.name} does not say what the HEALTHCHECK asks"
+        for sentence in said:
+            assert url.group(0) in sentence and "dns-version" not in sentence, f"{path.name}: {sentence!r}"
+
+
+def test_the_doc_quotes_the_load_and_reload_lines(tmp_path: Path) -> None:
+    """docs/compose.md quotes `loaded /zones: ...` for the first load and `reloaded /zones: ...`
+    for later ones; the server prints exactly those words."""
+    text = DOC.read_text(encoding="utf-8")
+    assert "`loaded /zones: ...`" in text and "`reloaded /zones: ...`" in text
+    (tmp_path / "a.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n")
+    server = Server(clusterdns_argv("serve", "--manifests", str(tmp_path), "--listen", "127.0.0.1:0", "--upstream", "none",
+                                    "--watch", "poll", "--poll-interval", "0.2"))
+    try:
+        assert server.wait_for_output(rf"clusterdns: loaded {re.escape(str(tmp_path))}: ")
+        (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n")
+        assert server.wait_for_output(rf"clusterdns: reloaded {re.escape(str(tmp_path))}: 1 added"), server.output
+    finally:
+        server.stop()
+
+
+def test_the_doc_asks_for_compose_v2_where_the_file_needs_it(data: dict) -> None:
+    """Compose v1 rejects a top-level `name:`; the doc must say the lab needs Compose v2."""
+    assert "name" in data, "the lab names its project"
+    text = " ".join(DOC.read_text(encoding="utf-8").split())
+    assert "Compose v2" in text and "Compose v1" in text and "top-level `name:`" in text
+
+
+def test_the_build_proves_the_capability_not_the_sysctl() -> None:
+    """The legacy builder's RUN steps see ip_unprivileged_port_start=0, where any user binds
+    port 53: the check after USER must read the capability itself (CAP_NET_BIND_SERVICE, bit 10
+    of CapEff), and then bind."""
+    instructions = dockerfile()
+    last_user = max(i for i, (w, _) in enumerate(instructions) if w == "USER")
+    checks = [args for word, args in instructions[last_user:] if word == "RUN" and "bind(" in args]
+    assert len(checks) == 1, checks
+    code = shlex.split(checks[0])[2]
+    compile(code, "<build check>", "exec")
+    assert "CapEff:" in code and ">> 10 & 1" in code and code.index("CapEff:") < code.index("bind(")

@@ -47,7 +47,8 @@ EXTRA = {
     "dig-search": "dig +search +short web",
     "dig-direct": "dig @172.28.0.53 +short api.default.svc.cluster.local",
     "dig-nxdomain": "dig +noall +comments +authority nope.default.svc.cluster.local",
-    "ns-address": "dig @172.28.0.53 +short ns.dns.cluster.local",
+    "ns-address": "dig @172.28.0.53 +short cluster.local NS",
+    "ns-dns": "dig @172.28.0.53 +short ns.dns.cluster.local",
 }
 
 
@@ -233,6 +234,10 @@ def test_nxdomain_carries_the_soa_through_docker(report: dict[str, Any]) -> None
     assert re.search(r"^cluster\.local\.\s+\d+\s+IN\s+SOA\s+ns\.dns\.cluster\.local\.", r["stdout"], re.M), show(report, r)
 
 
-def test_ns_record_names_the_lab_address(report: dict[str, Any]) -> None:
+def test_ns_record_is_kube_dns_as_in_a_cluster(report: dict[str, Any]) -> None:
+    """--ns-address 172.28.0.53 is an endpoint of kube-dns (zones/compose-lab/clusterdns.yaml), so
+    the zone's nameserver is kube-dns and ns.dns answers its ClusterIP (plugin/kubernetes/ns.go)."""
     r = result(report, "ns-address")
-    assert lines(r) == {lab().dns_ip}, show(report, r)
+    assert lines(r) == {"kube-dns.kube-system.svc.cluster.local."}, show(report, r)
+    r = result(report, "ns-dns")
+    assert lines(r) == {"10.96.0.10"}, show(report, r)
