@@ -46,8 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from clusterdns.resolver import NOERROR, NXDOMAIN, SERVFAIL
-from clusterdns.snapshot import OPT, SOA
+from clusterdns.codes import CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC
 from clusterdns.wire import FormErr, Query, read_question, skip_name
 
 SUCCESS = "success"
@@ -57,9 +56,9 @@ SUCCESS_CAP = 3600  # CoreDNS cache: max TTL for success
 DENIAL_CAP = 1800  # CoreDNS cache: max TTL for denial
 SERVFAIL_TTL = 5  # CoreDNS cache: `servfail` default
 
-_TC = 0x02
-_RD = 0x01
-_CD = 0x10
+_TC = TC >> 8  # in byte 2
+_RD = RD >> 8  # in byte 2
+_CD = CD  # in byte 3
 _PER_CLIENT_OPTIONS = frozenset({8, 10, 12})  # Client Subnet (RFC 7871), COOKIE (RFC 7873), Padding (RFC 7830)
 
 Key = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
@@ -123,7 +122,7 @@ class Cache:
             opt_ttl = _find_opt(query, end)
         except (Malformed, FormErr):
             return None
-        return name, type_class, _flags(query, opt_ttl is not None, bool(opt_ttl and opt_ttl & 0x8000))
+        return name, type_class, _flags(query, opt_ttl is not None, bool(opt_ttl and opt_ttl & DO))
 
     @staticmethod
     def key_of(wire: bytes, query: Query) -> Key:

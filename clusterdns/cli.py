@@ -12,74 +12,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from clusterdns import __version__, compare
-from clusterdns.config import HEALTH_PORT, Config, hostport_text, settings
-from clusterdns.corefile import TRUE
+from clusterdns.config.addresses import HEALTH_PORT
+from clusterdns.config.settings import Config
+from clusterdns.config.sources import TRUE, add_config_flags, config_from_args
 from clusterdns.errors import ClusterDNSError
 
 log = logging.getLogger("clusterdns")
-_UNSET = object()  # a flag not given (None is a real value: `--health none`)
-
-
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Config field, from its Setting; the help shows the default (_with_default)."""
-    for name, default, s in settings():
-        kw: dict[str, Any] = {"dest": name, "help": _with_default(s.help, default) if not s.switch else s.help}
-        if s.switch:
-            kw["action"] = "store_true"
-        else:
-            if s.metavar:
-                kw["metavar"] = s.metavar
-            if s.choices:
-                kw["choices"] = s.choices
-            if s.convert:
-                kw["type"] = s.convert
-            if s.repeat:
-                kw["action"] = "append"
-        parser.add_argument(s.flag, **kw)
-    # Unset flags are told apart from `none` values: None for repeatable flags (argparse
-    # appends to the default), a sentinel for the rest.
-    parser.set_defaults(**{name: None if s.repeat else _UNSET for name, _, s in settings() if not s.switch})
-
-
-def _with_default(help: str, default: Any) -> str:
-    """The help text and the setting's default, unless the text already says it or there is none."""
-    if "default" in help or default in ((), None, ""):
-        return help
-    if isinstance(default, tuple) and len(default) == 2 and isinstance(default[1], int):
-        shown = hostport_text(*default)  # one address
-    elif isinstance(default, tuple):
-        shown = " ".join(hostport_text(*d) if isinstance(d, tuple) else str(d) for d in default)
-    else:
-        shown = str(default)
-    return f"{help} (default: {shown})"
-
-
-def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
-    """Flags first, then CLUSTERDNS_<SETTING> environment variables, then the --config file
-    (or CLUSTERDNS_CONFIG), then the --corefile (or CLUSTERDNS_COREFILE), then the defaults.
-
-    A variable is converted as a config file's value is (corefile.convert_value): a
-    repeatable setting takes a comma-separated list (CLUSTERDNS_UPSTREAM=10.0.0.2,10.0.0.3),
-    a switch 1/true/yes/on or 0/false/no/off (empty: off), a choice one of its words.
-    The Corefile's warnings (plugins accepted but not implemented) are logged here.
-    """
-    from clusterdns.corefile import convert_value, file_values
-
-    env = os.environ if environ is None else environ
-    config_file = getattr(args, "config", None) or env.get("CLUSTERDNS_CONFIG")
-    corefile = getattr(args, "corefile", None) or env.get("CLUSTERDNS_COREFILE")
-    values, warnings = file_values(config_file, corefile, env)
-    for warning in warnings:
-        log.warning("%s", warning)
-    for name, _, s in settings():
-        value = getattr(args, name)
-        if value is _UNSET or (value is None and s.repeat) or (s.switch and value is False):
-            raw = env.get(f"CLUSTERDNS_{name.upper()}")
-            if raw is None:
-                continue
-            value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={raw!r}")
-        values[name] = tuple(value) if s.repeat and value is not None else value
-    return Config(**values)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,7 +173,7 @@ def run_status(args: argparse.Namespace) -> int:
     import json
     import urllib.request
 
-    from clusterdns.config import parse_hostport
+    from clusterdns.config.addresses import parse_hostport
 
     host, port = parse_hostport(args.health, HEALTH_PORT)
     url = f"http://{host}:{port}/status"

@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from clusterdns import objects as k8s
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests import Entry, gc_paused, read_file
 from clusterdns.names import external_target

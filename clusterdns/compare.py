@@ -30,7 +30,8 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from clusterdns.config import DEFAULT_PORT, Address, hostport_text, parse_hostport
+from clusterdns.config.addresses import DEFAULT_PORT, Address, hostport_text, parse_hostport
+from clusterdns.config.sources import UNSET, config_from_args
 from clusterdns.errors import ConfigError
 
 DEFAULT_SELF = hostport_text("127.0.0.1", DEFAULT_PORT)  # where `make run` serves
@@ -219,7 +220,8 @@ def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False,
     """
     from clusterdns import transfer
     from clusterdns.names import dashed_ip, split
-    from clusterdns.resolver import NOERROR, resolve
+    from clusterdns.codes import NOERROR
+    from clusterdns.resolver import resolve
 
     found: dict[Question, None] = {}
     fallthrough = tuple(split(z) if z != "." else () for z in config.fallthrough_zones)
@@ -320,7 +322,7 @@ def _unused_reverse_name(zone: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clusterdns.cli import add_config_flags
+    from clusterdns.config.sources import add_config_flags
 
     parser.description = (
         "Ask two DNS servers the same questions and print where their answers differ "
@@ -392,8 +394,8 @@ def compare(questions: Sequence[Question], mine: Asker, theirs: Asker, options: 
 def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], str]:
     from clusterdns import cli
 
-    manifests_given = args.manifests is not cli._UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
-    if args.cases and args.manifests is not cli._UNSET:
+    manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
+    if args.cases and args.manifests is not UNSET:
         raise ConfigError("give --cases or --manifests, not both")
     if args.cases:
         if args.zone_records:
@@ -403,7 +405,7 @@ def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], s
         raise ConfigError("give --cases FILE or --manifests DIR: where do the questions come from?")
     if args.profile:
         raise ConfigError("--profile goes with --cases")
-    config = cli.config_from_args(args)
+    config = config_from_args(args)
     if not os.path.isdir(config.manifests):
         raise ConfigError(f"--manifests {config.manifests}: no such directory")
     snap = cli.load_snapshot(config)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.model import EndpointAddress, Pod, Service
 from clusterdns.names import endpoint_name, ip_from_pod_label, split
-from clusterdns.resolver import NXDOMAIN, find_zone, resolve
-from clusterdns.snapshot import AAAA, CNAME, PTR, SRV, TXT, A, Snapshot
-from clusterdns.wire import RCODE_LABELS, TYPE_LABELS
+from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
+from clusterdns.resolver import find_zone, resolve
+from clusterdns.snapshot import Snapshot
 from clusterdns.zonefile import rr_line
 
 

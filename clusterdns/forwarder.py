@@ -26,9 +26,10 @@ import dns.message
 import dns.rdatatype
 
 from clusterdns.cache import Cache
-from clusterdns.config import Address, Config, hostport_text, parse_hostport
+from clusterdns.config.addresses import Address, hostport_text, parse_hostport
+from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
-from clusterdns.resolver import FORMERR, NOTIMP, REFUSED, SERVFAIL
+from clusterdns.codes import FORMERR, NOTIMP, QR, REFUSED, SERVFAIL, TC
 from clusterdns.wire import FormErr, Query, read_question
 
 log = logging.getLogger("clusterdns")
@@ -38,9 +39,9 @@ MAX_ATTEMPT = 2.0  # per-upstream read timeout, as CoreDNS forward's `read_timeo
 MIN_ATTEMPT = 0.5  # never slice an attempt thinner than this (unless less time is left)
 EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 UDP payload size, for our own lookups
 
-# RFC 1035 4.1.1 header bits, byte 2 (QR, Opcode, AA, TC, RD) and byte 3 (RA, Z, RCODE).
-_QR = 0x80
-_TC = 0x02
+# RFC 1035 4.1.1 header bits in byte 2 (QR, Opcode, AA, TC, RD).
+_QR = QR >> 8
+_TC = TC >> 8
 _TRY_NEXT = frozenset({SERVFAIL, REFUSED})
 # Error replies that may legitimately come back without a question section (as dnspython allows).
 _NO_QUESTION_OK = frozenset({FORMERR, SERVFAIL, NOTIMP, REFUSED})

@@ -13,17 +13,19 @@ from typing import Any
 
 from clusterdns import metrics, transfer
 from clusterdns.forwarder import Forwarder, Overloaded
-from clusterdns.config import Address, Config, peer_in
-from clusterdns.resolver import AXFR, FORMERR, IXFR, NOTIMP, REFUSED, SERVFAIL, Answer, resolve
-from clusterdns.snapshot import RR, Name, Snapshot
-from clusterdns.wire import BADVERS, IN, MAX_UDP_SIZE, TYPE_LABELS, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
+from clusterdns.config.addresses import Address, peer_in
+from clusterdns.config.settings import Config
+from clusterdns.codes import ANY, AXFR, BADVERS, FORMERR, HINFO, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, TC, UPDATE, type_text
+from clusterdns.records import RR, Name
+from clusterdns.resolver import Answer, resolve
+from clusterdns.snapshot import Snapshot
+from clusterdns.wire import MAX_UDP_SIZE, FormErr, Query, Reply, assemble, encode, error_reply, parse_query, truncate_forwarded, udp_limit
 
 log = logging.getLogger("clusterdns")
 errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDNS's errors plugin
 
 CACHE_LIMIT = 100_000  # answers kept per snapshot; cleared when full
 FORWARD = "forward"  # cache marker: the name is not ours
-ANY, HINFO = 255, 13
 # RFC 8482 4.2: ANY for a name we would forward gets one synthesized HINFO, CPU "RFC8482",
 # OS empty, instead of whatever the upstream has (an ANY reply is an amplifier's payload).
 RFC8482_HINFO = (RR(None, HINFO, 3600, b"\x07RFC8482\x00"),)
@@ -53,9 +55,9 @@ class Handler:
         if seen is not None:
             self.last = seen[1]
             return wire[:2] + seen[0]
-        if len(wire) < 12 or wire[2] & 0x80:
+        if len(wire) < 12 or wire[2] & (QR >> 8):
             return None  # too short for a header, or a response: never answer those
-        if wire[2] & 0x78:
+        if wire[2] & (OPCODE_MASK >> 8):
             return self._notimp(wire)  # OPCODE other than QUERY (RFC 1035 4.1.1)
         try:
             query = parse_query(wire)
@@ -97,7 +99,7 @@ class Handler:
             end = query.qname_end + 4  # type: ignore[union-attr]
         except FormErr as e:
             query, end = None, e.question_end
-        if end > 12 and wire[2] & 0x78 == 0x28 and (wire[end - 4 : end - 2] != b"\0\6" or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
+        if end > 12 and wire[2] & (OPCODE_MASK >> 8) == UPDATE << 3 and (wire[end - 4 : end - 2] != b"\0\6" or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
             end = 0
         return self._error(wire, NOTIMP, end, query)
 
@@ -174,7 +176,7 @@ class Handler:
         if reply is None:
             # CoreDNS's errors plugin line for a failed lookup.
             errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
-                      ".".join(query.labels), TYPE_LABELS.get(query.qtype, query.qtype), ", ".join(f"{h}:{p}" for h, p in self.upstreams))
+                      ".".join(query.labels), type_text(query.qtype), ", ".join(f"{h}:{p}" for h, p in self.upstreams))
             return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), metrics.key(query.qtype, SERVFAIL, "forward", do)
         return truncate_forwarded(reply, wire, query, limit), metrics.key(query.qtype, reply[3] & 0xF, "forward", do)
 
@@ -185,7 +187,7 @@ class Handler:
         if self.upstreams and answer.chase:
             msg = await self.forwarder.lookup(answer.chase, query.qtype)
             if msg is not None:
-                truncated = bool(msg.flags & 0x0200)
+                truncated = bool(msg.flags & TC)
                 records = tuple(_raw_records(msg.answer))
         reply = encode(answer.rcode, (answer.answer + records, (), ()), wire, query, answer.zone_labels, tc=truncated)
         return assemble(reply, wire, query, limit), metrics.key(query.qtype, answer.rcode, "kubernetes", bool(query.edns and query.edns.do))

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from clusterdns import __version__
-from clusterdns.wire import RCODE_LABELS, TYPE_LABELS
+from clusterdns.codes import RCODE_LABELS, TYPE_LABELS
 
 # CoreDNS: prometheus.ExponentialBuckets(0.00025, 2, 16) for durations.
 DURATION_BUCKETS = tuple(0.00025 * 2**i for i in range(16))

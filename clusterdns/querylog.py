@@ -12,12 +12,11 @@ import logging
 import struct
 from typing import Any
 
-from clusterdns.config import hostport_text
-from clusterdns.wire import RCODE_LABELS, TYPE_LABELS, FormErr, parse_query
+from clusterdns.config.addresses import hostport_text
+from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, TYPE_LABELS
+from clusterdns.wire import FormErr, parse_query
 
 log = logging.getLogger("clusterdns.query")
-CLASSES = {1: "IN", 3: "CH", 4: "HS", 254: "NONE", 255: "ANY"}
-FLAGS = ((0x8000, "qr"), (0x0400, "aa"), (0x0200, "tc"), (0x0100, "rd"), (0x0080, "ra"), (0x0020, "ad"), (0x0010, "cd"))
 
 
 def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> str:
@@ -26,14 +25,14 @@ def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> s
     try:
         q = parse_query(query)
         name = _spelled(query, q.qname_end)
-        qtype, qclass = TYPE_LABELS.get(q.qtype, f"TYPE{q.qtype}"), CLASSES.get(q.qclass, f"CLASS{q.qclass}")
+        qtype, qclass = TYPE_LABELS.get(q.qtype, f"TYPE{q.qtype}"), CLASS_LABELS.get(q.qclass, f"CLASS{q.qclass}")
         do = "true" if q.edns and q.edns.do else "false"
         bufsize = q.edns.udp_size if q.edns else 512
     except FormErr:
         name, qtype, qclass, do, bufsize = "-", "-", "-", "false", 512
     flags = struct.unpack_from("!H", reply, 2)[0] if len(reply) >= 4 else 0
     rcode = RCODE_LABELS.get(flags & 0xF, str(flags & 0xF))
-    rflags = ",".join(text for bit, text in FLAGS if flags & bit)
+    rflags = ",".join(text for bit, text in FLAG_LABELS if flags & bit)
     return (f'[INFO] {hostport_text(host, port)} - {qid} "{qtype} {qclass} {name} {proto} {len(query)} {do} {bufsize}" '
             f"{rcode} {rflags} {len(reply)} {seconds:.7f}s")
 

@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
 from clusterdns.names import ip_from_pod_label, split
-from clusterdns.snapshot import (
-    AAAA,
-    CNAME,
-    NS,
-    PTR,
-    SOA,
-    SRV,
-    TXT,
-    A,
-    Name,
-    RR,
-    Snapshot,
-)
+from clusterdns.records import RR, Name
+from clusterdns.snapshot import Snapshot
 
-NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = 0, 1, 2, 3, 4, 5
-AXFR, IXFR = 252, 251
 MAX_CNAME_CHAIN = 8  # CoreDNS stops following in-zone CNAMEs after 8 (backend_lookup.go)
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from clusterdns import forwarder, metrics, ops, querylog, snapshot, transfer, transports
-from clusterdns.config import Address, Config, hostport_text
+from clusterdns.config.addresses import Address, hostport_text
+from clusterdns.config.settings import Config
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler

@@ -10,54 +10,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from clusterdns.config import Config
+from clusterdns.codes import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A
+from clusterdns.config.settings import Config
 from clusterdns.model import ClusterState, Service
+from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
 from clusterdns.errors import Problem
 from clusterdns.names import MAX_LABEL, MAX_NAME, NS_NAME, SVC, endpoint_name, external_target, octets, service_name, split, unfit
 
-# RR types we build (RFC 1035 3.2.2, RFC 3596, RFC 2782).
-A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV, OPT = 1, 2, 5, 6, 12, 16, 28, 33, 41
 DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
 SCHEMA_VERSION = b"1.1.0"  # kubernetes/dns docs/specification.md schema version
 NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
-
-
-@dataclass(frozen=True, slots=True)
-class Name:
-    """A domain name in an answer. `in_zone`: relative to the zone of the question,
-    written with the question's spelling of that zone (CoreDNS echoes it, spec S1)."""
-
-    labels: tuple[str, ...]
-    in_zone: bool = True
-
-    def text(self, zone: str) -> str:
-        return ".".join(self.labels + (split(zone) if self.in_zone else ())) + "."
-
-
-@dataclass(frozen=True, slots=True)
-class SOAData:
-    mname: Name
-    rname: Name
-    serial: int
-    refresh: int
-    retry: int
-    expire: int
-    minimum: int
-
-
-@dataclass(frozen=True, slots=True)
-class RR:
-    """One record. `owner` None means the question name exactly as asked.
-
-    rdata by type: A/AAAA packed address bytes; CNAME/PTR/NS a Name; SRV a tuple
-    (priority, weight, port, Name); TXT a tuple of byte strings; SOA an SOAData;
-    any other type raw uncompressed rdata bytes.
-    """
-
-    owner: Name | None
-    rtype: int
-    ttl: int
-    rdata: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +103,12 @@ class Snapshot:
         return (self.namespaces, self.pod_ips, self.apex_ns, self.apex_glue)
 
 
-def _pack(ip: str) -> tuple[int, bytes]:
-    if ":" in ip:
-        return AAAA, socket.inet_pton(socket.AF_INET6, ip)
-    return A, socket.inet_pton(socket.AF_INET, ip)
-
-
-def _address_rr(owner: Name | None, ip: str, ttl: int) -> RR:
-    rtype, packed = _pack(ip)
-    return RR(owner, rtype, ttl, packed)
-
-
 def _addresses(entries: tuple[Entry, ...], qtype: int, ttl: int) -> tuple[RR, ...]:
     """One A/AAAA per distinct address, in entry order (CoreDNS backend_lookup.go A/AAAA)."""
     seen: dict[str, RR] = {}
     for e in entries:
         if e.host not in seen:
-            rtype, packed = _pack(e.host)
+            rtype, packed = pack_address(e.host)
             if rtype == qtype:
                 seen[e.host] = RR(None, rtype, ttl, packed)
     return tuple(seen.values())
@@ -178,7 +129,7 @@ def _srv(entries: tuple[Entry, ...], ttl: int) -> tuple[tuple[RR, ...], tuple[RR
         if (e.target, e.port) not in srv:
             srv[(e.target, e.port)] = RR(None, SRV, ttl, (0, weight, e.port, e.target))
         if (e.target, e.host) not in extra:
-            extra[(e.target, e.host)] = _address_rr(e.target, e.host, ttl)
+            extra[(e.target, e.host)] = address_rr(e.target, e.host, ttl)
     return tuple(srv.values()), tuple(extra.values())
 
 
@@ -396,9 +347,9 @@ def _nameserver_records(builder: _Builder, state: ClusterState, config: Config) 
     """NS at the apex with its addresses for the Additional section, and the A/AAAA of
     `ns.dns.<zone>`: every address of every NS name, by family (CoreDNS Records, isDefaultNS)."""
     pairs = nameservers(state, config)
-    glue = tuple(_address_rr(name, ip, builder.ttl) for name, ip in pairs)
+    glue = tuple(address_rr(name, ip, builder.ttl) for name, ip in pairs)
     for _, ip in pairs:
-        rr = _address_rr(None, ip, builder.ttl)
+        rr = address_rr(None, ip, builder.ttl)
         key = (NS_NAME, rr.rtype)
         if rr not in builder.static.get(key, ()):
             builder.static[key] = builder.static.get(key, ()) + (rr,)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterdns import cluster, manifests
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.model import ClusterState
 

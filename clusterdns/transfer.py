@@ -20,11 +20,12 @@ import dns.opcode
 import dns.query
 import dns.rdatatype
 
-from clusterdns.config import Address, peer_in
+from clusterdns.config.addresses import Address, peer_in
 from clusterdns.model import Service
 from clusterdns.names import endpoint_name, external_target, octets, service_name, split, unfit
-from clusterdns.resolver import IXFR
-from clusterdns.snapshot import CNAME, NO_PORT, SRV, Name, RR, Snapshot, _address_rr
+from clusterdns.codes import CNAME, IXFR, SRV
+from clusterdns.records import RR, Name, address_rr
+from clusterdns.snapshot import NO_PORT, Snapshot
 from clusterdns.wire import Query, assemble, encode
 
 log = logging.getLogger("clusterdns")
@@ -65,7 +66,7 @@ def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoin
         return
     if svc.cluster_ips:
         for ip in svc.cluster_ips:
-            yield _address_rr(owner, ip, ttl)
+            yield address_rr(owner, ip, ttl)
         for port in svc.ports:
             yield RR(owner, SRV, ttl, (0, 100, port.port, owner))
             if port.name:  # unnamed ports have no SRV of their own (spec 2.3.2)
@@ -77,9 +78,9 @@ def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoin
         ready = [a for a in group.addresses if a.ready]
         weight = max(1, 100 // len(ready)) if ready else 0
         for addr in ready:
-            yield _address_rr(owner, addr.ip, ttl)
+            yield address_rr(owner, addr.ip, ttl)
             target = Name((endpoint_name(addr, endpoint_pod_names),) + base)
-            yield _address_rr(target, addr.ip, ttl)
+            yield address_rr(target, addr.ip, ttl)
             for port in group.ports:
                 if port.name and port.port != NO_PORT:
                     yield RR(Name((f"_{port.name.lower()}", f"_{port.protocol.lower()}") + base), SRV, ttl, (0, weight, port.port, target))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any, Protocol
 
-from clusterdns.config import hostport_text
+from clusterdns.config.addresses import hostport_text
 from clusterdns.metrics import DURATION_BUCKETS, Key, ListenerStats
 from clusterdns.ratelimit import RateLimiter
 

@@ -13,17 +13,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from clusterdns.snapshot import AAAA, CNAME, NS, OPT, PTR, SOA, SRV, TXT, A, Name, RR, SOAData
+from clusterdns.codes import AA, AAAA, CD, CNAME, DO, IN, NS, OPCODE_MASK, OPT, PTR, QR, RD, SOA, SRV, TC, TXT, A
+from clusterdns.names import MAX_NAME
+from clusterdns.records import RR, Name, SOAData
 
-QR, AA, TC, RD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0010
 OUR_UDP_SIZE = 1232  # what our OPT advertises (DNS flag day 2020 value)
 MAX_UDP_SIZE = 65535
-IN = 1
-BADVERS = 16  # RFC 6891 6.1.3: extended RCODE 1 in the OPT TTL's top byte, header RCODE 0
-# Mnemonics (RFC 1035 3.2.2 and later registrations), for metrics labels, logs and listings.
-TYPE_LABELS = {1: "A", 28: "AAAA", 15: "MX", 6: "SOA", 5: "CNAME", 12: "PTR", 16: "TXT", 2: "NS", 33: "SRV", 43: "DS",
-               48: "DNSKEY", 46: "RRSIG", 47: "NSEC", 50: "NSEC3", 65: "HTTPS", 251: "IXFR", 252: "AXFR", 255: "ANY"}
-RCODE_LABELS = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 16: "BADVERS"}
 
 
 class FormErr(Exception):
@@ -92,7 +87,7 @@ def _read_qname(wire: bytes, pos: int) -> tuple[int, tuple[str, ...]]:
             raise FormErr("bad label length or pointer in question")  # RFC 1035 2.3.4
         labels.append(wire[pos + 1 : pos + 1 + length].lower().decode("latin-1"))
         pos += 1 + length
-    if pos - 12 > 255:
+    if pos - 12 > MAX_NAME:
         raise FormErr("name longer than 255 octets")
     return pos, tuple(labels)
 
@@ -142,7 +137,7 @@ def _read_additional(wire: bytes, pos: int, ancount: int, nscount: int, arcount:
             # RFC 6891 6.1.1: one OPT, in the additional section, owned by the root.
             if index < ancount + nscount or edns is not None or wire[owner] != 0:
                 raise FormErr("misplaced or repeated OPT")
-            edns = Edns(max(rclass, 512), (ttl >> 16) & 0xFF, bool(ttl & 0x8000))
+            edns = Edns(max(rclass, 512), (ttl >> 16) & 0xFF, bool(ttl & DO))
     if pos != n:
         raise FormErr("trailing bytes")
     return edns
@@ -248,7 +243,7 @@ def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query:
 
 def opt_record(edns: Edns, ext_rcode: int = 0) -> bytes:
     """Our OPT: version 0, our UDP size, the DO bit echoed (RFC 3225 3), no options."""
-    ttl = (ext_rcode << 24) | (0x8000 if edns.do else 0)
+    ttl = (ext_rcode << 24) | (DO if edns.do else 0)
     return b"\0" + struct.pack("!HHIH", OPT, OUR_UDP_SIZE, ttl, 0)
 
 
@@ -278,7 +273,7 @@ def assemble(reply: Reply, wire: bytes, query: Query, limit: int) -> bytes:
 
 def error_reply(wire: bytes, rcode: int, question_end: int = 0, edns: Edns | None = None) -> bytes:
     """A bare reply (FORMERR, NOTIMP, REFUSED, SERVFAIL): ID, opcode, RD/CD, the question if readable."""
-    flags = QR | ((wire[2] << 8 | wire[3]) & (0x7800 | RD | CD)) | (rcode & 0xF)
+    flags = QR | ((wire[2] << 8 | wire[3]) & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
     question = wire[12:question_end] if question_end > 12 else b""
     opt = opt_record(edns, rcode >> 4) if edns else b""
     return wire[:2] + struct.pack("!HHHHH", flags, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt
@@ -306,4 +301,4 @@ def truncated(reply: bytes) -> bytes:
             end = 12
         if end > len(reply):
             end = 12
-    return reply[:2] + bytes((reply[2] | 0x02, reply[3])) + struct.pack("!HHHH", 1 if end > 12 else 0, 0, 0, 0) + reply[12:end]
+    return reply[:2] + bytes((reply[2] | TC >> 8, reply[3])) + struct.pack("!HHHH", 1 if end > 12 else 0, 0, 0, 0) + reply[12:end]

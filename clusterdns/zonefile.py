@@ -5,9 +5,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from clusterdns.config import is_reverse_zone
-from clusterdns.snapshot import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A, RR, Snapshot, SOAData
-from clusterdns.wire import TYPE_LABELS
+from clusterdns.config.addresses import is_reverse_zone
+from clusterdns.codes import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A, type_text
+from clusterdns.records import RR, SOAData
+from clusterdns.snapshot import Snapshot
 
 def rdata_text(rr: RR, zone: str) -> str:
     data = rr.rdata
@@ -27,7 +28,7 @@ def rdata_text(rr: RR, zone: str) -> str:
 
 
 def rr_line(owner: str, rr: RR, zone: str) -> str:
-    return f"{owner}\t{rr.ttl}\tIN\t{TYPE_LABELS.get(rr.rtype, f'TYPE{rr.rtype}')}\t{rdata_text(rr, zone)}"
+    return f"{owner}\t{rr.ttl}\tIN\t{type_text(rr.rtype)}\t{rdata_text(rr, zone)}"
 
 
 def _owner(relative: str, zone: str) -> str:

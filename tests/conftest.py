@@ -25,7 +25,7 @@ import pytest
 
 from clusterdns import transports
 from clusterdns.cli import build_parser, config_from_args
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.forwarder import Forwarder
 from tests.upstream import Upstream
 

@@ -11,7 +11,7 @@ import pytest
 
 from clusterdns import objects as k8s
 from clusterdns.cluster import derive, read_objects, template_hash
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests import read_directory
 from clusterdns.model import ClusterState, Pod, Service
@@ -868,7 +868,7 @@ def test_many_files_read_in_worker_processes_give_the_same_objects(tmp_path: Pat
     write(tmp_path, "broken.yaml", "a: [\n")
     script = f"""
 from clusterdns import cluster
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.manifests import list_files
 paths, _ = list_files({str(tmp_path)!r})
 alone = cluster.read_files({str(tmp_path)!r}, paths)

@@ -17,9 +17,10 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import cli, compare
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.names import split
-from clusterdns.resolver import NOERROR, resolve
+from clusterdns.codes import NOERROR
+from clusterdns.resolver import resolve
 from tests.conftest import ROOT, CASES, Server, UNIT_FIXTURE, closed_port, clusterdns_argv
 
 DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from clusterdns.store import load
-from clusterdns.config import Config, parse_hostport
+from clusterdns.config.addresses import parse_hostport
+from clusterdns.config.settings import Config
 from tests.composelab import (
     CLIENT_SERVICE,
     COMPOSE_FILE,

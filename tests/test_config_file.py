@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from clusterdns.config import Config, settings
-from clusterdns.corefile import load_config_file, setting_keys
+from clusterdns.config.settings import Config, settings
+from clusterdns.config.sources import load_config_file, setting_keys
 from clusterdns.errors import ConfigError
 from tests.conftest import ROOT, Server, clusterdns_argv, config_of
 from tests.test_coredns_cases import FIXTURE

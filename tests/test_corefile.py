@@ -12,7 +12,8 @@ from typing import Any
 import dns.rdatatype
 import pytest
 
-from clusterdns.corefile import corefile_values, parse_duration
+from clusterdns.config.corefile import corefile_values
+from clusterdns.config.corefile_syntax import parse_duration
 from clusterdns.errors import ConfigError
 from tests.conftest import ROOT, CASES, Server, ServerPool, clusterdns_argv, config_of
 from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
@@ -492,7 +493,7 @@ def test_the_docs_examples_load(tmp_path: Path) -> None:
     for text in corefiles:
         got, _ = values(text)
         assert got["zones"][0] == "cluster.local"
-    from clusterdns.corefile import load_config_file
+    from clusterdns.config.sources import load_config_file
 
     (yaml_example,) = doc_blocks("yaml")
     assert load_config_file(str(write(tmp_path, yaml_example, "c.yaml")))["transfer_to"] == ("*",)

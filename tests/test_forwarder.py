@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns.config import Address
+from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import forward, lookup, parse_upstream, upstreams_from_resolv_conf
 from tests.conftest import closed_port, wait_until

@@ -38,7 +38,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from clusterdns import snapshot
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.wire import FormErr, Query, parse_query

@@ -13,7 +13,7 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import snapshot
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Service, ServicePort
 

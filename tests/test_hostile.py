@@ -28,7 +28,7 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import snapshot, transports
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
 from clusterdns.metrics import ListenerStats
 from clusterdns.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix

@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns.config import Address
+from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import LOOP_PROBE_ZONE, check_loop, find_loops
 from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, clusterdns_argv, free_port

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.composelab import DOC, ROOT, Step, doc_steps, lab, mismatch, runnable
+from tests.composelab import DOC, ROOT, Step, doc_steps, mismatch, runnable
 from tests.conftest import have_dig
 
 PYTHON = ROOT / ".venv" / "bin" / "python"

@@ -24,7 +24,7 @@ import dns.rcode
 import pytest
 
 from clusterdns import transports
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.metrics import DURATION_BUCKETS, ListenerStats
 from clusterdns.server import Server as ClusterDNS
 from tests.conftest import UNIT_FIXTURE

@@ -21,7 +21,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns.config import Address, Config
+from clusterdns.config.addresses import Address
+from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from clusterdns.forwarder import Forwarder, Overloaded, query_deadline
 from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder, wait_until

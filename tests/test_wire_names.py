@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from clusterdns import snapshot, transfer
 from clusterdns.cluster import derive, read_objects
-from clusterdns.config import Config
+from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
 from clusterdns.manifests import Document
 from clusterdns.wire import parse_query

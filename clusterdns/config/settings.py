@@ -2,108 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
+from clusterdns.config.addresses import (
+    DEFAULT_PORT,
+    HEALTH_PORT,
+    METRICS_PORT,
+    READY_PORT,
+    Address,
+    endpoint,
+    is_reverse_zone,
+    network,
+    normalize_zone,
+    parse_hostport,
+)
 from clusterdns.errors import ConfigError
-
-Address = tuple[str, int]
-
-DEFAULT_PORT = 5353
-HEALTH_PORT, READY_PORT, METRICS_PORT = 8080, 8181, 9153  # CoreDNS's health, ready and prometheus plugins
-
-
-def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
-    """Parse `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or `:PORT` into (host, port)."""
-    text = text.strip()
-    host, port = text, default_port
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ConfigError(f"bad address {text!r}: missing ']'")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise ConfigError(f"bad address {text!r}")
-            port = _port(rest[1:], text)
-    elif text.count(":") == 1:
-        host, _, p = text.partition(":")
-        port = _port(p, text)
-        host = host or "127.0.0.1"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        if host != "localhost":
-            raise ConfigError(f"bad address {text!r}: {host!r} is not an IP address") from None
-        host = "127.0.0.1"
-    return host, port
-
-
-def hostport_text(host: str, port: int) -> str:
-    """`host:port`, with an IPv6 host in brackets: what parse_hostport reads back."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def _port(text: str, whole: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise ConfigError(f"bad port in {whole!r}") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(f"port out of range in {whole!r}")
-    return port
-
-
-def _endpoint(text: str, default_port: int) -> Address | None:
-    """An HTTP endpoint address, or None for `none`."""
-    return None if text.strip().lower() == "none" else parse_hostport(text, default_port)
-
-
-def normalize_zone(text: str) -> str:
-    """Lower-case, no trailing dot; `.` stays the root."""
-    zone = text.strip().lower().rstrip(".")
-    if not zone:
-        raise ConfigError("empty zone name")
-    return zone
-
-
-def is_reverse_zone(zone: str) -> bool:
-    return zone == "in-addr.arpa" or zone.endswith(".in-addr.arpa") or zone == "ip6.arpa" or zone.endswith(".ip6.arpa")
-
-
-@functools.lru_cache(maxsize=8)
-def _acl_networks(acl: tuple[str, ...]) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], bool]:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in acl if cidr != "*"), "*" in acl
-
-
-@functools.lru_cache(maxsize=4096)
-def peer_in(peer: str, acl: tuple[str, ...]) -> bool:
-    """Is a client address in a list of CIDRs (--allow-forward, --transfer-to)? `*` is everyone;
-    an IPv4 client seen as ::ffff:a.b.c.d matches IPv4 networks."""
-    nets, everyone = _acl_networks(acl)
-    if everyone:
-        return True
-    try:
-        ip = ipaddress.ip_address(peer.split("%", 1)[0])
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
-        ip = ip.ipv4_mapped  # type: ignore[union-attr]
-    return any(ip in net for net in nets)
-
-
-def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    try:
-        return ipaddress.ip_network(text, strict=False)
-    except ValueError as e:
-        raise ConfigError(f"bad CIDR {text!r}: {e}") from None
 
 
 def _cidr(text: str) -> str:
     """A network in canonical text (host bits cleared: 10.1.2.3/8 is 10.0.0.0/8)."""
-    return str(_network(text))
+    return str(network(text))
 
 
 def _ip(text: str) -> str:
@@ -211,15 +131,15 @@ class Config:
     poll_interval: float = setting(1.0, flag="--poll-interval", metavar="SECONDS", convert=float, help="polling period for --watch poll")
 
     health: Address | None = setting(
-        ("127.0.0.1", HEALTH_PORT), flag="--health", metavar="HOST:PORT", convert=lambda s: _endpoint(s, HEALTH_PORT),
+        ("127.0.0.1", HEALTH_PORT), flag="--health", metavar="HOST:PORT", convert=lambda s: endpoint(s, HEALTH_PORT),
         help="liveness endpoint GET /health (and /status), CoreDNS's health plugin; 'none' to turn off",
     )
     ready: Address | None = setting(
-        ("127.0.0.1", READY_PORT), flag="--ready", metavar="HOST:PORT", convert=lambda s: _endpoint(s, READY_PORT),
+        ("127.0.0.1", READY_PORT), flag="--ready", metavar="HOST:PORT", convert=lambda s: endpoint(s, READY_PORT),
         help="readiness endpoint GET /ready: 200 once the manifests are served, 503 before and while draining; 'none' to turn off",
     )
     metrics: Address | None = setting(
-        ("127.0.0.1", METRICS_PORT), flag="--metrics", metavar="HOST:PORT", convert=lambda s: _endpoint(s, METRICS_PORT),
+        ("127.0.0.1", METRICS_PORT), flag="--metrics", metavar="HOST:PORT", convert=lambda s: endpoint(s, METRICS_PORT),
         help="Prometheus GET /metrics with CoreDNS's metric names; 'none' to turn off",
     )
     lameduck: float = setting(
@@ -227,7 +147,7 @@ class Config:
         help="on SIGTERM, keep answering this long with /ready at 503 before closing (kubeadm uses 5)",
     )
     transfer_to: tuple[str, ...] = setting(
-        (), flag="--transfer-to", metavar="CIDR", repeat=True, convert=lambda s: s if s == "*" else str(_network(s)),
+        (), flag="--transfer-to", metavar="CIDR", repeat=True, convert=lambda s: s if s == "*" else str(network(s)),
         help="allow AXFR/IXFR of the cluster zone from these addresses (repeatable; '*' for anyone; default: nobody)",
     )
     notify: tuple[Address, ...] = setting(
@@ -272,7 +192,7 @@ class Config:
         if is_reverse_zone(self.zones[0]):
             raise ConfigError(f"--zone {self.zones[0]}: the first zone is the cluster domain and cannot be a reverse zone")
         for cidr in self.service_cidr + self.pod_cidr:
-            _network(cidr)
+            network(cidr)
         if not self.listen:
             raise ConfigError("at least one --listen address is needed")
         if not 1 <= self.workers <= 64:
