@@ -80,12 +80,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def load_snapshot(config: Config, quiet: bool = False) -> Any:
-    """Read the manifests once, as `serve` would, and compile the snapshot."""
-    from clusterdns import snapshot
-    from clusterdns.store import load
+    """Read the manifests once, as `serve` would, and compile the snapshot; log its problems."""
+    from clusterdns.pipeline import load
 
-    store, state = load(config.manifests, config)
-    snap = snapshot.build(state, config, None, store.newest_mtime())
+    snap = load(config)
     for problem in snap.problems:
         if not quiet or problem.level == "error":
             (log.error if problem.level == "error" else log.warning)("%s", problem)
@@ -115,18 +113,18 @@ def _with_directory(args: argparse.Namespace) -> Config:
 
 def run_check(args: argparse.Namespace) -> int:
     """Every problem `serve` would log, sorted by file and line; exit 1 on errors."""
-    from clusterdns.store import load
-
-    from clusterdns import snapshot
+    from clusterdns.pipeline import Pipeline
 
     config = _with_directory(args)
-    store, state = load(config.manifests, config)
-    problems = sorted(snapshot.build(state, config).problems, key=lambda p: (p.file, p.line, p.level))
+    pipeline = Pipeline(config.manifests, config)
+    snap = pipeline.refresh(full=True).snapshot
+    problems = sorted(snap.problems, key=lambda p: (p.file, p.line, p.level))
     for problem in problems:
         print(problem)
     errors = sum(p.level == "error" for p in problems)
     warnings = len(problems) - errors
-    print(f"{config.manifests}: {len(store.files)} files, {len(state.services)} services, {len(state.pods)} pods: "
+    state = snap.state
+    print(f"{config.manifests}: {len(pipeline.store.files)} files, {len(state.services)} services, {len(state.pods)} pods: "
           f"{errors} errors, {warnings} warnings")
     return 1 if errors else 0
 

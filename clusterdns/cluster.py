@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import multiprocessing
-import os
 import socket
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from operator import attrgetter
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
-from clusterdns import objects as k8s
+from clusterdns.objects import kinds as k8s
 from clusterdns.config.settings import Config
-from clusterdns.errors import ManifestError, Problem
-from clusterdns.manifests import Entry, gc_paused, read_file
+from clusterdns.errors import Problem
+from clusterdns.manifests.files import gc_paused
 from clusterdns.names import external_target
 from clusterdns.model import ALWAYS_NAMESPACES, ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, Source
 
@@ -45,84 +40,16 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # --- entry points ---------------------------------------------------------------------
 
 
-# Reading many files on several cores: forked workers parse and convert, and send back
-# the slim objects. 2 cores, the other one idle: 10,000 Services + 50,000 Pod manifests
-# (100 files, 60,000 documents) 3.7 -> 2.5 s; 10,000 Services + Deployments (20,000
-# documents) 1.26 -> 0.9 s (load average 1.7 from other work: 1.26 -> 0.95 s). With the
-# cores busy (load average 3) it was slower (1.3 -> 1.75 s): so only below a load average
-# of one per core, and only in a single-threaded process (fork copies no other thread,
-# and a lock another thread held would stay held in the child): the first load, not the
-# watcher's reloads.
-PARALLEL_MIN_FILES = 50
-PARALLEL_MIN_BYTES = 5_000_000
 
 
-def read_files(root: str | Path, rels: Sequence[str], relaxed_service_names: bool = False) -> list[tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]]:
-    """`read_objects(read_file(root, rel))` for each file, in order: (objects, problems) per file.
-
-    Many files (PARALLEL_MIN_FILES, or PARALLEL_MIN_BYTES in all) are read by worker
-    processes when that is faster (see above); the results are the same.
-    """
-    workers = _parallel_workers(root, rels)
-    if workers < 2:
-        return [_read_one((str(root), rel, relaxed_service_names)) for rel in rels]
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-        tasks = [(str(root), rel, relaxed_service_names) for rel in rels]
-        return pool.map(_read_one, tasks, chunksize=max(1, len(rels) // (workers * 8)))
 
 
-def _read_one(task: tuple[str, str, bool]) -> tuple[list[k8s.KubeObject | k8s.ObjectRef], list[Problem]]:
-    root, rel, relaxed_service_names = task
-    problems: list[Problem] = []
-    return read_objects(read_file(root, rel), problems, relaxed_service_names), problems
 
 
-def _parallel_workers(root: str | Path, rels: Sequence[str]) -> int:
-    """How many processes should read these files: 1 (here) unless it pays (see PARALLEL_MIN_FILES)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if cores < 2 or threading.active_count() > 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if os.getloadavg()[0] >= cores:
-        return 1
-    if len(rels) < PARALLEL_MIN_FILES:
-        size = 0
-        for rel in rels:
-            with suppress(OSError):
-                size += os.stat(Path(root) / rel).st_size
-        if size < PARALLEL_MIN_BYTES:
-            return 1
-    return min(cores, 8)
 
 
-def read_objects(entries: Iterable[Entry], problems: list[Problem], relaxed_service_names: bool = False) -> list[k8s.KubeObject | k8s.ObjectRef]:
-    """The objects of read documents; Problems (parse errors, invalid objects) go to `problems`.
-
-    Documents of other kinds become ObjectRefs when they name a namespace, because any
-    object in a namespace shows that the namespace exists.
-    """
-    with gc_paused():
-        return _read_objects(entries, problems, relaxed_service_names)
 
 
-def _read_objects(entries: Iterable[Entry], problems: list[Problem], relaxed_service_names: bool) -> list[k8s.KubeObject | k8s.ObjectRef]:
-    out: list[k8s.KubeObject | k8s.ObjectRef] = []
-    for entry in entries:
-        if isinstance(entry, Problem):
-            problems.append(entry)
-            continue
-        try:
-            obj = k8s.from_manifest(entry, problems, relaxed_service_names)
-        except ManifestError as e:
-            problems.append(e.problem)
-            continue
-        if obj is None:
-            ref = k8s.object_ref(entry)
-            if ref is not None:
-                out.append(ref)
-        else:
-            out.append(obj)
-    return out
 
 
 def derive(objects: Iterable[k8s.KubeObject | k8s.ObjectRef], config: Config, problems: list[Problem] | None = None) -> ClusterState:

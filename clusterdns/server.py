@@ -20,18 +20,19 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns import forwarder, metrics, ops, querylog, snapshot, transfer, transports
+from clusterdns import forwarder, metrics, ops, querylog, transfer, transports
 from clusterdns.config.addresses import Address, hostport_text
 from clusterdns.config.settings import Config
 from clusterdns.transports import SocketPair
 from clusterdns.errors import ConfigError
 from clusterdns.handler import Handler
-from clusterdns.manifests import gc_paused
+from clusterdns.manifests.files import gc_paused
+from clusterdns.manifests.watch import Watcher
 from clusterdns.metrics import DNSCollector, ListenerStats
 from clusterdns.ops import Endpoints
 from clusterdns.snapshot import Snapshot
-from clusterdns.store import Change, ManifestStore
-from clusterdns.watch import Watcher
+from clusterdns.objects.store import Change
+from clusterdns.pipeline import Pipeline
 
 log = logging.getLogger("clusterdns")
 
@@ -90,7 +91,7 @@ class Server:
         root = Path(config.manifests)
         if not root.is_dir():
             raise ConfigError(f"--manifests {root}: no such directory")
-        self.store = ManifestStore(root, config)
+        self.pipeline = Pipeline(root, config)
         self.reload_lock = threading.Lock()
         self.reported: set[tuple[str, int, str]] = set()
         self.last_reload: dict[str, Any] = {}
@@ -119,15 +120,13 @@ class Server:
         """
         with self.reload_lock, _collector_paused():
             started = time.monotonic()
-            change = self.store.refresh(full=full)
-            if self.current is not None and not change.files:
-                return self.current
-            state = self.store.state()
-            new = snapshot.build(state, self.config, self.current, self.store.newest_mtime())
-            old = self.current
+            update = self.pipeline.refresh(full=full)
+            if not update.rebuilt:
+                return update.snapshot
+            change, new, old = update.change, update.snapshot, update.previous
             self.handler.current = new  # the swap: one assignment
             self._report(change, old, new, time.monotonic() - started)
-            if self.watcher is not None and self.watcher.watch_outside(self.store.outside_dirs()):
+            if self.watcher is not None and self.watcher.watch_outside(self.pipeline.store.outside_dirs()):
                 self.watcher.poke()  # catch what changed there before the new watch existed
             if old is not None and new.serial != old.serial and self.config.notify:
                 transfer.send_notify(self.config.notify, self.config.cluster_domain, new.serial)
@@ -238,7 +237,7 @@ class Server:
                 watcher = None
             else:
                 self.watcher = watcher
-                watcher.watch_outside(self.store.outside_dirs())
+                watcher.watch_outside(self.pipeline.store.outside_dirs())
                 # A change between the first load and the watch start is picked up now.
                 watcher.poke()
         if announce:

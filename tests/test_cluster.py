@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns import objects as k8s
-from clusterdns.cluster import derive, read_objects, template_hash
+from clusterdns.cluster import derive, template_hash
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
-from clusterdns.manifests import read_directory
+from clusterdns.objects import kinds as k8s
+from clusterdns.objects.read import read_objects
 from clusterdns.model import ClusterState, Pod, Service
-from clusterdns.store import load as load_store
+from tests.helpers.manifests import load_state, read_directory
 from tests.conftest import UNIT_FIXTURE
 
 FIXTURE = UNIT_FIXTURE
@@ -24,8 +24,8 @@ NAME_CHARS = "[bcdfghjklmnpqrstvwxz2456789]"
 
 
 def load(root: Path, config: Config) -> ClusterState:
-    """The cluster `serve` would derive from the directory (clusterdns.store.load)."""
-    return load_store(root, config)[1]
+    """The cluster `serve` would derive from the directory."""
+    return load_state(root, config)
 
 
 def write(root: Path, relpath: str, text: str) -> None:
@@ -809,7 +809,7 @@ def test_a_rederivation_equals_a_fresh_one_and_reuses_what_did_not_change(tmp_pa
     """derive() reuses what the previous call computed from the very same objects; the
     result must be the one a fresh call gives, whatever changed in between."""
     from clusterdns import cluster
-    from clusterdns.manifests import read_file
+    from clusterdns.manifests.files import read_file
 
     config = Config()
     files: dict[str, list[object]] = {}
@@ -869,16 +869,17 @@ def test_many_files_read_in_worker_processes_give_the_same_objects(tmp_path: Pat
     script = f"""
 from clusterdns import cluster
 from clusterdns.config.settings import Config
-from clusterdns.manifests import list_files
+from clusterdns.manifests.files import list_files
+from clusterdns.objects import read
 paths, _ = list_files({str(tmp_path)!r})
-alone = cluster.read_files({str(tmp_path)!r}, paths)
-cluster._parallel_workers = lambda root, rels: 2
-together = cluster.read_files({str(tmp_path)!r}, paths)
+alone = read.read_files({str(tmp_path)!r}, paths)
+read._parallel_workers = lambda root, rels: 2
+together = read.read_files({str(tmp_path)!r}, paths)
 assert together == alone, (together, alone)
 assert [len(objs) for objs, _ in together] == [0] + [2] * 12 and together[0][1]
 fresh = cluster.derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
-from clusterdns.store import load
-assert load({str(tmp_path)!r}, Config())[1] == fresh
+from tests.helpers.manifests import load_state
+assert load_state({str(tmp_path)!r}, Config()) == fresh
 print("same")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
@@ -886,15 +887,15 @@ print("same")
 
 
 def test_files_are_read_here_when_workers_would_not_pay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from clusterdns import cluster
+    from clusterdns.objects import read
 
-    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * 10) == 1  # few small files
-    monkeypatch.setattr(cluster.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    monkeypatch.setattr(cluster.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(cluster.threading, "active_count", lambda: 1)  # a thread an earlier test left would say "not forking"
-    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 2
-    monkeypatch.setattr(cluster.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
-    assert cluster._parallel_workers(tmp_path, ["a.yaml"] * cluster.PARALLEL_MIN_FILES) == 1  # the cores are busy
+    assert read._parallel_workers(tmp_path, ["a.yaml"] * 10) == 1  # few small files
+    monkeypatch.setattr(read.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(read.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(read.threading, "active_count", lambda: 1)  # a thread an earlier test left would say "not forking"
+    assert read._parallel_workers(tmp_path, ["a.yaml"] * read.PARALLEL_MIN_FILES) == 2
+    monkeypatch.setattr(read.os, "getloadavg", lambda: (2.5, 0.0, 0.0))
+    assert read._parallel_workers(tmp_path, ["a.yaml"] * read.PARALLEL_MIN_FILES) == 1  # the cores are busy
 
 
 def test_selector_endpoints_come_in_slices_of_at_most_100(tmp_path: Path) -> None:

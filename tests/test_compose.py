@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns.store import load
+from tests.helpers.manifests import load_state
 from clusterdns.config.addresses import parse_hostport
 from clusterdns.config.settings import Config
 from tests.composelab import (
@@ -211,7 +211,7 @@ def test_dockerignore_keeps_the_context_small() -> None:
 
 @pytest.fixture(scope="module")
 def state():
-    return load(ROOT / "zones", Config())[1]
+    return load_state(ROOT / "zones", Config())
 
 
 def endpoint_ips(svc) -> list[str]:
@@ -219,7 +219,7 @@ def endpoint_ips(svc) -> list[str]:
 
 
 def test_manifests_load_without_problems() -> None:
-    state = load(LAB_MANIFESTS, Config())[1]
+    state = load_state(LAB_MANIFESTS, Config())
     assert not state.problems, [str(p) for p in state.problems]
     assert {s.name for s in state.services} == {"web", "api", "db"}
 

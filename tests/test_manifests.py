@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns import objects as k8s
+from clusterdns.objects import kinds as k8s
+from clusterdns.objects.convert import from_manifest
 from clusterdns.errors import ManifestError, Problem
-from clusterdns.manifests import Document, is_manifest_path, read_directory, read_file
+from clusterdns.manifests.documents import Document
+from clusterdns.manifests.files import is_manifest_path, read_file
+from tests.helpers.manifests import read_directory
 from tests.conftest import UNIT_FIXTURE
 
 FIXTURE = UNIT_FIXTURE
@@ -42,7 +45,7 @@ def problems(entries: list[Document | Problem]) -> list[Problem]:
 
 
 def convert(data: dict, file: str = "m.yaml", line: int = 1) -> object:
-    return k8s.from_manifest(Document(file, "0", line, data))
+    return from_manifest(Document(file, "0", line, data))
 
 
 # --- files and documents ---------------------------------------------------------------
@@ -426,7 +429,7 @@ def test_endpoint_slice() -> None:
         ],
     }
     found: list[Problem] = []
-    s = k8s.from_manifest(Document("s.yaml", "0", 1, data), found)
+    s = from_manifest(Document("s.yaml", "0", 1, data), found)
     assert isinstance(s, k8s.EndpointSlice)
     assert (s.service_name, s.address_type) == ("web", "IPv6")
     assert [(p.name, p.protocol, p.port) for p in s.ports] == [("http", "TCP", 8080)]

@@ -34,7 +34,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns.watch import DEBOUNCE, WRITE_WAIT
+from clusterdns.manifests.watch import DEBOUNCE, WRITE_WAIT
 from tests.conftest import QUIET_HTTP, Server, clusterdns_argv, udp_sockets, wait_until
 
 ZONE = "default.svc.cluster.local"

@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clusterdns import snapshot, transfer
-from clusterdns.cluster import derive, read_objects
+from clusterdns.cluster import derive
+from clusterdns.objects.read import read_objects
 from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
-from clusterdns.manifests import Document
+from clusterdns.manifests.documents import Document
 from clusterdns.wire import parse_query
 from clusterdns.zonefile import forward_records, rdata_text, reverse_records
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clusterdns import cluster, manifests
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
-from clusterdns.model import ClusterState
+from clusterdns.manifests.files import list_files
+from clusterdns.objects.read import read_files
 
 Signature = tuple[int, int, int, int, int]
 
@@ -61,7 +61,7 @@ class ManifestStore:
     def refresh(self, full: bool = False) -> Change:
         """Rescan the directory; re-read new and changed files (every file when `full`)."""
         change = Change()
-        paths, self.walk_problems = manifests.list_files(self.root)
+        paths, self.walk_problems = list_files(self.root)
         current = set(paths)
         for rel in [r for r in self.files if r not in current]:
             del self.files[rel]
@@ -74,7 +74,7 @@ class ManifestStore:
                 continue
             changed.append((rel, sig, old))
         rels = [rel for rel, _, _ in changed]
-        read = cluster.read_files(self.root, rels, self.config.relaxed_service_names)  # many files: in worker processes
+        read = read_files(self.root, rels, self.config.relaxed_service_names)  # many files: in worker processes
         for (rel, sig, old), (found, problems) in zip(changed, read):
             self.files[rel] = self._state(rel, sig, old, found, problems)
             (change.added if old is None else change.modified).append(rel)
@@ -134,14 +134,3 @@ class ManifestStore:
 
     def problems(self) -> list[Problem]:
         return list(self.walk_problems) + [p for rel in sorted(self.files) for p in self.files[rel].problems]
-
-    def state(self) -> ClusterState:
-        """Derive the cluster from every file's objects."""
-        return cluster.derive(self.objects(), self.config, self.problems())
-
-
-def load(root: str | Path, config: Config) -> tuple[ManifestStore, ClusterState]:
-    """Read every manifest under `root` once and derive the cluster (problems collected, never raised)."""
-    store = ManifestStore(root, config)
-    store.refresh()
-    return store, store.state()

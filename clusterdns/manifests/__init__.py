@@ -1,0 +1,1 @@
+"""Files in: the manifests directory walked, read into documents, and watched for changes."""

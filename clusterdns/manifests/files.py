@@ -1,0 +1,114 @@
+"""The manifests directory: which files count, and reading one file into documents."""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePosixPath
+
+from clusterdns.errors import Problem
+from clusterdns.manifests.documents import ReadResult, json_documents, yaml_documents
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_manifest_path(relpath: str | PurePosixPath) -> bool:
+    """True when a path (relative to the root) names a manifest file the walk reads.
+
+    Every component starting with `.` is hidden: dotfiles, `.git`, editor swap files,
+    and the `..data` / `..2024_...` internals of a Kubernetes ConfigMap volume (whose
+    top-level `file.yaml -> ..data/file.yaml` links are what we read). Names ending in
+    `~` are editor backups.
+    """
+    parts = PurePosixPath(relpath).parts
+    if not parts or any(_hidden(p) for p in parts):
+        return False
+    return parts[-1].lower().endswith(MANIFEST_SUFFIXES)
+
+
+def list_files(root: str | Path) -> tuple[list[str], list[Problem]]:
+    """The manifest files under `root` (relative posix paths, sorted) and walk problems.
+
+    Hidden names skipped, symlinks followed, each real
+    directory entered once; a dangling symlink is a warning.
+    """
+    base = Path(root)
+    if not base.is_dir():
+        return [], [Problem("error", "manifests directory not found", file=str(root))]
+    problems: list[Problem] = []
+    paths = sorted(_walk(base, PurePosixPath(), {os.path.realpath(base)}, problems))
+    return paths, problems
+
+
+def read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult]:
+    """The documents of one manifest file (for incremental reloads)."""
+    with gc_paused():
+        return _read_file(root, relpath)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while many acyclic objects are built.
+
+    Documents, objects and the derived cluster hold no reference cycles, so nothing waits
+    for the collector; while tens of thousands of them are built it would run full
+    collections over all of them again and again (10,000 Services + Deployments: 0.15 s
+    of 1.5 s reading, a third of deriving).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult]:
+    rel = PurePosixPath(relpath).as_posix()
+    try:
+        text = _read_text(Path(root) / rel)
+    except OSError as e:
+        return [Problem("error", f"cannot read file: {e.strerror or e}", file=rel)]
+    except UnicodeDecodeError as e:
+        return [Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)]
+    if rel.lower().endswith(".json"):
+        return list(json_documents(rel, text))
+    return list(yaml_documents(rel, text))
+
+
+def _read_text(path: Path) -> str:
+    """The file as text; its bytes are let go before it is parsed (a 60 MB dump: 60 MB less at the peak)."""
+    return path.read_bytes().decode("utf-8-sig")
+
+
+# --- directory walk ---------------------------------------------------------------
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".") or name.endswith("~")
+
+
+def _walk(directory: Path, rel: PurePosixPath, seen: set[str], problems: list[Problem]) -> Iterator[str]:
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError as e:
+        problems.append(Problem("error", f"cannot list directory: {e.strerror or e}", file=rel.as_posix() or "."))
+        return
+    for entry in entries:
+        if _hidden(entry.name):
+            continue
+        child = rel / entry.name
+        if entry.is_dir(follow_symlinks=True):
+            real = os.path.realpath(entry.path)
+            if real not in seen:  # a symlink loop, or a directory already read under another name
+                seen.add(real)
+                yield from _walk(Path(entry.path), child, seen, problems)
+        elif entry.name.lower().endswith(MANIFEST_SUFFIXES):
+            if entry.is_file(follow_symlinks=True):
+                yield child.as_posix()
+            elif entry.is_symlink():
+                problems.append(Problem("warning", "dangling symlink skipped", file=child.as_posix()))

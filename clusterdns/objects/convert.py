@@ -1,0 +1,70 @@
+"""A manifest document into its slim object: the converter for each (group, kind)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from clusterdns.errors import Problem
+from clusterdns.manifests.documents import Document
+from clusterdns.model import Source
+from clusterdns.objects import pods, services
+from clusterdns.objects.fields import DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, api_group, metadata
+from clusterdns.objects.kinds import KubeObject, Namespace, Node, ObjectRef
+
+
+def object_ref(doc: Document) -> ObjectRef | None:
+    """The namespace reference of any namespaced document (None when it names no namespace)."""
+    meta = doc.data.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    if not isinstance(namespace, str) or not DNS1123_LABEL.fullmatch(namespace):
+        return None
+    return ObjectRef(str(doc.data.get("kind", "")), namespace, str(meta.get("name", "")), Source(doc.file, doc.doc, doc.line))  # type: ignore[union-attr]
+
+
+def _namespace(r: Reader, data: dict[str, Any]) -> Namespace:
+    _, name, _ = metadata(r, data, False, DNS1123_LABEL, "namespace name (DNS-1123 label)")
+    return Namespace(name, r.source)
+
+
+def _node(r: Reader, data: dict[str, Any]) -> Node:
+    _, name, _ = metadata(r, data, False, DNS1123_SUBDOMAIN, "node name (DNS-1123 subdomain)")
+    return Node(name, r.source)
+
+
+_APPS_GROUPS = ("apps", "extensions")  # extensions/v1beta1 served workloads before apps/v1
+
+
+_CONVERTERS: dict[tuple[str, str], Callable[[Reader, dict[str, Any]], KubeObject | None]] = {
+    ("", "Namespace"): _namespace,
+    ("", "Node"): _node,
+    ("", "Service"): services.service,
+    ("", "Endpoints"): services.endpoints,
+    ("", "Pod"): pods.pod,
+    ("discovery.k8s.io", "EndpointSlice"): services.endpoint_slice,
+    **{(g, "Deployment"): pods.deployment for g in _APPS_GROUPS},
+    **{(g, "ReplicaSet"): pods.replica_set for g in _APPS_GROUPS},
+    **{(g, "StatefulSet"): pods.stateful_set for g in _APPS_GROUPS},
+    **{(g, "DaemonSet"): pods.daemon_set for g in _APPS_GROUPS},
+}
+
+
+_DEFAULT_GROUP = {kind: group for group, kind in _CONVERTERS if group != "extensions"}
+
+
+def from_manifest(doc: Document, problems: list[Problem] | None = None, relaxed_service_names: bool = False) -> KubeObject | None:
+    """The slim object for a manifest document; None for kinds DNS does not read.
+
+    Raises ManifestError (file, document, line, kind, name, field) when a field DNS needs
+    is missing or invalid. Warnings about usable-but-odd objects go to `problems`.
+    """
+    kind = doc.data.get("kind")
+    if not isinstance(kind, str):
+        return None
+    group = api_group(doc.data.get("apiVersion"))
+    if group is None:  # apiVersion missing: assume the kind's usual group
+        group = _DEFAULT_GROUP.get(kind, "")
+    converter = _CONVERTERS.get((group, kind))
+    if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
+        return None
+    return converter(Reader(doc, kind, problems, relaxed_service_names), doc.data)

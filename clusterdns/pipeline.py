@@ -1,0 +1,59 @@
+"""Changed files to a new Snapshot: the one path from the manifests directory to answers.
+
+`serve` keeps one Pipeline and calls `refresh()` on every change; `check`, `records`,
+`export-zone` and `compare` call `load()` once. Each stage's output is the next one's
+input: the store re-reads changed files into objects (objects/store.py), derive() makes
+the cluster of them (derive/), and the snapshot is compiled from that (snapshot/). What
+makes a reload incremental lives here, in the pipeline, and is passed to the stages: the
+store's per-file objects, derive's memo and the previous snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from clusterdns import snapshot
+from clusterdns.cluster import derive
+from clusterdns.config.settings import Config
+from clusterdns.objects.store import Change, ManifestStore
+from clusterdns.snapshot import Snapshot
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one refresh found and made."""
+
+    change: Change
+    snapshot: Snapshot
+    previous: Snapshot | None  # None on the first load
+
+    @property
+    def rebuilt(self) -> bool:
+        """False when no file changed and the snapshot is the previous one."""
+        return self.snapshot is not self.previous
+
+
+class Pipeline:
+    """One manifests directory, read incrementally into successive snapshots."""
+
+    def __init__(self, root: str | Path, config: Config) -> None:
+        self.config = config
+        self.store = ManifestStore(root, config)
+        self.snapshot: Snapshot | None = None
+
+    def refresh(self, full: bool = False) -> Update:
+        """Rescan the directory (every file again when `full`) and build a new snapshot if
+        anything changed; the previous snapshot stays the answer when nothing did."""
+        previous = self.snapshot
+        change = self.store.refresh(full=full)
+        if previous is not None and not change.files:
+            return Update(change, previous, previous)
+        state = derive(self.store.objects(), self.config, self.store.problems())
+        self.snapshot = snapshot.build(state, self.config, previous, self.store.newest_mtime())
+        return Update(change, self.snapshot, previous)
+
+
+def load(config: Config) -> Snapshot:
+    """The snapshot of `config.manifests` as `serve` would build it at start-up."""
+    return Pipeline(config.manifests, config).refresh(full=True).snapshot

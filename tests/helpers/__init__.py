@@ -1,0 +1,1 @@
+"""Helpers the tests share: reading manifests without the server, lab plumbing."""
