@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clusterdns import snapshot
-from clusterdns.cluster import derive
 from clusterdns.config.settings import Config
+from clusterdns.derive.cluster import derive
+from clusterdns.derive.memo import Memo
 from clusterdns.objects.store import Change, ManifestStore
 from clusterdns.snapshot import Snapshot
 
@@ -40,6 +41,7 @@ class Pipeline:
     def __init__(self, root: str | Path, config: Config) -> None:
         self.config = config
         self.store = ManifestStore(root, config)
+        self.memo: Memo | None = None  # derive()'s memo of the last refresh
         self.snapshot: Snapshot | None = None
 
     def refresh(self, full: bool = False) -> Update:
@@ -49,7 +51,7 @@ class Pipeline:
         change = self.store.refresh(full=full)
         if previous is not None and not change.files:
             return Update(change, previous, previous)
-        state = derive(self.store.objects(), self.config, self.store.problems())
+        state, self.memo = derive(self.store.objects(), self.config, self.store.problems(), self.memo)
         self.snapshot = snapshot.build(state, self.config, previous, self.store.newest_mtime())
         return Update(change, self.snapshot, previous)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns.cluster import derive, template_hash
+from clusterdns.derive.cluster import derive
+from clusterdns.derive.workloads import template_hash
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.objects import kinds as k8s
@@ -188,7 +189,7 @@ def test_namespaces_are_inferred(tmp_path: Path) -> None:
 def test_derive_extends_the_given_problem_list() -> None:
     found = [Problem("error", "from reading", file="x.yaml")]
     svc = k8s.Service("default", "web", selector=(("app", "none"),))
-    state = derive([svc], Config(), found)
+    state, _ = derive([svc], Config(), found)
     assert state.problems[0].message == "from reading"
     assert any("matches no Pods" in p.message for p in state.problems) and found == list(state.problems)
 
@@ -779,7 +780,7 @@ def test_scale_2000_services_10000_pods(tmp_path: Path) -> None:
     write(tmp_path, "big.yaml", "".join(chunks))
     problems: list[Problem] = []
     objs = read_objects(read_directory(tmp_path), problems)
-    state = derive(objs, Config(), problems)
+    state, _ = derive(objs, Config(), problems)
     assert state.problems == ()
     assert len(state.services) == 2000 and len(state.pods) == 10000
     assert len({p.ips[0] for p in state.pods}) == 10000
@@ -808,11 +809,11 @@ spec:
 def test_a_rederivation_equals_a_fresh_one_and_reuses_what_did_not_change(tmp_path: Path) -> None:
     """derive() reuses what the previous call computed from the very same objects; the
     result must be the one a fresh call gives, whatever changed in between."""
-    from clusterdns import cluster
     from clusterdns.manifests.files import read_file
 
     config = Config()
     files: dict[str, list[object]] = {}
+    memo = None
 
     def put(rel: str, text: str) -> None:
         write(tmp_path, rel, text)
@@ -820,12 +821,12 @@ def test_a_rederivation_equals_a_fresh_one_and_reuses_what_did_not_change(tmp_pa
 
     def check() -> tuple[ClusterState, ClusterState]:
         """(derived after the previous check's call, derived again from itself), both checked."""
+        nonlocal memo
         objs = [o for rel in sorted(files) for o in files[rel]]
-        again = derive(objs, config)
-        cluster._previous = None
-        fresh = derive(objs, config)
+        again, memo = derive(objs, config, None, memo)
+        fresh, _ = derive(objs, config)
         assert again == fresh
-        reused = derive(objs, config)  # and once more, everything reused
+        reused, memo = derive(objs, config, None, memo)  # and once more, everything reused
         assert reused == fresh
         return again, reused
 
@@ -867,8 +868,8 @@ def test_many_files_read_in_worker_processes_give_the_same_objects(tmp_path: Pat
         write(tmp_path, f"f{i:02d}.yaml", svc_yaml(f"s{i}", SELECTOR_WEB) + pod_yaml(f"p{i}", status="status:\n  podIP: 10.244.0.%d" % (i + 1)))
     write(tmp_path, "broken.yaml", "a: [\n")
     script = f"""
-from clusterdns import cluster
 from clusterdns.config.settings import Config
+from clusterdns.derive.cluster import derive
 from clusterdns.manifests.files import list_files
 from clusterdns.objects import read
 paths, _ = list_files({str(tmp_path)!r})
@@ -877,7 +878,7 @@ read._parallel_workers = lambda root, rels: 2
 together = read.read_files({str(tmp_path)!r}, paths)
 assert together == alone, (together, alone)
 assert [len(objs) for objs, _ in together] == [0] + [2] * 12 and together[0][1]
-fresh = cluster.derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
+fresh, _ = derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
 from tests.helpers.manifests import load_state
 assert load_state({str(tmp_path)!r}, Config()) == fresh
 print("same")

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clusterdns import snapshot, transfer
-from clusterdns.cluster import derive
+from clusterdns.derive.cluster import derive
 from clusterdns.objects.read import read_objects
 from clusterdns.config.settings import Config
 from clusterdns.handler import Handler
@@ -82,7 +82,7 @@ def clusters(draw: st.DrawFn) -> tuple[Config, list[dict[str, Any]]]:
 def build(config: Config, docs: list[dict[str, Any]]) -> snapshot.Snapshot:
     problems: list[Any] = []
     objects = read_objects([Document("gen.yaml", str(i), i + 1, doc) for i, doc in enumerate(docs)], problems)
-    return snapshot.build(derive(objects, config, problems), config)
+    return snapshot.build(derive(objects, config, problems)[0], config)
 
 
 def reply(handler: Handler, owner: str, rdtype: int, tcp: bool = True) -> dns.message.Message:

@@ -9,7 +9,7 @@ from clusterdns.errors import Problem
 from clusterdns.manifests.documents import Document
 from clusterdns.model import Source
 from clusterdns.objects import pods, services
-from clusterdns.objects.fields import DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, api_group, metadata
+from clusterdns.objects.fields import DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, Reading, api_group, metadata
 from clusterdns.objects.kinds import KubeObject, Namespace, Node, ObjectRef
 
 
@@ -52,7 +52,7 @@ _CONVERTERS: dict[tuple[str, str], Callable[[Reader, dict[str, Any]], KubeObject
 _DEFAULT_GROUP = {kind: group for group, kind in _CONVERTERS if group != "extensions"}
 
 
-def from_manifest(doc: Document, problems: list[Problem] | None = None, relaxed_service_names: bool = False) -> KubeObject | None:
+def from_manifest(doc: Document, problems: list[Problem] | None = None, reading: Reading | None = None) -> KubeObject | None:
     """The slim object for a manifest document; None for kinds DNS does not read.
 
     Raises ManifestError (file, document, line, kind, name, field) when a field DNS needs
@@ -67,4 +67,4 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, relaxed_
     converter = _CONVERTERS.get((group, kind))
     if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
         return None
-    return converter(Reader(doc, kind, problems, relaxed_service_names), doc.data)
+    return converter(Reader(doc, kind, problems, reading or Reading()), doc.data)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from clusterdns.errors import ManifestError, Problem
@@ -21,15 +22,44 @@ DNS1035_LABEL = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
+class Interner:
+    """Equal immutable values kept once: a workload's Pods and the Services that select them have
+    equal label sets and port lists (10,000 Services + 50,000 Pod manifests: 63 -> 36 MB of objects)."""
+
+    LIMIT = 50_000  # values kept; all are dropped when it is reached
+
+    def __init__(self) -> None:
+        self.values: dict[Any, Any] = {}
+
+    def __call__(self, value: _V) -> _V:
+        """An equal value seen before (immutable and hashable), or this one."""
+        found = self.values.get(value)
+        if found is None:
+            if len(self.values) >= self.LIMIT:
+                self.values.clear()
+            self.values[value] = found = value
+        return found  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How documents are read: the feature gates that change validation, and the interner
+    (owned by whoever reads many files: objects/store.py's ManifestStore)."""
+
+    relaxed_service_names: bool = False  # Service names may start with a digit (RelaxedServiceNameValidation)
+    share: Interner = field(default_factory=Interner)
+
+
 class Reader:
     """Validation context for one document: raises ManifestError naming file, line and field."""
 
-    def __init__(self, doc: Document, kind: str, problems: list[Problem] | None, relaxed_service_names: bool = False) -> None:
+    def __init__(self, doc: Document, kind: str, problems: list[Problem] | None, reading: Reading) -> None:
         self.doc = doc
         self.kind = kind
         self.name = ""
         self.problems = problems
-        self.relaxed_service_names = relaxed_service_names
+        self.relaxed_service_names = reading.relaxed_service_names
+        self.share = reading.share
         self.source = Source(doc.file, doc.doc, doc.line)
 
     def problem(self, level: str, field: str, message: str) -> Problem:
@@ -118,28 +148,10 @@ class Reader:
         return self.dns_name(value, field, DNS1123_LABEL, "hostname (DNS-1123 label)", required=False)
 
     def labels(self, value: Any, field: str) -> Labels:
-        return share(tuple(sorted((str(k), label_value(v)) for k, v in self.mapping(value, field).items())))
+        return self.share(tuple(sorted((str(k), label_value(v)) for k, v in self.mapping(value, field).items())))
 
 
 _PROTOCOLS = {p: p for p in PROTOCOLS}  # one string each, not one per port
-
-
-# Equal label sets and port lists, as a workload's Pods and the Services that select them
-# have, are kept once: 10,000 Services + 50,000 Pod manifests, 63 -> 36 MB of objects.
-_shared: dict[Any, Any] = {}
-
-
-_SHARED_MAX = 50_000
-
-
-def share(value: _V) -> _V:
-    """An equal value seen before (immutable and hashable), or this one."""
-    found = _shared.get(value)
-    if found is None:
-        if len(_shared) >= _SHARED_MAX:
-            _shared.clear()
-        _shared[value] = found = value
-    return found  # type: ignore[no-any-return]
 
 
 def label_value(value: Any) -> str:

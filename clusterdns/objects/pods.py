@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata, owners, share
+from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata, owners
 from clusterdns.objects.kinds import ContainerPort, DaemonSet, Deployment, LabelSelector, Pod, PodTemplate, ReplicaSet, StatefulSet
 
 
@@ -26,7 +26,7 @@ def _container_ports(r: Reader, pod_spec: dict[str, Any], prefix: str) -> tuple[
                     protocol=r.protocol(entry.get("protocol"), f"{field}.protocol"),
                 )
             )
-    return share(tuple(ports))
+    return r.share(tuple(ports))
 
 
 def _pod_identity(r: Reader, pod_spec: dict[str, Any], prefix: str) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests.documents import ReadResult
 from clusterdns.manifests.files import gc_paused, read_file
 from clusterdns.objects.convert import from_manifest, object_ref
+from clusterdns.objects.fields import Reading
 from clusterdns.objects.kinds import KubeObject, ObjectRef
 
 Read = list[KubeObject | ObjectRef]  # a file's objects
@@ -31,25 +32,37 @@ PARALLEL_MIN_FILES = 50
 PARALLEL_MIN_BYTES = 5_000_000
 
 
-def read_files(root: str | Path, rels: Sequence[str], relaxed_service_names: bool = False) -> list[tuple[list[KubeObject | ObjectRef], list[Problem]]]:
+def read_files(root: str | Path, rels: Sequence[str], reading: Reading | None = None) -> list[tuple[Read, list[Problem]]]:
     """`read_objects(read_file(root, rel))` for each file, in order: (objects, problems) per file.
 
     Many files (PARALLEL_MIN_FILES, or PARALLEL_MIN_BYTES in all) are read by worker
     processes when that is faster (see above); the results are the same.
     """
+    reading = reading or Reading()
     workers = _parallel_workers(root, rels)
     if workers < 2:
-        return [_read_one((str(root), rel, relaxed_service_names)) for rel in rels]
+        return [_read_one(str(root), rel, reading) for rel in rels]
     context = multiprocessing.get_context("fork")
-    with context.Pool(workers) as pool:
-        tasks = [(str(root), rel, relaxed_service_names) for rel in rels]
-        return pool.map(_read_one, tasks, chunksize=max(1, len(rels) // (workers * 8)))
+    # Each worker gets a Reading of its own (the parent's interner is not sent over).
+    with context.Pool(workers, initializer=_start_worker, initargs=(reading.relaxed_service_names,)) as pool:
+        return pool.map(_read_in_worker, [(str(root), rel) for rel in rels], chunksize=max(1, len(rels) // (workers * 8)))
 
 
-def _read_one(task: tuple[str, str, bool]) -> tuple[list[KubeObject | ObjectRef], list[Problem]]:
-    root, rel, relaxed_service_names = task
+def _read_one(root: str, rel: str, reading: Reading) -> tuple[Read, list[Problem]]:
     problems: list[Problem] = []
-    return read_objects(read_file(root, rel), problems, relaxed_service_names), problems
+    return read_objects(read_file(root, rel), problems, reading), problems
+
+
+_worker_reading = Reading()  # set in each worker process of read_files(), and only there
+
+
+def _start_worker(relaxed_service_names: bool) -> None:
+    global _worker_reading
+    _worker_reading = Reading(relaxed_service_names)
+
+
+def _read_in_worker(task: tuple[str, str]) -> tuple[Read, list[Problem]]:
+    return _read_one(*task, _worker_reading)
 
 
 def _parallel_workers(root: str | Path, rels: Sequence[str]) -> int:
@@ -69,24 +82,24 @@ def _parallel_workers(root: str | Path, rels: Sequence[str]) -> int:
     return min(cores, 8)
 
 
-def read_objects(entries: Iterable[ReadResult], problems: list[Problem], relaxed_service_names: bool = False) -> list[KubeObject | ObjectRef]:
+def read_objects(entries: Iterable[ReadResult], problems: list[Problem], reading: Reading | None = None) -> Read:
     """The objects of read documents; Problems (parse errors, invalid objects) go to `problems`.
 
     Documents of other kinds become ObjectRefs when they name a namespace, because any
     object in a namespace shows that the namespace exists.
     """
     with gc_paused():
-        return _read_objects(entries, problems, relaxed_service_names)
+        return _read_objects(entries, problems, reading or Reading())
 
 
-def _read_objects(entries: Iterable[ReadResult], problems: list[Problem], relaxed_service_names: bool) -> list[KubeObject | ObjectRef]:
+def _read_objects(entries: Iterable[ReadResult], problems: list[Problem], reading: Reading) -> Read:
     out: list[KubeObject | ObjectRef] = []
     for entry in entries:
         if isinstance(entry, Problem):
             problems.append(entry)
             continue
         try:
-            obj = from_manifest(entry, problems, relaxed_service_names)
+            obj = from_manifest(entry, problems, reading)
         except ManifestError as e:
             problems.append(e.problem)
             continue

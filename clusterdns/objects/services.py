@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clusterdns.model import EndpointAddress, EndpointPort, ServicePort
-from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata, share
+from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata
 from clusterdns.objects.kinds import (
     IP_FAMILIES,
     IP_FAMILY_POLICIES,
@@ -126,7 +126,7 @@ def _service_ports(r: Reader, value: Any) -> tuple[ServicePort, ...]:
     names = [p.name for p in ports if p.name]
     if len(set(names)) != len(names):
         r.warn("spec.ports", "port names are not unique")
-    return share(tuple(ports))
+    return r.share(tuple(ports))
 
 
 def _target_port(r: Reader, value: Any, field: str) -> int | str | None:

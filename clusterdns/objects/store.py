@@ -16,6 +16,7 @@ from typing import Any
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests.files import list_files
+from clusterdns.objects.fields import Reading
 from clusterdns.objects.read import read_files
 
 Signature = tuple[int, int, int, int, int]
@@ -57,6 +58,7 @@ class ManifestStore:
         self.config = config
         self.files: dict[str, FileState] = {}
         self.walk_problems: list[Problem] = []
+        self.reading = Reading(config.relaxed_service_names)  # one interner for every file, every refresh
 
     def refresh(self, full: bool = False) -> Change:
         """Rescan the directory; re-read new and changed files (every file when `full`)."""
@@ -74,7 +76,7 @@ class ManifestStore:
                 continue
             changed.append((rel, sig, old))
         rels = [rel for rel, _, _ in changed]
-        read = read_files(self.root, rels, self.config.relaxed_service_names)  # many files: in worker processes
+        read = read_files(self.root, rels, self.reading)  # many files: in worker processes
         for (rel, sig, old), (found, problems) in zip(changed, read):
             self.files[rel] = self._state(rel, sig, old, found, problems)
             (change.added if old is None else change.modified).append(rel)

@@ -1,0 +1,264 @@
+"""Each Service's endpoints as the EndpointSlice controllers would publish them (spec 2.4, C15):
+its EndpointSlices, else its Endpoints (mirrored), else the Pods its selector picks."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+from clusterdns.derive.dedupe import Objects
+from clusterdns.derive.ipam import ip_family
+from clusterdns.derive.memo import Key, Memo
+from clusterdns.derive.problems import problem
+from clusterdns.errors import Problem
+from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, fields_in_order
+from clusterdns.objects import kinds as k8s
+
+
+class _PodIndex:
+    """Pods by (namespace, label key, label value), for selectors without a scan of every Pod."""
+
+    def __init__(self, pods: Sequence[Pod], ports: Sequence[tuple[k8s.ContainerPort, ...]]) -> None:
+        self.pods = pods
+        self.ports = ports  # each Pod's container ports, same order as `pods`
+        self.by_label: defaultdict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for i, p in enumerate(pods):
+            for k, v in p.labels:
+                self.by_label[(p.namespace, k, v)].append(i)
+
+    def select(self, namespace: str, selector: k8s.Labels) -> list[int]:
+        """Indexes (in Pod order) of the Pods in `namespace` whose labels match every pair."""
+        candidates = [self.by_label.get((namespace, k, v), []) for k, v in selector]
+        smallest = min(candidates, key=len)
+        if len(candidates) == 1:
+            return smallest
+        # Labels are sorted (key, value) pairs, one per key: a selector matches when each
+        # of its pairs is one of them.
+        wanted = set(selector)
+        return [i for i in smallest if wanted.issubset(self.pods[i].labels)]
+
+
+def _index(found: list[Problem], pods: Sequence[Pod], ports: Sequence[tuple[k8s.ContainerPort, ...]]) -> _PodIndex:
+    return _PodIndex(pods, ports)
+
+
+def with_endpoints(
+    services: list[Service],
+    objs: Objects,
+    pods: Sequence[Pod],
+    pod_ports: Sequence[tuple[k8s.ContainerPort, ...]],
+    problems: list[Problem],
+    memo: Memo,
+) -> list[Service]:
+    """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector."""
+    by_key = {s.key: s for s in services}
+    slices: defaultdict[Key, list[k8s.EndpointSlice]] = defaultdict(list)
+    for s in objs.slices:
+        if not s.service_name:
+            problems.append(problem(s, "warning", f"no {k8s.SERVICE_NAME_LABEL} label: ignored", "metadata.labels"))
+        elif (s.namespace, s.service_name) not in by_key:
+            problems.append(problem(s, "warning", f"its Service {s.namespace}/{s.service_name} does not exist: ignored"))
+        else:
+            slices[(s.namespace, s.service_name)].append(s)
+    endpoints: dict[Key, k8s.Endpoints] = {}
+    for e in objs.endpoints:
+        if (e.namespace, e.name) in by_key:
+            endpoints[(e.namespace, e.name)] = e
+        else:
+            problems.append(problem(e, "warning", f"no Service {e.namespace}/{e.name} to attach these Endpoints to: ignored"))
+    index = memo.reuse_step("index", (pods, pod_ports), None, problems, _index, pods, pod_ports)
+    objects = {(s.namespace, s.name): s for s in objs.services}
+    out = []
+    for svc in services:
+        obj, own_slices, own_endpoints = objects[svc.key], slices.get(svc.key), endpoints.get(svc.key)
+        if svc.type != "ExternalName" and not own_slices and own_endpoints is None and svc.selector is not None:
+            out.append(_with_selected_endpoints(svc, obj, index, problems, memo))
+            continue
+        groups, source = _endpoints_of(svc, own_slices, own_endpoints)
+        _check_named_ports(svc, groups, problems)
+        out.append(_replace_endpoints(svc, groups, source))
+    return out
+
+
+def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: _PodIndex, problems: list[Problem], memo: Memo) -> Service:
+    """The Service with the endpoints of the Pods its selector picks (the previous run's for the same inputs).
+
+    They depend on the Service as written, its ClusterIPs and the chosen Pods with their
+    container ports (not part of the model Pod). With the very same Pod index as the
+    previous run, the same Pods are chosen: not even the selector is run again.
+    """
+    assert svc.selector is not None
+    key = (type(obj), obj.namespace, obj.name)
+    entry = memo.old.endpoints.get(key) if memo.old is not None else None
+    if entry is not None and not ((entry[0] is obj or entry[0] == obj) and entry[1][0] == svc.cluster_ips):
+        entry = None
+    if entry is None or entry[1][1] is not index:
+        selected = index.select(svc.namespace, svc.selector)
+        chosen = (tuple([index.pods[i] for i in selected]), tuple([index.ports[i] for i in selected]))
+        if entry is None or entry[1][2:] != chosen:
+            found: list[Problem] = []
+            groups = _selector_endpoints(svc, _endpoint_families(svc, obj.ip_families), selected, index, found)
+            entry = (obj, (svc.cluster_ips, index, *chosen), (_replace_endpoints(svc, groups, "selector"), tuple(found)))
+        else:
+            entry = (obj, (svc.cluster_ips, index, *chosen), entry[2])
+    elif entry[0] is not obj:
+        entry = (obj, entry[1], entry[2])
+    memo.endpoints[key] = entry
+    result, found = entry[2]
+    problems.extend(found)
+    return result  # type: ignore[no-any-return]
+
+
+def _replace_endpoints(svc: Service, groups: tuple[EndpointGroup, ...], source: str) -> Service:
+    if not groups and not source:
+        return svc
+    s = svc  # positional (field order checked at import): 1.7x faster than keywords
+    return Service(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source, s.source)
+
+
+def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoints: k8s.Endpoints | None) -> tuple[tuple[EndpointGroup, ...], str]:
+    """Endpoints written in manifests (a Service with a selector and none written gets
+    _with_selected_endpoints instead)."""
+    if svc.type == "ExternalName":  # no endpoints, whatever the manifests hold (spec 2.4)
+        return (), ""
+    if slices:  # every slice of the Service, merged (C15); one group per slice
+        ordered = sorted(slices, key=lambda s: s.name)
+        return tuple(EndpointGroup(s.endpoints, s.ports, s.name, s.source) for s in ordered), "EndpointSlice"
+    if endpoints is not None:  # notReadyAddresses already ready=False
+        return _mirrored(endpoints), "Endpoints"
+    return (), ""  # no selector: endpoints only "out of band" (spec 2.4)
+
+
+# The EndpointSlice controllers' packing (kube-controller-manager defaults): a slice holds one
+# address family and at most --max-endpoints-per-slice (100) endpoints; the mirroring
+# controller copies an Endpoints subset into slices of at most 1000 per family
+# (pkg/controller/endpointslicemirroring). CoreDNS reads slices, so a slice is a group here.
+MAX_ENDPOINTS_PER_SLICE = 100
+
+
+MAX_MIRRORED_PER_SLICE = 1000
+
+
+def in_slices(addresses: Sequence[EndpointAddress], size: int) -> Iterator[tuple[EndpointAddress, ...]]:
+    """`addresses` cut into slices of at most `size`, in order."""
+    for start in range(0, len(addresses), size):
+        yield tuple(addresses[start : start + size])
+
+
+def _mirrored(endpoints: k8s.Endpoints) -> tuple[EndpointGroup, ...]:
+    """The EndpointSlices the mirroring controller makes of an Endpoints object: per subset,
+    IPv4 then IPv6, at most MAX_MIRRORED_PER_SLICE addresses each."""
+    out = []
+    for sub in endpoints.subsets:
+        for v6 in (False, True):
+            family = [a for a in sub.addresses if (":" in a.ip) == v6]
+            out += [EndpointGroup(part, sub.ports, endpoints.name, endpoints.source) for part in in_slices(family, MAX_MIRRORED_PER_SLICE)]
+    return tuple(out)
+
+
+def _check_named_ports(svc: Service, groups: Sequence[EndpointGroup], problems: list[Problem]) -> None:
+    """A named Service port with no endpoint port of that name gets no endpoint SRV (kubernetes#80175)."""
+    endpoint_names = {p.name for g in groups for p in g.ports}
+    if not any(g.ports for g in groups):
+        return
+    for i, port in enumerate(svc.ports):
+        if port.name and port.name not in endpoint_names:
+            message = f"port {port.name!r} has no endpoint port of the same name: its endpoints get no SRV record"
+            problems.append(problem(svc, "warning", message, f"spec.ports[{i}].name"))
+
+
+def _endpoint_families(svc: Service, ip_families: tuple[str, ...]) -> frozenset[int] | None:
+    """Families the endpoints carry: one slice per ipFamilies entry (spec 2.4); None = every family.
+
+    Without ipFamilies: the families of the ClusterIPs; a headless Service gets every
+    family its Pods have.
+    """
+    if ip_families:
+        return frozenset(6 if f == "IPv6" else 4 for f in ip_families)
+    if svc.cluster_ips:
+        return frozenset(ip_family(ip) for ip in svc.cluster_ips)
+    return None
+
+
+def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.ContainerPort, ...]) -> tuple[tuple[EndpointPort, ...], set[int]]:
+    """One port per Service port: targetPort as a number, or the container port of that name
+    and protocol (podutil.FindPort); an unknown name drops that port for this Pod (spec 2.4).
+    Also the indexes of the Service ports whose named targetPort was found."""
+    out = []
+    found = set()
+    for i, sp in enumerate(svc_ports):
+        target = sp.target_port
+        if target is None:
+            number: int | None = sp.port
+        elif isinstance(target, int):
+            number = target
+        else:
+            number = next((cp.port for cp in container_ports if cp.name == target and cp.protocol == sp.protocol), None)
+            if number is not None:
+                found.add(i)
+        if number is not None:
+            out.append(EndpointPort(sp.name, sp.protocol, number))
+    return tuple(out), found
+
+
+def _selector_endpoints(
+    svc: Service, families: frozenset[int] | None, selected: list[int], index: _PodIndex, problems: list[Problem]
+) -> tuple[EndpointGroup, ...]:
+    """What the EndpointSlice controller writes for a selector (endpointslice/utils.go podToEndpoint).
+
+    Per address: serving = PodReady; terminating = deletionTimestamp set; ready =
+    publishNotReadyAddresses || (serving && !terminating) (spec 2.4, 2.6); hostname only
+    when ShouldSetHostname: spec.hostname set and subdomain == Service name.
+    """
+    assert svc.selector is not None
+    if not selected:
+        shown = ",".join(f"{k}={v}" for k, v in svc.selector)
+        problems.append(problem(svc, "warning", f"selector {shown} matches no Pods", "spec.selector"))
+        return ()
+    groups: dict[tuple[int, tuple[EndpointPort, ...]], list[EndpointAddress]] = {}
+    # Pods of one workload share their ports tuple: resolve once per tuple, and find its
+    # group once per family. Both caches go by identity (the index keeps the tuples alive):
+    # hashing a tuple of dataclasses per address cost more than building the address.
+    port_cache: dict[int, tuple[EndpointPort, ...]] = {}
+    group_cache: dict[tuple[int, int], list[EndpointAddress]] = {}
+    resolved: set[int] = set()  # indexes of Service ports with a named targetPort found
+    eligible = 0
+    pods, pod_ports, name, publish = index.pods, index.ports, svc.name, svc.publish_not_ready
+    for i in selected:
+        pod = pods[i]
+        if pod.phase in ("Succeeded", "Failed") or not pod.ips:  # ShouldPodBeInEndpoints
+            continue
+        eligible += 1
+        container_ports = pod_ports[i]
+        ports = port_cache.get(id(container_ports))
+        if ports is None:
+            ports, found = _resolve_ports(svc.ports, container_ports)
+            port_cache[id(container_ports)] = ports
+            resolved |= found
+        hostname = pod.hostname if pod.hostname and pod.subdomain == name else ""
+        ready = publish or (pod.ready and not pod.terminating)
+        for ip in pod.ips:
+            family = 6 if ":" in ip else 4
+            if families is None or family in families:
+                group = group_cache.get((family, id(ports)))
+                if group is None:
+                    group = group_cache[(family, id(ports))] = groups.setdefault((family, ports), [])
+                # Positional (field order checked at import): 1.3x faster than keywords.
+                group.append(EndpointAddress(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
+    if eligible:
+        _check_target_ports(svc, resolved, problems)
+    ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise
+    return tuple(EndpointGroup(part, ports) for (_, ports), addresses in ordered for part in in_slices(addresses, MAX_ENDPOINTS_PER_SLICE))
+
+
+def _check_target_ports(svc: Service, resolved: set[int], problems: list[Problem]) -> None:
+    for i, sp in enumerate(svc.ports):
+        if isinstance(sp.target_port, str) and i not in resolved:
+            problems.append(
+                problem(
+                    svc, "warning", f"targetPort {sp.target_port!r} is not a container port of any selected Pod", f"spec.ports[{i}].targetPort"
+                )
+            )
+
+
+fields_in_order(EndpointAddress, "ip", "hostname", "pod_name", "pod_namespace", "node_name", "ready", "serving", "terminating")
