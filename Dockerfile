@@ -31,7 +31,7 @@ RUN set -eux; \
 
 # The package and the example cluster,
 # so that `docker run clusterdns` answers something. The compose lab mounts ./zones over it.
-# gcc is here only while pip builds the batched-UDP extension (clusterdns/_udpbatch.c); the
+# gcc is here only while pip builds the batched-UDP extension (clusterdns/serve/_udpbatch.c); the
 # import fails the build if it was not built, since the server would quietly run slower.
 COPY pyproject.toml README.md /src/
 COPY clusterdns/ /src/clusterdns/
@@ -39,7 +39,7 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends gcc libc6-dev; \
     pip install /src; \
-    python -c "import clusterdns._udpbatch"; \
+    python -c "import clusterdns.serve._udpbatch"; \
     apt-get purge -y --auto-remove gcc libc6-dev; \
     rm -rf /var/lib/apt/lists/* /src; \
     groupadd --system --gid 10053 clusterdns; \

@@ -8,7 +8,7 @@ ARGS ?=
 
 .PHONY: run test venv clean tools bench scale
 
-$(STAMP): pyproject.toml clusterdns/_udpbatch.c
+$(STAMP): pyproject.toml clusterdns/serve/_udpbatch.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -48,4 +48,4 @@ test: $(STAMP) tools
 	$(BIN)/python -m pytest -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info clusterdns/*.so
+	rm -rf $(VENV) build *.egg-info clusterdns/*.so clusterdns/serve/*.so

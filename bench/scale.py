@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402  (bench/gen.py: the same generator as the throughput bench)
-from clusterdns.transports import bind_pair  # noqa: E402
+from clusterdns.serve.sockets import bind_pair  # noqa: E402
 from clusterdns.manifests.watch import DEBOUNCE  # noqa: E402
 
 REPLICAS = 5

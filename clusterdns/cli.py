@@ -64,7 +64,7 @@ def setup_logging(quiet: bool = False) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from clusterdns import server
+    from clusterdns.serve import server
 
     config = config_from_args(args)
     setup_logging(config.quiet)  # quiet may come from --config, a Corefile or the environment

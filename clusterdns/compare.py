@@ -218,7 +218,7 @@ def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False,
     Questions whose answer depends on an upstream (out-of-zone ExternalName targets,
     fallthrough) are left out: the two servers' upstreams are not being compared.
     """
-    from clusterdns import transfer
+    from clusterdns.snapshot import xfr
     from clusterdns.names import dashed_ip, split
     from clusterdns.codes import NOERROR
     from clusterdns.resolver import resolve
@@ -231,7 +231,7 @@ def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False,
 
     zones = config.forward_zones
     if zone_records:
-        records = list(transfer.zone_records(snap, config.endpoint_pod_names, config.noendpoints))  # the same tree in every zone
+        records = list(xfr.zone_records(snap))  # the same tree in every zone
         for zone in zones:
             add(zone, "SOA")
             for rr in records:

@@ -15,7 +15,7 @@ from clusterdns.model import EndpointAddress, Pod, Service
 from clusterdns.names import endpoint_name, ip_from_pod_label, split
 from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.resolver import find_zone, resolve
-from clusterdns.snapshot import Snapshot
+from clusterdns.snapshot.table import Snapshot
 from clusterdns.zonefile import rr_line
 
 

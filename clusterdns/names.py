@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from clusterdns.model import EndpointAddress
 
@@ -95,3 +96,16 @@ def unfit(labels: tuple[str, ...], room: int) -> str:
     if total > MAX_NAME:
         return f"the name has {total} octets (at most {MAX_NAME})"
     return ""
+
+
+def port_labels(port_name: str, protocol: str) -> tuple[str, str]:
+    """`_<port>._<proto>`, the two labels an SRV name puts before its Service (spec S5, S13)."""
+    return f"_{port_name.lower()}", f"_{protocol.lower()}"
+
+
+def reverse_owner(ip: str) -> str:
+    """The PTR owner of an address (S8, S9), without ipaddress objects (hot at load time)."""
+    if ":" not in ip:
+        return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
+    nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
+    return ".".join(reversed(nibbles)) + ".ip6.arpa"

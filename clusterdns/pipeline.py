@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clusterdns import snapshot
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
 from clusterdns.derive.cluster import derive
 from clusterdns.derive.memo import Memo
 from clusterdns.objects.store import Change, ManifestStore
-from clusterdns.snapshot import Snapshot
+from clusterdns.snapshot.table import Snapshot
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Pipeline:
         if previous is not None and not change.files:
             return Update(change, previous, previous)
         state, self.memo = derive(self.store.objects(), self.config, self.store.problems(), self.memo)
-        self.snapshot = snapshot.build(state, self.config, previous, self.store.newest_mtime())
+        self.snapshot = build_snapshot(state, self.config, previous, self.store.newest_mtime())
         return Update(change, self.snapshot, previous)
 
 

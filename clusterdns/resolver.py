@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
 from clusterdns.names import ip_from_pod_label, split
 from clusterdns.records import RR, Name
-from clusterdns.snapshot import Snapshot
+from clusterdns.snapshot.table import Snapshot
 
 MAX_CNAME_CHAIN = 8  # CoreDNS stops following in-zone CNAMEs after 8 (backend_lookup.go)
 

@@ -144,7 +144,7 @@ def _read_additional(wire: bytes, pos: int, ancount: int, nscount: int, arcount:
 
 
 @dataclass(frozen=True, slots=True)
-class Reply:
+class Body:
     """A reply body (sections after the question) and what the header needs."""
 
     rcode: int
@@ -224,7 +224,7 @@ class _Encoder:
             raise ValueError(f"cannot encode rdata of type {rtype}")
 
 
-def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query: Query, zone_labels: int, aa: bool = True, tc: bool = False) -> Reply:
+def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query: Query, zone_labels: int, aa: bool = True, tc: bool = False) -> Body:
     """Encode an answer for this query's question; reusable for any spelling of it."""
     qname_end = query.qname_end
     # Where the zone starts inside the question name: skip the labels before it.
@@ -238,7 +238,7 @@ def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query:
             enc.rr(rr)
             ends.append(len(enc.buf))
     counts = (len(sections[0]), len(sections[1]), len(sections[2]))
-    return Reply(rcode, bytes(enc.buf), counts, tuple(ends), aa, tc, wire[pos:qname_end] if enc.literal_zone else None)
+    return Body(rcode, bytes(enc.buf), counts, tuple(ends), aa, tc, wire[pos:qname_end] if enc.literal_zone else None)
 
 
 def opt_record(edns: Edns, ext_rcode: int = 0) -> bytes:
@@ -252,7 +252,7 @@ def udp_limit(edns: Edns | None) -> int:
     return 512 if edns is None else max(512, min(edns.udp_size, MAX_UDP_SIZE))
 
 
-def assemble(reply: Reply, wire: bytes, query: Query, limit: int) -> bytes:
+def assemble(reply: Body, wire: bytes, query: Query, limit: int) -> bytes:
     """Header + the query's own question + body (+ OPT), truncated at an RR boundary to `limit`."""
     question = wire[12 : query.qname_end + 4]
     opt = opt_record(query.edns, reply.rcode >> 4) if query.edns else b""

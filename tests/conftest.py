@@ -23,10 +23,10 @@ import dns.query
 import dns.rdatatype
 import pytest
 
-from clusterdns import transports
+from clusterdns.serve.sockets import bind_pair
 from clusterdns.cli import build_parser, config_from_args
 from clusterdns.config.settings import Config
-from clusterdns.forwarder import Forwarder
+from clusterdns.upstream.forwarder import Forwarder
 from tests.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,7 +164,7 @@ def read_frame(sock: "socket.socket") -> bytes:
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (released here: bind it soon, and retry
     if another test took it in between)."""
-    udp, tcp = transports.bind_pair("127.0.0.1", 0)
+    udp, tcp = bind_pair("127.0.0.1", 0)
     port: int = udp.getsockname()[1]
     udp.close()
     tcp.close()

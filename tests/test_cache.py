@@ -16,8 +16,9 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from clusterdns.cache import DENIAL, SUCCESS, Cache
-from clusterdns.forwarder import Forwarder, _question
+from clusterdns.upstream.cache import DENIAL, SUCCESS, Cache
+from clusterdns.upstream.exchange import question_of
+from clusterdns.upstream.forwarder import Forwarder
 from clusterdns.wire import FormErr, parse_query
 from tests.conftest import UNIT_FIXTURE, Clock, run_forwarder, wait_until
 from tests.test_fuzz import SEEDS, load, mutate
@@ -369,7 +370,7 @@ def test_serve_cache_zero_forwards_every_time(serve) -> None:
 
 def test_key_from_the_handlers_parse_is_the_key_from_the_wire() -> None:
     """The handler passes its parse_query() to forward(): the cache key and question built
-    from it must be what Cache.key() and _question() read from the bytes, for every query
+    from it must be what Cache.key() and question_of() read from the bytes, for every query
     the handler forwards (QR 0, opcode QUERY, parse_query accepts it)."""
     seeds = load(SEEDS)
     rng = random.Random(4)
@@ -383,6 +384,6 @@ def test_key_from_the_handlers_parse_is_the_key_from_the_wire() -> None:
         except FormErr:
             continue
         assert Cache.key_of(wire, query) == Cache.key(wire), wire.hex()
-        assert ((query.key[:-4], query.key[-4:]),) == _question(wire), wire.hex()
+        assert ((query.key[:-4], query.key[-4:]),) == question_of(wire), wire.hex()
         compared += 1
     assert compared > 5_000

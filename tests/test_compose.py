@@ -183,8 +183,8 @@ def test_dockerfile_runs_as_non_root_with_the_capability_to_bind_53() -> None:
 def test_image_builds_the_batched_udp_extension() -> None:
     runs = [args for word, args in dockerfile() if word == "RUN"]
     install = next(r for r in runs if "pip install /src" in r)
-    assert "gcc" in install.split("pip install")[0], "a compiler before pip builds clusterdns/_udpbatch.c"
-    assert 'import clusterdns._udpbatch' in install, "the build fails if the extension was not built"
+    assert "gcc" in install.split("pip install")[0], "a compiler before pip builds clusterdns/serve/_udpbatch.c"
+    assert "import clusterdns.serve._udpbatch" in install, "the build fails if the extension was not built"
 
 
 def test_healthcheck_asks_ready() -> None:

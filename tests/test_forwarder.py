@@ -14,7 +14,8 @@ import pytest
 
 from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
-from clusterdns.forwarder import forward, lookup, parse_upstream, upstreams_from_resolv_conf
+from clusterdns.upstream.resolvconf import parse_upstream, upstreams_from_resolv_conf
+from tests.helpers.upstream_calls import forward, lookup
 from tests.conftest import closed_port, wait_until
 from tests.upstream import Upstream
 

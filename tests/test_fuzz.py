@@ -37,9 +37,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from clusterdns import snapshot
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
-from clusterdns.handler import Handler
+from clusterdns.serve.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.wire import FormErr, Query, parse_query
 
@@ -98,7 +98,7 @@ class InstantUpstream:
 
 def make_handler() -> Handler:
     config = Config(zones=("cluster.local", "in-addr.arpa", "ip6.arpa"), transfer_to=("127.0.0.0/8",))
-    snap = snapshot.build(make_state(), config)
+    snap = build_snapshot(make_state(), config)
     return Handler(snap, config, InstantUpstream())  # type: ignore[arg-type]
 
 

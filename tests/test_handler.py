@@ -12,9 +12,9 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns import snapshot
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
-from clusterdns.handler import Handler
+from clusterdns.serve.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Service, ServicePort
 
 BIG = 100  # endpoints of the big headless Service: too many for 512 bytes
@@ -29,7 +29,7 @@ def make_state() -> ClusterState:
 
 @pytest.fixture(scope="module")
 def handler() -> Handler:
-    snap = snapshot.build(make_state(), Config(zones=("cluster.local", "in-addr.arpa")))
+    snap = build_snapshot(make_state(), Config(zones=("cluster.local", "in-addr.arpa")))
     return Handler(snap)
 
 
@@ -156,7 +156,7 @@ def test_unnamed_port_has_no_srv(handler: Handler) -> None:
 
 
 def test_edns_option_ignored() -> None:
-    snap = snapshot.build(make_state(), Config())
+    snap = build_snapshot(make_state(), Config())
     handler = Handler(snap)
     q = dns.message.make_query("web.shop.svc.cluster.local", "A", use_edns=0, options=[dns.edns.GenericOption(65001, b"xyz")])
     r = ask(handler, q)

@@ -27,11 +27,12 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from clusterdns import snapshot, transports
+from clusterdns.serve import tcp as tcp_listener
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
-from clusterdns.handler import Handler
-from clusterdns.metrics import ListenerStats
-from clusterdns.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
+from clusterdns.serve.handler import Handler
+from clusterdns.ops.counters import ListenerStats
+from clusterdns.serve.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
 from clusterdns.wire import Query, truncated
 from tests.conftest import UNIT_FIXTURE, Clock
 from tests.test_fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
@@ -55,7 +56,7 @@ def handler_with(upstream: bool = True, **config: Any) -> tuple[Handler, Countin
     cfg = Config(zones=("cluster.local", "in-addr.arpa", "ip6.arpa"), **config)
     fake = CountingUpstream()
     fake.upstreams = (("127.0.0.1", 9),) if upstream else ()
-    return Handler(snapshot.build(make_state(), cfg), cfg, fake), fake  # type: ignore[arg-type]
+    return Handler(build_snapshot(make_state(), cfg), cfg, fake), fake  # type: ignore[arg-type]
 
 
 def ask(handler: Handler, name: str, rdtype: str = "A", peer: str | None = None, tcp: bool = False, **kw: Any) -> dns.message.Message:
@@ -173,7 +174,7 @@ def test_rate_limiter_prefixes() -> None:
 
 
 def test_rate_limiter_forgets_idle_clients(monkeypatch: pytest.MonkeyPatch) -> None:
-    from clusterdns import ratelimit
+    from clusterdns.serve import ratelimit
 
     monkeypatch.setattr(ratelimit, "MAX_PREFIXES", 100)
     clock = Clock()
@@ -202,7 +203,7 @@ class FakeTransport:
     """Enough of asyncio.Transport for TCPConnection: records writes, models a peer that reads
     nothing until `drain()`, and calls pause_writing/resume_writing as asyncio does."""
 
-    def __init__(self, protocol: transports.TCPConnection) -> None:
+    def __init__(self, protocol: tcp_listener.TCPConnection) -> None:
         self.protocol = protocol
         self.written = bytearray()
         self.unread = 0
@@ -263,22 +264,22 @@ def framed(*names: str, rdtype: str = "A") -> bytes:
     return b"".join(struct.pack("!H", len(w)) + w for w in (dns.message.make_query(n, rdtype).to_wire() for n in names))
 
 
-def connect(server: transports.TCPServer) -> tuple[transports.TCPConnection, FakeTransport]:
-    conn = transports.TCPConnection(server)
+def connect(server: tcp_listener.TCPServer) -> tuple[tcp_listener.TCPConnection, FakeTransport]:
+    conn = tcp_listener.TCPConnection(server)
     transport = FakeTransport(conn)
     conn.connection_made(transport)  # type: ignore[arg-type]
     return conn, transport
 
 
-def tcp_server(**config: Any) -> transports.TCPServer:
+def tcp_server(**config: Any) -> tcp_listener.TCPServer:
     handler, _ = handler_with(**config)
-    return transports.TCPServer(handler, ListenerStats("dns://127.0.0.1:53", "tcp", 1))
+    return tcp_listener.TCPServer(handler, ListenerStats("dns://127.0.0.1:53", "tcp", 1), handler.config.tcp_max_queries)
 
 
 def test_client_that_does_not_read_is_not_read_from() -> None:
     async def scenario() -> None:
         conn, t = connect(tcp_server())
-        assert t.high == transports.TCP_WRITE_HIGH
+        assert t.high == tcp_listener.TCP_WRITE_HIGH
         t.high = 64 * 1024  # about 60 replies of ~1 KB
         conn.data_received(framed(*["big.shop.svc.cluster.local"] * 500))
         first = len(t.replies())
@@ -293,7 +294,7 @@ def test_client_that_does_not_read_is_not_read_from() -> None:
 
 
 def test_client_that_never_reads_is_cut_off_after_the_idle_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transports, "TCP_IDLE_TIMEOUT", 0.2)
+    monkeypatch.setattr(tcp_listener, "TCP_IDLE_TIMEOUT", 0.2)
 
     async def scenario() -> None:
         conn, t = connect(tcp_server())
@@ -326,7 +327,7 @@ def test_slowloris_is_closed_after_the_idle_timeout(monkeypatch: pytest.MonkeyPa
     complete queries do."""
     # A second between the client's sends and the timer: a stalled loop (a busy machine)
     # must not let the timer run before the complete query it was re-armed for.
-    monkeypatch.setattr(transports, "TCP_IDLE_TIMEOUT", 1.0)
+    monkeypatch.setattr(tcp_listener, "TCP_IDLE_TIMEOUT", 1.0)
 
     async def scenario() -> None:
         server = tcp_server()
@@ -350,12 +351,12 @@ def test_slowloris_is_closed_after_the_idle_timeout(monkeypatch: pytest.MonkeyPa
 def test_connection_cap_refuses_cleanly_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         server = tcp_server()
-        conns = [connect(server) for _ in range(transports.TCP_MAX_CONNECTIONS)]
-        assert len(server.connections) == transports.TCP_MAX_CONNECTIONS
+        conns = [connect(server) for _ in range(tcp_listener.TCP_MAX_CONNECTIONS)]
+        assert len(server.connections) == tcp_listener.TCP_MAX_CONNECTIONS
         with caplog.at_level(logging.WARNING, logger="clusterdns"):
             refused = [connect(server) for _ in range(5)]
         assert all(t.closed and not t.written for _, t in refused)
-        assert len(server.connections) == transports.TCP_MAX_CONNECTIONS and server.refused == 5
+        assert len(server.connections) == tcp_listener.TCP_MAX_CONNECTIONS and server.refused == 5
         assert sum("refusing new ones" in r.message for r in caplog.records) == 1
         for conn, _ in refused:
             conn.connection_lost(None)
@@ -494,7 +495,7 @@ def test_tcp_flood_and_slowloris_do_not_stop_udp(serve) -> None:
                 break
             next_drip += 1
         closed = 0
-        deadline = started + transports.TCP_IDLE_TIMEOUT + 8
+        deadline = started + tcp_listener.TCP_IDLE_TIMEOUT + 8
         for s in [dribbler] + opened:
             s.settimeout(max(0.1, deadline - time.monotonic()))
             try:
@@ -505,7 +506,7 @@ def test_tcp_flood_and_slowloris_do_not_stop_udp(serve) -> None:
             except TimeoutError:
                 pass
         assert closed == len(opened) + 1, f"only {closed} of {len(opened) + 1} connections closed by the server"
-        assert time.monotonic() - started >= transports.TCP_IDLE_TIMEOUT - 1
+        assert time.monotonic() - started >= tcp_listener.TCP_IDLE_TIMEOUT - 1
     finally:
         for s in opened + [dribbler]:
             s.close()
@@ -545,7 +546,7 @@ def test_real_server_cuts_off_a_client_that_does_not_read(serve, tmp_path: Path)
             time.sleep(1)
             r = _udp_ask(udp, (server.host, server.port), "many.default.svc.cluster.local")
             assert r is not None and r.flags & dns.flags.TC, "UDP answered meanwhile"
-        time.sleep(transports.TCP_IDLE_TIMEOUT + 3 - (time.monotonic() - started))
+        time.sleep(tcp_listener.TCP_IDLE_TIMEOUT + 3 - (time.monotonic() - started))
         # Cut off: what the kernel still holds for us, then the end (FIN, or RST if the
         # server's socket still held unread bytes), and far from all 900 replies.
         got, ended = 0, False

@@ -14,7 +14,7 @@ import pytest
 
 from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
-from clusterdns.forwarder import LOOP_PROBE_ZONE, check_loop, find_loops
+from clusterdns.upstream.loop import LOOP_PROBE_ZONE, check_loop, find_loops
 from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, clusterdns_argv, free_port
 from tests.upstream import Upstream
 

@@ -280,8 +280,9 @@ def test_a_workers_counts_add_to_every_family() -> None:
     forward and cache sample doubles; reload and cluster figures stay the first process's."""
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from clusterdns.metrics import DNSCollector, ListenerStats, counts, key
-    from clusterdns.server import Server
+    from clusterdns.ops.counters import ListenerStats, key
+    from clusterdns.ops.metrics import DNSCollector
+    from clusterdns.serve.server import Server
     from tests.conftest import config_of
 
     server = Server(config_of("--manifests", str(FIXTURE), "--upstream", "127.0.0.1:9", "--zone", "cluster.local"))
@@ -299,11 +300,12 @@ def test_a_workers_counts_add_to_every_family() -> None:
     assert cache is not None
     cache.requests, cache.misses = 7, 3
     cache.hits["success"], cache.entries["denial"], cache.evictions["success"] = 4, 2, 1
-    collector = DNSCollector([udp, tcp], server)
+    server.listeners = [udp, tcp]
+    collector = DNSCollector(server)
     registry = CollectorRegistry()
     registry.register(collector)
     alone = samples(generate_latest(registry).decode())
-    collector.remote = [counts([udp, tcp], server)]
+    collector.remote = [server.counts()]
     doubled = samples(generate_latest(registry).decode())
     assert set(doubled) == set(alone), "the same families and label sets"
     fixed = ("coredns_build_info", "clusterdns_", "coredns_reload_failed")

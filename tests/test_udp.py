@@ -23,10 +23,10 @@ import dns.message
 import dns.rcode
 import pytest
 
-from clusterdns import transports
+from clusterdns.serve import udp as listeners
 from clusterdns.config.settings import Config
-from clusterdns.metrics import DURATION_BUCKETS, ListenerStats
-from clusterdns.server import Server as ClusterDNS
+from clusterdns.ops.counters import DURATION_BUCKETS, ListenerStats
+from clusterdns.serve.server import Server as ClusterDNS
 from tests.conftest import UNIT_FIXTURE
 from tests.test_watch import service_yaml
 from tests.upstream import Upstream
@@ -36,9 +36,9 @@ PATHS = {"batched": {}, "plain": {"CLUSTERDNS_NO_MMSG": "1"}}
 
 
 def loops() -> list[Callable[[socket.socket, Callable[[bytes, Any], bytes | None]], None]]:
-    found = [transports._serve_plain]
-    if transports._udpbatch is not None:
-        found.append(transports._serve_batched)
+    found = [listeners._serve_plain]
+    if listeners._udpbatch is not None:
+        found.append(listeners._serve_batched)
     return found
 
 
@@ -76,15 +76,15 @@ def clients() -> Iterator[Callable[..., socket.socket]]:
 def test_the_batched_loop_is_built_where_a_compiler_is() -> None:
     # Installed with `pip install -e .` on Linux, the extension must exist: without it the
     # server quietly falls back to one system call per datagram and loses a third of its speed.
-    assert transports._udpbatch is not None, "clusterdns/_udpbatch.c was not compiled"
+    assert listeners._udpbatch is not None, "clusterdns/serve/_udpbatch.c was not compiled"
 
 
 @pytest.mark.parametrize("env, loop", [({}, "_serve_batched"), ({"CLUSTERDNS_NO_MMSG": "1"}, "_serve_plain")])
 def test_clusterdns_no_mmsg_selects_the_plain_loop(env: dict[str, str], loop: str) -> None:
-    if transports._udpbatch is None:
+    if listeners._udpbatch is None:
         loop = "_serve_plain"
     environ = {k: v for k, v in os.environ.items() if k != "CLUSTERDNS_NO_MMSG"} | env
-    code = "from clusterdns import transports; print(transports.serve.__name__)"
+    code = "from clusterdns.serve import udp; print(udp.serve.__name__)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=30, check=True)
     assert run.stdout.strip() == loop
 
@@ -169,7 +169,7 @@ def test_ipv6_peers_keep_their_socket_module_spelling(loop, clients: Callable[..
     assert c.recvfrom(10) == (b"back", sock.getsockname())
 
 
-@pytest.mark.skipif(transports._udpbatch is None, reason="the extension is not built")
+@pytest.mark.skipif(listeners._udpbatch is None, reason="the extension is not built")
 def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, clients: Callable[..., socket.socket]) -> None:
     c = clients()
     for word in (b"one", b"two", b"boom", b"four"):
@@ -184,7 +184,7 @@ def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, c
     deadline = time.monotonic() + 5
     with pytest.raises(ValueError, match="handler bug"):
         while time.monotonic() < deadline:  # (should the kernel still be delivering some)
-            transports._serve_batched(listener, answer)
+            listeners._serve_batched(listener, answer)
     assert [c.recvfrom(10)[0] for _ in range(2)] == [b"ONE", b"TWO"]
     # The loop is usable again afterwards (it is not left marked busy on the error path).
     c.sendto(b"again", listener.getsockname())
@@ -194,7 +194,7 @@ def test_batched_loop_sends_what_is_ready_then_raises(listener: socket.socket, c
 
 # --- known answers: repeats answered by the extension, without Python ---------------------
 
-needs_extension = pytest.mark.skipif(transports._udpbatch is None, reason="the extension is not built")
+needs_extension = pytest.mark.skipif(listeners._udpbatch is None, reason="the extension is not built")
 
 
 class Answers:
@@ -213,7 +213,7 @@ def drain(listener: socket.socket, want: int, answer: Callable[[bytes, Any], byt
     got = 0
     deadline = time.monotonic() + 5
     while got < want and time.monotonic() < deadline:
-        got += transports._udpbatch.serve(listener.fileno(), answer, *known)[0]
+        got += listeners._udpbatch.serve(listener.fileno(), answer, *known)[0]
     assert got == want
 
 
@@ -280,11 +280,11 @@ def test_known_answers_land_in_the_histogram_bucket_of_their_duration(listener: 
     query = b"\x00\x01" + bytes(10)  # a header's length: the shortest the extension looks up
     known = {query[2:]: (b"r", cell)}
     try:
-        transports._udpbatch.buckets([0.0])  # every real duration is above this bound: the +Inf bucket
+        listeners._udpbatch.buckets([0.0])  # every real duration is above this bound: the +Inf bucket
         c.sendto(query, listener.getsockname())
         drain(listener, 1, lambda data, peer: None, answers, known, answers.current)
     finally:
-        transports._udpbatch.buckets(DURATION_BUCKETS)
+        listeners._udpbatch.buckets(DURATION_BUCKETS)
     assert c.recvfrom(100)[0] == b"\x00\x01r"
     assert cell[1:] == [0, 1]
 
@@ -297,9 +297,9 @@ def test_a_malformed_known_entry_raises_and_the_loop_stays_usable(listener: sock
     c.sendto(query, listener.getsockname())
     time.sleep(0.05)
     with pytest.raises(TypeError, match="known answer"):
-        transports._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, {query[2:]: b"not a pair"}, answers.current)
+        listeners._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, {query[2:]: b"not a pair"}, answers.current)
     with pytest.raises(TypeError, match="known must be a dict"):
-        transports._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, [], answers.current)
+        listeners._udpbatch.serve(listener.fileno(), lambda data, peer: b"x", answers, [], answers.current)
     c.sendto(query, listener.getsockname())
     time.sleep(0.05)
     drain(listener, 1, lambda data, peer: b"asked", answers, {}, answers.current)
@@ -315,7 +315,7 @@ def test_the_udp_server_learns_repeats_and_forgets_them_on_reload(tmp_path: Path
     cluster.load(full=True)
     query = dns.message.make_query("web.default.svc.cluster.local", "A")
 
-    async def ask(udp: transports.UDPServer, c: socket.socket) -> str:
+    async def ask(udp: listeners.UDPServer, c: socket.socket) -> str:
         query.id = (query.id + 1) % 65536
         c.sendto(query.to_wire(), udp.sock.getsockname())
         for _ in range(100):
@@ -332,19 +332,19 @@ def test_the_udp_server_learns_repeats_and_forgets_them_on_reload(tmp_path: Path
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
-        udp = transports.UDPServer(sock, cluster.handler, ListenerStats("dns://test", "udp", 1))
+        udp = listeners.UDPServer(sock, cluster.handler, ListenerStats("dns://test", "udp", 1))
         c = clients()
         c.setblocking(False)
         try:
             assert await ask(udp, c) == "10.96.0.20"
             first = cluster.handler.current
-            assert udp.known_for is first and list(udp.known) == [query.to_wire()[2:]]
+            assert udp.replies.snapshot is first and list(udp.replies.table) == [query.to_wire()[2:]]
             assert await ask(udp, c) == "10.96.0.20"
             (tmp_path / "web.yaml").write_text(service_yaml("web", "10.96.0.21"))
             cluster.load(full=True)
             assert cluster.handler.current is not first
             assert await ask(udp, c) == "10.96.0.21"
-            assert udp.known_for is cluster.handler.current
+            assert udp.replies.snapshot is cluster.handler.current
             assert await ask(udp, c) == "10.96.0.21"
             [(cell_key, cell)] = [(k, v) for k, v in udp.stats.cells.items()]
             assert sum(cell[1:]) == 4, "every answer counted once, known or not"
@@ -417,7 +417,7 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
         sock.bind(("127.0.0.1", 0))
         sock.setblocking(False)
         stats = Broken("dns://test", "udp", 1)
-        udp = transports.UDPServer(sock, cluster.handler, stats)
+        udp = listeners.UDPServer(sock, cluster.handler, stats)
         c = clients()
         c.setblocking(False)
         for i in range(5):  # one at a time: each is its own failed batch
@@ -450,9 +450,9 @@ def test_a_failing_receive_loop_logs_once_and_keeps_serving(caplog: pytest.LogCa
 
 
 def test_without_the_extension_the_plain_loop_serves() -> None:
-    """README: without a compiler (no clusterdns._udpbatch) the same loop runs on recvfrom/sendto."""
-    code = ("import sys; sys.modules['clusterdns._udpbatch'] = None\n"
-            "from clusterdns import transports; print(transports._udpbatch, transports.serve.__name__)")
+    """README: without a compiler (no clusterdns.serve._udpbatch) the same loop runs on recvfrom/sendto."""
+    code = ("import sys; sys.modules['clusterdns.serve._udpbatch'] = None\n"
+            "from clusterdns.serve import udp; print(udp._udpbatch, udp.serve.__name__)")
     environ = {k: v for k, v in os.environ.items() if k != "CLUSTERDNS_NO_MMSG"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=30, check=True)
     assert run.stdout.split() == ["None", "_serve_plain"]

@@ -24,7 +24,7 @@ import pytest
 from clusterdns.config.addresses import Address
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
-from clusterdns.forwarder import Forwarder, Overloaded, query_deadline
+from clusterdns.upstream.forwarder import Forwarder, Overloaded, query_deadline
 from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder, wait_until
 from tests.upstream import Upstream
 

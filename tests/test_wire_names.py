@@ -18,11 +18,13 @@ import dns.rrset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clusterdns import snapshot, transfer
+from clusterdns.serve import transfer
+from clusterdns.snapshot.build import build as build_snapshot
+from clusterdns.snapshot.table import Snapshot
 from clusterdns.derive.cluster import derive
 from clusterdns.objects.read import read_objects
 from clusterdns.config.settings import Config
-from clusterdns.handler import Handler
+from clusterdns.serve.handler import Handler
 from clusterdns.manifests.documents import Document
 from clusterdns.wire import parse_query
 from clusterdns.zonefile import forward_records, rdata_text, reverse_records
@@ -79,10 +81,10 @@ def clusters(draw: st.DrawFn) -> tuple[Config, list[dict[str, Any]]]:
     return config, docs
 
 
-def build(config: Config, docs: list[dict[str, Any]]) -> snapshot.Snapshot:
+def build(config: Config, docs: list[dict[str, Any]]) -> Snapshot:
     problems: list[Any] = []
     objects = read_objects([Document("gen.yaml", str(i), i + 1, doc) for i, doc in enumerate(docs)], problems)
-    return snapshot.build(derive(objects, config, problems)[0], config)
+    return build_snapshot(derive(objects, config, problems)[0], config)
 
 
 def reply(handler: Handler, owner: str, rdtype: int, tcp: bool = True) -> dns.message.Message:
@@ -109,7 +111,7 @@ def test_every_record_encodes_and_decodes(cluster: tuple[Config, list[dict[str, 
     for target in [rr.rdata[3] for _, rr in records if rr.rtype == dns.rdatatype.SRV]:
         assert len(dns.name.from_text(target.text(zone)).to_wire()) <= 255
     wire = dns.message.make_query(zone, "AXFR").to_wire()
-    for message in transfer.messages(snap, wire, parse_query(wire), len(zone.split(".")), config.endpoint_pod_names, False):
+    for message in transfer.messages(snap, wire, parse_query(wire), len(zone.split("."))):
         dns.message.from_wire(message)
 
 

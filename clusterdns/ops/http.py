@@ -11,37 +11,49 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from clusterdns.ops.metrics import Counts, DNSCollector
+
 log = logging.getLogger("clusterdns")
 
-Reply = tuple[int, str, bytes]  # status, content type, body
-Route = Callable[[], Awaitable[Reply]]
+Response = tuple[int, str, bytes]  # status, content type, body
+Route = Callable[[], Awaitable[Response]]
 REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
-class Endpoints:
+class OpsSource(Protocol):
+    """What the routes read of the server (serve/server.py's Server)."""
+
+    def not_ready(self) -> str: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+    async def worker_counts(self) -> list[Counts]: ...
+
+
+class Routes:
     """What each path answers, from the server's state."""
 
-    def __init__(self, server: Any, registry: CollectorRegistry, collector: Any) -> None:
+    def __init__(self, server: OpsSource, registry: CollectorRegistry, collector: DNSCollector) -> None:
         self.server = server
         self.registry = registry
-        self.collector = collector  # metrics.DNSCollector: takes the --workers children's counts
+        self.collector = collector  # takes the --workers children's counts for each scrape
 
-    async def health(self) -> Reply:
+    async def health(self) -> Response:
         # Liveness: OK while the process runs, during the lameduck drain too (CoreDNS health).
         return 200, "text/plain; charset=utf-8", b"OK"
 
-    async def ready(self) -> Reply:
+    async def ready(self) -> Response:
         reason = self.server.not_ready()
         if reason:
             return 503, "text/plain; charset=utf-8", reason.encode()
         return 200, "text/plain; charset=utf-8", b"OK"
 
-    async def metrics(self) -> Reply:
+    async def metrics(self) -> Response:
         # With --workers, each child's counts first (server.worker_counts); nothing awaits
         # between handing them over and rendering, so concurrent scrapes cannot mix them up.
         self.collector.remote = await self.server.worker_counts()
@@ -50,7 +62,7 @@ class Endpoints:
         finally:
             self.collector.remote = []
 
-    async def status(self) -> Reply:
+    async def status(self) -> Response:
         return 200, "application/json", json.dumps(self.server.status(), indent=1).encode()
 
 

@@ -1,6 +1,6 @@
 """A cache of forwarded answers, as CoreDNS's cache plugin (`cache 30` in kubeadm's Corefile).
 
-Only the Forwarder uses it, so only names outside our zones are ever cached: answers from the
+Only the Forwarder (forwarder.py) uses it, so only names outside our zones are ever cached: answers from the
 manifests are never stale (kubeadm's Corefile disables the cache for cluster.local for that
 reason, coredns/coredns#2501).
 
@@ -61,7 +61,7 @@ _RD = RD >> 8  # in byte 2
 _CD = CD  # in byte 3
 _PER_CLIENT_OPTIONS = frozenset({8, 10, 12})  # Client Subnet (RFC 7871), COOKIE (RFC 7873), Padding (RFC 7830)
 
-Key = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
+CacheKey = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
 
 
 def _flags(query: bytes, has_opt: bool, do: bool) -> int:
@@ -74,7 +74,7 @@ class Malformed(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class CachedReply:
     wire: bytes  # the reply as stored (per-client OPT options removed)
     ttls: tuple[tuple[int, int], ...]  # (offset of a TTL field, its value capped at `lifetime`)
     qname_end: int  # end of the question name (offset 12 is its start)
@@ -102,7 +102,7 @@ class Cache:
         self.limit = limit
         self.size = size
         self.clock = clock
-        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._entries: OrderedDict[CacheKey, CachedReply] = OrderedDict()
         self.hits = {SUCCESS: 0, DENIAL: 0}
         self.misses = 0
         self.requests = 0
@@ -113,7 +113,7 @@ class Cache:
         return len(self._entries)
 
     @staticmethod
-    def key(query: bytes) -> Key | None:
+    def key(query: bytes) -> CacheKey | None:
         """The cache key of a client query, or None if it cannot be cached (not one question, unreadable)."""
         try:
             if len(query) < 12 or query[2] & 0xF8 or struct.unpack_from("!H", query, 4)[0] != 1:
@@ -125,11 +125,11 @@ class Cache:
         return name, type_class, _flags(query, opt_ttl is not None, bool(opt_ttl and opt_ttl & DO))
 
     @staticmethod
-    def key_of(wire: bytes, query: Query) -> Key:
+    def key_of(wire: bytes, query: Query) -> CacheKey:
         """Cache.key(wire) for a query parse_query() has read: the same key without walking it again."""
         return query.key[:-4], query.key[-4:], _flags(wire, query.edns is not None, bool(query.edns and query.edns.do))
 
-    def get(self, key: Key, query: bytes) -> bytes | None:
+    def get(self, key: CacheKey, query: bytes) -> bytes | None:
         """The cached reply for `query` (its ID and spelling, TTLs counted down), or None."""
         self.requests += 1
         entry = self._entries.get(key)
@@ -143,7 +143,7 @@ class Cache:
         self.misses += 1
         return None
 
-    def put(self, key: Key, query: bytes, reply: bytes) -> bytes:
+    def put(self, key: CacheKey, query: bytes, reply: bytes) -> bytes:
         """Store `reply` (already carrying the client's ID) if it may be cached.
 
         Returns what to send to the client: the reply as a hit would serve it (TTLs capped at
@@ -166,11 +166,11 @@ class Cache:
             self.evictions[evicted.kind] += 1
         return _render(entry, query, 0)
 
-    def _remove(self, key: Key, entry: Entry) -> None:
+    def _remove(self, key: CacheKey, entry: CachedReply) -> None:
         del self._entries[key]
         self.entries[entry.kind] -= 1
 
-    def _entry(self, reply: bytes, key: Key) -> Entry | None:
+    def _entry(self, reply: bytes, key: CacheKey) -> CachedReply | None:
         if self.limit <= 0 or len(reply) < 12 or reply[2] & _TC:
             return None
         rcode = reply[3] & 0x0F
@@ -207,10 +207,10 @@ class Cache:
         if lifetime <= 0:
             return None
         capped = tuple((at, min(ttl, lifetime)) for at, ttl in ttls)
-        return Entry(reply, capped, qname_end, self.clock(), lifetime, kind)
+        return CachedReply(reply, capped, qname_end, self.clock(), lifetime, kind)
 
 
-def _render(entry: Entry, query: bytes, age: int) -> bytes:
+def _render(entry: CachedReply, query: bytes, age: int) -> bytes:
     """The entry with the client's ID and question spelling, TTLs `age` seconds older."""
     out = bytearray(entry.wire)
     out[0:2] = query[0:2]

@@ -1,70 +1,38 @@
-"""Prometheus metrics with CoreDNS's names and labels, counted cheaply on the hot path.
+"""/metrics: the Prometheus families, with CoreDNS's names and labels (plugin/metrics/vars,
+plugin/forward/metrics.go, plugin/cache/metrics.go), made at scrape time from the counters.
 
-Each query costs one dict lookup and a few list increments in the transport that
-answered it (`ListenerStats.record`); the Prometheus families are assembled only when
-`/metrics` is scraped, by a prometheus_client collector. Names, labels and buckets
-follow CoreDNS's `prometheus` plugin (plugin/metrics/vars/vars.go) so existing
-dashboards work unchanged.
+The collector sees the server only through `MetricsSource`: the snapshot it serves, its
+reload figures, and its counts as plain data (`Counts`, which --workers children send to
+the first process so that /metrics adds every process up).
 """
 
 from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from clusterdns import __version__
-from clusterdns.codes import RCODE_LABELS, TYPE_LABELS
-
-# CoreDNS: prometheus.ExponentialBuckets(0.00025, 2, 16) for durations.
-DURATION_BUCKETS = tuple(0.00025 * 2**i for i in range(16))
-FASTEST = DURATION_BUCKETS[0]
-SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
-ZONE = "."  # we behave as one server block for the root zone, like kubeadm's `.:53`
-
-# What a reply was, for the counters: "type|rcode|plugin|do" (labels, and "1" for the DO
-# bit). One string rather than a tuple because a string caches its hash: every query looks
-# its counters up by it, and a cached answer hands back the same string object each time.
-Key = str
-_SEP = "|"  # in no type, rcode or plugin label
+from clusterdns.codes import RCODE_LABELS
+from clusterdns.ops.counters import DURATION_BUCKETS, SIZE_BUCKETS, ZONE, ListenerStats, labels
+from clusterdns.snapshot.table import Snapshot
+from clusterdns.upstream.forwarder import Forwarder
 
 
-def key(qtype: int, rcode: int, plugin: str, do: bool = False) -> Key:
-    return _SEP.join((TYPE_LABELS.get(qtype, "other"), RCODE_LABELS.get(rcode, str(rcode)), plugin, "1" if do else ""))
+class MetricsSource(Protocol):
+    """What the collector reads of the server (serve/server.py's Server)."""
 
+    @property
+    def current(self) -> Snapshot | None: ...
 
-def labels(k: Key) -> tuple[str, str, str, bool]:
-    """(type, rcode, plugin, DO bit) of a Key."""
-    qtype, rcode, plugin, do = k.split(_SEP)
-    return qtype, rcode, plugin, do == "1"
+    reloads: int
+    reload_failures: int
+    last_reload: dict[str, Any]
 
-
-class ListenerStats:
-    """Counts for one listening socket: its `server`, `proto` and `family` labels are fixed."""
-
-    def __init__(self, server: str, proto: str, family: int, querylog: Any = None) -> None:
-        self.server, self.proto, self.family = server, proto, str(family)
-        # (key, request size, response size) -> [duration sum, then a count per duration
-        # bucket]; the request count is the buckets' sum. A cached answer has fixed sizes, so
-        # the size histograms are made at scrape time from these counts and the hot path
-        # does one dict lookup and two additions.
-        self.cells: dict[tuple[Key, int, int], list[Any]] = {}
-        self.querylog = querylog  # querylog.record when --log-queries, else None
-
-    def record(self, k: Key, request: int, response: int, seconds: float) -> list[Any]:
-        """Count one answer; returns its cell, where the UDP fast path counts its repeats."""
-        cell = self.cells.get((k, request, response))
-        if cell is None:
-            cell = self.cells[(k, request, response)] = [0.0] + [0] * (len(DURATION_BUCKETS) + 1)
-        cell[0] += seconds
-        if seconds <= FASTEST:  # nearly every answer from memory: no bisect
-            cell[1] += 1
-        else:
-            cell[1 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-        return cell
+    def counts(self) -> Counts: ...
 
 
 def _histogram(name: str, doc: str, labels: list[str]) -> HistogramMetricFamily:
@@ -81,13 +49,12 @@ def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, fl
 
 
 # What one process counted, as plain data (picklable): a --workers child sends its own
-# to the first process, which serves /metrics for all of them (server.py).
+# to the first process, which serves /metrics for all of them (serve/workers.py).
 Counts = dict[str, Any]
 
 
-def counts(listeners: list[ListenerStats], server: Any) -> Counts:
-    """This process's counters: DNS cells per listener, panics, forward and cache figures."""
-    fwd = server.forwarder
+def counts(listeners: list[ListenerStats], fwd: Forwarder, panics: int) -> Counts:
+    """One process's counters: DNS cells per listener, panics, forward and cache figures."""
     forward = None
     if fwd.state:  # upstreams configured
         ups = list(fwd.state.values())
@@ -103,7 +70,7 @@ def counts(listeners: list[ListenerStats], server: Any) -> Counts:
                 "misses": cache.misses, "requests": cache.requests,
             },
         }
-    return {"listeners": [(ls.server, ls.proto, ls.family, dict(ls.cells)) for ls in listeners], "panics": server.panics, "forward": forward}
+    return {"listeners": [(ls.server, ls.proto, ls.family, dict(ls.cells)) for ls in listeners], "panics": panics, "forward": forward}
 
 
 class DNSCollector(Collector):
@@ -115,23 +82,23 @@ class DNSCollector(Collector):
     the first process's: every worker reads the same manifests.
     """
 
-    def __init__(self, listeners: list[ListenerStats], server: Any) -> None:
-        self.listeners = listeners
-        self.server = server  # clusterdns.server.Server: snapshot, store, reload figures
+    def __init__(self, server: MetricsSource) -> None:
+        self.server = server
         self.remote: list[Counts] = []
 
     def collect(self) -> Iterator[Any]:
-        every = [counts(self.listeners, self.server)] + self.remote
+        every = [self.server.counts()] + self.remote
         yield from self._dns(every)
         yield from self._build(every)
         yield from self._cluster()
-        yield from self._forward([c["forward"] for c in every if c["forward"] is not None])
+        yield from self._forward(every)
 
-    def _forward(self, forwards: list[Counts]) -> Iterator[Any]:
+    def _forward(self, every: list[Counts]) -> Iterator[Any]:
         """forward and cache plugin metrics (plugin/forward/metrics.go, plugin/cache/metrics.go)."""
+        forwards = [c["forward"] for c in every if c["forward"] is not None]
         if not forwards:  # no upstreams
             return
-        servers = sorted({ls.server for ls in self.listeners}) or [""]
+        servers = sorted({listener[0] for listener in every[0]["listeners"]}) or [""]
         requests = CounterMetricFamily("coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"])
         responses = CounterMetricFamily("coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"])
         health = CounterMetricFamily("coredns_proxy_healthcheck_failures", "Counter of the number of failed healthchecks.",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import dns.flags
 import dns.message
@@ -21,11 +21,10 @@ import dns.query
 import dns.rdatatype
 
 from clusterdns.config.addresses import Address, peer_in
-from clusterdns.model import Service
-from clusterdns.names import endpoint_name, external_target, octets, service_name, split, unfit
-from clusterdns.codes import CNAME, IXFR, SRV
-from clusterdns.records import RR, Name, address_rr
-from clusterdns.snapshot import NO_PORT, Snapshot
+from clusterdns.codes import IXFR
+from clusterdns.records import RR
+from clusterdns.snapshot.table import Snapshot
+from clusterdns.snapshot.xfr import zone_records
 from clusterdns.wire import Query, assemble, encode
 
 log = logging.getLogger("clusterdns")
@@ -36,54 +35,6 @@ MESSAGE_BUDGET = 16_000  # bytes of records per transfer message (RFC 5936 allow
 def allowed(peer: str | None, acl: Sequence[str]) -> bool:
     """Is this client in --transfer-to? `*` allows everyone (CoreDNS `transfer { to * }`)."""
     return bool(acl) and peer is not None and peer_in(peer, tuple(acl))
-
-
-def zone_records(snap: Snapshot, endpoint_pod_names: bool = False, noendpoints: bool = False) -> Iterator[RR]:
-    """Every record of the transfer between the two SOAs, owners relative to the zone."""
-    yield from snap.apex_ns
-    for glue in snap.apex_glue:
-        # The NS names' addresses, as CoreDNS's xfr.go sends nsAddrs: TTL 0.
-        yield RR(glue.owner, glue.rtype, 0, glue.rdata)
-    state = snap.state
-    if state is None:
-        return
-    room = max(octets(zone) for zone in snap.forward_zones)
-    for svc in sorted(state.services, key=lambda s: (s.name, s.namespace)):
-        if svc.namespace in snap.namespaces:
-            for rr in _service_records(svc, snap.ttl, endpoint_pod_names, noendpoints):
-                # What the snapshot left out (a name that cannot be encoded) is left out here too.
-                if not unfit(rr.owner.labels, room) and not (rr.rtype == SRV and unfit(rr.rdata[3].labels, room)):  # type: ignore[union-attr]
-                    yield rr
-
-
-def _service_records(svc: Service, ttl: int, endpoint_pod_names: bool, noendpoints: bool) -> Iterator[RR]:
-    base = split(service_name(svc.name, svc.namespace))
-    owner = Name(base)
-    if svc.type == "ExternalName":
-        target = external_target(svc.external_name)
-        if target:
-            yield RR(owner, CNAME, ttl, Name(split(target), in_zone=False))
-        return
-    if svc.cluster_ips:
-        for ip in svc.cluster_ips:
-            yield address_rr(owner, ip, ttl)
-        for port in svc.ports:
-            yield RR(owner, SRV, ttl, (0, 100, port.port, owner))
-            if port.name:  # unnamed ports have no SRV of their own (spec 2.3.2)
-                yield RR(Name((f"_{port.name.lower()}", f"_{port.protocol.lower()}") + base), SRV, ttl, (0, 100, port.port, owner))
-        return
-    if noendpoints:
-        return
-    for group in svc.endpoints:
-        ready = [a for a in group.addresses if a.ready]
-        weight = max(1, 100 // len(ready)) if ready else 0
-        for addr in ready:
-            yield address_rr(owner, addr.ip, ttl)
-            target = Name((endpoint_name(addr, endpoint_pod_names),) + base)
-            yield address_rr(target, addr.ip, ttl)
-            for port in group.ports:
-                if port.name and port.port != NO_PORT:
-                    yield RR(Name((f"_{port.name.lower()}", f"_{port.protocol.lower()}") + base), SRV, ttl, (0, weight, port.port, target))
 
 
 def ixfr_serial(wire: bytes) -> int | None:
@@ -98,7 +49,7 @@ def ixfr_serial(wire: bytes) -> int | None:
     return None
 
 
-def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, endpoint_pod_names: bool, noendpoints: bool) -> list[bytes]:
+def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int) -> list[bytes]:
     """The reply stream: SOA first and last, records between, split into messages."""
     soa = snap.soa()
     if query.qtype == IXFR and ixfr_serial(wire) == snap.serial:
@@ -107,7 +58,7 @@ def messages(snap: Snapshot, wire: bytes, query: Query, zone_labels: int, endpoi
     out: list[bytes] = []
     chunk: list[RR] = [soa]
     size = 0
-    for rr in zone_records(snap, endpoint_pod_names, noendpoints):
+    for rr in zone_records(snap):
         chunk.append(rr)
         size += 64  # a conservative per-record estimate; encode() compresses
         if size >= MESSAGE_BUDGET:

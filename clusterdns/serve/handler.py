@@ -1,0 +1,125 @@
+"""Wire in, wire out: read a query, send it through the answer chain, apply EDNS0 and sizes.
+
+`Handler.respond` is synchronous on the hot path: it returns reply bytes (a repeated
+question is an assembly of its cached answer), or a coroutine when the answer needs the
+network (forwarding, or chasing an out-of-zone ExternalName target). What answers is an
+ordered chain of sources (sources.py), as CoreDNS's plugin chain: each may answer or pass
+the question on. Listeners cache their replies to exact query bytes (`fixed` says which
+replies they may keep); this module caches the encoded answer to each question.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, UPDATE
+from clusterdns.config.settings import Config
+from clusterdns.ops.counters import CounterKey, key
+from clusterdns.resolver import Answer
+from clusterdns.serve.replies import ReplyCache
+from clusterdns.serve.request import PASS, Request, Result
+from clusterdns.serve.sources import ClusterZones, Upstream
+from clusterdns.snapshot.table import Snapshot
+from clusterdns.upstream.forwarder import Forwarder
+from clusterdns.wire import MAX_UDP_SIZE, Body, FormErr, Query, assemble, encode, error_reply, parse_query, udp_limit
+
+log = logging.getLogger("clusterdns")
+
+class Handler:
+    """Answers queries from the current snapshot through the chain of sources."""
+
+    def __init__(self, snapshot: Snapshot | None = None, config: Config | None = None, forwarder: Forwarder | None = None) -> None:
+        self.current = snapshot  # replaced in one assignment by the server on every reload
+        self.config = config or Config()
+        self.forwarder = forwarder or Forwarder(())
+        self.upstreams = self.forwarder.upstreams
+        self.cluster = ClusterZones(self)
+        # The answer chain, in order (CoreDNS's plugin order: kubernetes, then forward).
+        self.chain: tuple[Any, ...] = (self.cluster, Upstream(self))
+        self.answers = ReplyCache()  # question key -> encoded Body, or where in the chain to start
+        # What the last synchronous reply was (type, rcode, plugin, DO) for the listener's
+        # counters, and whether it is a fixed function of the snapshot and the query bytes
+        # (so the listener may keep it); answers that need the network return their key.
+        self.last: CounterKey = key(0, 0, "")
+        self.fixed = False
+        self.panics = 0  # answers that hit a bug (coredns_panics_total)
+
+    def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> Result:
+        """The reply to one query (None: drop it silently); `peer` is the client's address."""
+        self.fixed = False
+        if len(wire) < 12 or wire[2] & (QR >> 8):
+            return None  # too short for a header, or a response: never answer those
+        if wire[2] & (OPCODE_MASK >> 8):
+            return self._notimp(wire)  # OPCODE other than QUERY (RFC 1035 4.1.1)
+        try:
+            query = parse_query(wire)
+        except FormErr as e:
+            return self.error_bytes(wire, FORMERR, e.question_end)
+        snap = self.current
+        limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
+        cached = self.answers.of(snap).get(query.key)
+        if cached.__class__ is Body and not (query.edns and query.edns.version) and (cached.zone_spelling is None or wire[12 : query.qname_end].endswith(cached.zone_spelling)):
+            return self.send(query, assemble(cached, wire, query, limit))
+        return self._through_chain(snap, Request(wire, query, tcp, peer, limit), cached)  # type: ignore[arg-type]
+
+    def _through_chain(self, snap: Snapshot, request: Request, start: object) -> Result:
+        query = request.query
+        if query.edns and query.edns.version != 0:
+            return self.error(request, BADVERS)  # RFC 6891 6.1.3
+        if query.qclass != IN:
+            return self.error(request, REFUSED)  # only class IN (C12)
+        if query.qtype in (AXFR, IXFR):
+            return self.cluster.transfer(snap, request)
+        first = start if start.__class__ is int else 0
+        for source in self.chain[first:]:  # type: ignore[misc]
+            outcome = source.serve(snap, request)
+            if outcome is not PASS:
+                return outcome  # type: ignore[no-any-return]
+        if request.fallback is not None:
+            return request.fallback  # an NXDOMAIN that fell through, and no one took it
+        # No source for this name: no forward plugin, so REFUSED, as CoreDNS does (C12).
+        return self.error(request, REFUSED)
+
+    # --- what sources call ----------------------------------------------------------------------
+
+    def local(self, snap: Snapshot, request: Request, answer: Answer) -> bytes:
+        """An answer from our own data: encoded once per question and snapshot, then assembled."""
+        body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels)
+        self.answers.put(snap, request.query.key, body)
+        return self.send(request.query, assemble(body, request.wire, request.query, request.limit))
+
+    def skip(self, snap: Snapshot, request: Request, source: object) -> None:
+        """Remember that every source before `source` passes this question, for this snapshot."""
+        self.answers.put(snap, request.query.key, self.chain.index(source))
+
+    def send(self, query: Query, reply: bytes) -> bytes:
+        """A reply that is a fixed function of the snapshot and the query bytes."""
+        self.last = key(query.qtype, reply[3] & 0xF, "kubernetes", bool(query.edns and query.edns.do))
+        self.fixed = True
+        return reply
+
+    def error(self, request: Request, rcode: int, plugin: str = "") -> bytes:
+        query = request.query
+        return self.error_bytes(request.wire, rcode, query.qname_end + 4, query, plugin)
+
+    def error_bytes(self, wire: bytes, rcode: int, question_end: int = 0, query: Query | None = None, plugin: str = "") -> bytes:
+        edns = query.edns if query else None
+        self.last = key(query.qtype if query else 0, rcode, plugin, bool(edns and edns.do))
+        return error_reply(wire, rcode, question_end, edns)
+
+    def _notimp(self, wire: bytes) -> bytes:
+        """NOTIMP for an opcode we do not serve, with the question and OPT when they are readable.
+
+        An UPDATE's question is its zone section, which must be class IN-like and type SOA
+        (RFC 2136 2.3); any other is not echoed, so strict readers can parse the reply.
+        """
+        try:
+            query: Query | None = parse_query(wire)
+            end = query.qname_end + 4  # type: ignore[union-attr]
+        except FormErr as e:
+            query, end = None, e.question_end
+        if end > 12 and wire[2] & (OPCODE_MASK >> 8) == UPDATE << 3 and (wire[end - 4 : end - 2] != b"\0\6" or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
+            end = 0
+        return self.error_bytes(wire, NOTIMP, end, query)
+

@@ -1,0 +1,58 @@
+"""What a load or reload says: one log line, the problems not reported before, and the figures
+/status and `clusterdns status` show."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from clusterdns.model import ClusterState
+from clusterdns.objects.store import Change
+from clusterdns.snapshot.table import Snapshot
+
+log = logging.getLogger("clusterdns")
+
+
+class Reports:
+    """Log lines and figures across reloads: a problem is logged once, not at every reload."""
+
+    def __init__(self, manifests: str) -> None:
+        self.manifests = manifests
+        self.reported: set[tuple[str, int, str]] = set()  # problems already logged
+        self.last_reload: dict[str, Any] = {}
+        self.reloads = 0
+
+    def loaded(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:
+        state = new.state
+        fresh = {(p.file, p.line, p.message) for p in new.problems}
+        for problem in new.problems:
+            if (problem.file, problem.line, problem.message) not in self.reported:
+                (log.error if problem.level == "error" else log.warning)("%s", problem)
+        self.reported = fresh
+        errors = sum(p.level == "error" for p in new.problems)
+        before = f"{old.names()} → " if old else ""
+        objects = f"; objects {object_changes(old.state, state)}" if old is not None else ""
+        log.info(
+            "%s %s: %s%s; %d services, %d pods, %d namespaces; %s%d names; serial %d%s; %.0f ms",
+            "reloaded" if old else "loaded", self.manifests, change, objects, len(state.services), len(state.pods),
+            len(state.namespaces), before, new.names(), new.serial,
+            f"; {errors} errors" if errors else "", seconds * 1000,
+        )
+        self.reloads += 1
+        self.last_reload = {
+            "time": time.time(), "seconds": seconds, "change": str(change), "serial": new.serial,
+            "services": len(state.services), "pods": len(state.pods), "names": new.names(),
+            "errors": [str(p) for p in new.problems if p.level == "error"],
+            "warnings": [str(p) for p in new.problems if p.level == "warning"],
+        }
+
+
+def object_changes(old: ClusterState, new: ClusterState) -> str:
+    """'+added -removed ~changed' over Services and Pods (derived ones included)."""
+    before = {("svc",) + s.key: s for s in old.services} | {("pod", p.namespace, p.name): p for p in old.pods}
+    after = {("svc",) + s.key: s for s in new.services} | {("pod", p.namespace, p.name): p for p in new.pods}
+    added = sum(1 for k in after if k not in before)
+    removed = sum(1 for k in before if k not in after)
+    changed = sum(1 for k, v in after.items() if k in before and before[k] is not v and before[k] != v)
+    return f"+{added} -{removed} ~{changed}"

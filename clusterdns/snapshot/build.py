@@ -1,0 +1,154 @@
+"""Compile the derived cluster into a frozen Snapshot, reusing what did not change.
+
+build() is two steps: compile() makes everything a snapshot holds but its serial (reusing
+the previous snapshot's per-Service contributions for Services derive() handed back
+unchanged); next_serial() decides the serial from whether anything changed; the Snapshot
+is then made in one go, frozen. The pipeline calls build(); a caller with its own serial
+calls the steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+from clusterdns.codes import TXT
+from clusterdns.config.settings import Config
+from clusterdns.errors import Problem
+from clusterdns.model import ClusterState, Service
+from clusterdns.names import NS_NAME, SVC, split
+from clusterdns.records import RR
+from clusterdns.snapshot.contributions import Contribution, contribution
+from clusterdns.snapshot.nameservers import nameserver_records
+from clusterdns.snapshot.table import Backend, Snapshot
+
+DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
+SCHEMA_VERSION = b"1.1.0"  # kubernetes/dns docs/specification.md schema version
+
+
+class _Builder:
+    """Merges the Services' contributions, reusing the previous snapshot's where the
+    Service did not change (derive() hands back the same object for an unchanged one)."""
+
+    def __init__(self, config: Config, previous: Snapshot | None) -> None:
+        self.config = config
+        self.ttl = config.ttl
+        self.domain = split(config.cluster_domain)
+        self.entries: dict[str, tuple[Backend, ...]] = {}
+        self.static: dict[tuple[str, int], tuple[RR, ...]] = {}
+        self.externals: dict[str, str] = {}
+        self.previous = previous.contributions if previous else {}
+        self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
+        self.changed = previous is None
+        self.problems: list[Problem] = []
+
+    def add_service(self, svc: Service) -> None:
+        key = (svc.namespace, svc.name)
+        before = self.previous.get(key)
+        if before is not None and (before[0] is svc or before[0] == svc):
+            contrib = before[1]
+        else:
+            contrib = contribution(svc, self.config)
+            if before is None or before[1] != contrib:
+                self.changed = True
+        self.contributions[key] = (svc, contrib)
+        self.entries.update(contrib.entries)
+        if contrib.problems:
+            self.problems += contrib.problems
+        if contrib.static:
+            self.static.update(contrib.static)
+            self.externals.update(contrib.externals)
+
+    def removed_any(self) -> bool:
+        return any(key not in self.contributions for key in self.previous)
+
+
+def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
+    if config.namespaces:
+        return frozenset(n for n in state.namespaces if n in config.namespaces)
+    return frozenset(state.namespaces)
+
+
+def build(state: ClusterState, config: Config, previous: Snapshot | None = None, changed_at: int | None = None) -> Snapshot:
+    """Compile a ClusterState into a Snapshot, reusing `previous`'s per-Service work.
+
+    The SOA serial is decided before the snapshot is made (next_serial): the Unix time of
+    the last change (C1), from `changed_at` (the newest manifest mtime, which every worker
+    and replica agrees on) or now; it grows by at least one on every change that alters an
+    answer, and only then.
+    """
+    namespaces = _namespaces(state, config)
+    builder = _Builder(config, previous)
+    for svc in state.services:
+        if svc.namespace in namespaces:
+            builder.add_service(svc)
+    builder.static[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
+    apex_ns, apex_glue, ns_addresses = nameserver_records(state, config, config.ttl)
+    for rtype, rrs in ns_addresses.items():
+        builder.static[(NS_NAME, rtype)] = rrs
+    pod_ips = _pod_ips(state, config, namespaces)
+    fingerprint = (namespaces, pod_ips, apex_ns, apex_glue)
+    changed = builder.changed or builder.removed_any() or previous is None or _fingerprint(previous) != fingerprint
+    return Snapshot(
+        forward_zones=tuple(split(z) for z in config.forward_zones),
+        reverse_zones=tuple(split(z) for z in config.reverse_zones),
+        ttl=config.ttl,
+        serial=next_serial(previous.serial if previous else None, changed, changed_at),
+        pods=config.pods,
+        endpoint_pod_names=config.endpoint_pod_names,
+        noendpoints=config.noendpoints,
+        entries=builder.entries,
+        static=builder.static,
+        exists=_existing(builder, namespaces, config),
+        has_data=_with_data(builder),
+        externals=builder.externals,
+        namespaces=namespaces,
+        pod_ips=pod_ips,
+        apex_ns=apex_ns,
+        apex_glue=apex_glue,
+        state=state,
+        problems=state.problems + tuple(builder.problems),
+        contributions=builder.contributions,
+    )
+
+
+def _with_data(builder: _Builder) -> frozenset[str]:
+    """Names that own at least one record (TXT: NODATA rather than NXDOMAIN)."""
+    return frozenset(set(builder.entries) | {name for name, _ in builder.static if name not in (NS_NAME, "dns-version")})
+
+
+def _existing(builder: _Builder, namespaces: frozenset[str], config: Config) -> frozenset[str]:
+    """Names CoreDNS finds: those with data, the structure above them, each exposed namespace."""
+    exists = set(_with_data(builder)) | {"", SVC, "pod", NS_NAME}
+    exists |= {f"{ns}.{SVC}" for ns in namespaces}
+    if config.pods != "disabled":
+        exists |= {f"{ns}.pod" for ns in namespaces}
+    return frozenset(exists)
+
+
+def _pod_ips(state: ClusterState, config: Config, namespaces: frozenset[str]) -> dict[str, frozenset[str]]:
+    """--pods verified: CoreDNS's Pod index, status.podIP of live Pods only (no terminating or finished ones)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    if config.pods == "verified":
+        for pod in state.pods:
+            if pod.namespace in namespaces and pod.ips and not pod.terminating and pod.phase not in ("Succeeded", "Failed", "Unknown"):
+                found[pod.namespace].add(pod.ips[0])
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def _fingerprint(snap: Snapshot) -> tuple:
+    """What decides the answers besides the Services' contributions (compared one by one
+    by the builder), for 'did anything change' (SOA serial bumps)."""
+    return (snap.namespaces, snap.pod_ips, snap.apex_ns, snap.apex_glue)
+
+
+def next_serial(previous: int | None, changed: bool, changed_at: int | None) -> int:
+    """The SOA serial after a build: the change time on the first one; the previous serial
+    when nothing changed; otherwise the change time, or one more than before if that is not
+    later (RFC 1982 arithmetic keeps 32 bits)."""
+    stamp = (changed_at if changed_at is not None else int(time.time())) & 0xFFFFFFFF
+    if previous is None:
+        return stamp
+    if not changed:
+        return previous
+    return max(stamp, previous + 1) & 0xFFFFFFFF

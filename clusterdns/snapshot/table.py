@@ -1,0 +1,136 @@
+"""The frozen Snapshot the resolver, zone transfers and the tools read: one per manifest change."""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from clusterdns.codes import AAAA, PTR, SOA, SRV, A
+from clusterdns.errors import Problem
+from clusterdns.model import ClusterState, Service
+from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
+
+NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """What CoreDNS calls a msg.Service: one address (or target) behind a name."""
+
+    host: str  # IP address text
+    port: int  # NO_PORT when the endpoint declares none
+    target: Name  # the name SRV records point at for this entry
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything the resolver, zone transfers and the tools read, compiled once per change.
+
+    Frozen: a reload makes a new one and the server swaps it in with one assignment, so a
+    reader sees all of a change or none of it. Relative names (below the zone, lower case,
+    dotted) key the data; every forward zone serves the same tree, so one table serves all
+    of them. Records are made from the per-name entries when asked for (`rrset`): a reload
+    does no work for names nobody queries, and the serving layer caches the replies.
+    """
+
+    forward_zones: tuple[tuple[str, ...], ...]
+    reverse_zones: tuple[tuple[str, ...], ...]
+    ttl: int
+    serial: int
+    pods: str  # --pods: disabled, insecure or verified
+    endpoint_pod_names: bool  # what names endpoints (for zone transfers)
+    noendpoints: bool
+    entries: dict[str, tuple[Backend, ...]]  # CoreDNS service entries per name
+    static: dict[tuple[str, int], tuple[RR, ...]]  # dns-version TXT, ns.dns A/AAAA, ExternalName CNAMEs
+    exists: frozenset[str]  # names CoreDNS finds (NODATA rather than NXDOMAIN for other types)
+    has_data: frozenset[str]  # names that own at least one record (decides TXT NODATA vs NXDOMAIN)
+    externals: dict[str, str]  # ExternalName Service name -> target (absolute, no trailing dot)
+    namespaces: frozenset[str]  # namespaces that exist and are exposed
+    pod_ips: dict[str, frozenset[str]]  # namespace -> Pod IPs (pods verified)
+    apex_ns: tuple[RR, ...]
+    apex_glue: tuple[RR, ...]
+    state: ClusterState
+    problems: tuple[Problem, ...]  # the state's, and records left out when compiling
+    contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
+
+    def soa(self) -> RR:
+        """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""
+        data = SOAData(Name(("ns", "dns")), Name(("hostmaster",)), self.serial, 7200, 1800, 86400, self.ttl)
+        return RR(Name(()), SOA, min(self.ttl, 300), data)
+
+    def rrset(self, name: str, qtype: int) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+        """(answer records, additional records) owned by `name` for `qtype`."""
+        static = self.static.get((name, qtype))
+        if static:
+            return static, ()
+        entries = self.entries.get(name)
+        if not entries:
+            return (), ()
+        if qtype in (A, AAAA):
+            return _addresses(entries, qtype, self.ttl), ()
+        if qtype == SRV:
+            return _srv(entries, self.ttl)
+        return (), ()
+
+    @functools.cached_property
+    def ptr_targets(self) -> dict[str, tuple[Name, ...]]:
+        """Reverse owner name -> PTR targets, made on first use (PTR queries are rare, and
+        a reload of 50,000 endpoints should not pay for them up front). A pure function of
+        the snapshot, computed at most once."""
+        return _ptr_targets(c for _, c in self.contributions.values())
+
+    def ptr(self, owner: str) -> tuple[RR, ...]:
+        return tuple(RR(None, PTR, self.ttl, target) for target in self.ptr_targets.get(owner, ()))
+
+    def names(self) -> int:
+        """How many names we answer for in the forward zones, for logs."""
+        return len(self.exists)
+
+
+def _addresses(entries: tuple[Backend, ...], qtype: int, ttl: int) -> tuple[RR, ...]:
+    """One A/AAAA per distinct address, in entry order (CoreDNS backend_lookup.go A/AAAA)."""
+    seen: dict[str, RR] = {}
+    for e in entries:
+        if e.host not in seen:
+            rtype, packed = pack_address(e.host)
+            if rtype == qtype:
+                seen[e.host] = RR(None, rtype, ttl, packed)
+    return tuple(seen.values())
+
+
+def _srv(entries: tuple[Backend, ...], ttl: int) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+    """SRV per (target, port) and the targets' addresses for the Additional section.
+
+    Weight: 100 divided by the number of entries at priority 0, before duplicates are
+    dropped, at least 1 (C6, C16; CoreDNS plugin/backend_lookup.go SRV).
+    """
+    weight = max(1, 100 // len(entries))
+    srv: dict[tuple[Name, int], RR] = {}
+    extra: dict[tuple[Name, str], RR] = {}
+    for e in entries:
+        if e.port == NO_PORT:
+            continue
+        if (e.target, e.port) not in srv:
+            srv[(e.target, e.port)] = RR(None, SRV, ttl, (0, weight, e.port, e.target))
+        if (e.target, e.host) not in extra:
+            extra[(e.target, e.host)] = address_rr(e.target, e.host, ttl)
+    return tuple(srv.values()), tuple(extra.values())
+
+
+def _ptr_targets(contributions: Iterable[Any]) -> dict[str, tuple[Name, ...]]:
+    """PTRs in Service order: a ClusterIP's first Service wins; an address that is no
+    ClusterIP gets one PTR per Service whose ready endpoints hold it (C8)."""
+    cluster: dict[str, tuple[Name, ...]] = {}
+    endpoints: dict[str, list[Name]] = defaultdict(list)
+    for contrib in contributions:
+        for owner, name in contrib.cluster_ptr:
+            cluster.setdefault(owner, (name,))
+        for owner, name in contrib.endpoint_ptr:
+            endpoints[owner].append(name)
+    for owner, names in endpoints.items():
+        if owner not in cluster:
+            cluster[owner] = tuple(dict.fromkeys(names)) if len(names) > 1 else (names[0],)
+    return cluster
