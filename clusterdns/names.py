@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from dataclasses import dataclass
 
 from clusterdns.model import EndpointAddress
 
@@ -109,3 +110,38 @@ def reverse_owner(ip: str) -> str:
         return ".".join(reversed(ip.split("."))) + ".in-addr.arpa"
     nibbles = socket.inet_pton(socket.AF_INET6, ip).hex()
     return ".".join(reversed(nibbles)) + ".ip6.arpa"
+
+
+@dataclass(frozen=True, slots=True)
+class NameRequest:
+    """A name below a cluster zone as CoreDNS's parseRequest reads it (plugin/kubernetes/parse.go):
+    `[_port._proto.|endpoint.]service.namespace.svc|pod`. `valid` False is an invalid request
+    (NXDOMAIN); empty fields were not in the name. For `pod` names, `service` holds the Pod
+    label (the dashed address)."""
+
+    valid: bool = True
+    pod_or_svc: str = ""  # "svc", "pod", or "" for the apex and `svc`/`pod` themselves
+    namespace: str = ""
+    service: str = ""
+    endpoint: str = ""
+    port: str = ""  # without its underscore
+    protocol: str = ""  # without its underscore
+
+
+def parse_name(rel: tuple[str, ...]) -> NameRequest:
+    """Read a relative name (lower-case labels below the zone) as CoreDNS's parseRequest does."""
+    if not rel or rel in ((SVC,), ("pod",)):
+        return NameRequest()
+    kind = rel[-1]
+    if kind not in (SVC, "pod"):
+        return NameRequest(False)
+    rest = rel[:-1]
+    if len(rest) > 4:
+        return NameRequest(False)  # more than two labels before the Service: too long (NXDOMAIN)
+    namespace = rest[-1] if rest else ""
+    service = rest[-2] if len(rest) >= 2 else ""
+    if len(rest) == 3:
+        return NameRequest(True, kind, namespace, service, endpoint=rest[0])
+    if len(rest) == 4:
+        return NameRequest(True, kind, namespace, service, port=rest[0].removeprefix("_"), protocol=rest[1].removeprefix("_"))
+    return NameRequest(True, kind, namespace, service)

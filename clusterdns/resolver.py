@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
-from clusterdns.names import ip_from_pod_label, split
+from clusterdns.names import NameRequest, ip_from_pod_label, parse_name, port_labels, split
 from clusterdns.records import RR, Name
 from clusterdns.snapshot.table import Snapshot
 
@@ -93,9 +93,10 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
         return _negative(snap, NOERROR)  # SOA below the apex is never looked up: NODATA (CoreDNS handler.go)
     if any("." in label for label in rel):
         return _negative(snap, NXDOMAIN)  # a label with a dot in it matches nothing of ours
-    if len(rel) >= 3 and rel[-1] == "pod":
-        return _pod(snap, rel, qtype)
-    name = ".".join(_canonical(rel))
+    request = parse_name(rel)
+    if request.pod_or_svc == "pod" and request.service:
+        return _pod(snap, request, qtype, rel)
+    name = ".".join(_canonical(rel, request))
     if qtype == TXT:
         # TXT: only dns-version.<zone> has one (S2); elsewhere NODATA needs a name that
         # owns records, so a namespace or the apex is NXDOMAIN for TXT (CoreDNS Services()).
@@ -113,11 +114,10 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
     return _negative(snap, NOERROR if name in snap.exists else NXDOMAIN)
 
 
-def _canonical(rel: tuple[str, ...]) -> tuple[str, ...]:
+def _canonical(rel: tuple[str, ...], request: NameRequest) -> tuple[str, ...]:
     """`port.proto.svc.ns.svc` forms: the leading `_` of each is optional (C5)."""
-    if len(rel) == 5 and rel[-1] == "svc":
-        port, proto = (label[1:] if label.startswith("_") else label for label in rel[:2])
-        return (f"_{port}", f"_{proto}") + rel[2:]
+    if request.pod_or_svc == "svc" and request.port:
+        return port_labels(request.port, request.protocol) + rel[2:]
     return rel
 
 
@@ -149,11 +149,11 @@ def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:
     return Answer(NOERROR, cname + tail)
 
 
-def _pod(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
+def _pod(snap: Snapshot, request: NameRequest, qtype: int, rel: tuple[str, ...]) -> Answer:
     """`<a-b-c-d>.<ns>.pod.<zone>`, with up to two labels in front (C9, CoreDNS findPods)."""
-    if snap.pods == "disabled" or len(rel) > 5:
+    if snap.pods == "disabled" or not request.valid:
         return _negative(snap, NXDOMAIN)
-    label, namespace = rel[-3], rel[-2]
+    label, namespace = request.service, request.namespace
     if namespace not in snap.namespaces:
         return _negative(snap, NXDOMAIN)
     ip = ip_from_pod_label(label)

@@ -16,7 +16,9 @@ import dns.message
 import dns.rdatatype
 import pytest
 
-from clusterdns import cli, compare
+from clusterdns import cli
+from clusterdns.tools import compare, questions
+from clusterdns.tools.offline import load_snapshot
 from clusterdns.config.settings import Config
 from clusterdns.names import split
 from clusterdns.codes import NOERROR
@@ -72,7 +74,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
 
 
 def test_kubectl_dump_loads_as_is() -> None:
-    snap = cli.load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30))
+    snap = load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30))
     state = snap.state
     assert [str(p) for p in state.problems] == []
     assert sorted(state.namespaces) == ["default", "kube-node-lease", "kube-public", "kube-system", "shop"]
@@ -94,7 +96,7 @@ def test_kubectl_dump_loads_as_is() -> None:
 def test_a_coredns_pod_ip_names_kube_dns_as_the_cluster_does() -> None:
     """docs/compare.md step 2: with a CoreDNS Pod's IP as --ns-address, the apex NS and
     ns.dns.<zone> are what that CoreDNS answers (plugin/kubernetes/ns.go)."""
-    snap = cli.load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30, ns_address=("10.244.0.2",)))
+    snap = load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30, ns_address=("10.244.0.2",)))
     apex = resolve(snap, split("cluster.local"), dns.rdatatype.NS)
     assert apex is not None and apex.rcode == NOERROR
     assert [rr.rdata.labels for rr in apex.answer] == [("kube-dns", "kube-system", "svc")]
@@ -193,19 +195,19 @@ def test_list_asks_nothing(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_generated_questions_classify() -> None:
     config = Config(manifests=str(DUMP), pods="insecure", ttl=30)
-    snap = cli.load_snapshot(config)
-    everything = compare.questions_from_snapshot(snap, config)
-    positive = compare.questions_from_snapshot(snap, config, positive_only=True)
+    snap = load_snapshot(config)
+    everything = questions.questions_from_snapshot(snap, config)
+    positive = questions.questions_from_snapshot(snap, config, positive_only=True)
     assert set(positive) < set(everything)
     for q in positive:
         answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype))
         assert answer is not None and answer.rcode == NOERROR and answer.answer, q
     negatives = set(everything) - set(positive)
-    assert compare.Question("clusterdns-compare-probe.web.shop.svc.cluster.local.", "A") in negatives
-    zone = compare.questions_from_snapshot(snap, config, positive_only=True, zone_records=True)
+    assert questions.Question("clusterdns-compare-probe.web.shop.svc.cluster.local.", "A") in negatives
+    zone = questions.questions_from_snapshot(snap, config, positive_only=True, zone_records=True)
     # What a zone transfer carries: no endpoint names under a ClusterIP Service, no PTRs.
-    assert compare.Question("db-0.db.shop.svc.cluster.local.", "A") in zone
-    assert compare.Question("10-244-0-7.web.shop.svc.cluster.local.", "A") not in zone
+    assert questions.Question("db-0.db.shop.svc.cluster.local.", "A") in zone
+    assert questions.Question("10-244-0-7.web.shop.svc.cluster.local.", "A") not in zone
     assert not [q for q in zone if q.qtype == "PTR"]
 
 
@@ -248,9 +250,9 @@ def test_normalise_ignores_ttl_serial_case_unless_asked() -> None:
 
 
 def test_unused_reverse_names() -> None:
-    assert compare._unused_reverse_name("in-addr.arpa") == "254.254.254.254.in-addr.arpa"
-    assert compare._unused_reverse_name("10.in-addr.arpa") == "254.254.254.10.in-addr.arpa"
-    assert compare._unused_reverse_name("8.b.d.0.1.0.0.2.ip6.arpa").count(".") == 33
+    assert questions._unused_reverse_name("in-addr.arpa") == "254.254.254.254.in-addr.arpa"
+    assert questions._unused_reverse_name("10.in-addr.arpa") == "254.254.254.10.in-addr.arpa"
+    assert questions._unused_reverse_name("8.b.d.0.1.0.0.2.ip6.arpa").count(".") == 33
 
 
 def test_report_goes_to_the_given_stream(servers: dict[str, Server]) -> None:
@@ -258,7 +260,7 @@ def test_report_goes_to_the_given_stream(servers: dict[str, Server]) -> None:
     mine = compare.Asker("self", (servers["a"].host, servers["a"].port))
     theirs = compare.Asker("against", (servers["changed"].host, servers["changed"].port), tcp_only=True)
     try:
-        n = compare.compare([compare.Question("web.shop.svc.cluster.local.", "A"), compare.Question("db.shop.svc.cluster.local.", "A")],
+        n = compare.compare([questions.Question("web.shop.svc.cluster.local.", "A"), questions.Question("db.shop.svc.cluster.local.", "A")],
                             mine, theirs, compare.Options(), out, verbose=True)
     finally:
         mine.close()

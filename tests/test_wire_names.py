@@ -27,7 +27,7 @@ from clusterdns.config.settings import Config
 from clusterdns.serve.handler import Handler
 from clusterdns.manifests.documents import Document
 from clusterdns.wire import parse_query
-from clusterdns.zonefile import forward_records, rdata_text, reverse_records
+from clusterdns.tools.zonefile import forward_records, rdata_text, reverse_records
 
 ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 from clusterdns.config.settings import Config
 from clusterdns.model import EndpointAddress, Pod, Service
-from clusterdns.names import endpoint_name, ip_from_pod_label, split
+from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split
 from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.resolver import find_zone, resolve
 from clusterdns.snapshot.table import Snapshot
-from clusterdns.zonefile import rr_line
+from clusterdns.tools.zonefile import rr_line
 
 
 
@@ -55,19 +55,23 @@ def _answers(snap: Snapshot, labels: tuple[str, ...], zone: str, reverse: bool) 
 
 def _forward_reasons(snap: Snapshot, config: Config, rel: tuple[str, ...]) -> Iterator[str]:
     state = snap.state
-    if state is None or not rel:
+    request = parse_name(rel)  # the resolver's own reading of the name (names.py, CoreDNS parse.go)
+    if not rel:
         yield "because: the zone apex has the SOA and NS records"
         return
-    if rel[-1] == "pod":
-        yield from _pod_reasons(snap, rel)
+    if request.pod_or_svc == "pod" or rel[-1] == "pod":
+        yield from _pod_reasons(snap, request)
         return
-    if rel[-1] != "svc":
+    if request.pod_or_svc != "svc" and rel[-1] != "svc":
         yield f"because: the first label below the zone must be 'svc' or 'pod', not {rel[-1]!r} (only dns-version and ns.dns live elsewhere)"
         return
-    if len(rel) < 2:
+    if not request.valid:
+        yield "because: more than two labels in front of a Service name match nothing (C3)"
+        return
+    if not request.namespace:
         yield "because: svc.<zone> exists (it holds the namespaces) but owns no records"
         return
-    namespace = rel[-2]
+    namespace = request.namespace
     if namespace not in state.namespaces:
         yield f"because: there is no namespace {namespace!r}; a namespace exists when a Namespace object or any object in it exists"
         yield f"  namespaces: {', '.join(sorted(state.namespaces))}"
@@ -75,24 +79,22 @@ def _forward_reasons(snap: Snapshot, config: Config, rel: tuple[str, ...]) -> It
     if namespace not in snap.namespaces:
         yield f"because: namespace {namespace!r} is not in --namespaces {','.join(config.namespaces)}"
         return
-    if len(rel) == 2:
+    if not request.service:
         yield f"because: namespace {namespace!r} exists; its name owns no records (NODATA)"
         return
     services = {s.name: s for s in state.services if s.namespace == namespace}
-    svc = services.get(rel[-3])
+    svc = services.get(request.service)
     if svc is None:
-        yield f"because: no Service {rel[-3]!r} in namespace {namespace!r}"
-        close = difflib.get_close_matches(rel[-3], list(services), n=3)
+        yield f"because: no Service {request.service!r} in namespace {namespace!r}"
+        close = difflib.get_close_matches(request.service, list(services), n=3)
         if close:
             yield f"  did you mean: {', '.join(close)}"
         return
     yield from _service_reasons(svc, config, {(p.namespace, p.name): p for p in state.pods})
-    if len(rel) == 4:
-        yield from _endpoint_reasons(snap, config, svc, rel[0])
-    elif len(rel) == 5:
-        yield from _port_reasons(svc, rel[0], rel[1])
-    elif len(rel) > 5:
-        yield "because: more than two labels in front of a Service name match nothing (C3)"
+    if request.endpoint:
+        yield from _endpoint_reasons(snap, config, svc, request.endpoint)
+    elif request.port:
+        yield from _port_reasons(svc, request.port, request.protocol)
 
 
 def _service_reasons(svc: Service, config: Config, pods: dict[tuple[str, str], Pod]) -> Iterator[str]:
@@ -150,24 +152,25 @@ def _endpoint_reasons(snap: Snapshot, config: Config, svc: Service, label: str) 
 
 def _port_reasons(svc: Service, port: str, proto: str) -> Iterator[str]:
     ports = list(svc.ports) + [p for g in svc.endpoints for p in g.ports]
-    named = sorted({f"_{p.name}._{p.protocol.lower()}" for p in ports if p.name})
-    yield f"port labels {port}.{proto}: the Service's named ports are {', '.join(named) or 'none'} (unnamed ports have no SRV name, S6)"
+    named = sorted({".".join(port_labels(p.name, p.protocol)) for p in ports if p.name})
+    asked = ".".join(port_labels(port, proto))
+    yield f"port labels {asked}: the Service's named ports are {', '.join(named) or 'none'} (unnamed ports have no SRV name, S6)"
 
 
-def _pod_reasons(snap: Snapshot, rel: tuple[str, ...]) -> Iterator[str]:
+def _pod_reasons(snap: Snapshot, request: NameRequest) -> Iterator[str]:
     if snap.pods == "disabled":
         yield "because: --pods disabled: no <ip>.<ns>.pod records (C9)"
         return
-    if len(rel) >= 2 and rel[-2] not in snap.namespaces:
-        yield f"because: there is no namespace {rel[-2]!r}"
+    if request.namespace and request.namespace not in snap.namespaces:
+        yield f"because: there is no namespace {request.namespace!r}"
         return
-    if len(rel) >= 3:
-        ip = ip_from_pod_label(rel[-3])
+    if request.service:
+        ip = ip_from_pod_label(request.service)
         if ip is None:
-            yield f"because: {rel[-3]!r} is not an address written with dashes (10-244-1-7)"
+            yield f"because: {request.service!r} is not an address written with dashes (10-244-1-7)"
         elif snap.pods == "verified":
-            ok = ip.compressed in snap.pod_ips.get(rel[-2], ())
-            yield f"--pods verified: {'a' if ok else 'no'} Pod in {rel[-2]} has the IP {ip.compressed}"
+            ok = ip.compressed in snap.pod_ips.get(request.namespace, ())
+            yield f"--pods verified: {'a' if ok else 'no'} Pod in {request.namespace} has the IP {ip.compressed}"
         else:
             yield "--pods insecure: any address under an existing namespace answers (C9)"
 

@@ -31,22 +31,13 @@ import dns.rdataclass
 import dns.rdatatype
 
 from clusterdns.config.addresses import DEFAULT_PORT, Address, hostport_text, parse_hostport
-from clusterdns.config.sources import UNSET, config_from_args
+from clusterdns.config.sources import UNSET, add_config_flags, config_from_args
 from clusterdns.errors import ConfigError
+from clusterdns.tools.offline import load_snapshot
+from clusterdns.tools.questions import Question, questions_from_cases, questions_from_snapshot
 
 DEFAULT_SELF = hostport_text("127.0.0.1", DEFAULT_PORT)  # where `make run` serves
-PROBE = "clusterdns-compare-probe"  # a label no cluster object is expected to carry
-TRANSFERS = ("AXFR", "IXFR")
 SECTIONS = ("answer", "authority", "additional")
-
-
-@dataclass(frozen=True, order=True)
-class Question:
-    qname: str  # absolute, spelled as it will be sent
-    qtype: str  # mnemonic: A, AAAA, SRV, ...
-
-    def __str__(self) -> str:
-        return f"{self.qname} {self.qtype}"
 
 
 @dataclass(frozen=True)
@@ -59,14 +50,14 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Reply:
+class Summary:
     """A reply reduced to what the comparison looks at."""
 
     rcode: str
     flags: tuple[str, ...]
     sections: dict[str, frozenset[str]] = field(hash=False)
 
-    def differences(self, other: Reply) -> list[str]:
+    def differences(self, other: Summary) -> list[str]:
         """Readable lines for what differs (`-` only here, `+` only in the other)."""
         out = []
         if self.rcode != other.rcode:
@@ -84,9 +75,6 @@ class Reply:
 
 class NetworkError(Exception):
     """A server did not answer (timeout, refused connection, broken stream)."""
-
-
-# --- asking -------------------------------------------------------------------------------
 
 
 class Asker:
@@ -149,7 +137,7 @@ class Asker:
             self.sock = None
 
 
-def normalise(msg: dns.message.Message, udp_tc: bool, options: Options) -> Reply:
+def normalise(msg: dns.message.Message, udp_tc: bool, options: Options) -> Summary:
     """rcode, flags that matter (AA, TC) and the sections as sets of lower-cased lines."""
     flags = []
     if msg.flags & dns.flags.AA:
@@ -158,7 +146,7 @@ def normalise(msg: dns.message.Message, udp_tc: bool, options: Options) -> Reply
         flags.append("tc")  # positive-only ignores the sections whose size decides TC
     names = ("answer",) if options.positive_only else SECTIONS
     sections = {name: frozenset(_lines(getattr(msg, name), options)) for name in names}
-    return Reply(dns.rcode.to_text(msg.rcode()), tuple(flags), sections)
+    return Summary(dns.rcode.to_text(msg.rcode()), tuple(flags), sections)
 
 
 def _lines(rrsets: Iterable[Any], options: Options) -> Iterable[str]:
@@ -178,152 +166,7 @@ def _lines(rrsets: Iterable[Any], options: Options) -> Iterable[str]:
             yield f"{rrset.name}{ttl} {rdclass} {rdtype} {text}".lower()
 
 
-# --- questions ------------------------------------------------------------------------------
-
-
-def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Question]:
-    """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"--cases {path}: {e}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
-        raise ConfigError(f"--cases {path}: no `cases:` list")
-    wanted = profile or "default"
-    profiles = set(data.get("profiles") or {}) | {c.get("config", "default") for c in data["cases"] if isinstance(c, dict)}
-    if wanted not in profiles:
-        raise ConfigError(f"--profile {wanted}: not in {path} (profiles: {', '.join(sorted(profiles))})")
-    questions: dict[Question, None] = {}
-    skipped = 0
-    for case in data["cases"]:
-        if not isinstance(case, dict) or case.get("config", "default") != wanted:
-            continue
-        if str(case.get("qtype", "")).upper() in TRANSFERS:
-            skipped += 1
-            continue
-        questions[Question(str(case["qname"]), str(case["qtype"]).upper())] = None
-    if skipped:
-        print(f"note: {skipped} zone-transfer cases skipped (compare asks single questions)", file=out)
-    return list(questions)
-
-
-def questions_from_snapshot(snap: Any, config: Any, positive_only: bool = False, zone_records: bool = False) -> list[Question]:
-    """Every name and type the snapshot serves, with negative probes around them.
-
-    positive_only: only the questions clusterdns answers with records. zone_records: only the
-    (name, type) pairs a zone transfer of the forward zones carries (what a secondary holds).
-    Questions whose answer depends on an upstream (out-of-zone ExternalName targets,
-    fallthrough) are left out: the two servers' upstreams are not being compared.
-    """
-    from clusterdns.snapshot import xfr
-    from clusterdns.names import dashed_ip, split
-    from clusterdns.codes import NOERROR
-    from clusterdns.resolver import resolve
-
-    found: dict[Question, None] = {}
-    fallthrough = tuple(split(z) if z != "." else () for z in config.fallthrough_zones)
-
-    def add(name: str, qtype: str) -> None:
-        found[Question(name.rstrip(".").lower() + ".", qtype)] = None
-
-    zones = config.forward_zones
-    if zone_records:
-        records = list(xfr.zone_records(snap))  # the same tree in every zone
-        for zone in zones:
-            add(zone, "SOA")
-            for rr in records:
-                owner = rr.owner.text(zone) if rr.owner is not None else zone + "."
-                add(owner, dns.rdatatype.to_text(rr.rtype))
-    else:
-        for zone in zones:
-            _forward_questions(snap, zone, add, dashed_ip)
-        for owner in snap.ptr_targets:
-            labels = split(owner)
-            if any(labels[len(labels) - len(z) :] == z for z in snap.reverse_zones):
-                add(owner, "PTR")
-        for zone in config.reverse_zones:
-            add(zone, "SOA")
-            add(zone, "NS")
-            add(_unused_reverse_name(zone), "PTR")
-
-    out = []
-    for q in found:
-        answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype), fallthrough)
-        if answer is None or answer.chase or answer.fallthrough:
-            continue  # not ours, or the upstream's to answer
-        if positive_only and not (answer.rcode == NOERROR and answer.answer):
-            continue
-        out.append(q)
-    return out
-
-
-def _forward_questions(snap: Any, zone: str, add: Any, dashed_ip: Any) -> None:
-    z = zone
-    for qtype in ("SOA", "NS", "A", "AAAA", "TXT", "MX"):
-        add(z, qtype)
-    for label in ("svc", "pod", "dns", "ns.dns", "dns-version"):
-        add(f"{label}.{z}", "A")
-    add(f"dns-version.{z}", "TXT")
-    add(f"ns.dns.{z}", "AAAA")
-    for (name, rtype), _ in snap.static.items():
-        add(f"{name}.{z}", dns.rdatatype.to_text(rtype))
-    for name in snap.externals:
-        add(f"{name}.{z}", "CNAME")
-        add(f"{name}.{z}", "A")  # followed only when the target is in one of our zones
-        add(f"{name}.{z}", "SRV")
-        add(f"{PROBE}.{name}.{z}", "A")  # below an ExternalName: NXDOMAIN (C3)
-    for name in snap.entries:
-        for qtype in ("A", "AAAA", "SRV"):
-            add(f"{name}.{z}", qtype)
-    add(f"{PROBE}.{PROBE}-ns.svc.{z}", "A")  # unknown namespace
-    add(f"1-2-3-4.{PROBE}-ns.pod.{z}", "A")
-    for ns in sorted(snap.namespaces):
-        add(f"{ns}.svc.{z}", "A")  # NODATA (C2)
-        add(f"{ns}.pod.{z}", "A")
-        add(f"{PROBE}.{ns}.svc.{z}", "A")  # unknown Service
-        add(f"{PROBE}.{ns}.pod.{z}", "A")  # not an IP
-    state = snap.state
-    for svc in state.services if state is not None else ():
-        if svc.namespace not in snap.namespaces:
-            continue
-        sname = f"{svc.name}.{svc.namespace}.svc.{z}"
-        for qtype in ("A", "AAAA", "SRV", "TXT", "MX"):
-            add(sname, qtype)
-        add(f"{PROBE}.{sname}", "A")  # unknown endpoint
-        add(f"_tcp.{sname}", "SRV")  # empty non-terminal: NXDOMAIN in CoreDNS (parse.go)
-        add(f"_{PROBE}._tcp.{sname}", "SRV")
-        for port in svc.ports:
-            if port.name:
-                add(f"_{port.name}._{port.protocol}.{sname}".lower(), "SRV")
-        # resolv.conf search-path expansions of an FQDN (ndots:5)
-        add(f"{sname}.{svc.namespace}.svc.{z}", "A")
-        add(f"{sname}.svc.{z}", "A")
-        add(f"{sname}.{z}", "A")
-    for pod in state.pods if state is not None else ():
-        if pod.namespace in snap.namespaces:
-            for ip in pod.ips:
-                add(f"{dashed_ip(ip)}.{pod.namespace}.pod.{z}", "AAAA" if ":" in ip else "A")
-
-
-def _unused_reverse_name(zone: str) -> str:
-    """A full reverse name inside `zone` that no cluster address is likely to have."""
-    labels = zone.split(".")
-    if zone.endswith("in-addr.arpa"):
-        have = len(labels) - 2
-        return ".".join(["254"] * (4 - have) + labels) if have < 4 else zone
-    have = len(labels) - 2
-    return ".".join(["e"] * (32 - have) + labels) if have < 32 else zone
-
-
-# --- the command ------------------------------------------------------------------------------
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from clusterdns.config.sources import add_config_flags
-
     parser.description = (
         "Ask two DNS servers the same questions and print where their answers differ "
         "(exit 0: all equal, 1: differences, 2: usage or network error)."
@@ -392,8 +235,6 @@ def compare(questions: Sequence[Question], mine: Asker, theirs: Asker, options: 
 
 
 def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], str]:
-    from clusterdns import cli
-
     manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
     if args.cases and args.manifests is not UNSET:
         raise ConfigError("give --cases or --manifests, not both")
@@ -408,7 +249,6 @@ def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], s
     config = config_from_args(args)
     if not os.path.isdir(config.manifests):
         raise ConfigError(f"--manifests {config.manifests}: no such directory")
-    snap = cli.load_snapshot(config)
+    snap = load_snapshot(config)
     questions = questions_from_snapshot(snap, config, args.positive_only, args.zone_records)
     return questions, f"manifests {config.manifests}"
-
