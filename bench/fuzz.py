@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_fuzz import CRASHES, PEERS, SEEDS, campaign, check, load, make_handler, save_crash, write_seeds  # noqa: E402
+from tests.helpers.fuzz import CRASHES, PEERS, SEEDS, campaign, check, load, make_handler, save_crash, write_seeds  # noqa: E402
 
 
 def _worker(job: tuple[int, int]) -> tuple[int, list[tuple[bytes, str]], float, float]:

@@ -287,18 +287,3 @@ def truncate_forwarded(reply: bytes, wire: bytes, query: Query, limit: int) -> b
     question = wire[12 : query.qname_end + 4]
     opt = opt_record(query.edns) if query.edns else b""
     return wire[:2] + struct.pack("!HHHHH", flags, 1, 0, 0, 1 if opt else 0) + question + opt
-
-
-def truncated(reply: bytes) -> bytes:
-    """A reply cut to its header and question with TC set (a rate limiter's slip): no records."""
-    if len(reply) < 12:
-        return reply
-    end = 12
-    if reply[4:6] == b"\0\1":
-        try:
-            end = skip_name(reply, 12) + 4
-        except FormErr:
-            end = 12
-        if end > len(reply):
-            end = 12
-    return reply[:2] + bytes((reply[2] | TC >> 8, reply[3])) + struct.pack("!HHHH", 1 if end > 12 else 0, 0, 0, 0) + reply[12:end]

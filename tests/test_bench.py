@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.process import ROOT
 
 NEEDED = ("dnsperf", "nsd", "taskset")
 

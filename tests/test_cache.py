@@ -20,9 +20,10 @@ from clusterdns.upstream.cache import DENIAL, SUCCESS, Cache
 from clusterdns.upstream.exchange import question_of
 from clusterdns.upstream.forwarder import Forwarder
 from clusterdns.wire import FormErr, parse_query
-from tests.conftest import UNIT_FIXTURE, Clock, run_forwarder, wait_until
-from tests.test_fuzz import SEEDS, load, mutate
-from tests.upstream import Upstream
+from tests.helpers.process import UNIT_FIXTURE, wait_until
+from tests.helpers.upstream import Clock, run_forwarder
+from tests.helpers.fuzz import SEEDS, load, mutate
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 RECORDS = [

@@ -17,10 +17,10 @@ from clusterdns.objects import kinds as k8s
 from clusterdns.objects.read import read_objects
 from clusterdns.model import ClusterState, Pod, Service
 from tests.helpers.manifests import load_state, read_directory
-from tests.conftest import UNIT_FIXTURE
+from tests.helpers.process import ROOT, UNIT_FIXTURE
 
 FIXTURE = UNIT_FIXTURE
-CLUSTERS = Path(__file__).parent / "clusters"
+CLUSTERS = ROOT / "tests" / "clusters"
 NAME_CHARS = "[bcdfghjklmnpqrstvwxz2456789]"
 
 

@@ -23,7 +23,7 @@ from clusterdns.config.settings import Config
 from clusterdns.names import split
 from clusterdns.codes import NOERROR
 from clusterdns.resolver import resolve
-from tests.conftest import ROOT, CASES, Server, UNIT_FIXTURE, closed_port, clusterdns_argv
+from tests.helpers.process import CASES, ROOT, UNIT_FIXTURE, Server, closed_port, clusterdns_argv
 
 DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"
 KUBEADM = ["--zone", "cluster.local", "--zone", "in-addr.arpa", "--zone", "ip6.arpa", "--pods", "insecure", "--ttl", "30"]

@@ -17,25 +17,8 @@ import pytest
 from tests.helpers.manifests import load_state
 from clusterdns.config.addresses import parse_hostport
 from clusterdns.config.settings import Config
-from tests.composelab import (
-    CLIENT_SERVICE,
-    COMPOSE_FILE,
-    DNS_SERVICE,
-    DOC,
-    ROOT,
-    compose,
-    doc_steps,
-    dockerfile,
-    exec_form,
-    healthcheck,
-    in_client,
-    instruction,
-    lab,
-    parse_port,
-    runnable,
-    service_networks,
-)
-from tests.conftest import Server, clusterdns_argv
+from tests.helpers.composelab import CLIENT_SERVICE, COMPOSE_FILE, DNS_SERVICE, DOC, ROOT, compose, doc_steps, dockerfile, exec_form, healthcheck, in_client, instruction, lab, parse_port, runnable, service_networks
+from tests.helpers.process import Server, clusterdns_argv
 
 LAB_MANIFESTS = ROOT / "zones" / "compose-lab"
 POD_SEARCH = ["default.svc.cluster.local", "svc.cluster.local", "cluster.local"]

@@ -14,8 +14,8 @@ import yaml
 from clusterdns.config.settings import Config, settings
 from clusterdns.config.sources import load_config_file, setting_keys
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, Server, clusterdns_argv, config_of
-from tests.test_coredns_cases import FIXTURE
+from tests.helpers.process import ROOT, Server, clusterdns_argv, config_of
+from tests.helpers.cases import FIXTURE
 
 
 def write(tmp_path: Path, text: str, name: str = "clusterdns.yaml") -> Path:

@@ -15,8 +15,8 @@ import pytest
 from clusterdns.config.corefile import corefile_values
 from clusterdns.config.corefile_syntax import parse_duration
 from clusterdns.errors import ConfigError
-from tests.conftest import ROOT, CASES, Server, ServerPool, clusterdns_argv, config_of
-from tests.test_coredns_cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
+from tests.helpers.process import CASES, ROOT, Server, ServerPool, clusterdns_argv, config_of
+from tests.helpers.cases import BASE, DATA, FIXTURE, PROFILES, ask, check, check_transfer, interwebs
 
 KUBEADM_COREFILE = CASES / "corefiles" / "kubeadm.Corefile"
 

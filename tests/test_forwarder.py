@@ -16,8 +16,8 @@ from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
 from clusterdns.upstream.resolvconf import parse_upstream, upstreams_from_resolv_conf
 from tests.helpers.upstream_calls import forward, lookup
-from tests.conftest import closed_port, wait_until
-from tests.upstream import Upstream
+from tests.helpers.process import closed_port, wait_until
+from tests.helpers.upstream import Upstream
 
 RECORDS = [
     "interwebs.test. 60 IN SOA ns.interwebs.test. hostmaster.interwebs.test. 1 7200 1800 86400 30",

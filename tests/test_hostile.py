@@ -33,10 +33,12 @@ from clusterdns.config.settings import Config
 from clusterdns.serve.handler import Handler
 from clusterdns.ops.counters import ListenerStats
 from clusterdns.serve.ratelimit import DROP, SEND, SLIP, RateLimiter, prefix
-from clusterdns.wire import Query, truncated
-from tests.conftest import UNIT_FIXTURE, Clock
-from tests.test_fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
-from tests.upstream import Upstream
+from clusterdns.serve.ratelimit import truncated
+from clusterdns.wire import Query
+from tests.helpers.process import UNIT_FIXTURE
+from tests.helpers.upstream import Clock
+from tests.helpers.fuzz import SEEDS, InstantUpstream, drive, load, make_state, mutate
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 OUTSIDE = "203.0.113.5"  # TEST-NET-3: a client outside every default --allow-forward range

@@ -15,8 +15,8 @@ import pytest
 from clusterdns.config.addresses import Address
 from clusterdns.errors import ConfigError
 from clusterdns.upstream.loop import LOOP_PROBE_ZONE, check_loop, find_loops
-from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, clusterdns_argv, free_port
-from tests.upstream import Upstream
+from tests.helpers.process import QUIET_HTTP, UNIT_FIXTURE, clusterdns_argv, free_port
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 RECORDS = ["ext.interwebs.test. 5 IN A 1.2.3.4"]

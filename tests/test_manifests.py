@@ -12,9 +12,9 @@ from clusterdns.objects import kinds as k8s
 from clusterdns.objects.convert import from_manifest
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests.documents import Document
-from clusterdns.manifests.files import is_manifest_path, read_file
+from clusterdns.manifests.files import list_files, read_file
 from tests.helpers.manifests import read_directory
-from tests.conftest import UNIT_FIXTURE
+from tests.helpers.process import UNIT_FIXTURE
 
 FIXTURE = UNIT_FIXTURE
 
@@ -148,10 +148,11 @@ def test_recursive_sorted_and_filtered(tmp_path: Path) -> None:
     assert files == ["a.yaml", "a/b/c.json", "a/z.yml", "b.yaml"]
 
 
-def test_is_manifest_path() -> None:
-    assert is_manifest_path("a/b.yaml") and is_manifest_path("c.JSON") and is_manifest_path("d.yml")
-    assert not is_manifest_path("..data/a.yaml")
-    assert not is_manifest_path("a.yaml~") and not is_manifest_path(".a.yaml") and not is_manifest_path("a.txt")
+def test_which_files_count(tmp_path: Path) -> None:
+    """.yaml, .yml and .json in any case; not hidden names, backups or other suffixes."""
+    for rel in ("a/b.yaml", "c.JSON", "d.yml", "..data/a.yaml", "a.yaml~", ".a.yaml", "a.txt", ".git/x.yaml"):
+        write(tmp_path, rel, "{}")
+    assert list_files(tmp_path) == (["a/b.yaml", "c.JSON", "d.yml"], [])
 
 
 def test_configmap_mount_layout_reads_each_file_once(tmp_path: Path) -> None:

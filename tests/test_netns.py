@@ -1,6 +1,6 @@
 """The compose lab's resolver path, proven with glibc's real resolver and no Docker engine.
 
-tests/netns_lab.py rebuilds what `docker compose up` sets up for DNS inside
+tests/helpers/netns_lab.py rebuilds what `docker compose up` sets up for DNS inside
 `unshare --user --map-root-user --net --mount`: clusterdns on 172.28.0.53:53 as the compose file
 starts it, a stand-in for Docker's embedded DNS on 127.0.0.11, the client's resolv.conf
 (search list, ndots:5) bind-mounted over /etc/resolv.conf and `hosts: files dns` over
@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from tests.composelab import DOC, ROOT, Step, doc_steps, mismatch, runnable
-from tests.conftest import have_dig
+from tests.helpers.composelab import DOC, ROOT, Step, doc_steps, mismatch, runnable
+from tests.helpers.process import have_dig
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 DRIVER_TIMEOUT = 60
@@ -63,7 +63,7 @@ def live_edit(work: Path) -> tuple[str, str]:
     m = re.search(r"```sh\n(cat > zones/compose-lab/\S+ <<'EOF'\n.*?\nEOF)\n(docker compose exec client [^\n#]*?)\s+# ([^\n]*)\n", text, re.S)
     assert m, "docs/compose.md: no ```sh block that writes a manifest into zones/compose-lab/"
     write, ask = m.group(1), m.group(2).replace("docker compose exec client ", "")
-    # The namespace lab serves a copy of zones/ (see tests/netns_lab.py), so this edits the copy.
+    # The namespace lab serves a copy of zones/ (see tests/helpers/netns_lab.py), so this edits the copy.
     command = f"cd {work} && {write}\nfor i in $(seq 60); do {ask} && exit 0; sleep 0.1; done; exit 1"
     return command, " ".join(m.group(3).split())
 
@@ -99,7 +99,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     checks.update(EXTRA)
     checks["live-edit"], expected = live_edit(work)
     python = str(PYTHON if PYTHON.exists() else sys.executable)
-    argv = ["unshare", "--user", "--map-root-user", "--net", "--mount", python, "-m", "tests.netns_lab", str(work)]
+    argv = ["unshare", "--user", "--map-root-user", "--net", "--mount", python, "-m", "tests.helpers.netns_lab", str(work)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     try:
@@ -108,7 +108,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         pytest.fail(f"the namespace lab did not finish in {DRIVER_TIMEOUT}s:\n{err}")
-    assert proc.returncode == 0, f"tests/netns_lab.py failed ({proc.returncode}):\n{err}\n{out}"
+    assert proc.returncode == 0, f"tests/helpers/netns_lab.py failed ({proc.returncode}):\n{err}\n{out}"
     data = json.loads(out)
     data["live_edit_expected"] = expected
     return data

@@ -18,7 +18,7 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
+from tests.helpers.process import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -200,7 +200,7 @@ def test_quiet_keeps_warnings_and_query_lines_only() -> None:
 
 
 def test_forward_and_cache_metrics(serve) -> None:
-    from tests.upstream import Upstream
+    from tests.helpers.upstream import Upstream
 
     with Upstream(["example.org. 60 IN A 192.0.2.10"]) as up:
         to = f"{up.address[0]}:{up.address[1]}"
@@ -218,7 +218,7 @@ def test_forward_and_cache_metrics(serve) -> None:
 
 def test_metrics_count_every_worker(serve) -> None:
     """With --workers, /metrics (served by the first process) adds up what every process answered."""
-    from tests.upstream import Upstream
+    from tests.helpers.upstream import Upstream
 
     with Upstream(["example.org. 60 IN A 192.0.2.10"]) as up:
         to = f"{up.address[0]}:{up.address[1]}"
@@ -283,7 +283,7 @@ def test_a_workers_counts_add_to_every_family() -> None:
     from clusterdns.ops.counters import ListenerStats, key
     from clusterdns.ops.metrics import DNSCollector
     from clusterdns.serve.server import Server
-    from tests.conftest import config_of
+    from tests.helpers.process import config_of
 
     server = Server(config_of("--manifests", str(FIXTURE), "--upstream", "127.0.0.1:9", "--zone", "cluster.local"))
     server.load(full=True)

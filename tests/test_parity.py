@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, ServerPool, clusterdns_argv
-from tests.test_coredns_cases import ask, canonical, check, check_transfer
+from tests.helpers.process import ROOT, ServerPool, clusterdns_argv
+from tests.helpers.cases import ask, canonical, check, check_transfer
 
 FILES = {name: yaml.safe_load((ROOT / "tests" / "cases" / f"{name}.yaml").read_text()) for name in ("parity", "corners")}
 MOCK = "<mock-upstream-parity>"

@@ -25,8 +25,8 @@ import dns.rdatatype
 import pytest
 
 from clusterdns import cli
-from tests.conftest import ROOT, Server, clusterdns_argv, free_port, wait_until
-from tests.upstream import Upstream
+from tests.helpers.process import ROOT, Server, clusterdns_argv, free_port, wait_until
+from tests.helpers.upstream import Upstream
 
 ZONE = "cluster.local"
 NSD = shutil.which("nsd") or shutil.which("nsd", path="/usr/sbin:/usr/local/sbin")

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import digout
-from tests.conftest import ROOT, Server, have_dig
+from tests.helpers import digout
+from tests.helpers.process import ROOT, Server, have_dig
 
 ZONE = "cluster.local"
 TTL = 5  # the default --ttl (CoreDNS's default)

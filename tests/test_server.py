@@ -16,8 +16,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.conftest import UNIT_FIXTURE, clusterdns_argv, have_dig, read_frame, udp_sockets, wait_until
-from tests.upstream import Upstream
+from tests.helpers.process import ROOT, UNIT_FIXTURE, clusterdns_argv, have_dig, read_frame, udp_sockets, wait_until
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 UPSTREAM_RECORDS = [
@@ -52,7 +52,7 @@ def test_forwarded_reply_too_big_for_udp_is_truncated_then_served_over_tcp(serve
 
 def test_external_name_chased_through_upstream(serve) -> None:
     with Upstream(UPSTREAM_RECORDS) as up:
-        manifests = Path(__file__).parent / "clusters" / "externalname"
+        manifests = ROOT / "tests" / "clusters" / "externalname"
         server = serve(manifests, upstream=f"{up.address[0]}:{up.address[1]}")
         r = server.query("ext.shop.svc.cluster.local", "A")
         assert [rr.rdtype for rr in r.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests import digout
-from tests.conftest import ROOT, clusterdns_argv
+from tests.helpers import digout
+from tests.helpers.process import ROOT, clusterdns_argv
 
 PROBLEMS = ROOT / "tests" / "clusters" / "problems"
 ZONES = ROOT / "zones"

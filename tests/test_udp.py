@@ -27,9 +27,9 @@ from clusterdns.serve import udp as listeners
 from clusterdns.config.settings import Config
 from clusterdns.ops.counters import DURATION_BUCKETS, ListenerStats
 from clusterdns.serve.server import Server as ClusterDNS
-from tests.conftest import UNIT_FIXTURE
-from tests.test_watch import service_yaml
-from tests.upstream import Upstream
+from tests.helpers.process import UNIT_FIXTURE
+from tests.helpers.manifests import service_yaml
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 PATHS = {"batched": {}, "plain": {"CLUSTERDNS_NO_MMSG": "1"}}

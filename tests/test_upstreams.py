@@ -1,7 +1,7 @@
 """Forwarder: upstream faults, health (mark down, probe, recover), policies, concurrency, deadlines.
 
 Unit-level tests drive a Forwarder in a fresh event loop against real upstream servers on
-127.0.0.1 (tests/upstream.py); the end-to-end ones run `clusterdns serve`.
+127.0.0.1 (tests/helpers/upstream.py); the end-to-end ones run `clusterdns serve`.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from clusterdns.config.addresses import Address
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from clusterdns.upstream.forwarder import Forwarder, Overloaded, query_deadline
-from tests.conftest import UNIT_FIXTURE, closed_port, run_forwarder, wait_until
-from tests.upstream import Upstream
+from tests.helpers.process import UNIT_FIXTURE, closed_port, wait_until
+from tests.helpers.upstream import run_forwarder
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 RECORDS = [

@@ -35,7 +35,8 @@ import dns.rdatatype
 import pytest
 
 from clusterdns.manifests.watch import DEBOUNCE, WRITE_WAIT
-from tests.conftest import QUIET_HTTP, Server, clusterdns_argv, udp_sockets, wait_until
+from tests.helpers.manifests import service_yaml
+from tests.helpers.process import QUIET_HTTP, Server, clusterdns_argv, udp_sockets, wait_until
 
 ZONE = "default.svc.cluster.local"
 DEADLINE = 10.0  # seconds to wait for a change to become visible
@@ -49,23 +50,6 @@ NX: Answer = ("NXDOMAIN", frozenset())
 
 
 # --- manifests --------------------------------------------------------------------
-
-
-def service_yaml(name: str, ip: str, port: int | str = 80) -> str:
-    """A ClusterIP Service with a fixed ClusterIP and one named port (so it has an SRV)."""
-    port_text = f'"{port}"' if isinstance(port, str) else str(port)
-    return (
-        "apiVersion: v1\n"
-        "kind: Service\n"
-        "metadata:\n"
-        f"  name: {name}\n"
-        "  namespace: default\n"
-        "spec:\n"
-        f"  clusterIP: {ip}\n"
-        "  ports:\n"
-        "  - name: http\n"
-        f"    port: {port_text}\n"
-    )
 
 
 def headless_yaml(name: str, ips: Iterable[str]) -> str:
@@ -907,7 +891,7 @@ def test_sighup_reaches_every_worker(serve, tmp_path: Path) -> None:
 
 
 def test_readme_states_the_debounce_and_write_wait_the_watcher_uses() -> None:
-    from tests.conftest import ROOT
+    from tests.helpers.process import ROOT
 
     readme = (ROOT / "README.md").read_text()
     said = re.search(r"File events are collected until (\d+) ms pass with no new one", readme)

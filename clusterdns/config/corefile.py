@@ -3,7 +3,7 @@
 A plugin that is absent is off (no `health` line, no health endpoint; no `forward`, no
 upstream), and the `kubernetes` plugin's own defaults apply (`pods disabled`, `ttl 5`, no
 `fallthrough`), not kubeadm's. docs/corefile.md has the whole mapping; the plugins'
-own handlers are in corefile_plugins.py.
+own handlers are in plugins/.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from clusterdns.config.addresses import DEFAULT_PORT, hostport_text
-from clusterdns.config.corefile_plugins import ACCEPTED, HANDLERS, Block, Context
+from clusterdns.config.plugins import ACCEPTED, HANDLERS
+from clusterdns.config.plugins.context import Block, Context
 from clusterdns.config.corefile_syntax import ServerBlock, parse_corefile, zone
-from clusterdns.config.sources import convert_value
+from clusterdns.config.convert import convert_value
 from clusterdns.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import ip_family
-from clusterdns.derive.memo import Key, Memo
+from clusterdns.derive.memo import ObjectKey, Memo
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, fields_in_order
@@ -52,7 +52,7 @@ def with_endpoints(
 ) -> list[Service]:
     """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector."""
     by_key = {s.key: s for s in services}
-    slices: defaultdict[Key, list[k8s.EndpointSlice]] = defaultdict(list)
+    slices: defaultdict[ObjectKey, list[k8s.EndpointSlice]] = defaultdict(list)
     for s in objs.slices:
         if not s.service_name:
             problems.append(problem(s, "warning", f"no {k8s.SERVICE_NAME_LABEL} label: ignored", "metadata.labels"))
@@ -60,7 +60,7 @@ def with_endpoints(
             problems.append(problem(s, "warning", f"its Service {s.namespace}/{s.service_name} does not exist: ignored"))
         else:
             slices[(s.namespace, s.service_name)].append(s)
-    endpoints: dict[Key, k8s.Endpoints] = {}
+    endpoints: dict[ObjectKey, k8s.Endpoints] = {}
     for e in objs.endpoints:
         if (e.namespace, e.name) in by_key:
             endpoints[(e.namespace, e.name)] = e

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from clusterdns.derive.memo import Key
+from clusterdns.derive.memo import ObjectKey
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ALLOCATION_ROUNDS = 32  # hashed candidates per key before a linear scan
@@ -22,12 +22,12 @@ class Band:
     size: int
 
 
-def _key_hashes(key: Key) -> tuple[int, int]:
+def _key_hashes(key: ObjectKey) -> tuple[int, int]:
     number = int.from_bytes(hashlib.blake2b(f"{key[0]}/{key[1]}".encode(), digest_size=16).digest(), "big")
     return number >> 64, number & 0xFFFF_FFFF_FFFF_FFFF
 
 
-def allocate(keys: Sequence[Key], bands: Sequence[Band], taken: set[int]) -> dict[Key, int]:
+def allocate(keys: Sequence[ObjectKey], bands: Sequence[Band], taken: set[int]) -> dict[ObjectKey, int]:
     """Addresses for `keys` (sorted), each a pure function of its key unless hashes collide.
 
     Round r gives every unplaced key the candidate h1 + r*h2 (double hashing) in the first
@@ -36,7 +36,7 @@ def allocate(keys: Sequence[Key], bands: Sequence[Band], taken: set[int]) -> dic
     unless their candidates collide. Keys still unplaced after the rounds (a nearly full
     band) scan linearly, then the other bands. `taken` is updated.
     """
-    result: dict[Key, int] = {}
+    result: dict[ObjectKey, int] = {}
     band = bands[0] if bands else Band(0, 0)
     # (key, h1, h1 mod size, step): both hash terms reduced once per key, not once per round
     # ((h1 + r*step) % size is the same address); with plain tuples the loop is 2x faster.
@@ -46,7 +46,7 @@ def allocate(keys: Sequence[Key], bands: Sequence[Band], taken: set[int]) -> dic
     if band.size > 0:
         first = band.first
         for round_ in range(_ALLOCATION_ROUNDS):
-            claimed: dict[int, Key] = {}
+            claimed: dict[int, ObjectKey] = {}
             later = []
             for item in pending:
                 address = first + (item[2] + round_ * item[3]) % size

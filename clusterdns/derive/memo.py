@@ -9,7 +9,7 @@ from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 
 _T = TypeVar("_T")
-Key = tuple[str, str]  # (namespace, name)
+ObjectKey = tuple[str, str]  # (namespace, name)
 
 
 class Memo:
@@ -39,7 +39,7 @@ class Memo:
         self.services: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # a Service with its ClusterIPs
         self.endpoints: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # and with its selected endpoints
         # Service address allocations by IP family: (keys, taken before, result)
-        self.service_ips: dict[int, tuple[list[Key], frozenset[int], dict[Key, int]]] = {}
+        self.service_ips: dict[int, tuple[list[ObjectKey], frozenset[int], dict[ObjectKey, int]]] = {}
 
     def reuse(self, table: str, obj: Any, inputs: object, compute: Callable[..., _T], *args: Any) -> _T:
         """`compute(*args)`, or what the previous run computed from this object (or an equal one) and equal `inputs`."""
@@ -81,8 +81,8 @@ class Memo:
         return result  # type: ignore[no-any-return]
 
     def allocation(
-        self, previous: tuple[list[Key], frozenset[int], _T] | None, keys: list[Key], taken: frozenset[int], compute: Callable[..., _T], *args: Any
-    ) -> tuple[list[Key], frozenset[int], _T]:
+        self, previous: tuple[list[ObjectKey], frozenset[int], _T] | None, keys: list[ObjectKey], taken: frozenset[int], compute: Callable[..., _T], *args: Any
+    ) -> tuple[list[ObjectKey], frozenset[int], _T]:
         """(keys, taken, compute(*args)), or `previous` when it was computed for equal keys and taken addresses."""
         if previous is not None and previous[1] == taken and previous[0] == keys:
             return previous

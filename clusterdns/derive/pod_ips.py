@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from clusterdns.config.settings import Config
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import Band, Network, allocate, by_family, to_int, to_text
-from clusterdns.derive.memo import Key, Memo
+from clusterdns.derive.memo import ObjectKey, Memo
 from clusterdns.derive.problems import problem
 from clusterdns.derive.workloads import PodSpec, StampedPod
 from clusterdns.errors import Problem
@@ -47,7 +47,7 @@ def _assign_pods(
 ) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]]:
     needing = [(p.namespace, p.name) for p in pods if type(p) is StampedPod or not p.ips]
     networks = by_family(config.pod_cidr)
-    assigned: dict[Key, tuple[str, ...]] = {}
+    assigned: dict[ObjectKey, tuple[str, ...]] = {}
     for family, net in sorted(networks.items()):  # IPv4 first, as the model wants
         for key, address in allocate(needing, _pod_bands(net), taken).items():
             assigned[key] = assigned.get(key, ()) + (to_text(address, family),)

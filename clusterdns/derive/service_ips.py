@@ -10,7 +10,7 @@ from types import MappingProxyType
 
 from clusterdns.config.settings import Config
 from clusterdns.derive.ipam import Band, Network, allocate, ip_family, by_family, to_int, to_text
-from clusterdns.derive.memo import Key, Memo
+from clusterdns.derive.memo import ObjectKey, Memo
 from clusterdns.derive.problems import display_name, problem
 from clusterdns.errors import Problem
 from clusterdns.model import Service, fields_in_order
@@ -128,7 +128,7 @@ def _allocated(problems: list[Problem], objs: list[k8s.Service], config: Config,
         wants.append(want)
         problems.extend(found)
     taken = {to_int(ip) for s in objs for ip in s.cluster_ips}
-    allocated: dict[tuple[int, Key], str] = {}
+    allocated: dict[tuple[int, ObjectKey], str] = {}
     for family, net in networks.items():
         keys = [(w.obj.namespace, w.obj.name) for w in wants if family in w.families and family not in w.explicit]
         old = memo.old.service_ips.get(family) if memo.old is not None else None
@@ -166,9 +166,9 @@ def _service_wants(svc: k8s.Service, configured: Sequence[int]) -> tuple[_Servic
     return _ServiceIPs(svc, explicit, families), tuple(found)
 
 
-def _allocate_service_ips(keys: list[Key], net: Network, taken: set[int]) -> dict[Key, int]:
+def _allocate_service_ips(keys: list[ObjectKey], net: Network, taken: set[int]) -> dict[ObjectKey, int]:
     base = int(net.network_address)
-    result: dict[Key, int] = {}
+    result: dict[ObjectKey, int] = {}
     for key, offset in WELL_KNOWN_OFFSETS.items():
         if key in keys and base + offset not in taken and offset < net.num_addresses - 1:
             result[key] = base + offset

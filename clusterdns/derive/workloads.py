@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from clusterdns.derive.dedupe import Objects
-from clusterdns.derive.memo import Key, Memo
+from clusterdns.derive.memo import ObjectKey, Memo
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import Source
@@ -175,7 +175,7 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
 
 def _merge_pods(problems: list[Problem], bare: list[k8s.Pod], groups: list[list[StampedPod]]) -> list[PodSpec]:
     """Pod manifests first, then workloads' Pods of other names, sorted by (namespace, name)."""
-    by_key: dict[Key, PodSpec] = {(p.namespace, p.name): p for p in bare}
+    by_key: dict[ObjectKey, PodSpec] = {(p.namespace, p.name): p for p in bare}
     for group in groups:
         for pod in group:
             key = (pod.owner.namespace, pod.name)

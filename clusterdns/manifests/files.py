@@ -14,20 +14,6 @@ from clusterdns.manifests.documents import ReadResult, json_documents, yaml_docu
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
-def is_manifest_path(relpath: str | PurePosixPath) -> bool:
-    """True when a path (relative to the root) names a manifest file the walk reads.
-
-    Every component starting with `.` is hidden: dotfiles, `.git`, editor swap files,
-    and the `..data` / `..2024_...` internals of a Kubernetes ConfigMap volume (whose
-    top-level `file.yaml -> ..data/file.yaml` links are what we read). Names ending in
-    `~` are editor backups.
-    """
-    parts = PurePosixPath(relpath).parts
-    if not parts or any(_hidden(p) for p in parts):
-        return False
-    return parts[-1].lower().endswith(MANIFEST_SUFFIXES)
-
-
 def list_files(root: str | Path) -> tuple[list[str], list[Problem]]:
     """The manifest files under `root` (relative posix paths, sorted) and walk problems.
 
@@ -88,6 +74,9 @@ def _read_text(path: Path) -> str:
 
 
 def _hidden(name: str) -> bool:
+    """Names the walk skips: every name starting with `.` (dotfiles, `.git`, editor swap files,
+    and the `..data` / `..2024_...` internals of a Kubernetes ConfigMap volume, whose top-level
+    `file.yaml -> ..data/file.yaml` links are what is read), and editor backups ending in `~`."""
     return name.startswith(".") or name.endswith("~")
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import struct
 import time
 
-from clusterdns.wire import truncated
+from clusterdns.codes import TC
+from clusterdns.wire import FormErr, skip_name
 
 log = logging.getLogger("clusterdns")
 
@@ -100,3 +102,18 @@ class RateLimiter:
             del self.buckets[key]
         if len(self.buckets) >= MAX_PREFIXES // 2:
             self.buckets.clear()
+
+
+def truncated(reply: bytes) -> bytes:
+    """A reply cut to its header and question with TC set (a rate limiter's slip): no records."""
+    if len(reply) < 12:
+        return reply
+    end = 12
+    if reply[4:6] == b"\0\1":
+        try:
+            end = skip_name(reply, 12) + 4
+        except FormErr:
+            end = 12
+        if end > len(reply):
+            end = 12
+    return reply[:2] + bytes((reply[2] | TC >> 8, reply[3])) + struct.pack("!HHHH", 1 if end > 12 else 0, 0, 0, 0) + reply[12:end]

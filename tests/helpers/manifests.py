@@ -33,3 +33,20 @@ def load_state(root: str | Path, config: Config) -> ClusterState:
     state = Pipeline(root, config).refresh(full=True).snapshot.state
     assert state is not None
     return state
+
+
+def service_yaml(name: str, ip: str, port: int | str = 80) -> str:
+    """A ClusterIP Service with a fixed ClusterIP and one named port (so it has an SRV)."""
+    port_text = f'"{port}"' if isinstance(port, str) else str(port)
+    return (
+        "apiVersion: v1\n"
+        "kind: Service\n"
+        "metadata:\n"
+        f"  name: {name}\n"
+        "  namespace: default\n"
+        "spec:\n"
+        f"  clusterIP: {ip}\n"
+        "  ports:\n"
+        "  - name: http\n"
+        f"    port: {port_text}\n"
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import functools
 import heapq
 import os
@@ -10,9 +12,9 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import suppress
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import dns.exception
 import dns.flags
@@ -21,6 +23,11 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+
+from clusterdns.config.settings import Config
+from clusterdns.upstream.forwarder import Forwarder
+
+T = TypeVar("T")
 
 MODES = ("normal", "drop", "garbage", "wrong_id", "refused", "servfail", "noisy")
 
@@ -219,3 +226,29 @@ def _bind_pair(attempts: int = 20) -> tuple[socket.socket, socket.socket]:
             udp.close()
             tcp.close()
     raise OSError("could not bind UDP and TCP to the same port")
+
+
+class Clock:
+    """A clock the test moves by hand (`clock.now += 1`), for caches and rate limiters."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def run_forwarder(upstreams: list[tuple[str, int]], body: Callable[[Forwarder], Awaitable[T]], clock: Clock | None = None, **settings: Any) -> T:
+    """body(Forwarder(upstreams, Config with `settings`)) in a fresh event loop; closed after
+    (health probes cancelled). `clock` drives its cache's clock."""
+
+    async def main() -> T:
+        fwd = Forwarder(upstreams, dataclasses.replace(Config(), **settings))
+        if clock is not None and fwd.cache is not None:
+            fwd.cache.clock = clock
+        try:
+            return await body(fwd)
+        finally:
+            await fwd.close()
+
+    return asyncio.run(main())

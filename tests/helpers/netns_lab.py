@@ -2,7 +2,7 @@
 
 tests/test_netns.py runs this module as
 
-    unshare --user --map-root-user --net --mount <venv python> -m tests.netns_lab WORKDIR < checks.json
+    unshare --user --map-root-user --net --mount <venv python> -m tests.helpers.netns_lab WORKDIR < checks.json
 
 and reads one JSON report from its standard output. Inside the new network and mount namespaces
 it sets up what `docker compose up` sets up for the DNS path, from docker-compose.yml and the
@@ -15,7 +15,7 @@ Dockerfile themselves:
   way it does in the container (no --upstream). `--listen 0.0.0.0:53` becomes the container's
   address and loopback (where the HEALTHCHECK asks), plus the published host port 127.0.0.1:5353
   (docker-proxy's job);
-- Docker's embedded DNS, twice (tests.netns_lab.EmbeddedDNS): for the client at 127.0.0.11,
+- Docker's embedded DNS, twice (tests.helpers.netns_lab.EmbeddedDNS): for the client at 127.0.0.11,
   forwarding to the client's `dns:` servers, and for clusterdns at 127.0.0.12, forwarding to
   "the host's resolvers", a tests.upstream.Upstream that serves example.test. Both answer the
   compose service names and network aliases themselves, as Docker does;
@@ -48,9 +48,9 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from tests.composelab import EMBEDDED_DNS, Lab, healthcheck, lab as read_lab
-from tests.conftest import Server
-from tests.upstream import Upstream
+from tests.helpers.composelab import EMBEDDED_DNS, Lab, healthcheck, lab as read_lab
+from tests.helpers.process import Server
+from tests.helpers.upstream import Upstream
 
 PYTHON = sys.executable  # the venv's: tests/test_netns.py starts this module with it
 CLUSTERDNS_EMBEDDED = "127.0.0.12"  # the clusterdns container's 127.0.0.11, moved aside

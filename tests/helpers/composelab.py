@@ -1,5 +1,5 @@
 """The docker-compose lab as data: docker-compose.yml, the Dockerfile and docs/compose.md, read
-without Docker. Shared by tests/test_compose.py (static checks) and tests/netns_lab.py (which
+without Docker. Shared by tests/test_compose.py (static checks) and tests/helpers/netns_lab.py (which
 replays the lab's resolver path inside Linux namespaces for tests/test_netns.py).
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from tests import digout
+from tests.helpers import digout
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOC = ROOT / "docs" / "compose.md"
@@ -198,5 +198,5 @@ def runnable(step: Step) -> str | None:
 
 
 def mismatch(step: Step, output: str) -> str | None:
-    """Why `output` is not what the doc shows for `step`, or None if it is (tests/digout.py)."""
+    """Why `output` is not what the doc shows for `step`, or None if it is (tests/helpers/digout.py)."""
     return digout.mismatch(step.expected, output)

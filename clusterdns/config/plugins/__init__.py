@@ -1,0 +1,29 @@
+"""The Corefile plugins clusterdns maps onto settings, one module per plugin family; HANDLERS
+names the handler of each plugin, ACCEPTED those taken without acting on them."""
+
+from __future__ import annotations
+
+from clusterdns.config.addresses import METRICS_PORT, READY_PORT
+from clusterdns.config.plugins import forward, kubernetes, server
+from clusterdns.config.plugins.context import Handler
+
+# Plugins clusterdns accepts without acting on them: the warning printed at start-up (None: quietly).
+ACCEPTED = {
+    "errors": None,  # errors are always logged
+    "loadbalance": "accepted, but answers are not shuffled (records come in a fixed order)",
+    "reload": "accepted: clusterdns watches the manifests, but does not re-read the Corefile (restart to apply Corefile changes)",
+}
+
+
+HANDLERS: dict[str, Handler] = {
+    "kubernetes": kubernetes.kubernetes,
+    "forward": forward.forward,
+    "cache": forward.cache,
+    "health": server.health,
+    "ready": server.endpoint("ready", f":{READY_PORT}"),
+    "prometheus": server.endpoint("metrics", f"localhost:{METRICS_PORT}"),
+    "log": server.log,
+    "transfer": server.transfer,
+    "bind": server.bind,
+    "loop": server.loop,
+}
