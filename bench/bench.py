@@ -21,10 +21,10 @@ import json
 import os
 import re
 import resource
-import statistics
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time

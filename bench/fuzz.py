@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """The long fuzz campaign for the packet handler (`make fuzz`).
 
-The engine and the property are tests/test_fuzz.py's: mutated real queries (the seed corpus
+The engine and the property are tests/serve/test_fuzz.py's: mutated real queries (the seed corpus
 in tests/fuzz_corpus/seeds plus every saved crash) through `Handler.respond` over UDP and
 TCP from allowed and non-allowed clients, each reply checked with dnspython. CI runs
 100,000 inputs; this runs millions, on every core, and saves each failing input in
-tests/fuzz_corpus/crashes/, which tests/test_fuzz.py replays from then on.
+tests/fuzz_corpus/crashes/, which tests/serve/test_fuzz.py replays from then on.
 
     python bench/fuzz.py                      # 10 million inputs, the mutator loop, all cores
     python bench/fuzz.py --count 1000000 --seed 7

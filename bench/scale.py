@@ -43,8 +43,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402  (bench/gen.py: the same generator as the throughput bench)
-from clusterdns.serve.sockets import bind_pair  # noqa: E402
+
 from clusterdns.manifests.watch import DEBOUNCE  # noqa: E402
+from clusterdns.serve.sockets import bind_pair  # noqa: E402
 
 REPLICAS = 5
 PER_FILE = 100

@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 
 from clusterdns import __version__
-from clusterdns.tools import compare, offline, status
 from clusterdns.config.addresses import HEALTH_PORT
 from clusterdns.config.convert import TRUE
 from clusterdns.config.sources import add_config_flags, config_from_args
 from clusterdns.errors import ClusterDNSError
+from clusterdns.tools import compare, offline, status
 
 log = logging.getLogger("clusterdns")
 

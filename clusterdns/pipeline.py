@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
 from clusterdns.derive.cluster import derive
 from clusterdns.derive.memo import Memo
 from clusterdns.objects.store import Change, ManifestStore
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.snapshot.table import Snapshot
 
 

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from clusterdns.config.addresses import DEFAULT_PORT, hostport_text
+from clusterdns.config.convert import convert_value
+from clusterdns.config.corefile_syntax import ServerBlock, parse_corefile, zone
 from clusterdns.config.plugins import ACCEPTED, HANDLERS
 from clusterdns.config.plugins.context import Block, Context
-from clusterdns.config.corefile_syntax import ServerBlock, parse_corefile, zone
-from clusterdns.config.convert import convert_value
 from clusterdns.errors import ConfigError
 
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import ip_family
-from clusterdns.derive.memo import ObjectKey, Memo
+from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, fields_in_order

@@ -21,7 +21,7 @@ class Memo:
     endpoints are what the previous run computed. Reuse needs the same inputs: the very
     same objects (`is`), or for one object an equal one (`==`, only when not the same),
     and equal other inputs; so the result is always the one a fresh run gives
-    (tests/test_cluster.py checks). Each run keeps only what it used.
+    (tests/derive/test_cluster.py checks). Each run keeps only what it used.
 
     10,000 Services + 50,000 Pods, one Service's port changed in a file of 100 Services
     and 100 Deployments: derive 0.65 s (a first run) -> 0.08 s (CPU, median of 5); with

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from clusterdns.config.settings import Config
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import Band, Network, allocate, by_family, to_int, to_text
-from clusterdns.derive.memo import ObjectKey, Memo
+from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.derive.workloads import PodSpec, StampedPod
 from clusterdns.errors import Problem

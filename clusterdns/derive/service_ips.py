@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from clusterdns.config.settings import Config
-from clusterdns.derive.ipam import Band, Network, allocate, ip_family, by_family, to_int, to_text
-from clusterdns.derive.memo import ObjectKey, Memo
+from clusterdns.derive.ipam import Band, Network, allocate, by_family, ip_family, to_int, to_text
+from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import display_name, problem
 from clusterdns.errors import Problem
 from clusterdns.model import Service, fields_in_order

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from clusterdns.derive.dedupe import Objects
-from clusterdns.derive.memo import ObjectKey, Memo
+from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import Source

@@ -14,6 +14,7 @@ import yaml
 from clusterdns.errors import Problem
 from clusterdns.manifests.yaml_fast import load_document, load_stream
 
+
 @dataclass(frozen=True)
 class Document:
     """One YAML/JSON document: a mapping, where it was found, and its first line."""

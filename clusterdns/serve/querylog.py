@@ -12,8 +12,8 @@ import logging
 import struct
 from typing import Any
 
-from clusterdns.config.addresses import hostport_text
 from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, TYPE_LABELS
+from clusterdns.config.addresses import hostport_text
 from clusterdns.wire import FormErr, parse_query
 
 log = logging.getLogger("clusterdns.query")

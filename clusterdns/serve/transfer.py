@@ -20,8 +20,8 @@ import dns.opcode
 import dns.query
 import dns.rdatatype
 
-from clusterdns.config.addresses import Address, peer_in
 from clusterdns.codes import IXFR
+from clusterdns.config.addresses import Address, peer_in
 from clusterdns.records import RR
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.snapshot.xfr import zone_records

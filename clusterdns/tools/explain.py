@@ -10,14 +10,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 
+from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.config.settings import Config
 from clusterdns.model import EndpointAddress, Pod, Service
 from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split
-from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.resolver import find_zone, resolve
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.zonefile import rr_line
-
 
 
 def explain(snap: Snapshot, config: Config, name: str) -> list[str]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterator
 
-from clusterdns.config.addresses import is_reverse_zone
 from clusterdns.codes import AAAA, CNAME, NS, PTR, SOA, SRV, TXT, A, type_text
+from clusterdns.config.addresses import is_reverse_zone
 from clusterdns.records import RR, SOAData
 from clusterdns.snapshot.table import Snapshot
+
 
 def rdata_text(rr: RR, zone: str) -> str:
     data = rr.rdata

@@ -3,11 +3,10 @@ question, and comparing the reply (or a zone transfer) with the case."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import socket
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import dns.flags
 import dns.message

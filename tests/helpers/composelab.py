@@ -1,6 +1,6 @@
 """The docker-compose lab as data: docker-compose.yml, the Dockerfile and docs/compose.md, read
-without Docker. Shared by tests/test_compose.py (static checks) and tests/helpers/netns_lab.py (which
-replays the lab's resolver path inside Linux namespaces for tests/test_netns.py).
+without Docker. Shared by tests/lab/test_compose.py (static checks) and tests/helpers/netns_lab.py (which
+replays the lab's resolver path inside Linux namespaces for tests/e2e/test_compose_lab.py).
 """
 
 from __future__ import annotations

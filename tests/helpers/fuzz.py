@@ -22,10 +22,10 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.config.settings import Config
-from clusterdns.serve.handler import Handler
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
+from clusterdns.serve.handler import Handler
+from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.wire import FormErr, Query, parse_query
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz_corpus"

@@ -1,6 +1,6 @@
 """The compose lab's resolver path, rebuilt with Linux namespaces instead of Docker.
 
-tests/test_netns.py runs this module as
+tests/e2e/test_compose_lab.py runs this module as
 
     unshare --user --map-root-user --net --mount <venv python> -m tests.helpers.netns_lab WORKDIR < checks.json
 
@@ -48,11 +48,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from tests.helpers.composelab import EMBEDDED_DNS, Lab, healthcheck, lab as read_lab
+from tests.helpers.composelab import EMBEDDED_DNS, Lab, healthcheck
+from tests.helpers.composelab import lab as read_lab
 from tests.helpers.process import Server
 from tests.helpers.upstream import Upstream
 
-PYTHON = sys.executable  # the venv's: tests/test_netns.py starts this module with it
+PYTHON = sys.executable  # the venv's: tests/e2e/test_compose_lab.py starts this module with it
 CLUSTERDNS_EMBEDDED = "127.0.0.12"  # the clusterdns container's 127.0.0.11, moved aside
 DOCKER_TTL = 600  # libnetwork resolver.go respTTL
 COMMAND_TIMEOUT = 20.0

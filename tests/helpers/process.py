@@ -21,9 +21,9 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from clusterdns.serve.sockets import bind_pair
 from clusterdns.cli import build_parser, config_from_args
 from clusterdns.config.settings import Config
+from clusterdns.serve.sockets import bind_pair
 from tests.helpers.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parents[2]
