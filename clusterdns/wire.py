@@ -74,22 +74,14 @@ def parse_query(wire: bytes) -> Query:
 
 def _read_qname(wire: bytes, pos: int) -> tuple[int, tuple[str, ...]]:
     """The question name: plain labels only (a pointer in the first name cannot point back)."""
+    end = skip_name(wire, pos, pointers=False)
+    if end - pos > MAX_NAME:
+        raise FormErr("name longer than 255 octets")  # RFC 1035 2.3.4
     labels = []
-    n = len(wire)
-    while True:
-        if pos >= n:
-            raise FormErr("name runs past the end")
-        length = wire[pos]
-        if length == 0:
-            pos += 1
-            break
-        if length > 63:
-            raise FormErr("bad label length or pointer in question")  # RFC 1035 2.3.4
+    while length := wire[pos]:
         labels.append(wire[pos + 1 : pos + 1 + length].lower().decode("latin-1"))
         pos += 1 + length
-    if pos - 12 > MAX_NAME:
-        raise FormErr("name longer than 255 octets")
-    return pos, tuple(labels)
+    return end, tuple(labels)
 
 
 def skip_name(wire: bytes, pos: int, pointers: bool = True) -> int:
@@ -107,7 +99,7 @@ def skip_name(wire: bytes, pos: int, pointers: bool = True) -> int:
                 raise FormErr("bad compression pointer")
             return pos + 2
         if length > 63:
-            raise FormErr("bad label length")
+            raise FormErr("bad label length, or a pointer where none may be")  # RFC 1035 2.3.4, 4.1.4
         pos += 1 + length
 
 

@@ -105,20 +105,11 @@ class Config:
         (), flag="--ns-address", metavar="IP", repeat=True, convert=_ip, help="address(es) of ns.dns.<zone> (default: the listen address)"
     )
     service_cidr: tuple[str, ...] = setting(
-        ("10.96.0.0/12",),
-        flag="--service-cidr",
-        metavar="CIDR",
-        repeat=True,
-        convert=_cidr,
+        ("10.96.0.0/12",), flag="--service-cidr", metavar="CIDR", repeat=True, convert=_cidr,
         help="ClusterIP range(s) for Services without one (kubeadm 10.96.0.0/12)",
     )
     pod_cidr: tuple[str, ...] = setting(
-        ("10.244.0.0/16",),
-        flag="--pod-cidr",
-        metavar="CIDR",
-        repeat=True,
-        convert=_cidr,
-        help="Pod IP range(s) for Pods without status.podIP",
+        ("10.244.0.0/16",), flag="--pod-cidr", metavar="CIDR", repeat=True, convert=_cidr, help="Pod IP range(s) for Pods without status.podIP"
     )
     upstream: tuple[str, ...] = setting(
         (),

@@ -92,6 +92,7 @@ class StampedPod(NamedTuple):
 
     @property
     def source(self) -> Source:
+        """Where the workload that makes this Pod was read."""
         return self.owner.source
 
     @property

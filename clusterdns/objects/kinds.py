@@ -103,6 +103,8 @@ class EndpointsSubset:
 
 @dataclass(frozen=True, slots=True)
 class Endpoints:
+    """The legacy Endpoints of a Service (same name); the mirroring controller makes slices of it."""
+
     namespace: str
     name: str
     subsets: tuple[EndpointsSubset, ...] = ()
@@ -111,6 +113,8 @@ class Endpoints:
 
 @dataclass(frozen=True, slots=True)
 class EndpointSlice:
+    """A slice of a Service's endpoints (discovery.k8s.io), tied to it by a label."""
+
     namespace: str
     name: str
     service_name: str  # label kubernetes.io/service-name; "" when missing
@@ -122,6 +126,8 @@ class EndpointSlice:
 
 @dataclass(frozen=True, slots=True)
 class Pod:
+    """A Pod written as a manifest (status.podIP when it has one)."""
+
     namespace: str
     name: str
     labels: Labels = ()
@@ -138,45 +144,36 @@ class Pod:
 
 
 @dataclass(frozen=True, slots=True)
-class Deployment:
+class Workload:
+    """What every workload kind has: a Pod template, the selector of its Pods, their number."""
+
     namespace: str
     name: str
-    replicas: int = 1
+    replicas: int = 1  # a DaemonSet has one Pod per Node instead (derive/workloads.py)
     selector: LabelSelector = LabelSelector()
     template: PodTemplate = PodTemplate()
     source: Source = field(default_factory=Source)
 
 
 @dataclass(frozen=True, slots=True)
-class ReplicaSet:
-    namespace: str
-    name: str
-    replicas: int = 1
-    selector: LabelSelector = LabelSelector()
-    template: PodTemplate = PodTemplate()
+class Deployment(Workload):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSet(Workload):
     owners: tuple[tuple[str, str], ...] = ()
-    source: Source = field(default_factory=Source)
 
 
 @dataclass(frozen=True, slots=True)
-class StatefulSet:
-    namespace: str
-    name: str
-    replicas: int = 1
-    selector: LabelSelector = LabelSelector()
-    template: PodTemplate = PodTemplate()
+class StatefulSet(Workload):
     service_name: str = ""
     ordinals_start: int = 0
-    source: Source = field(default_factory=Source)
 
 
 @dataclass(frozen=True, slots=True)
-class DaemonSet:
-    namespace: str
-    name: str
-    selector: LabelSelector = LabelSelector()
-    template: PodTemplate = PodTemplate()
-    source: Source = field(default_factory=Source)
+class DaemonSet(Workload):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,4 +187,3 @@ class ObjectRef:
 
 
 KubeObject = Namespace | Node | Service | Endpoints | EndpointSlice | Pod | Deployment | ReplicaSet | StatefulSet | DaemonSet
-Workload = Deployment | ReplicaSet | StatefulSet | DaemonSet

@@ -145,7 +145,7 @@ def deployment(r: Reader, data: dict[str, Any]) -> Deployment:
 
 def replica_set(r: Reader, data: dict[str, Any]) -> ReplicaSet:
     namespace, name, meta, spec, template, selector = _workload_parts(r, data)
-    return ReplicaSet(namespace, name, _replicas(r, spec), selector, template, owners(r, meta), r.source)
+    return ReplicaSet(namespace, name, _replicas(r, spec), selector, template, r.source, owners(r, meta))
 
 
 def stateful_set(r: Reader, data: dict[str, Any]) -> StatefulSet:
@@ -153,9 +153,9 @@ def stateful_set(r: Reader, data: dict[str, Any]) -> StatefulSet:
     service_name = r.dns_name(spec.get("serviceName"), "spec.serviceName", DNS1035_LABEL, "Service name (DNS-1035 label)", required=False)
     ordinals = r.mapping(spec.get("ordinals"), "spec.ordinals")
     start = 0 if ordinals.get("start") is None else r.integer(ordinals.get("start"), "spec.ordinals.start", 0, 2**31 - 1)
-    return StatefulSet(namespace, name, _replicas(r, spec), selector, template, service_name, start, r.source)
+    return StatefulSet(namespace, name, _replicas(r, spec), selector, template, r.source, service_name, start)
 
 
 def daemon_set(r: Reader, data: dict[str, Any]) -> DaemonSet:
     namespace, name, _, _, template, selector = _workload_parts(r, data)
-    return DaemonSet(namespace, name, selector, template, r.source)
+    return DaemonSet(namespace, name, 1, selector, template, r.source)
