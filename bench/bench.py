@@ -38,7 +38,7 @@ RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 import gen  # noqa: E402
 
-PORTS = {"nsd": 15353, "knot": 25353, "clusterdns": 20053, "upstream": 16353}  # below 32768: outside the ephemeral range dnsperf's sockets draw from
+PORTS = {"nsd": 15353, "knot": 25353, "clusterdns": 20053, "baseline": 20153, "upstream": 16353}  # below 32768: outside the ephemeral range dnsperf's sockets draw from
 SERVER_CPU, CLIENT_CPU = "1", "0"
 
 
@@ -214,8 +214,9 @@ class CpuCap:
 class Servers:
     """Start/stop NSD, Knot, the upstream and clusterdns; each pinned to one CPU."""
 
-    def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None) -> None:
+    def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None, baseline: Path | None = None) -> None:
         self.zone_file, self.manifests = zone_file, manifests
+        self.baseline = baseline  # another checkout of clusterdns, measured as "baseline" (--baseline)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.cpus: dict[str, set[int]] = {}  # where each server's threads must stay
         self.cap = cap  # for the measured servers, not the upstream
@@ -227,14 +228,15 @@ class Servers:
             cmd = self._nsd("upstream", PORTS["upstream"], "example.test", RUN / "example.test.zone", 1)
         elif name == "knot":
             cmd = self._knot(workers)
-        else:
+        else:  # clusterdns, or the baseline checkout's clusterdns (first on its PYTHONPATH)
             cmd = [str(ROOT / ".venv/bin/python"), "-m", "clusterdns", "serve", "--manifests", str(self.manifests),
-                   "--listen", f"127.0.0.1:{PORTS['clusterdns']}", "--upstream", f"127.0.0.1:{PORTS['upstream']}",
+                   "--listen", f"127.0.0.1:{PORTS[name]}", "--upstream", f"127.0.0.1:{PORTS['upstream']}",
                    "--quiet", "--watch", "off", "--workers", str(workers)]
+        env = {**os.environ, "PYTHONPATH": str(self.baseline)} if name == "baseline" and self.baseline else None
         cpus = "0,1" if workers > 1 else SERVER_CPU if name != "upstream" else CLIENT_CPU
         self.cpus[name] = {int(c) for c in cpus.split(",")}
         proc = subprocess.Popen(["taskset", "-c", cpus, *cmd], stdout=subprocess.DEVNULL, stderr=open(RUN / f"{name}.log", "ab"),
-                                start_new_session=True)
+                                start_new_session=True, env=env, cwd=self.baseline if env else None)
         self.procs[name] = proc
         wait_port(PORTS[name if name in PORTS else "clusterdns"])
         time.sleep(0.5)
@@ -336,7 +338,7 @@ def measure(servers: Servers, name: str, queries: dict[str, Path], secs: int, la
     rows = []
     pid = servers.start(name, workers)
     port = PORTS[name]
-    workloads = ["mix", "nxdomain"] + (["forwarded"] if name == "clusterdns" else [])
+    workloads = ["mix", "nxdomain"] + (["forwarded"] if name in ("clusterdns", "baseline") else [])
     try:
         for transport in ("udp", "tcp"):
             tcp = transport == "tcp"
@@ -436,17 +438,20 @@ def main() -> None:
     p.add_argument("--run-dir", type=Path, default=RUN, help="scratch space: cluster, zone files, configs, logs")
     p.add_argument("--server-cpu-cap", type=float, default=None, metavar="FRACTION",
                    help="hold each measured server to this fraction of its CPU (cgroup CFS quota; root)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="also measure the clusterdns of another checkout (a git worktree, its extension built) as 'baseline'")
     args = p.parse_args()
     RUN = args.run_dir.resolve()
     manifests, zone_file, queries = prepare(args.services)
     cap = CpuCap(args.server_cpu_cap) if args.server_cpu_cap else None
-    servers = Servers(zone_file, manifests, cap)
+    servers = Servers(zone_file, manifests, cap, args.baseline.resolve() if args.baseline else None)
+    names = args.servers.split(",") + (["baseline"] if args.baseline else [])
     rounds: list[list[Row]] = []
     try:
         servers.start("upstream")
         for n in range(args.rounds):
             rows: list[Row] = []
-            for name in args.servers.split(","):
+            for name in names:
                 print(f"round {n + 1}/{args.rounds}, {name}:", flush=True)
                 rows += measure(servers, name, queries, args.secs, args.latency_secs, 1, args.rate)
             if args.workers > 1:
