@@ -22,6 +22,7 @@ BADVERS = 16
 # `wire[2] & (TC >> 8)` tests one bit of byte 2, `wire[3] & CD` one of byte 3.
 QR, AA, TC, RD, RA, AD, CD = 0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0020, 0x0010
 OPCODE_MASK = 0x7800
+RCODE_MASK = 0x000F  # the low four bits of byte 3
 DO = 0x8000  # the DNSSEC OK bit, in the OPT record's TTL field (RFC 3225 3)
 
 # Mnemonics, for metrics labels, logs and listings: the types CoreDNS's metrics name
@@ -37,3 +38,8 @@ FLAG_LABELS = ((QR, "qr"), (AA, "aa"), (TC, "tc"), (RD, "rd"), (RA, "ra"), (AD, 
 def type_text(rtype: int) -> str:
     """A type's mnemonic, or TYPEnnn (RFC 3597 5)."""
     return TYPE_LABELS.get(rtype) or f"TYPE{rtype}"
+
+
+def rcode_of(message: bytes) -> int:
+    """The header RCODE of a message (the extended bits live in its OPT record)."""
+    return message[3] & RCODE_MASK

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from clusterdns.codes import AA, AAAA, CD, CNAME, DO, IN, NS, OPCODE_MASK, OPT, PTR, QR, RD, SOA, SRV, TC, TXT, A
+from clusterdns.codes import AA, AAAA, CD, CNAME, DO, IN, NS, OPCODE_MASK, OPT, PTR, QR, RCODE_MASK, RD, SOA, SRV, TC, TXT, A
 from clusterdns.names import MAX_NAME
 from clusterdns.records import RR, Name, SOAData
 
@@ -258,14 +258,14 @@ def assemble(reply: Body, wire: bytes, query: Query, limit: int) -> bytes:
         body = body[: reply.ends[keep - 1]] if keep else b""
         an, ns, ar = min(an, keep), min(ns, max(0, keep - an)), min(ar, max(0, keep - an - ns))
         tc = True
-    flags = QR | (AA if reply.aa else 0) | (TC if tc else 0) | (reply.rcode & 0xF)
+    flags = QR | (AA if reply.aa else 0) | (TC if tc else 0) | (reply.rcode & RCODE_MASK)
     flags |= (wire[2] << 8 | wire[3]) & (RD | CD)  # RD and CD are copied (RFC 1035 4.1.1, RFC 4035 3.1.6)
     return wire[:2] + struct.pack("!HHHHH", flags, 1, an, ns, ar + (1 if opt else 0)) + question + body + opt
 
 
 def error_reply(wire: bytes, rcode: int, question_end: int = 0, edns: Edns | None = None) -> bytes:
     """A bare reply (FORMERR, NOTIMP, REFUSED, SERVFAIL): ID, opcode, RD/CD, the question if readable."""
-    flags = QR | ((wire[2] << 8 | wire[3]) & (OPCODE_MASK | RD | CD)) | (rcode & 0xF)
+    flags = QR | ((wire[2] << 8 | wire[3]) & (OPCODE_MASK | RD | CD)) | (rcode & RCODE_MASK)
     question = wire[12:question_end] if question_end > 12 else b""
     opt = opt_record(edns, rcode >> 4) if edns else b""
     return wire[:2] + struct.pack("!HHHHH", flags, 1 if question else 0, 0, 0, 1 if opt else 0) + question + opt

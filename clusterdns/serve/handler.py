@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, UPDATE
+from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SOA, UPDATE, rcode_of
 from clusterdns.config.settings import Config
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.resolver import Answer
@@ -95,7 +95,7 @@ class Handler:
 
     def send(self, query: Query, reply: bytes) -> bytes:
         """A reply that is a fixed function of the snapshot and the query bytes."""
-        self.last = key(query.qtype, reply[3] & 0xF, "kubernetes", bool(query.edns and query.edns.do))
+        self.last = key(query.qtype, rcode_of(reply), "kubernetes", bool(query.edns and query.edns.do))
         self.fixed = True
         return reply
 
@@ -119,7 +119,7 @@ class Handler:
             end = query.qname_end + 4  # type: ignore[union-attr]
         except FormErr as e:
             query, end = None, e.question_end
-        if end > 12 and wire[2] & (OPCODE_MASK >> 8) == UPDATE << 3 and (wire[end - 4 : end - 2] != b"\0\6" or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
+        if end > 12 and wire[2] & (OPCODE_MASK >> 8) == UPDATE << 3 and (wire[end - 4 : end - 2] != SOA.to_bytes(2, "big") or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
             end = 0
         return self.error_bytes(wire, NOTIMP, end, query)
 

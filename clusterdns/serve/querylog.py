@@ -12,7 +12,7 @@ import logging
 import struct
 from typing import Any
 
-from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, TYPE_LABELS
+from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, RCODE_MASK, TYPE_LABELS
 from clusterdns.config.addresses import hostport_text
 from clusterdns.wire import FormErr, parse_query
 
@@ -31,7 +31,7 @@ def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> s
     except FormErr:
         name, qtype, qclass, do, bufsize = "-", "-", "-", "false", 512
     flags = struct.unpack_from("!H", reply, 2)[0] if len(reply) >= 4 else 0
-    rcode = RCODE_LABELS.get(flags & 0xF, str(flags & 0xF))
+    rcode = RCODE_LABELS.get(flags & RCODE_MASK, str(flags & RCODE_MASK))
     rflags = ",".join(text for bit, text in FLAG_LABELS if flags & bit)
     return (f'[INFO] {hostport_text(host, port)} - {qid} "{qtype} {qclass} {name} {proto} {len(query)} {do} {bufsize}" '
             f"{rcode} {rflags} {len(reply)} {seconds:.7f}s")

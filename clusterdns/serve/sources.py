@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from clusterdns.codes import ANY, HINFO, REFUSED, SERVFAIL, TC, type_text
+from clusterdns.codes import ANY, HINFO, REFUSED, SERVFAIL, TC, rcode_of, type_text
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.records import RR, Name
 from clusterdns.resolver import Answer, resolve
@@ -121,7 +121,7 @@ class Upstream:
             errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
                              ".".join(query.labels), type_text(query.qtype), ", ".join(f"{h}:{p}" for h, p in self.forwarder.upstreams))
             return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), key(query.qtype, SERVFAIL, self.plugin, request.do)
-        return truncate_forwarded(reply, wire, query, request.limit), key(query.qtype, reply[3] & 0xF, self.plugin, request.do)
+        return truncate_forwarded(reply, wire, query, request.limit), key(query.qtype, rcode_of(reply), self.plugin, request.do)
 
 
 def _raw_records(rrsets: Any) -> list[RR]:

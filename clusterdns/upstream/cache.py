@@ -46,7 +46,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from clusterdns.codes import CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC
+from clusterdns.codes import CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC, rcode_of
 from clusterdns.wire import FormErr, Query, read_question, skip_name
 
 SUCCESS = "success"
@@ -173,7 +173,7 @@ class Cache:
     def _entry(self, reply: bytes, key: CacheKey) -> CachedReply | None:
         if self.limit <= 0 or len(reply) < 12 or reply[2] & _TC:
             return None
-        rcode = reply[3] & 0x0F
+        rcode = rcode_of(reply)
         if rcode not in (NOERROR, NXDOMAIN, SERVFAIL):
             return None
         qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", reply, 4)

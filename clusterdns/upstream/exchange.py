@@ -13,7 +13,7 @@ import dns.exception
 import dns.message
 import dns.rdatatype
 
-from clusterdns.codes import FORMERR, NOTIMP, QR, REFUSED, SERVFAIL, TC
+from clusterdns.codes import FORMERR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, TC, rcode_of
 from clusterdns.config.addresses import Address
 from clusterdns.wire import FormErr, read_question
 
@@ -56,7 +56,7 @@ async def in_order(query: bytes, question: Question, upstreams: Sequence[Address
             report(upstream, reply)
         if reply is None:
             continue
-        if reply[3] & 0x0F in _TRY_NEXT:
+        if rcode_of(reply) in _TRY_NEXT:
             fallback = reply
             continue
         return query[:2] + reply[2:]
@@ -168,7 +168,7 @@ def matches(reply: bytes, qid: int, question: Question) -> bool:
     if theirs == question:
         return True
     # Some servers drop the question from error replies; take those rather than time out.
-    return theirs == () and reply[3] & 0x0F in _NO_QUESTION_OK
+    return theirs == () and rcode_of(reply) in _NO_QUESTION_OK
 
 
 def question_of(message: bytes) -> Question | None:
@@ -179,7 +179,7 @@ def question_of(message: bytes) -> Question | None:
     the question follows the header directly, so there is nothing earlier to point at (RFC 1035
     4.1.4), and RFC 9619 says a query carries exactly one question.
     """
-    if len(message) < 12 or (message[2] >> 3) & 0x0F != 0:
+    if len(message) < 12 or message[2] & (OPCODE_MASK >> 8):
         return None
     (count,) = struct.unpack_from("!H", message, 4)
     offset, out = 12, []

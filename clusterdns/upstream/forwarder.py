@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import dns.message
 import dns.rdatatype
 
+from clusterdns.codes import rcode_of
 from clusterdns.config.addresses import Address, hostport_text
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
@@ -191,7 +192,7 @@ class Forwarder:
         state = self.state[upstream]
         state.requests += 1
         if reply is not None:
-            state.responses[reply[3] & 0x0F] += 1
+            state.responses[rcode_of(reply)] += 1
             state.fails = 0
             if state.down:
                 state.down = False
