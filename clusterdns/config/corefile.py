@@ -54,7 +54,8 @@ class _Mapper(Context):
                               " add `kubernetes cluster.local { manifests DIR }`")
         # What the Corefile leaves out is off, as in CoreDNS.
         for name, value in (("health", "none"), ("ready", "none"), ("metrics", "none"), ("lameduck", "0"), ("log_queries", False),
-                            ("transfer_to", []), ("notify", []), ("cache", "0"), ("loop_detect", "off")):
+                            ("transfer_to", []), ("notify", []), ("cache", "0"), ("loop_detect", "off"),
+                            ("loadbalance", "off")):
             self.raw.setdefault(name, (value, 0))
         ours = self.raw["zones"][0]
         for line, zones in self.cache_disabled:

@@ -36,6 +36,7 @@ def _ip(text: str) -> str:
 POD_MODES = ("disabled", "insecure", "verified")
 WATCH_MODES = ("auto", "poll", "off")
 UPSTREAM_POLICIES = ("random", "round_robin", "sequential")
+LOADBALANCE_POLICIES = ("round_robin", "off")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ class Config:
     max_concurrent: int = setting(1000, flag="--max-concurrent", metavar="N", convert=int, help="outstanding forwarded queries; REFUSED past it")
     cache: int = setting(30, flag="--cache", metavar="SECONDS", convert=int, help="cache forwarded answers up to this TTL (0: off; never our own zones)")
     cache_size: int = setting(9984, flag="--cache-size", metavar="N", convert=int, help="forwarded answers kept in the cache (CoreDNS 9984)")
+    loadbalance: str = setting(
+        "round_robin", flag="--loadbalance", choices=LOADBALANCE_POLICIES,
+        help="order of A, AAAA and MX records in each reply: round_robin shuffles them per reply (CoreDNS loadbalance,"
+        " in kubeadm's Corefile), off keeps one fixed order",
+    )
     loop_detect: str = setting("on", flag="--loop-detect", choices=("on", "off"), help="probe the upstreams for a forwarding loop at start (CoreDNS loop)")
     allow_forward: tuple[str, ...] = setting(
         ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7", "fe80::/10"),

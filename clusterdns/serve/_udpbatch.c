@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define BATCH 64          /* datagrams per recvmmsg/sendmmsg call */
 #define DATAGRAM 65536    /* a UDP payload is at most 65,507 bytes: never truncated */
@@ -163,9 +164,69 @@ static int record(PyObject *cell, double seconds) {
     return failed ? -1 : add_to_item(cell, 1 + bucket, one);
 }
 
+/* xorshift64* (Vigna 2016): the permutations of loadbalance need speed, not secrecy
+ * (CoreDNS draws them from dns.Id(), a uint16 per swap). Seeded at import. */
+static uint64_t rng_state;
+static pid_t rng_pid; /* forked --workers reseed, or they would all draw the same orders */
+
+static void seed_random(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    rng_pid = getpid();
+    rng_state = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)rng_pid << 16) ^ 0x9E3779B97F4A7C15ULL;
+}
+
+static uint32_t next_random(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+/* A new bytes object: `tail` with the records of each run in `spec` permuted, as
+ * loadbalance.shuffled() does in Python. `spec` is uint16 words in native order, per run:
+ * the record count n, then the n + 1 record boundaries (offsets into tail). */
+#define MAX_RUN 4096
+static PyObject *shuffled(PyObject *tail, PyObject *spec) {
+    const char *src = PyBytes_AS_STRING(tail);
+    Py_ssize_t size = PyBytes_GET_SIZE(tail);
+    const uint16_t *words = (const uint16_t *)PyBytes_AS_STRING(spec);
+    Py_ssize_t nwords = PyBytes_GET_SIZE(spec) / 2;
+    PyObject *out = PyBytes_FromStringAndSize(src, size);
+    if (out == NULL)
+        return NULL;
+    char *dst = PyBytes_AS_STRING(out);
+    static uint16_t order[MAX_RUN];
+    for (Py_ssize_t at = 0; at < nwords;) {
+        unsigned n = words[at];
+        const uint16_t *bounds = &words[at + 1];
+        at += n + 2;
+        if (n > MAX_RUN || at > nwords || bounds[n] > size)
+            break; /* not a spec shuffled() wrote: the rest stays in order */
+        if (n < 2)
+            continue;
+        for (unsigned i = 0; i < n; i++)
+            order[i] = (uint16_t)i;
+        for (unsigned i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            unsigned j = next_random() % (i + 1);
+            uint16_t t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        char *w = dst + bounds[0];
+        for (unsigned i = 0; i < n; i++) {
+            unsigned k = order[i];
+            memcpy(w, src + bounds[k], (size_t)(bounds[k + 1] - bounds[k]));
+            w += bounds[k + 1] - bounds[k];
+        }
+    }
+    return out;
+}
+
 /* The reply tail known for this query (a new reference), counted in its metrics cell;
  * NULL with no exception when it is not known. `known` maps the query's bytes less the
- * ID to (reply less the ID, metrics cell). */
+ * ID to (reply less the ID, metrics cell), or (reply less the ID, metrics cell, runs)
+ * when loadbalance shuffles it: then every reply is a fresh permutation. */
 static PyObject *known_reply(PyObject *known, const char *query, Py_ssize_t size) {
     double started = now();
     PyObject *key = PyBytes_FromStringAndSize(query + 2, size - 2);
@@ -175,13 +236,21 @@ static PyObject *known_reply(PyObject *known, const char *query, Py_ssize_t size
     Py_DECREF(key);
     if (entry == NULL)
         return NULL;
-    if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))) {
-        PyErr_SetString(PyExc_TypeError, "a known answer is (reply bytes less the ID, metrics cell)");
+    Py_ssize_t fields = PyTuple_CheckExact(entry) ? PyTuple_GET_SIZE(entry) : 0;
+    if ((fields != 2 && fields != 3) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))
+        || (fields == 3 && !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 2)))) {
+        PyErr_SetString(PyExc_TypeError, "a known answer is (reply bytes less the ID, metrics cell[, runs bytes])");
         return NULL;
     }
-    if (record(PyTuple_GET_ITEM(entry, 1), now() - started) < 0)
+    PyObject *tail = fields == 3 ? shuffled(PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 2))
+                                 : Py_NewRef(PyTuple_GET_ITEM(entry, 0));
+    if (tail == NULL)
         return NULL;
-    return Py_NewRef(PyTuple_GET_ITEM(entry, 0));
+    if (record(PyTuple_GET_ITEM(entry, 1), now() - started) < 0) {
+        Py_DECREF(tail);
+        return NULL;
+    }
+    return tail;
 }
 
 /* Whether `known` answers for the handler's current snapshot, `known_for`: a reload swaps
@@ -237,6 +306,8 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         return NULL;
     }
     busy = 1;
+    if (rng_pid != getpid())
+        seed_random();
     Py_ssize_t received = 0, dropped = 0;
     for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < BATCH; i++)
@@ -356,6 +427,7 @@ static void wire_slots(void) {
 
 PyMODINIT_FUNC PyInit__udpbatch(void) {
     wire_slots();
+    seed_random();
     str_current = PyUnicode_InternFromString("current");
     one = PyLong_FromLong(1);
     if (str_current == NULL || one == NULL)

@@ -177,7 +177,8 @@ class Server:
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
         log_query = querylog.record if self.config.log_queries else None
-        servers = [await start(udp, tcp, self.handler, self.limiter, log_query, self.config.tcp_max_queries) for udp, tcp in sockets]
+        balance = self.config.loadbalance == "round_robin"
+        servers = [await start(udp, tcp, self.handler, self.limiter, log_query, self.config.tcp_max_queries, balance) for udp, tcp in sockets]
         self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
         self.workers.report(self.counts)
         ops = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints

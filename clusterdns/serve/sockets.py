@@ -66,15 +66,15 @@ def _bind_udp(sock: socket.socket, host: str, port: int) -> None:
 
 
 async def start(udp_sock: socket.socket, tcp_sock: socket.socket, handler: Responder, limiter: RateLimiter | None = None,
-                querylog: Callable[..., None] | None = None, tcp_max_queries: int = 0) -> tuple[UDPServer, TCPServer]:
+                querylog: Callable[..., None] | None = None, tcp_max_queries: int = 0, balance: bool = False) -> tuple[UDPServer, TCPServer]:
     """Serve UDP and TCP on a bound socket pair, each with its own counters; `limiter`
     (--rate-limit) gates every UDP reply, `querylog` (--log-queries) is given every query
-    and reply."""
+    and reply, `balance` (--loadbalance round_robin) shuffles each reply's addresses."""
     loop = asyncio.get_running_loop()
     host, port = udp_sock.getsockname()[:2]
     server = "dns://" + hostport_text(host, port)
     family = 2 if udp_sock.family == socket.AF_INET6 else 1
-    udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family, querylog), limiter)
-    tcp = TCPServer(handler, ListenerStats(server, "tcp", family, querylog), tcp_max_queries)
+    udp = UDPServer(udp_sock, handler, ListenerStats(server, "udp", family, querylog), limiter, balance)
+    tcp = TCPServer(handler, ListenerStats(server, "tcp", family, querylog), tcp_max_queries, balance)
     tcp.server = await loop.create_server(lambda: TCPConnection(tcp), sock=tcp_sock)
     return udp, tcp

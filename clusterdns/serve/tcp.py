@@ -10,6 +10,7 @@ from time import perf_counter
 from typing import Any
 
 from clusterdns.ops.counters import ListenerStats, count
+from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.replies import ReplyCache
 from clusterdns.serve.udp import LOG_EVERY, Pending, Responder
 
@@ -154,6 +155,8 @@ class TCPConnection(asyncio.Protocol):
         except Exception:
             log.exception("handler failed on a TCP query")
             return
+        if self.server.balance:
+            reply = balanced(reply)
         if self.transport and not self.transport.is_closing():
             self.transport.write(struct.pack("!H", len(reply)) + reply)
             self.server.stats.record(key, len(query), len(reply), perf_counter() - started)
@@ -174,9 +177,10 @@ class TCPConnection(asyncio.Protocol):
 class TCPServer:
     """Accepts TCP connections for one address, at most TCP_MAX_CONNECTIONS at a time."""
 
-    def __init__(self, handler: Responder, stats: ListenerStats, max_queries: int = 0) -> None:
+    def __init__(self, handler: Responder, stats: ListenerStats, max_queries: int = 0, balance: bool = False) -> None:
         self.handler = handler
         self.stats = stats
+        self.balance = balance  # --loadbalance round_robin (loadbalance.py), as UDPServer
         self.connections: set[TCPConnection] = set()
         self.server: asyncio.Server | None = None
         self.refused = 0  # connections closed at once because of the cap
@@ -192,7 +196,7 @@ class TCPServer:
         known = self.replies.of(answers_from).get(message[2:])
         if known is not None:
             count(known[1], perf_counter() - started)
-            return message[:2] + known[0]  # type: ignore[no-any-return]
+            return message[:2] + (known[0] if len(known) == 2 else shuffled(known[0], known[2]))  # type: ignore[no-any-return]
         try:
             result = handler.respond(message, True, peer[0] if peer else None)
         except Exception:
@@ -200,8 +204,12 @@ class TCPServer:
             return None
         if result.__class__ is bytes:
             cell = self.stats.record(handler.last, len(message), len(result), perf_counter() - started)  # type: ignore[arg-type]
+            spec = runs(result) if self.balance else None  # type: ignore[arg-type]
             if handler.fixed and handler.current is answers_from:
-                self.replies.put(answers_from, message[2:], (result[2:], cell))  # type: ignore[index]
+                entry = (result[2:], cell) if spec is None else (result[2:], cell, spec)  # type: ignore[index]
+                self.replies.put(answers_from, message[2:], entry)
+            if spec is not None:
+                return result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
         return result
 
     def refuse(self) -> None:

@@ -12,6 +12,7 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from clusterdns.ops.counters import DURATION_BUCKETS, CounterKey, ListenerStats, count
+from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.ratelimit import RateLimiter
 from clusterdns.serve.replies import ReplyCache
 
@@ -53,13 +54,18 @@ class UDPServer:
     is its ID and that tail, counted in its cell. With the extension this happens in C,
     without calling Python, while the snapshot is still the handler's current one; not
     while --rate-limit or --log-queries must see every reply (they see it here).
+
+    `balance` (--loadbalance round_robin): every reply leaves with its address and MX
+    records in a fresh order (loadbalance.py); a kept reply keeps its runs beside it.
     """
 
-    def __init__(self, sock: socket.socket, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None) -> None:
+    def __init__(self, sock: socket.socket, handler: Responder, stats: ListenerStats, limiter: RateLimiter | None = None,
+                 balance: bool = False) -> None:
         self.sock = sock
         self.handler = handler
         self.stats = stats
         self.limiter = limiter  # --rate-limit; None when off, so it costs one check
+        self.balance = balance
         self.tasks: set[asyncio.Task[None]] = set()
         self.replies = ReplyCache()
         # Repeats answered in C need the extension, and no limiter or query log that must see every reply.
@@ -98,7 +104,8 @@ class UDPServer:
         answers_from = handler.current
         known = self.replies.of(answers_from).get(data[2:])
         if known is not None:
-            return self._deliver(addr, data, data[:2] + known[0], started, known[1])
+            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2])
+            return self._deliver(addr, data, data[:2] + tail, started, known[1])
         try:
             result = handler.respond(data, False, addr[0])
         except Exception:
@@ -110,9 +117,14 @@ class UDPServer:
                 # came from it (snapshots are only ever replaced by new ones). Not under a rate
                 # limiter, whose slips (TC replies) must never be kept.
                 cell = self.stats.record(handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
-                self.replies.put(answers_from, data[2:], (result[2:], cell))  # type: ignore[index]
+                spec = runs(result) if self.balance else None  # type: ignore[arg-type]
+                if spec is None:
+                    self.replies.put(answers_from, data[2:], (result[2:], cell))  # type: ignore[index]
+                else:
+                    self.replies.put(answers_from, data[2:], (result[2:], cell, spec))  # type: ignore[index]
+                    result = result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
                 return self._deliver(addr, data, result, started, cell, counted=True)  # type: ignore[arg-type]
-            return self._deliver(addr, data, result, started)  # type: ignore[arg-type]
+            return self._deliver(addr, data, balanced(result) if self.balance else result, started)  # type: ignore[arg-type]
         if result is None or result.__class__ is list:  # a zone transfer is never answered over UDP
             return None
         task = self.loop.create_task(self._later(result, addr, data, started))  # type: ignore[arg-type]
@@ -143,6 +155,8 @@ class UDPServer:
         except Exception:
             log.exception("handler failed on a UDP query from %s", addr)
             return
+        if self.balance:
+            reply = balanced(reply)
         if self.limiter is not None:
             reply = self.limiter.gate(addr[0], reply)  # type: ignore[assignment]
             if reply is None:

@@ -60,7 +60,7 @@ def test_kubeadm_stock_corefile_maps_onto_the_settings(tmp_path: Path) -> None:
     assert config.health == ("127.0.0.1", 8080) and config.lameduck == 5.0
     assert config.ready == ("127.0.0.1", 8181)
     assert config.metrics == ("127.0.0.1", 9153)  # prometheus :9153
-    assert config.cache == 30 and config.loop_detect == "on"
+    assert config.cache == 30 and config.loop_detect == "on" and config.loadbalance == "round_robin"
     assert not config.log_queries and config.transfer_to == ()
 
 
@@ -68,7 +68,6 @@ def test_kubeadm_corefile_warnings_name_their_lines() -> None:
     _, warnings = values(with_manifests(kubeadm_corefile(), "zones"))
     assert warnings == [
         "Corefile:16: reload: accepted: clusterdns watches the manifests, but does not re-read the Corefile (restart to apply Corefile changes)",
-        "Corefile:17: loadbalance: accepted, but answers are not shuffled (records come in a fixed order)",
     ]
 
 
@@ -102,8 +101,8 @@ def test_profile_corefile_maps_to_the_profile_flags(tmp_path: Path, profile: str
     corefile = write(tmp_path, profile_corefile(profile))
     got = config_of("--corefile", str(corefile), "--manifests", str(FIXTURE))
     upstream = MOCK if profile == "unit-upstream" else "none"
-    # What the Corefile also says by leaving plugins out: no health/ready/prometheus, no cache, no loop.
-    absent = ["--health", "none", "--ready", "none", "--metrics", "none", "--cache", "0", "--loop-detect", "off"]
+    # What the Corefile also says by leaving plugins out: no health/ready/prometheus, no cache, no loop, no loadbalance.
+    absent = ["--health", "none", "--ready", "none", "--metrics", "none", "--cache", "0", "--loop-detect", "off", "--loadbalance", "off"]
     want = config_of("--manifests", str(FIXTURE), "--upstream", upstream, *absent, *BASE, *without_ns_address(PROFILES[profile]))
     assert got == want
 

@@ -4,13 +4,12 @@ names the handler of each plugin, ACCEPTED those taken without acting on them.""
 from __future__ import annotations
 
 from clusterdns.config.addresses import METRICS_PORT, READY_PORT
-from clusterdns.config.plugins import forward, kubernetes, server
+from clusterdns.config.plugins import answers, forward, kubernetes, server
 from clusterdns.config.plugins.context import Handler
 
 # Plugins clusterdns accepts without acting on them: the warning printed at start-up (None: quietly).
 ACCEPTED = {
     "errors": None,  # errors are always logged
-    "loadbalance": "accepted, but answers are not shuffled (records come in a fixed order)",
     "reload": "accepted: clusterdns watches the manifests, but does not re-read the Corefile (restart to apply Corefile changes)",
 }
 
@@ -26,4 +25,5 @@ HANDLERS: dict[str, Handler] = {
     "transfer": server.transfer,
     "bind": server.bind,
     "loop": server.loop,
+    "loadbalance": answers.loadbalance,
 }
