@@ -1,5 +1,8 @@
-"""The Corefile's syntax, read as CoreDNS reads it (coredns/caddy's lexer): whitespace-separated
-words, `"quoted"` words, `#` comments, `{ }` blocks, `{$VAR}` per word; and Go durations."""
+"""The Corefile's syntax as CoreDNS reads it (coredns/caddy's lexer and parser), and Go durations.
+
+Words, `"quoted"` words, `#` comments, `{ }` blocks and `{$VAR}` per word; `import` and
+`(snippet) { }` are spliced in while parsing, by corefile_import.py.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +12,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clusterdns.config.addresses import normalize_zone
+from clusterdns.config.corefile_import import Importer, same_line
 from clusterdns.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Token:
+    """One word and where it came from: the main Corefile's path as given, or an imported file's
+    absolute path (caddy's Token.File), so every message names the file that holds the word."""
+
     text: str
     line: int
     end_line: int  # a quoted word may span lines
     quoted: bool = False
+    path: str = "Corefile"
 
     def brace(self, which: str) -> bool:
         return not self.quoted and self.text == which
@@ -25,27 +33,32 @@ class Token:
 
 @dataclass
 class Directive:
-    """One directive (or option inside a block): `name args... [{ entries }]`."""
+    """One directive (or option inside a block): `name args... [{ entries }]`; `path` is the file
+    of its name (an imported file, or the Corefile)."""
 
     name: str
     args: list[str]
     line: int
     block: list[Directive] | None = None
+    path: str = "Corefile"
 
 
 @dataclass
 class ServerBlock:
+    """A server block's keys and directives; `path` and `line` are where its first key is."""
+
     keys: list[str]
     line: int
     entries: list[Directive]
+    path: str = "Corefile"
 
 
 def tokenize(text: str, path: str) -> list[Token]:
     """coredns/caddy's lexer: `#` starts a comment at the start of a word, `"` quotes (only `\\"`
     is an escape inside), everything else is split on whitespace; `{` and `}` are braces only
-    as words of their own."""
+    as words of their own. A leading byte order mark is dropped (caddyfile/lexer.go `load`)."""
     tokens: list[Token] = []
-    i, n, line = 0, len(text), 1
+    i, n, line = (1 if text.startswith("\ufeff") else 0), len(text), 1
     while i < n:
         ch = text[i]
         if ch == "\n":
@@ -73,12 +86,12 @@ def tokenize(text: str, path: str) -> list[Token]:
                 if c == "\n":
                     line += 1
                 buf.append(c)
-            tokens.append(Token("".join(buf), start, line, quoted=True))
+            tokens.append(Token("".join(buf), start, line, quoted=True, path=path))
         else:
             start_i = i
             while i < n and not text[i].isspace():
                 i += 1
-            tokens.append(Token(text[start_i:i], line, line))
+            tokens.append(Token(text[start_i:i], line, line, path=path))
     return tokens
 
 
@@ -86,18 +99,21 @@ _ENV = re.compile(r"\{\$([^{}:]+)(?::([^{}]*))?\}")
 
 
 class _Parser:
+    """caddyfile/parse.go's parser over one token list that `import` splices into as it goes."""
+
     def __init__(self, text: str, path: str, environ: Mapping[str, str], warnings: list[str]) -> None:
-        self.path = path
         self.environ = environ
         self.warnings = warnings
         self.tokens = tokenize(text, path)
         self.pos = 0
+        self.imports = Importer(tokenize, self.subst, warnings)
 
-    def error(self, line: int, message: str) -> ConfigError:
-        return ConfigError(f"{self.path}:{line}: {message}")
+    def error(self, at: Token, message: str) -> ConfigError:
+        return ConfigError(f"{at.path}:{at.line}: {message}")
 
-    def subst(self, token: Token) -> str:
-        """`{$VAR}` and `{$VAR:default}` (the default when VAR is unset or empty), in one word."""
+    def subst(self, token: Token, quiet: bool = False) -> str:
+        """`{$VAR}` and `{$VAR:default}` (the default when VAR is unset or empty), in one word;
+        `quiet` only peeks (no warning for an unset VAR)."""
 
         def one(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
@@ -105,7 +121,8 @@ class _Parser:
             if not value and default is not None:
                 return default
             if value is None:
-                self.warnings.append(f"{self.path}:{token.line}: environment variable {name} is not set; {{${name}}} is empty")
+                if not quiet:
+                    self.warnings.append(f"{token.path}:{token.line}: environment variable {name} is not set; {{${name}}} is empty")
                 return ""
             return value
 
@@ -120,78 +137,103 @@ class _Parser:
                 out.append(text)
         return out
 
+    def starts_line(self) -> bool:
+        """The current token is the first of its line (or of its file)."""
+        return self.pos == 0 or not same_line(self.tokens[self.pos - 1], self.tokens[self.pos])
+
     def parse(self) -> list[ServerBlock]:
         blocks = []
         while self.pos < len(self.tokens):
-            first = self.tokens[self.pos]
-            if first.brace("{") or first.brace("}"):
-                raise self.error(first.line, f"unexpected '{first.text}': expected a server block like `cluster.local:53 {{`")
-            keys: list[Token] = []
-            while self.pos < len(self.tokens):
-                t = self.tokens[self.pos]
-                if t.brace("{"):
-                    break
-                if t.brace("}"):
-                    raise self.error(t.line, "unexpected '}'")
-                if keys and t.line != keys[-1].end_line and not keys[-1].text.endswith(","):
-                    break
-                keys.append(t)
-                self.pos += 1
+            keys = self.keys()
+            if not keys:
+                continue  # a top-level import that brought nothing
             names = [k.rstrip(",") for k in self.words(keys)]
             names = [k for k in names if k]
             if not names:
-                raise self.error(first.line, "a server block needs a zone, like `cluster.local:53`")
-            if names[0].startswith("(") and names[0].endswith(")"):
-                raise self.error(first.line, "snippets `(name) { }` and `import` are not supported by clusterdns")
+                raise self.error(keys[0], "a server block needs a zone, like `cluster.local:53`")
+            # parse.go `isSnippet`: exactly one key, `(name)`; at the very end of the input it is
+            # a (keys-only) server block instead, as caddy's parser stops before the check.
+            if len(names) == 1 and names[0].startswith("(") and names[0].endswith(")") and self.pos < len(self.tokens):
+                self.pos = self.imports.define(names[0][1:-1], self.tokens, self.pos)
+                continue
             if self.pos < len(self.tokens) and self.tokens[self.pos].brace("{"):
                 opening = self.tokens[self.pos]
                 self.pos += 1
-                entries = self.entries(1, opening.line)
+                entries = self.entries(opening, inside=False)
             else:  # a single server block may go without braces (coredns/caddy)
-                entries = self.entries(0, first.line)
-            blocks.append(ServerBlock(names, first.line, entries))
+                entries = self.entries(None, inside=False)
+            blocks.append(ServerBlock(names, keys[0].line, entries, keys[0].path))
         return blocks
 
-    def entries(self, depth: int, opened: int) -> list[Directive]:
-        """Lines until the `}` that closes this block (depth > 0) or the end of the file."""
+    def keys(self) -> list[Token]:
+        """A server block's keys: up to its `{`, or the end of their line unless the last ends in
+        `,` (parse.go `addresses`). `import` starting a line here splices in server blocks."""
+        keys: list[Token] = []
+        while self.pos < len(self.tokens):
+            t = self.tokens[self.pos]
+            if keys and not same_line(keys[-1], t) and not keys[-1].text.endswith(","):
+                break
+            if self.subst(t, quiet=True) == "import" and self.starts_line():
+                self.imports.splice(self.tokens, self.pos)
+                continue
+            if t.brace("{") and keys:
+                break
+            if t.brace("{") or t.brace("}"):
+                hint = "" if keys else ": expected a server block like `cluster.local:53 {`"
+                raise self.error(t, f"unexpected '{t.text}'{hint}")
+            keys.append(t)
+            self.pos += 1
+        return keys
+
+    def entries(self, opened: Token | None, inside: bool) -> list[Directive]:
+        """Lines until the `}` that closes `opened` (or the end of the input without one). In a
+        server block `import` in place of a directive splices (parse.go `directives`); inside a
+        directive's block only at the start of a line (parse.go `directive`)."""
         out: list[Directive] = []
         while self.pos < len(self.tokens):
             t = self.tokens[self.pos]
             if t.brace("}"):
-                if depth == 0:
-                    raise self.error(t.line, "unexpected '}' without a matching '{'")
+                if opened is None:
+                    raise self.error(t, "unexpected '}' without a matching '{'")
                 self.pos += 1
                 return out
             if t.brace("{"):
-                raise self.error(t.line, "unexpected '{': a block opens on the line of its directive")
-            self.pos += 1
-            args: list[Token] = []
-            block = None
-            last = t.end_line
-            while self.pos < len(self.tokens):
-                u = self.tokens[self.pos]
-                if u.line != last or u.brace("}"):
-                    break
-                if u.brace("{"):
-                    self.pos += 1
-                    block = self.entries(depth + 1, u.line)
-                    if self.pos < len(self.tokens):
-                        after = self.tokens[self.pos]
-                        if after.line == self.tokens[self.pos - 1].end_line and not after.brace("}"):
-                            raise self.error(after.line, f"unexpected {after.text!r} after '}}': start a new line")
-                    break
-                args.append(u)
-                last = u.end_line
-                self.pos += 1
-            name = self.subst(t)
-            out.append(Directive(name, self.words(args), t.line, block))
-        if depth > 0:
+                raise self.error(t, "unexpected '{': a block opens on the line of its directive")
+            if t.text == "import" and (not inside or self.starts_line()):
+                self.imports.splice(self.tokens, self.pos)
+                continue
+            out.append(self.directive(t))
+        if opened is not None:
             raise self.error(opened, "this '{' is never closed (missing '}')")
         return out
 
+    def directive(self, t: Token) -> Directive:
+        """`name args...` to the end of the line, and the `{ }` block that line opens."""
+        self.pos += 1
+        args: list[Token] = []
+        block = None
+        prev = t
+        while self.pos < len(self.tokens):
+            u = self.tokens[self.pos]
+            if not same_line(prev, u) or u.brace("}"):
+                break
+            if u.brace("{"):
+                self.pos += 1
+                block = self.entries(u, inside=True)
+                if self.pos < len(self.tokens):
+                    after = self.tokens[self.pos]
+                    if same_line(self.tokens[self.pos - 1], after) and not after.brace("}"):
+                        raise self.error(after, f"unexpected {after.text!r} after '}}': start a new line")
+                break
+            args.append(u)
+            prev = u
+            self.pos += 1
+        return Directive(self.subst(t), self.words(args), t.line, block, t.path)
+
 
 def parse_corefile(text: str, path: str = "Corefile", environ: Mapping[str, str] | None = None) -> tuple[list[ServerBlock], list[str]]:
-    """The server blocks of a Corefile, and the warnings found on the way (unset variables)."""
+    """The server blocks of a Corefile, imports expanded, and the warnings found on the way (unset
+    variables, import globs that match no file)."""
     warnings: list[str] = []
     blocks = _Parser(text, path, {} if environ is None else environ, warnings).parse()
     return blocks, warnings

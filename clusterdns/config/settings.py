@@ -1,5 +1,7 @@
 """One frozen Config: every `serve` setting defined once (default, converter, help)."""
 
+# Longer than 300 lines: one frozen Config holds every setting, each with its flag and help.
+
 from __future__ import annotations
 
 import ipaddress
@@ -31,6 +33,16 @@ def _ip(text: str) -> str:
         return ipaddress.ip_address(text).compressed
     except ValueError:
         raise ConfigError(f"bad IP address {text!r}") from None
+
+
+def _stub_domain(text: str) -> tuple[str, str]:
+    """`ZONE=ADDR[,ADDR...]` -> (zone, the addresses as given, comma-separated); checked here."""
+    zone, sep, addresses = text.partition("=")
+    if not sep or not zone.strip() or not addresses.strip():
+        raise ConfigError(f"stub domain {text!r}: expected ZONE=ADDR[,ADDR...], like consul.local=10.150.0.1")
+    for address in addresses.split(","):
+        parse_hostport(address.strip(), 53)
+    return normalize_zone(zone), ",".join(a.strip() for a in addresses.split(","))
 
 
 POD_MODES = ("disabled", "insecure", "verified")
@@ -157,6 +169,93 @@ class Config:
     max_concurrent: int = setting(1000, flag="--max-concurrent", metavar="N", convert=int, help="outstanding forwarded queries; REFUSED past it")
     cache: int = setting(30, flag="--cache", metavar="SECONDS", convert=int, help="cache forwarded answers up to this TTL (0: off; never our own zones)")
     cache_size: int = setting(9984, flag="--cache-size", metavar="N", convert=int, help="forwarded answers kept in the cache (CoreDNS 9984)")
+    cache_zones: tuple[str, ...] = setting(
+        (".",), flag="--cache-zone", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        help="cache only forwarded names under ZONE (repeatable; CoreDNS `cache TTL ZONES`; default '.', every name)",
+    )
+    cache_disable_success: tuple[str, ...] = setting(
+        (), flag="--cache-disable-success", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        help="never cache answers for names under ZONE (CoreDNS cache `disable success ZONE`)",
+    )
+    cache_disable_denial: tuple[str, ...] = setting(
+        (), flag="--cache-disable-denial", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        help="never cache denials (NXDOMAIN, NODATA, SERVFAIL) for names under ZONE (CoreDNS cache `disable denial ZONE`)",
+    )
+    cache_denial_size: int = setting(
+        9984, flag="--cache-denial-size", metavar="N", convert=int,
+        help="denials (NXDOMAIN, NODATA, SERVFAIL) kept in the cache, apart from answers (CoreDNS cache `denial CAPACITY`)",
+    )
+    cache_denial_ttl: int = setting(
+        0, flag="--cache-denial-ttl", metavar="SECONDS", convert=int,
+        help="the longest a denial is cached (CoreDNS cache `denial CAPACITY TTL`; 0: as --cache, at most 1800)",
+    )
+    cache_servfail: float = setting(
+        5.0, flag="--cache-servfail", metavar="SECONDS", convert=float,
+        help="how long an upstream's SERVFAIL is cached (CoreDNS cache `servfail`; 0: not cached; at most 300)",
+    )
+    cache_keepttl: bool = setting(
+        False, flag="--cache-keepttl", switch=True, help="answers from the cache keep their first TTL instead of counting down (CoreDNS cache `keepttl`)"
+    )
+    cache_prefetch: int = setting(
+        0, flag="--cache-prefetch", metavar="N", convert=int,
+        help="refresh an answer asked N times within --cache-prefetch-window before it expires (CoreDNS cache `prefetch`; 0: off)",
+    )
+    cache_prefetch_window: float = setting(
+        60.0, flag="--cache-prefetch-window", metavar="SECONDS", convert=float, help="the window --cache-prefetch counts questions in (CoreDNS 1m)"
+    )
+    cache_prefetch_percent: int = setting(
+        10, flag="--cache-prefetch-percent", metavar="PERCENT", convert=int,
+        help="prefetch when this share of the answer's TTL is left (10-90, CoreDNS 10)",
+    )
+    serve_stale: float = setting(
+        0.0, flag="--serve-stale", metavar="SECONDS", convert=float,
+        help="answer from expired cache entries for up to this long when no upstream answers (CoreDNS cache `serve_stale`; 0: off)",
+    )
+    serve_stale_mode: str = setting(
+        "immediate", flag="--serve-stale-mode", choices=("immediate", "verify"),
+        help="immediate: answer stale at once and refresh behind it; verify: ask the upstream first (CoreDNS serve_stale's refresh mode)",
+    )
+    serve_stale_ttl: int = setting(0, flag="--serve-stale-ttl", metavar="SECONDS", convert=int, help="the TTL of a stale answer (CoreDNS RESPONSE_TTL, 0)")
+    serve_stale_recheck: float = setting(
+        0.0, flag="--serve-stale-recheck", metavar="SECONDS", convert=float,
+        help="after a failed refresh, serve stale without asking again for this long (CoreDNS FAILURE_RECHECK; at most 300)",
+    )
+    serve_stale_verify_timeout: float = setting(
+        0.0, flag="--serve-stale-verify-timeout", metavar="SECONDS", convert=float,
+        help="verify mode: answer stale if the upstream has not answered within this (0: wait for the upstream's deadline)",
+    )
+    stub_domains: tuple[tuple[str, str], ...] = setting(
+        (), flag="--stub-domain", metavar="ZONE=ADDR[,ADDR]", repeat=True, convert=_stub_domain,
+        help="forward names under ZONE to these upstreams instead of --upstream (repeatable; kube-dns stubDomains,"
+        " a CoreDNS server block `ZONE { forward . ADDR }`); the longest zone wins",
+    )
+    forward_except: tuple[str, ...] = setting(
+        (), flag="--forward-except", metavar="ZONE", repeat=True, convert=normalize_zone,
+        help="never forward names under ZONE (CoreDNS forward `except`): they get SERVFAIL",
+    )
+    force_tcp: bool = setting(False, flag="--force-tcp", switch=True, help="ask the upstreams over TCP only (CoreDNS forward `force_tcp`)")
+    prefer_udp: bool = setting(
+        False, flag="--prefer-udp", switch=True, help="ask the upstreams over UDP even for TCP clients (CoreDNS forward `prefer_udp`)"
+    )
+    health_check: float = setting(
+        0.5, flag="--health-check", metavar="SECONDS", convert=float, help="how often an upstream marked down is probed (CoreDNS forward 0.5s)"
+    )
+    failfast: bool = setting(
+        False, flag="--failfast-all-unhealthy-upstreams", switch=True,
+        help="SERVFAIL at once when every upstream is down, instead of trying them anyway (CoreDNS forward option)",
+    )
+    upstream_expire: float = setting(
+        10.0, flag="--upstream-expire", metavar="SECONDS", convert=float,
+        help="close a TCP connection to an upstream left idle this long (CoreDNS forward `expire`, 10s; 0: never reuse)",
+    )
+    max_idle_conns: int = setting(
+        0, flag="--max-idle-conns", metavar="N", convert=int, help="idle TCP connections kept per upstream (CoreDNS forward `max_idle_conns`; 0: no limit)"
+    )
+    serve_zones: tuple[str, ...] = setting(
+        (".",), flag="--serve-zone", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        help="the names this server answers at all (repeatable; default '.', every name); others get REFUSED, as CoreDNS answers"
+        " names outside its server blocks",
+    )
     loadbalance: str = setting(
         "round_robin", flag="--loadbalance", choices=LOADBALANCE_POLICIES,
         help="order of A, AAAA and MX records in each reply: round_robin shuffles them per reply (CoreDNS loadbalance,"
@@ -194,6 +293,22 @@ class Config:
             raise ConfigError("at least one --listen address is needed")
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers {self.workers}: must be 1-64")
+        self._check_cache()
+
+    def _check_cache(self) -> None:
+        """The ranges CoreDNS's cache setup accepts (plugin/cache/setup.go)."""
+        if not 0 <= self.cache_servfail <= 300:
+            raise ConfigError(f"--cache-servfail {self.cache_servfail:g}: must be 0-300 seconds (CoreDNS: at most 5m)")
+        if self.cache_prefetch < 0:
+            raise ConfigError(f"--cache-prefetch {self.cache_prefetch}: must be 0 (off) or more")
+        if not 10 <= self.cache_prefetch_percent <= 90:
+            raise ConfigError(f"--cache-prefetch-percent {self.cache_prefetch_percent}: must be 10-90")
+        if self.serve_stale < 0 or self.serve_stale_ttl < 0 or self.serve_stale_verify_timeout < 0 or self.cache_denial_ttl < 0:
+            raise ConfigError("--serve-stale, --serve-stale-ttl, --serve-stale-verify-timeout and --cache-denial-ttl cannot be negative")
+        if not 0 <= self.serve_stale_recheck <= 300:
+            raise ConfigError(f"--serve-stale-recheck {self.serve_stale_recheck:g}: must be 0-300 seconds (CoreDNS: at most 5m)")
+        if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
+            raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
 
     @property
     def cluster_domain(self) -> str:
@@ -207,6 +322,16 @@ class Config:
     @property
     def fallthrough_zones(self) -> tuple[str, ...]:
         return tuple(z for z in self.fallthrough if z != "none")
+
+    @property
+    def stubs(self) -> dict[str, tuple[str, ...]]:
+        """--stub-domain by zone: the addresses of every entry for it, in order."""
+        out: dict[str, list[str]] = {}
+        for zone, addresses in self.stub_domains:
+            for address in addresses.split(","):
+                if address not in out.setdefault(zone, []):
+                    out[zone].append(address)
+        return {zone: tuple(addresses) for zone, addresses in out.items()}
 
     @property
     def reverse_zones(self) -> tuple[str, ...]:

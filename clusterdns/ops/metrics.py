@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from clusterdns import __version__
 from clusterdns.codes import RCODE_LABELS
+from clusterdns.config.addresses import hostport_text
 from clusterdns.ops.counters import DURATION_BUCKETS, SIZE_BUCKETS, ZONE, ListenerStats, labels
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.forwarder import Forwarder
@@ -53,24 +54,30 @@ def _buckets(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, fl
 Counts = dict[str, Any]
 
 
-def counts(listeners: list[ListenerStats], fwd: Forwarder, panics: int) -> Counts:
-    """One process's counters: DNS cells per listener, panics, forward and cache figures."""
-    forward = None
-    if fwd.state:  # upstreams configured
-        ups = list(fwd.state.values())
-        cache = fwd.cache
-        forward = {
-            "requests": {up.name: up.requests for up in ups},
-            "responses": {(up.name, rcode): n for up in ups for rcode, n in sorted(up.responses.items())},
-            "health": {up.name: up.healthcheck_failures for up in ups},
-            "rejects": fwd.rejects,
-            "broken": fwd.healthcheck_broken,
-            "cache": None if cache is None else {
-                "entries": dict(cache.entries), "hits": dict(cache.hits), "evictions": dict(cache.evictions),
-                "misses": cache.misses, "requests": cache.requests,
-            },
-        }
-    return {"listeners": [(ls.server, ls.proto, ls.family, dict(ls.cells)) for ls in listeners], "panics": panics, "forward": forward}
+def counts(listeners: list[ListenerStats], groups: list[Forwarder], panics: int) -> Counts:
+    """One process's counters: DNS cells per listener, panics, and per upstream group
+    (the default upstreams, each stub domain) its forward and cache figures."""
+    return {"listeners": [(ls.server, ls.proto, ls.family, dict(ls.cells)) for ls in listeners], "panics": panics,
+            "forward": [_group(fwd) for fwd in groups if fwd.state]}
+
+
+def _group(fwd: Forwarder) -> dict[str, Any]:
+    ups = list(fwd.state.values())
+    cache = fwd.cache
+    return {
+        "zone": fwd.zone if fwd.zone == "." else fwd.zone + ".",
+        "requests": {up.name: up.requests for up in ups},
+        "responses": {(up.name, rcode): n for up in ups for rcode, n in sorted(up.responses.items())},
+        "health": {up.name: up.healthcheck_failures for up in ups},
+        "conn_hits": {hostport_text(*to): n for to, n in fwd.pool.hits.items()},
+        "conn_misses": {hostport_text(*to): n for to, n in fwd.pool.misses.items()},
+        "rejects": fwd.rejects,
+        "broken": fwd.healthcheck_broken,
+        "cache": None if cache is None else {
+            "entries": dict(cache.entries), "hits": dict(cache.hits), "evictions": dict(cache.evictions),
+            "misses": cache.misses, "requests": cache.requests, "prefetches": cache.prefetches, "served_stale": cache.served_stale,
+        },
+    }
 
 
 class DNSCollector(Collector):
@@ -94,45 +101,58 @@ class DNSCollector(Collector):
         yield from self._forward(every)
 
     def _forward(self, every: list[Counts]) -> Iterator[Any]:
-        """forward and cache plugin metrics (plugin/forward/metrics.go, plugin/cache/metrics.go)."""
-        forwards = [c["forward"] for c in every if c["forward"] is not None]
+        """forward and cache plugin metrics (plugin/forward/metrics.go, plugin/pkg/proxy/metrics.go,
+        plugin/cache/metrics.go), summed over processes; the cache's `zones` label is the group's zone."""
+        forwards = [group for c in every for group in c["forward"]]
         if not forwards:  # no upstreams
             return
-        servers = sorted({listener[0] for listener in every[0]["listeners"]}) or [""]
         requests = CounterMetricFamily("coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"])
         responses = CounterMetricFamily("coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"])
         health = CounterMetricFamily("coredns_proxy_healthcheck_failures", "Counter of the number of failed healthchecks.",
                                      labels=["proxy_name", "to", "rcode"])
+        conn_hits = CounterMetricFamily("coredns_proxy_conn_cache_hits", "Counter of connection cache hits per upstream and protocol.",
+                                        labels=["proxy_name", "to", "proto"])
+        conn_misses = CounterMetricFamily("coredns_proxy_conn_cache_misses", "Counter of connection cache misses per upstream and protocol.",
+                                          labels=["proxy_name", "to", "proto"])
         for to, n in _sum(f["requests"] for f in forwards).items():
             requests.add_metric([to], n)
         for (to, rcode), n in _sum(f["responses"] for f in forwards).items():
             responses.add_metric([to, RCODE_LABELS.get(rcode, str(rcode))], n)
         for to, n in _sum(f["health"] for f in forwards).items():
             health.add_metric(["forward", to, ""], n)
-        yield from (requests, responses, health)
+        for family, field in ((conn_hits, "conn_hits"), (conn_misses, "conn_misses")):
+            for to, n in _sum(f[field] for f in forwards).items():
+                family.add_metric(["forward", to, "tcp"], n)
+        yield from (requests, responses, health, conn_hits, conn_misses)
         rejects = CounterMetricFamily("coredns_forward_max_concurrent_rejects", "Counter of queries rejected because the concurrent queries were at maximum.")
         rejects.add_metric([], sum(f["rejects"] for f in forwards))
         broken = CounterMetricFamily("coredns_forward_healthcheck_broken", "Counter of the number of complete failures of the healthchecks.")
         broken.add_metric([], sum(f["broken"] for f in forwards))
         yield from (rejects, broken)
-        caches = [f["cache"] for f in forwards if f["cache"] is not None]
-        if not caches:
+        yield from self._cache(every, [f for f in forwards if f["cache"] is not None])
+
+    def _cache(self, every: list[Counts], groups: list[dict[str, Any]]) -> Iterator[Any]:
+        if not groups:
             return
         labels = ["server", "type", "zones", "view"]
         entries = GaugeMetricFamily("coredns_cache_entries", "The number of elements in the cache.", labels=labels)
         hits = CounterMetricFamily("coredns_cache_hits", "The count of cache hits.", labels=labels)
         evictions = CounterMetricFamily("coredns_cache_evictions", "The count of cache evictions.", labels=labels)
-        misses = CounterMetricFamily("coredns_cache_misses", "The count of cache misses. Deprecated, derive from cache requests minus hits.",
-                                     labels=["server", "zones", "view"])
-        cache_requests = CounterMetricFamily("coredns_cache_requests", "The count of cache requests.", labels=["server", "zones", "view"])
-        server = servers[0]
-        for kind in ("success", "denial"):
-            entries.add_metric([server, kind, ZONE, ""], sum(c["entries"].get(kind, 0) for c in caches))
-            hits.add_metric([server, kind, ZONE, ""], sum(c["hits"].get(kind, 0) for c in caches))
-            evictions.add_metric([server, kind, ZONE, ""], sum(c["evictions"].get(kind, 0) for c in caches))
-        misses.add_metric([server, ZONE, ""], sum(c["misses"] for c in caches))
-        cache_requests.add_metric([server, ZONE, ""], sum(c["requests"] for c in caches))
-        yield from (entries, hits, evictions, misses, cache_requests)
+        plain = ["server", "zones", "view"]
+        misses = CounterMetricFamily("coredns_cache_misses", "The count of cache misses. Deprecated, derive from cache requests minus hits.", labels=plain)
+        cache_requests = CounterMetricFamily("coredns_cache_requests", "The count of cache requests.", labels=plain)
+        prefetches = CounterMetricFamily("coredns_cache_prefetch", "The number of times the cache has prefetched a cached item.", labels=plain)
+        stale = CounterMetricFamily("coredns_cache_served_stale", "The number of requests served from stale cache entries.", labels=plain)
+        server = (sorted({listener[0] for listener in every[0]["listeners"]}) or [""])[0]
+        for zone in sorted({g["zone"] for g in groups}):
+            caches = [g["cache"] for g in groups if g["zone"] == zone]
+            for kind in ("success", "denial"):
+                entries.add_metric([server, kind, zone, ""], sum(c["entries"].get(kind, 0) for c in caches))
+                hits.add_metric([server, kind, zone, ""], sum(c["hits"].get(kind, 0) for c in caches))
+                evictions.add_metric([server, kind, zone, ""], sum(c["evictions"].get(kind, 0) for c in caches))
+            for family, field in ((misses, "misses"), (cache_requests, "requests"), (prefetches, "prefetches"), (stale, "served_stale")):
+                family.add_metric([server, zone, ""], sum(c[field] for c in caches))
+        yield from (entries, hits, evictions, misses, cache_requests, prefetches, stale)
 
     def _dns(self, every: list[Counts]) -> Iterator[Any]:
         requests = CounterMetricFamily("coredns_dns_requests", "Counter of DNS requests made per zone, protocol and family.",

@@ -4,21 +4,24 @@
 question is an assembly of its cached answer), or a coroutine when the answer needs the
 network (forwarding, or chasing an out-of-zone ExternalName target). What answers is an
 ordered chain of sources (sources.py), as CoreDNS's plugin chain: each may answer or pass
-the question on. Listeners cache their replies to exact query bytes (`fixed` says which
-replies they may keep); this module caches the encoded answer to each question.
+the question on. Which chain is the server block's (chain.py): the default upstreams'
+block holds every name, a stub domain's block the names under it. Listeners cache their
+replies to exact query bytes (`fixed` says which replies they may keep); this module caches
+the encoded answer to each question.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
 
 from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SOA, UPDATE, rcode_of
 from clusterdns.config.settings import Config
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.resolver import Answer
+from clusterdns.serve.chain import Block, Blocks, zone_labels
 from clusterdns.serve.replies import ReplyCache
-from clusterdns.serve.request import PASS, Request, Result
+from clusterdns.serve.request import PASS, SKIP, Request, Result
 from clusterdns.serve.sources import ClusterZones, Upstream
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.forwarder import Forwarder
@@ -29,15 +32,19 @@ log = logging.getLogger("clusterdns")
 class Handler:
     """Answers queries from the current snapshot through the chain of sources."""
 
-    def __init__(self, snapshot: Snapshot | None = None, config: Config | None = None, forwarder: Forwarder | None = None) -> None:
+    def __init__(self, snapshot: Snapshot | None = None, config: Config | None = None, forwarder: Forwarder | None = None,
+                 stubs: Mapping[str, Forwarder] | None = None) -> None:
         self.current = snapshot  # replaced in one assignment by the server on every reload
         self.config = config or Config()
         self.forwarder = forwarder or Forwarder(())
-        self.upstreams = self.forwarder.upstreams
+        self.stubs = dict(stubs or {})  # --stub-domain: zone -> its own upstreams
         self.cluster = ClusterZones(self)
-        # The answer chain, in order (CoreDNS's plugin order: kubernetes, then forward).
-        self.chain: tuple[Any, ...] = (self.cluster, Upstream(self))
-        self.answers = ReplyCache()  # question key -> encoded Body, or where in the chain to start
+        # The main block's chain in CoreDNS's plugin order (kubernetes, then forward), then a
+        # block per stub domain that forwards its zone (kube-dns stubDomains as CoreDNS writes them).
+        main = Block(zone_labels(self.config.serve_zones), (self.cluster, Upstream(self, self.forwarder, self.config.forward_except)))
+        stub_blocks = [Block(zone_labels([zone]), (Upstream(self, fwd),)) for zone, fwd in self.stubs.items()]
+        self.blocks = Blocks([*stub_blocks, main])
+        self.answers = ReplyCache()  # question key -> encoded Body, or where in its block's chain to start
         # What the last synchronous reply was (type, rcode, plugin, DO) for the listener's
         # counters, and whether it is a fixed function of the snapshot and the query bytes
         # (so the listener may keep it); answers that need the network return their key.
@@ -71,11 +78,18 @@ class Handler:
             return self.error(request, REFUSED)  # only class IN (C12)
         if query.qtype in (AXFR, IXFR):
             return self.cluster.transfer(snap, request)
+        block = self.blocks.find(query.labels)
+        if block is None:
+            return self.error(request, REFUSED)  # no server block holds the name (server.go ServeDNS)
         first = start if start.__class__ is int else 0
-        for source in self.chain[first:]:  # type: ignore[misc]
-            outcome = source.serve(snap, request)
-            if outcome is not PASS:
-                return outcome  # type: ignore[no-any-return]
+        for index in range(first, len(block.sources)):  # type: ignore[arg-type]
+            outcome = block.sources[index].serve(snap, request)
+            if outcome is PASS:
+                continue
+            if outcome is SKIP:
+                self.answers.put(snap, query.key, index + 1)  # not this source's: straight past it next time
+                continue
+            return outcome  # type: ignore[return-value]
         if request.fallback is not None:
             return request.fallback  # an NXDOMAIN that fell through, and no one took it
         # No source for this name: no forward plugin, so REFUSED, as CoreDNS does (C12).
@@ -83,15 +97,17 @@ class Handler:
 
     # --- what sources call ----------------------------------------------------------------------
 
+    def upstreams_for(self, name: str) -> Forwarder:
+        """The upstreams a name outside our zones goes to: its stub domain's, else the default."""
+        block = self.blocks.find(tuple(name.lower().rstrip(".").split(".")))
+        source = block.sources[-1] if block is not None else None
+        return source.forwarder if isinstance(source, Upstream) else self.forwarder
+
     def local(self, snap: Snapshot, request: Request, answer: Answer) -> bytes:
         """An answer from our own data: encoded once per question and snapshot, then assembled."""
         body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels)
         self.answers.put(snap, request.query.key, body)
         return self.send(request.query, assemble(body, request.wire, request.query, request.limit))
-
-    def skip(self, snap: Snapshot, request: Request, source: object) -> None:
-        """Remember that every source before `source` passes this question, for this snapshot."""
-        self.answers.put(snap, request.query.key, self.chain.index(source))
 
     def send(self, query: Query, reply: bytes) -> bytes:
         """A reply that is a fixed function of the snapshot and the query bytes."""

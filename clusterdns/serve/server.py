@@ -15,7 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns.config.addresses import Address, hostport_text
+from clusterdns.config.addresses import Address, hostport_text, parse_hostport
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from clusterdns.manifests.files import gc_paused
@@ -56,7 +56,9 @@ class Server:
         self.config = config
         self.upstreams = resolve_upstreams(config)
         self.forwarder = Forwarder(self.upstreams, config)
-        self.handler = Handler(None, config, self.forwarder)
+        # --stub-domain: each zone's own upstreams, with their own health, cache and counters.
+        self.stubs = {zone: Forwarder([parse_hostport(a, 53) for a in addresses], config, zone) for zone, addresses in config.stubs.items()}
+        self.handler = Handler(None, config, self.forwarder, self.stubs)
         self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None  # one set of buckets for every UDP listener
         self.bound: list[Address] = []
         self.stopping: asyncio.Event | None = None
@@ -109,7 +111,7 @@ class Server:
 
     def counts(self) -> Counts:
         """This process's counters, as plain data."""
-        return counts(self.listeners, self.forwarder, self.handler.panics)
+        return counts(self.listeners, [self.forwarder, *self.stubs.values()], self.handler.panics)
 
     async def worker_counts(self) -> list[Counts]:
         return await self.workers.counts()
@@ -222,8 +224,10 @@ class Server:
     def _announce(self) -> None:
         for host, port in self.bound:
             log.info("serving DNS on %s (udp, tcp)", hostport_text(host, port))
+        for zone, stub in self.stubs.items():
+            log.info("forwarding names under %s to %s", zone, ", ".join(hostport_text(h, p) for h, p in stub.upstreams))
         if self.upstreams:
-            log.info("forwarding other names to %s", ", ".join(f"{h}:{p}" for h, p in self.upstreams))
+            log.info("forwarding other names to %s", ", ".join(hostport_text(h, p) for h, p in self.upstreams))
         else:
             log.info("no upstream: names outside %s get REFUSED", ", ".join(self.config.zones))
         if self.config.watch != "off":
@@ -262,9 +266,10 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> 
     sockets = server.bind(reuse_port=config.workers > 1)
     # Bound but not yet served: a probe sent through the upstreams that reaches our own UDP
     # sockets means a forwarding loop (CoreDNS's loop plugin); exit 2.
-    if config.loop_detect == "on" and server.upstreams:
+    every_upstream = list(dict.fromkeys([*server.upstreams, *(u for stub in server.stubs.values() for u in stub.upstreams)]))
+    if config.loop_detect == "on" and every_upstream:
         try:
-            check_loop([udp for udp, _ in sockets], server.upstreams, min(config.upstream_timeout, LOOP_CHECK_TIMEOUT))
+            check_loop([udp for udp, _ in sockets], every_upstream, min(config.upstream_timeout, LOOP_CHECK_TIMEOUT))
         except ConfigError:
             _close(sockets)
             raise

@@ -4,6 +4,7 @@ the upstreams (`forward`). Each answers a question, or passes it on (PASS)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from clusterdns.codes import ANY, HINFO, REFUSED, SERVFAIL, TC, rcode_of, type_text
@@ -11,9 +12,10 @@ from clusterdns.ops.counters import CounterKey, key
 from clusterdns.records import RR, Name
 from clusterdns.resolver import Answer, resolve
 from clusterdns.serve import transfer
-from clusterdns.serve.request import PASS, Pass, Request, Result, may_forward
+from clusterdns.serve.chain import zone_labels
+from clusterdns.serve.request import PASS, SKIP, Pass, Request, Result, may_forward
 from clusterdns.snapshot.table import Snapshot
-from clusterdns.upstream.forwarder import Overloaded
+from clusterdns.upstream.forwarder import Forwarder, Overloaded
 from clusterdns.wire import assemble, encode, error_reply, truncate_forwarded
 
 log = logging.getLogger("clusterdns")
@@ -44,8 +46,7 @@ class ClusterZones:
             h.panics += 1
             return h.error(request, SERVFAIL)  # type: ignore[no-any-return]
         if answer is None:
-            h.skip(snap, request, h.chain[h.chain.index(self) + 1])  # not ours: straight past us next time
-            return PASS
+            return SKIP  # not ours, now or for this snapshot: straight past us next time
         if answer.fallthrough:
             # --fallthrough: the next sources may answer instead; our own NXDOMAIN if none does.
             # It is kept out of the caches, which every client shares.
@@ -74,8 +75,9 @@ class ClusterZones:
         h, query = self.handler, request.query
         records: tuple[RR, ...] = ()
         truncated = False
-        if h.upstreams and answer.chase:
-            msg = await h.forwarder.lookup(answer.chase, query.qtype)
+        upstreams = h.upstreams_for(answer.chase) if answer.chase else None
+        if upstreams is not None and upstreams.upstreams and answer.chase:
+            msg = await upstreams.lookup(answer.chase, query.qtype)
             if msg is not None:
                 truncated = bool(msg.flags & TC)
                 records = tuple(_raw_records(msg.answer))
@@ -84,19 +86,24 @@ class ClusterZones:
 
 
 class Upstream:
-    """The default upstreams (CoreDNS's `forward .`): every name no earlier source answered."""
+    """A group of upstreams (CoreDNS's `forward . ADDR...` of a server block): every name no
+    earlier source answered, except those under `except_zones` (forward's `except`)."""
 
     plugin = "forward"
 
-    def __init__(self, handler: Any) -> None:
+    def __init__(self, handler: Any, forwarder: Forwarder, except_zones: Sequence[str] = ()) -> None:
         self.handler = handler
-        self.forwarder = handler.forwarder
+        self.forwarder = forwarder
         self.allow = tuple(handler.config.allow_forward)
+        self.except_zones = zone_labels(except_zones)
 
     def serve(self, snap: Snapshot, request: Request) -> Result | Pass:
         h, query = self.handler, request.query
         if not self.forwarder.upstreams:
             return PASS  # no forward plugin: the handler answers REFUSED, as CoreDNS does (C12)
+        if self.except_zones and any(query.labels[len(query.labels) - len(z) :] == z for z in self.except_zones if len(z) <= len(query.labels)):
+            # forward.go match(): an `except` name goes to the next plugin; with none, SERVFAIL.
+            return h.error(request, SERVFAIL, self.plugin)  # type: ignore[no-any-return]
         if not may_forward(request.peer, self.allow):
             # Not an open resolver: only --allow-forward clients get other names looked up.
             return PASS if request.fallthrough else h.error(request, REFUSED, self.plugin)

@@ -11,8 +11,8 @@ What is cached, and for how long (`limit` is --cache SECONDS):
   the SOA's own TTL and its MINIMUM field (and of any CNAME TTLs in the answer), capped at
   min(limit, 1800) as CoreDNS caps denial. A denial without an SOA is not cached (RFC 2308 5:
   SHOULD NOT);
-- SERVFAIL from an upstream: min(limit, 5) seconds, CoreDNS's `servfail` default. Our own
-  "no upstream answered" SERVFAIL never reaches the cache (CoreDNS does not cache it either);
+- SERVFAIL from an upstream: --cache-servfail seconds (CoreDNS's `servfail`, default 5). Our
+  own "no upstream answered" SERVFAIL never reaches the cache (CoreDNS does not cache it either);
 - never: truncated (TC) replies, replies without exactly one question, REFUSED, FORMERR,
   NOTIMP and every other RCODE, extended RCODEs, and replies whose TTL works out at 0.
 There is no minimum TTL: CoreDNS raises short TTLs to 5 s (`minttl`), we keep what the
@@ -34,8 +34,14 @@ Per-client EDNS options (COOKIE, Client Subnet, Padding) are dropped from the ca
 OPT record, since they belonged to the first client's exchange; other options (Extended DNS
 Errors) are kept.
 
-The size is bounded (--cache-size entries, CoreDNS's 9984); the least recently used entry is
-evicted first. No prefetch.
+Answers and denials are kept apart, as CoreDNS's two caches (success and denial), each
+bounded (--cache-size and --cache-denial-size entries, CoreDNS's 9984); the least recently
+used entry of the full one is evicted. A denial is looked up first, except a cached
+SERVFAIL, which never hides a live answer (plugin/cache/handler.go getIfNotStale).
+
+With --serve-stale an entry stays usable that long after it expired: find() hands it back
+marked stale and the forwarder decides (upstream/forwarder.py). With --cache-keepttl every
+hit carries the TTL the entry was stored with.
 """
 
 from __future__ import annotations
@@ -43,25 +49,37 @@ from __future__ import annotations
 import struct
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clusterdns.codes import CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC, rcode_of
-from clusterdns.wire import FormErr, Query, read_question, skip_name
+from clusterdns.upstream.message import Malformed, find_opt, records, strip_opt_options
+from clusterdns.wire import FormErr, Query, read_question
 
 SUCCESS = "success"
 DENIAL = "denial"
 
 SUCCESS_CAP = 3600  # CoreDNS cache: max TTL for success
 DENIAL_CAP = 1800  # CoreDNS cache: max TTL for denial
-SERVFAIL_TTL = 5  # CoreDNS cache: `servfail` default
 
 _TC = TC >> 8  # in byte 2
 _RD = RD >> 8  # in byte 2
 _CD = CD  # in byte 3
-_PER_CLIENT_OPTIONS = frozenset({8, 10, 12})  # Client Subnet (RFC 7871), COOKIE (RFC 7873), Padding (RFC 7830)
 
 CacheKey = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
+
+
+def under(wire_name: bytes, zones: tuple[tuple[bytes, ...], ...]) -> bool:
+    """Is a lower-cased wire name at or under one of `zones` (label tuples, () the root)?"""
+    labels, pos = [], 0
+    while pos < len(wire_name) and wire_name[pos]:
+        labels.append(wire_name[pos + 1 : pos + 1 + wire_name[pos]])
+        pos += 1 + wire_name[pos]
+    return any(tuple(labels[len(labels) - len(z) :]) == z for z in zones if len(z) <= len(labels))
+
+
+def zone_labels(zones: tuple[str, ...]) -> tuple[tuple[bytes, ...], ...]:
+    return tuple(() if z == "." else tuple(label.encode() for label in z.split(".")) for z in zones)
 
 
 def _flags(query: bytes, has_opt: bool, do: bool) -> int:
@@ -69,48 +87,62 @@ def _flags(query: bytes, has_opt: bool, do: bool) -> int:
     return (query[2] & _RD) | (query[3] & _CD) | (0x100 if has_opt else 0) | (0x200 if do else 0)
 
 
-class Malformed(Exception):
-    """A message we cannot walk; it is neither cached nor used as a key."""
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, eq=False)
 class CachedReply:
+    """One stored reply, and what prefetch and serve_stale keep about it."""
+
     wire: bytes  # the reply as stored (per-client OPT options removed)
     ttls: tuple[tuple[int, int], ...]  # (offset of a TTL field, its value capped at `lifetime`)
     qname_end: int  # end of the question name (offset 12 is its start)
     stored: float
-    lifetime: int  # seconds
+    lifetime: float  # seconds
     kind: str  # SUCCESS or DENIAL
+    servfail: bool
+    query: bytes  # the query that filled it, to ask again for a refresh
+    hits: int = 0  # hits within the prefetch window (CoreDNS cache/freq)
+    last_hit: float = float("-inf")
+    refreshing: bool = False  # one refresh at a time (item.go beginRefresh)
+    retry_after: float = 0.0  # --serve-stale-recheck: no refresh before this
 
 
 class Cache:
-    """LRU cache of forwarded replies. Counters are plain attributes, for the metrics:
+    """The forwarded replies, in two LRU stores. Counters are plain attributes, for the metrics:
 
-    - hits[kind], misses: lookups that found / did not find a live entry
-      (coredns_cache_hits_total{type}, coredns_cache_misses_total);
+    - hits[kind], misses: lookups that found / did not find a usable entry (stale ones
+      included) (coredns_cache_hits_total{type}, coredns_cache_misses_total);
     - requests: lookups (coredns_cache_requests_total);
-    - evictions[kind]: entries pushed out by --cache-size (coredns_cache_evictions_total);
-    - entries[kind]: entries held now (coredns_cache_entries{type}).
+    - evictions[kind]: entries pushed out by the size bounds (coredns_cache_evictions_total);
+    - entries[kind]: entries held now (coredns_cache_entries{type});
+    - prefetches, served_stale (coredns_cache_prefetch_total, coredns_cache_served_stale_total).
     kind is "success" or "denial" (NXDOMAIN, NODATA and SERVFAIL, as CoreDNS counts them).
     """
 
-    def __init__(self, limit: int = 30, size: int = 9984, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: int = 30, size: int = 9984, clock: Callable[[], float] = time.monotonic, *, denial_size: int = 9984,
+                 denial_ttl: int = 0, servfail: float = 5.0, keepttl: bool = False, stale: float = 0.0,
+                 disable_success: tuple[str, ...] = (), disable_denial: tuple[str, ...] = ()) -> None:
         if limit < 0:
             raise ValueError("cache limit must be >= 0")
-        if size < 1:
+        if size < 1 or denial_size < 1:
             raise ValueError("cache size must be >= 1")
         self.limit = limit
-        self.size = size
+        self.sizes = {SUCCESS: size, DENIAL: denial_size}
+        self.caps = {SUCCESS: min(limit, SUCCESS_CAP), DENIAL: denial_ttl or min(limit, DENIAL_CAP)}
+        self.servfail = servfail
+        self.keepttl = keepttl
+        self.stale = stale  # --serve-stale seconds; 0: an expired entry is gone
         self.clock = clock
-        self._entries: OrderedDict[CacheKey, CachedReply] = OrderedDict()
+        self.disabled = {SUCCESS: zone_labels(disable_success), DENIAL: zone_labels(disable_denial)}  # `disable success|denial ZONES`
+        self._stores: dict[str, OrderedDict[CacheKey, CachedReply]] = {SUCCESS: OrderedDict(), DENIAL: OrderedDict()}
         self.hits = {SUCCESS: 0, DENIAL: 0}
         self.misses = 0
         self.requests = 0
         self.evictions = {SUCCESS: 0, DENIAL: 0}
         self.entries = {SUCCESS: 0, DENIAL: 0}
+        self.prefetches = 0
+        self.served_stale = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return sum(map(len, self._stores.values()))
 
     @staticmethod
     def key(query: bytes) -> CacheKey | None:
@@ -119,7 +151,7 @@ class Cache:
             if len(query) < 12 or query[2] & 0xF8 or struct.unpack_from("!H", query, 4)[0] != 1:
                 return None  # a response, another opcode, or not exactly one question
             name, type_class, end = read_question(query)
-            opt_ttl = _find_opt(query, end)
+            opt_ttl = find_opt(query, end)
         except (Malformed, FormErr):
             return None
         return name, type_class, _flags(query, opt_ttl is not None, bool(opt_ttl and opt_ttl & DO))
@@ -129,19 +161,44 @@ class Cache:
         """Cache.key(wire) for a query parse_query() has read: the same key without walking it again."""
         return query.key[:-4], query.key[-4:], _flags(wire, query.edns is not None, bool(query.edns and query.edns.do))
 
-    def get(self, key: CacheKey, query: bytes) -> bytes | None:
-        """The cached reply for `query` (its ID and spelling, TTLs counted down), or None."""
+    def find(self, key: CacheKey) -> tuple[CachedReply, float] | None:
+        """The usable entry for `key` and its age in seconds (older than its lifetime: stale,
+        within --serve-stale), counted as a hit; None (a miss) when there is none."""
         self.requests += 1
-        entry = self._entries.get(key)
-        if entry is not None:
-            age = self.clock() - entry.stored
-            if 0 <= age < entry.lifetime:
-                self._entries.move_to_end(key)
-                self.hits[entry.kind] += 1
-                return _render(entry, query, int(age))
-            self._remove(key, entry)
-        self.misses += 1
-        return None
+        now = self.clock()
+        denial = self._usable(DENIAL, key, now)
+        success = self._usable(SUCCESS, key, now)
+        if denial is not None and denial[0].servfail and success is not None:
+            denial = None  # a cached SERVFAIL never hides a usable answer (TestServfailDoesNotShadowPositiveCache)
+        found = denial or success
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits[found[0].kind] += 1
+        return found
+
+    def entry(self, key: CacheKey) -> CachedReply | None:
+        """The entry stored for `key` now, live or not (a denial first), without counting a lookup."""
+        return self._stores[DENIAL].get(key) or self._stores[SUCCESS].get(key)
+
+    def get(self, key: CacheKey, query: bytes) -> bytes | None:
+        """The live (not stale) cached reply for `query`, rendered; None otherwise."""
+        found = self.find(key)
+        if found is None or found[1] >= found[0].lifetime:
+            return None
+        return self.render(found[0], query, found[1])
+
+    def render(self, entry: CachedReply, query: bytes, age: float, ttl: int | None = None) -> bytes:
+        """The entry with the client's ID and question spelling, TTLs `age` seconds older (or
+        all `ttl`: a stale answer's). --cache-keepttl serves the stored TTLs."""
+        out = bytearray(entry.wire)
+        out[0:2] = query[0:2]
+        out[12 : entry.qname_end] = query[12 : entry.qname_end]
+        pack = struct.pack_into
+        age = 0 if self.keepttl and ttl is None else int(age)
+        for at, stored in entry.ttls:
+            pack("!I", out, at, ttl if ttl is not None else max(stored - age, 0))
+        return bytes(out)
 
     def put(self, key: CacheKey, query: bytes, reply: bytes) -> bytes:
         """Store `reply` (already carrying the client's ID) if it may be cached.
@@ -150,27 +207,47 @@ class Cache:
         the entry's lifetime), or the reply unchanged when it is not cached.
         """
         try:
-            entry = self._entry(reply, key)
+            entry = self._entry(reply, key, query)
         except (Malformed, FormErr, struct.error):
             return reply
         if entry is None:
             return reply
-        old = self._entries.pop(key, None)
+        if self.disabled[entry.kind] and under(key[0], self.disabled[entry.kind]):
+            return reply  # cache.go set: no insert under a disabled zone (lookups are unaffected)
+        store = self._stores[entry.kind]
+        old = store.pop(key, None)
         if old is not None:
             self.entries[old.kind] -= 1
-        self._entries[key] = entry
+        if entry.kind == SUCCESS:
+            self._drop(DENIAL, key)  # a fresh answer ends a cached denial (cache.go set, on refresh)
+        store[key] = entry
         self.entries[entry.kind] += 1
-        while len(self._entries) > self.size:
-            _, evicted = self._entries.popitem(last=False)
+        while len(store) > self.sizes[entry.kind]:
+            _, evicted = store.popitem(last=False)
             self.entries[evicted.kind] -= 1
             self.evictions[evicted.kind] += 1
-        return _render(entry, query, 0)
+        return self.render(entry, query, 0)
 
-    def _remove(self, key: CacheKey, entry: CachedReply) -> None:
-        del self._entries[key]
-        self.entries[entry.kind] -= 1
+    def _usable(self, kind: str, key: CacheKey, now: float) -> tuple[CachedReply, float] | None:
+        store = self._stores[kind]
+        entry = store.get(key)
+        if entry is None:
+            return None
+        age = now - entry.stored
+        # A stale entry is usable while it has been expired for less than --serve-stale, in
+        # whole seconds (handler.go getIfNotStale: -ttl < staleUpTo).
+        if 0 <= age and (age < entry.lifetime or int(age - entry.lifetime) < self.stale):
+            store.move_to_end(key)
+            return entry, age
+        if age >= entry.lifetime and not self.stale:
+            self._drop(kind, key)
+        return None
 
-    def _entry(self, reply: bytes, key: CacheKey) -> CachedReply | None:
+    def _drop(self, kind: str, key: CacheKey) -> None:
+        if self._stores[kind].pop(key, None) is not None:
+            self.entries[kind] -= 1
+
+    def _entry(self, reply: bytes, key: CacheKey, query: bytes) -> CachedReply | None:
         if self.limit <= 0 or len(reply) < 12 or reply[2] & _TC:
             return None
         rcode = rcode_of(reply)
@@ -182,89 +259,34 @@ class Cache:
         name, type_class, question_end = read_question(reply)
         if (name, type_class) != key[:2]:
             return None
-        qname_end = question_end - 4
-        records = list(_records(reply, question_end, ancount + nscount + arcount))
+        found = list(records(reply, question_end, ancount + nscount + arcount))
         # Stripping rewrites only the OPT's rdata, the last record: the offsets above stay valid.
-        reply = _strip_opt_options(reply, records[-1] if records else None)
-        ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in records if rtype != OPT]
-        for rtype, ttl_at, ttl, _, _ in records:
-            if rtype == OPT and ttl >> 24:
-                return None  # an extended RCODE (BADVERS, BADCOOKIE...): not an answer to keep
-        if rcode == SERVFAIL:
-            kind, lifetime = DENIAL, min(SERVFAIL_TTL, self.limit)
-        elif rcode == NOERROR and ancount:
-            if not ttls:
-                return None
-            kind, lifetime = SUCCESS, min([ttl for _, ttl in ttls] + [self.limit, SUCCESS_CAP])
-        else:  # NXDOMAIN or NODATA: RFC 2308 5, from the SOA in the authority section
-            authority = records[ancount : ancount + nscount]
-            soa = [(ttl, struct.unpack_from("!I", reply, end - 4)[0])
-                   for rtype, _, ttl, start, end in authority if rtype == SOA and end - start >= 22]
-            if not soa:
-                return None
-            answer_ttls = [ttl for rtype, _, ttl, _, _ in records[:ancount]]
-            kind, lifetime = DENIAL, min([min(soa[0])] + answer_ttls + [self.limit, DENIAL_CAP])
-        if lifetime <= 0:
+        reply = strip_opt_options(reply, found[-1] if found else None)
+        ttls = [(ttl_at, ttl) for rtype, ttl_at, ttl, _, _ in found if rtype != OPT]
+        if any(rtype == OPT and ttl >> 24 for rtype, _, ttl, _, _ in found):
+            return None  # an extended RCODE (BADVERS, BADCOOKIE...): not an answer to keep
+        lifetime = self._lifetime(reply, rcode, ancount, nscount, ttls, found)
+        if lifetime is None or lifetime <= 0:
             return None
-        capped = tuple((at, min(ttl, lifetime)) for at, ttl in ttls)
-        return CachedReply(reply, capped, qname_end, self.clock(), lifetime, kind)
+        kind = SUCCESS if rcode == NOERROR and ancount else DENIAL
+        written = max(int(lifetime), 1) if rcode == SERVFAIL else lifetime
+        capped = tuple((at, min(ttl, int(written))) for at, ttl in ttls)
+        return CachedReply(reply, capped, question_end - 4, self.clock(), lifetime, kind, rcode == SERVFAIL, query)
+
+    def _lifetime(self, reply: bytes, rcode: int, ancount: int, nscount: int, ttls: list[tuple[int, int]],
+                  found: list[tuple[int, int, int, int, int]]) -> float | None:
+        """How long the reply may be kept, by CoreDNS's rules; None: not at all."""
+        if rcode == SERVFAIL:
+            return self.servfail
+        if rcode == NOERROR and ancount:
+            return min([ttl for _, ttl in ttls] + [self.caps[SUCCESS]]) if ttls else None
+        # NXDOMAIN or NODATA: RFC 2308 5, from the SOA in the authority section
+        authority = found[ancount : ancount + nscount]
+        soa = [(ttl, struct.unpack_from("!I", reply, end - 4)[0]) for rtype, _, ttl, start, end in authority if rtype == SOA and end - start >= 22]
+        if not soa:
+            return None
+        answer_ttls = [ttl for _, _, ttl, _, _ in found[:ancount]]
+        return min([min(soa[0])] + answer_ttls + [self.caps[DENIAL]])
 
 
-def _render(entry: CachedReply, query: bytes, age: int) -> bytes:
-    """The entry with the client's ID and question spelling, TTLs `age` seconds older."""
-    out = bytearray(entry.wire)
-    out[0:2] = query[0:2]
-    out[12 : entry.qname_end] = query[12 : entry.qname_end]
-    pack = struct.pack_into
-    for at, ttl in entry.ttls:
-        pack("!I", out, at, max(ttl - age, 0))
-    return bytes(out)
-
-
-# --- walking a message -------------------------------------------------------------------------
-
-
-def _records(wire: bytes, pos: int, count: int) -> Iterator[tuple[int, int, int, int, int]]:
-    """(type, offset of the TTL field, TTL, rdata start, rdata end) for `count` records from `pos`."""
-    for _ in range(count):
-        pos = skip_name(wire, pos)
-        if pos + 10 > len(wire):
-            raise Malformed("truncated record")
-        rtype, _, ttl, rdlength = struct.unpack_from("!HHIH", wire, pos)
-        start = pos + 10
-        end = start + rdlength
-        if end > len(wire):
-            raise Malformed("truncated rdata")
-        yield rtype, pos + 4, ttl, start, end
-        pos = end
-
-
-def _find_opt(query: bytes, pos: int) -> int | None:
-    """The OPT record's TTL field (extended RCODE, version, DO and Z) in a query, or None."""
-    ancount, nscount, arcount = struct.unpack_from("!HHH", query, 6)
-    if not arcount:
-        return None
-    for rtype, _, ttl, _, _ in _records(query, pos, ancount + nscount + arcount):
-        if rtype == OPT:
-            return ttl
-    return None
-
-
-def _strip_opt_options(reply: bytes, last: tuple[int, int, int, int, int] | None) -> bytes:
-    """The reply without per-client EDNS options, when the OPT record is its `last` record."""
-    if last is None or last[0] != OPT or last[3] == last[4] or last[4] != len(reply):
-        return reply
-    start, end = last[3], last[4]
-    kept = bytearray()
-    at = start
-    while at + 4 <= end:
-        code, length = struct.unpack_from("!HH", reply, at)
-        if code not in _PER_CLIENT_OPTIONS:
-            kept += reply[at : at + 4 + length]
-        at += 4 + length
-    if len(kept) == end - start:
-        return reply
-    return reply[: start - 2] + struct.pack("!H", len(kept)) + bytes(kept)
-
-
-__all__ = ["Cache", "DENIAL", "SUCCESS"]
+__all__ = ["Cache", "CachedReply", "DENIAL", "SUCCESS"]

@@ -15,6 +15,7 @@ import dns.rdatatype
 
 from clusterdns.codes import FORMERR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, TC, rcode_of
 from clusterdns.config.addresses import Address
+from clusterdns.upstream.pool import Connection, TCPPool
 from clusterdns.wire import FormErr, read_question
 
 MAX_ATTEMPT = 2.0  # per-upstream read timeout, as CoreDNS forward's `read_timeout`
@@ -32,7 +33,7 @@ Question = tuple[tuple[bytes, bytes], ...]  # ((lower-cased wire qname, qtype+qc
 
 
 async def in_order(query: bytes, question: Question, upstreams: Sequence[Address], deadline: float, attempt: float,
-                   tcp: bool, report: Callable[[Address, bytes | None], None] | None = None) -> bytes | None:
+                   tcp: bool, report: Callable[[Address, bytes | None], None] | None = None, pool: TCPPool | None = None) -> bytes | None:
     """Send the client's raw query to `upstreams` in order; the first usable reply, with the client's ID.
 
     Until `deadline` (loop time), each upstream gets an attempt of min(`attempt`, max(time
@@ -42,7 +43,8 @@ async def in_order(query: bytes, question: Question, upstreams: Sequence[Address
     that fails, the truncated reply is returned as is (the client may retry over TCP).
     REFUSED and SERVFAIL move on to the next upstream; if nothing better comes, the last of
     them is returned. None means no upstream answered in time (the caller answers SERVFAIL).
-    Never raises on network errors. `report(upstream, reply or None)` hears every attempt.
+    Never raises on network errors. `report(upstream, reply or None)` hears every attempt;
+    `pool` keeps TCP connections for the next exchange.
     """
     loop = asyncio.get_running_loop()
     fallback: bytes | None = None
@@ -51,7 +53,7 @@ async def in_order(query: bytes, question: Question, upstreams: Sequence[Address
         if remaining <= 0:
             break
         budget = min(attempt, max(remaining / (len(upstreams) - index), MIN_ATTEMPT), remaining)
-        reply = await exchange(query, question, upstream, budget, deadline, tcp, attempt)
+        reply = await exchange(query, question, upstream, budget, deadline, tcp, attempt, pool)
         if report is not None:
             report(upstream, reply)
         if reply is None:
@@ -78,17 +80,17 @@ def parsed(reply: bytes | None) -> dns.message.Message | None:
 
 
 async def exchange(query: bytes, question: Question, upstream: Address, budget: float, deadline: float, tcp: bool,
-                    attempt: float) -> bytes | None:
+                    attempt: float, pool: TCPPool | None = None) -> bytes | None:
     """One attempt on one upstream: UDP (or TCP if asked), then TCP if the UDP reply has TC."""
     if tcp:
-        return await tcp_exchange(query, question, upstream, budget)
+        return await tcp_exchange(query, question, upstream, budget, pool)
     reply = await udp_exchange(query, question, upstream, budget)
     if reply is None or not reply[2] & _TC:
         return reply
     # RFC 1035 4.2.1 / RFC 7766 5: a truncated UDP reply means "ask again over TCP". The retry
     # stays inside the call's deadline, so it cannot overrun what the client was promised.
     remaining = min(attempt, deadline - asyncio.get_running_loop().time())
-    full = await tcp_exchange(query, question, upstream, remaining) if remaining > 0 else None
+    full = await tcp_exchange(query, question, upstream, remaining, pool) if remaining > 0 else None
     return full if full is not None else reply
 
 
@@ -136,20 +138,38 @@ async def udp_exchange(query: bytes, question: Question, upstream: Address, budg
             transport.close()
 
 
-async def tcp_exchange(query: bytes, question: Question, upstream: Address, budget: float) -> bytes | None:
-    """Send over a fresh TCP connection with RFC 1035 4.2.2 length framing; the matching reply or None."""
+async def tcp_exchange(query: bytes, question: Question, upstream: Address, budget: float, pool: TCPPool | None = None) -> bytes | None:
+    """Send over TCP with RFC 1035 4.2.2 length framing; the matching reply or None. A pooled
+    connection the upstream has closed meanwhile is replaced by a new one (CoreDNS's
+    ErrCachedClosed retry)."""
     qid = secrets.randbelow(0x10000)
     message = struct.pack("!H", qid) + query[2:]
+    loop = asyncio.get_running_loop()
+    end = loop.time() + budget
+    for _ in range(2):
+        connection = pool.take(upstream) if pool is not None else None
+        reused = connection is not None
+        reply = await _tcp_attempt(message, qid, question, upstream, end - loop.time(), connection, pool)
+        if reply is not None or not reused or loop.time() >= end:
+            return reply
+    return None
+
+
+async def _tcp_attempt(message: bytes, qid: int, question: Question, upstream: Address, budget: float, connection: Connection | None,
+                       pool: TCPPool | None) -> bytes | None:
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(budget):
-            reader, writer = await asyncio.open_connection(*upstream)
+            reader, writer = connection or await asyncio.open_connection(*upstream)
             writer.write(struct.pack("!H", len(message)) + message)
             await writer.drain()
             while True:  # RFC 7766 7: replies may come out of order; skip ones not for us
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
                 reply = await reader.readexactly(length)
                 if matches(reply, qid, question):
+                    if pool is not None:
+                        pool.give(upstream, (reader, writer))
+                        writer = None  # kept open for the next exchange
                     return reply
     except (OSError, TimeoutError, asyncio.IncompleteReadError):
         return None

@@ -103,7 +103,9 @@ def test_profile_corefile_maps_to_the_profile_flags(tmp_path: Path, profile: str
     upstream = MOCK if profile == "unit-upstream" else "none"
     # What the Corefile also says by leaving plugins out: no health/ready/prometheus, no cache, no loop, no loadbalance.
     absent = ["--health", "none", "--ready", "none", "--metrics", "none", "--cache", "0", "--loop-detect", "off", "--loadbalance", "off"]
-    want = config_of("--manifests", str(FIXTURE), "--upstream", upstream, *absent, *BASE, *without_ns_address(PROFILES[profile]))
+    # A block for cluster.local answers only names under it (CoreDNS REFUSES the others).
+    serve = [] if profile == "unit-upstream" else ["--serve-zone", "cluster.local"]
+    want = config_of("--manifests", str(FIXTURE), "--upstream", upstream, *absent, *serve, *BASE, *without_ns_address(PROFILES[profile]))
     assert got == want
 
 
@@ -166,7 +168,7 @@ def test_unset_variable_in_an_argument_list_drops_the_word() -> None:
         ("cluster.local {\n    kubernetes\n}\n}\n", "Corefile:4: unexpected '}'"),
         ("cluster.local {\n    kubernetes cluster.local\n    {\n    }\n}\n", "Corefile:3: unexpected '{'"),
         ('cluster.local {\n    kubernetes "cluster.local\n}\n', "Corefile:2: unterminated quoted string"),
-        ("(common) {\n    errors\n}\n", "Corefile:1: snippets"),
+        ("(common) {\n    errors\n}\n", "Corefile: no server block"),  # a snippet alone is no server
         ("tls://cluster.local {\n    kubernetes\n}\n", "Corefile:1: server block 'tls://cluster.local': tls:// is not supported"),
         ("cluster.local:99999 {\n    kubernetes\n}\n", "Corefile:1: server block 'cluster.local:99999': bad port"),
         (". {\n    forward . 1.1.1.1\n}\n", "Corefile: no server block has the kubernetes plugin"),
@@ -205,9 +207,8 @@ def test_unsupported_kubernetes_option_names_its_line(tmp_path: Path) -> None:
         ("kubernetes {\n pods everything\n }", "Corefile:3: 'everything' is not one of disabled, insecure, verified"),
         ("kubernetes {\n ignore nothing\n }", "Corefile:3: kubernetes option \"ignore\": only `ignore empty_service` exists"),
         ("kubernetes {\n ttl\n }", 'Corefile:3: kubernetes option "ttl" takes 1 argument, not 0'),
-        ("kubernetes {\n ttl 5\n ttl 6\n }", 'Corefile:4: kubernetes option "ttl" is given twice (also at line 3)'),
-        ("kubernetes\n kubernetes", "Corefile:3: kubernetes: only one server block may contain kubernetes (it is already at line 2)"),
-        ("kubernetes\n forward example.org 1.1.1.1", "Corefile:3: forward example.org: clusterdns forwards every name"),
+        ("kubernetes {\n ttl 5\n ttl 6\n }", 'Corefile:4: kubernetes option "ttl" is given twice (also at Corefile:3)'),
+        ("kubernetes\n kubernetes", "Corefile:3: kubernetes: only one server block may contain kubernetes (it is already at Corefile:2)"),
         ("kubernetes\n forward . tls://1.1.1.1", "Corefile:3: forward tls://1.1.1.1: tls:// is not supported"),
         ("kubernetes\n forward . /etc/hosts", "Corefile:3: forward /etc/hosts: the only file"),
         ("kubernetes\n forward . /etc/resolv.conf 1.1.1.1", "Corefile:3: forward: give either /etc/resolv.conf or addresses"),
@@ -218,7 +219,7 @@ def test_unsupported_kubernetes_option_names_its_line(tmp_path: Path) -> None:
         ("kubernetes\n bind eth0", "Corefile:3: bind eth0: clusterdns binds IP addresses only"),
         ("kubernetes\n transfer", "Corefile:3: transfer needs a block"),
         ("kubernetes\n cache {\n bogus\n }", 'Corefile:4: cache option "bogus" is not supported'),
-        ("kubernetes\n prometheus :9153\n prometheus :9154", "Corefile:4: prometheus conflicts with line 3"),
+        ("kubernetes\n prometheus :9153\n prometheus :9154", "Corefile:4: prometheus conflicts with Corefile:3"),
         ("kubernetes\n ready nowhere:1", "Corefile:3: bad address 'nowhere:1'"),
     ],
 )
@@ -299,7 +300,8 @@ def test_forward() -> None:
     )
     assert got["upstream"] == ("10.0.0.2", "10.0.0.3:5353", "[fd00::53]:53")
     assert (got["upstream_policy"], got["max_fails"], got["max_concurrent"]) == ("sequential", 3, 50)
-    assert warnings == ["Corefile:7: forward force_tcp: accepted, not implemented", "Corefile:8: forward health_check: accepted, not implemented"]
+    assert got["force_tcp"] and got["health_check"] == 5.0
+    assert warnings == []
     got, _ = values(". {\n    kubernetes cluster.local\n    forward . /etc/resolv.conf\n}\n")
     assert "upstream" not in got  # /etc/resolv.conf is the default
 
@@ -309,11 +311,10 @@ def test_cache() -> None:
         ". {\n    kubernetes cluster.local\n    cache {\n        success 5000\n        disable success cluster.local\n"
         "        disable denial example.org\n        prefetch 10\n    }\n}\n"
     )
-    assert got["cache"] == 3600 and got["cache_size"] == 5000
-    assert warnings == [  # disabling our own zone is what clusterdns does anyway
-        "Corefile:6: cache disable example.org: accepted, not implemented (clusterdns caches every forwarded name)",
-        "Corefile:7: cache prefetch: accepted, not implemented",
-    ]
+    assert got["cache"] == 3600 and got["cache_size"] == 5000 and got["cache_prefetch"] == 10
+    assert got["cache_disable_denial"] == ("example.org",)
+    assert "cache_disable_success" not in got  # our own zone: never cached anyway
+    assert warnings == []
 
 
 def test_transfer() -> None:
@@ -343,18 +344,43 @@ def test_server_blocks_sharing_a_port_are_merged() -> None:
 
 def test_conflicting_ports_are_an_error() -> None:
     message = error_of(".:53 {\n    forward . 10.0.0.2\n}\ncluster.local:1053 {\n    kubernetes\n}\n")
-    assert message == "Corefile:1: server blocks on different ports (line 1 :53, line 4 :1053): clusterdns serves every zone on the same port(s)"
+    assert message == "Corefile:1: server blocks on different ports (Corefile:1 :53, Corefile:4 :1053): clusterdns serves every zone on the same port(s)"
     assert "ports 53, 54 conflict" in error_of("cluster.local:53 example.org:54 {\n    kubernetes cluster.local\n}\n")
 
 
 def test_conflicting_forwards_are_an_error() -> None:
-    message = error_of(". {\n    kubernetes cluster.local\n    forward . 10.0.0.2\n}\nexample.org {\n    forward . 10.9.9.9\n}\n")
-    assert message.startswith("Corefile:6: forward conflicts with line 3")
+    message = error_of(". {\n    kubernetes cluster.local\n    forward . 10.0.0.2\n}\n.:53 {\n    forward . 10.9.9.9\n}\n")
+    assert message.startswith("Corefile:6: forward conflicts with Corefile:3")
 
 
-def test_forward_in_a_stub_zone_block_warns() -> None:
-    _, warnings = values("cluster.local {\n    kubernetes\n}\nexample.org {\n    forward . 10.9.9.9\n}\n")
-    assert warnings == ["Corefile:5: forward in server block example.org: clusterdns forwards every name outside its zones there, not only these"]
+# Server blocks as CoreDNS picks them (core/dnsserver/server.go ServeDNS; kube-dns stubDomains
+# as dns-custom-nameservers.md translates them): a block without kubernetes that forwards
+# `.` is a stub domain for its zones; `forward ZONE ...` anywhere is one for ZONE.
+STUB_CASES = [
+    ("cluster.local {\n    kubernetes\n}\nconsul.local {\n    forward . 10.150.0.1\n}\n",
+     ("cluster.local",), (("consul.local", "10.150.0.1"),), ("none",)),
+    (".:53 {\n    kubernetes cluster.local\n    forward . 172.16.0.1\n}\nabc.com:53 {\n    errors\n    cache 30\n    forward . 1.2.3.4\n}\n"
+     "my.cluster.local:53 {\n    forward . 2.3.4.5 2.3.4.6\n}\n",
+     (".",), (("abc.com", "1.2.3.4"), ("my.cluster.local", "2.3.4.5"), ("my.cluster.local", "2.3.4.6")), ("172.16.0.1",)),
+    (". {\n    kubernetes cluster.local\n    forward consul 10.0.0.9\n    forward . 10.0.0.1\n}\n",
+     (".",), (("consul", "10.0.0.9"),), ("10.0.0.1",)),
+    ("a.test b.test {\n    forward . 10.0.0.7\n}\n. {\n    kubernetes cluster.local\n}\n",
+     (".",), (("a.test", "10.0.0.7"), ("b.test", "10.0.0.7")), ("none",)),
+]
+
+
+@pytest.mark.parametrize(("text", "serve", "stubs", "upstream"), STUB_CASES)
+def test_server_blocks_become_stub_domains(text: str, serve: tuple[str, ...], stubs: tuple[tuple[str, str], ...], upstream: tuple[str, ...]) -> None:
+    got, warnings = values(text)
+    assert got["serve_zones"] == serve
+    assert got.get("stub_domains", ()) == stubs
+    assert got["upstream"] == upstream
+    assert warnings == []
+
+
+def test_a_stub_block_holds_only_forwarding_plugins() -> None:
+    message = error_of("cluster.local {\n    kubernetes\n}\nconsul.local {\n    transfer {\n        to *\n    }\n    forward . 10.150.0.1\n}\n")
+    assert message.startswith("Corefile:5: transfer in server block consul.local: clusterdns serves a block without kubernetes as a stub domain")
 
 
 def test_a_single_server_block_without_braces() -> None:

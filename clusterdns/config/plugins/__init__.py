@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from clusterdns.config.addresses import METRICS_PORT, READY_PORT
 from clusterdns.config.plugins import answers, forward, kubernetes, server
-from clusterdns.config.plugins.context import Handler
+from clusterdns.config.plugins.context import PluginHandler
 
 # Plugins clusterdns accepts without acting on them: the warning printed at start-up (None: quietly).
 ACCEPTED = {
@@ -14,7 +14,7 @@ ACCEPTED = {
 }
 
 
-HANDLERS: dict[str, Handler] = {
+HANDLERS: dict[str, PluginHandler] = {
     "kubernetes": kubernetes.kubernetes,
     "forward": forward.forward,
     "cache": forward.cache,

@@ -9,13 +9,13 @@ from clusterdns.config.plugins.context import Block, Context
 def loadbalance(m: Context, e: Directive, block: Block) -> None:
     """`loadbalance [round_robin]`: shuffle A, AAAA and MX per reply (plugin/loadbalance/setup.go)."""
     if e.args and e.args[0] == "weighted":
-        raise m.error(e.line, "loadbalance weighted: not supported by clusterdns (round_robin only)")
+        raise m.error(e, "loadbalance weighted: not supported by clusterdns (round_robin only)")
     if e.args and e.args[0] != "round_robin":
-        raise m.error(e.line, f"loadbalance: unknown policy: {e.args[0]}")
+        raise m.error(e, f"loadbalance: unknown policy: {e.args[0]}")
     if len(e.args) > 1:
-        raise m.error(e.line, f"loadbalance: unknown property '{e.args[1]}'")
+        raise m.error(e, f"loadbalance: unknown property '{e.args[1]}'")
     for opt in e.block or []:
         if opt.name == "prefer":
-            raise m.error(opt.line, "loadbalance prefer: not supported by clusterdns")
-        raise m.error(opt.line, f"loadbalance: unknown property '{opt.name}'")
-    m.set("loadbalance", "round_robin", e.line, "loadbalance")
+            raise m.error(opt, "loadbalance prefer: not supported by clusterdns")
+        raise m.error(opt, f"loadbalance: unknown property '{opt.name}'")
+    m.set("loadbalance", "round_robin", e, "loadbalance")

@@ -14,34 +14,33 @@ KUBERNETES_API_OPTIONS = ("endpoint", "tls", "kubeconfig", "startup_timeout", "a
 
 
 def kubernetes(m: Context, e: Directive, block: Block) -> None:
-    if m.kubernetes_line:
-        raise m.error(e.line, f"kubernetes: only one server block may contain kubernetes (it is already at line {m.kubernetes_line})")
-    m.kubernetes_line = e.line
+    if m.kubernetes_at is not None:
+        raise m.error(e, f"kubernetes: only one server block may contain kubernetes (it is already at {m.where(m.kubernetes_at)})")
+    m.kubernetes_at = e
     try:
         zones = [zone(z) for z in e.args] or list(block.zones)
     except ConfigError as err:
-        raise m.error(e.line, f"kubernetes: {err}") from None
+        raise m.error(e, f"kubernetes: {err}") from None
     if "." in zones:
-        raise m.error(e.line, "kubernetes: clusterdns cannot serve the root zone '.': name the cluster domain,"
+        raise m.error(e, "kubernetes: clusterdns cannot serve the root zone '.': name the cluster domain,"
                          " like `kubernetes cluster.local in-addr.arpa ip6.arpa`")
-    line = e.line
     # The plugin's defaults, not kubeadm's: the Corefile says what it wants.
     values: dict[str, Any] = {
         "zones": zones, "pods": "disabled", "ttl": "5", "fallthrough": ["none"], "namespaces": [],
         "endpoint_pod_names": False, "noendpoints": False, "ignore_empty_service": False,
     }
-    lines = dict.fromkeys(values, line)
-    seen: dict[str, int] = {}
+    lines: dict[str, Directive] = dict.fromkeys(values, e)
+    seen: dict[str, Directive] = {}
     for opt in e.block or []:
         what = f'kubernetes option "{opt.name}"'
         if opt.block is not None:
-            raise m.error(opt.line, f"{what} takes no {{ }} block")
+            raise m.error(opt, f"{what} takes no {{ }} block")
         if opt.name in seen and opt.name not in KUBERNETES_API_OPTIONS:
-            raise m.error(opt.line, f"{what} is given twice (also at line {seen[opt.name]})")
-        seen[opt.name] = opt.line
+            raise m.error(opt, f"{what} is given twice (also at {m.where(seen[opt.name])})")
+        seen[opt.name] = opt
         name, value = kubernetes_option(m, opt, what, zones)
         if name:
-            values[name], lines[name] = value, opt.line
+            values[name], lines[name] = value, opt
     for name, value in values.items():
         m.set(name, value, lines[name], "kubernetes")
 
@@ -54,7 +53,7 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
     if n == "ttl":
         m.arity(opt, 1, 1, what)
         if not opt.args[0].isdigit() or not 0 <= int(opt.args[0]) <= 3600:
-            raise m.error(opt.line, f"{what}: {opt.args[0]!r} must be a whole number of seconds, 0-3600")
+            raise m.error(opt, f"{what}: {opt.args[0]!r} must be a whole number of seconds, 0-3600")
         return "ttl", opt.args[0]
     if n == "namespaces":
         m.arity(opt, 1, None, what)
@@ -66,16 +65,16 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
         try:
             return "fallthrough", [zone(z) for z in opt.args] or ["."]
         except ConfigError as err:
-            raise m.error(opt.line, f"{what}: {err}") from None
+            raise m.error(opt, f"{what}: {err}") from None
     if n == "ignore":
         m.arity(opt, 1, 1, what)
         if opt.args[0] != "empty_service":
-            raise m.error(opt.line, f"{what}: only `ignore empty_service` exists, not {opt.args[0]!r}")
+            raise m.error(opt, f"{what}: only `ignore empty_service` exists, not {opt.args[0]!r}")
         return "ignore_empty_service", True
     if n == "manifests":
         m.arity(opt, 1, 1, what)
         return "manifests", opt.args[0]
     if n in KUBERNETES_API_OPTIONS:
-        m.warn(opt.line, f"kubernetes {n}: ignored: clusterdns talks to no API server, it reads the manifests directory")
+        m.warn(opt, f"kubernetes {n}: ignored: clusterdns talks to no API server, it reads the manifests directory")
         return None, None
-    raise m.error(opt.line, f"{what} is not supported")
+    raise m.error(opt, f"{what} is not supported")

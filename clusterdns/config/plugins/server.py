@@ -6,7 +6,7 @@ import ipaddress
 
 from clusterdns.config.addresses import HEALTH_PORT, hostport_text, parse_hostport
 from clusterdns.config.corefile_syntax import Directive, parse_duration
-from clusterdns.config.plugins.context import Block, Context, Handler
+from clusterdns.config.plugins.context import Block, Context, PluginHandler
 from clusterdns.errors import ConfigError
 
 
@@ -17,56 +17,56 @@ def bind(m: Context, e: Directive, block: Block) -> None:
         try:
             block.binds.append(ipaddress.ip_address(addr).compressed)
         except ValueError:
-            raise m.error(e.line, f"bind {addr}: clusterdns binds IP addresses only (no interface names, no `except`)") from None
+            raise m.error(e, f"bind {addr}: clusterdns binds IP addresses only (no interface names, no `except`)") from None
 
 
 def health(m: Context, e: Directive, block: Block) -> None:
     m.arity(e, 0, 1, "health")
-    m.set("health", e.args[0] if e.args else f":{HEALTH_PORT}", e.line, "health")
+    m.set("health", e.args[0] if e.args else f":{HEALTH_PORT}", e, "health")
     for opt in e.block or []:
         if opt.name != "lameduck":
-            raise m.error(opt.line, f'health option "{opt.name}" is not supported')
+            raise m.error(opt, f'health option "{opt.name}" is not supported')
         m.arity(opt, 1, 1, "health lameduck")
         try:
             seconds = parse_duration(opt.args[0])
         except ValueError as err:
-            raise m.error(opt.line, f"health lameduck: {err}") from None
-        m.set("lameduck", repr(seconds), opt.line, "health lameduck")
+            raise m.error(opt, f"health lameduck: {err}") from None
+        m.set("lameduck", repr(seconds), opt, "health lameduck")
 
 
-def endpoint(setting: str, default: str) -> Handler:
+def endpoint(setting: str, default: str) -> PluginHandler:
     """`ready`/`prometheus [ADDRESS]`: an HTTP endpoint setting, `default` when no address is given."""
 
     def handle(m: Context, e: Directive, block: Block) -> None:
         m.no_block(e, e.name)
         m.arity(e, 0, 1, e.name)
-        m.set(setting, e.args[0] if e.args else default, e.line, e.name)
+        m.set(setting, e.args[0] if e.args else default, e, e.name)
 
     return handle
 
 
 def log(m: Context, e: Directive, block: Block) -> None:
     if e.args or e.block:
-        m.warn(e.line, "log: options ignored: clusterdns logs every query in the common format")
-    m.set("log_queries", True, e.line, "log")
+        m.warn(e, "log: options ignored: clusterdns logs every query in the common format")
+    m.set("log_queries", True, e, "log")
 
 
 def loop(m: Context, e: Directive, block: Block) -> None:
     m.no_block(e, "loop")
     m.arity(e, 0, 0, "loop")
-    m.set("loop_detect", "on", e.line, "loop")
+    m.set("loop_detect", "on", e, "loop")
 
 
 def transfer(m: Context, e: Directive, block: Block) -> None:
     if e.args:
-        m.warn(e.line, "transfer: clusterdns transfers the cluster domain only (the first kubernetes zone)")
+        m.warn(e, "transfer: clusterdns transfers the cluster domain only (the first kubernetes zone)")
     if not e.block:
-        raise m.error(e.line, "transfer needs a block: `transfer { to ADDRESS... }`")
+        raise m.error(e, "transfer needs a block: `transfer { to ADDRESS... }`")
     allow: list[str] = []
     notify: list[str] = []
     for opt in e.block:
         if opt.name != "to":
-            raise m.error(opt.line, f'transfer option "{opt.name}" is not supported')
+            raise m.error(opt, f'transfer option "{opt.name}" is not supported')
         m.arity(opt, 1, None, "transfer to")
         for addr in opt.args:
             if addr == "*" or "/" in addr:
@@ -75,8 +75,8 @@ def transfer(m: Context, e: Directive, block: Block) -> None:
             try:  # an address (and port): allowed, and sent NOTIFY, as CoreDNS does
                 host, port = parse_hostport(addr, 53)
             except ConfigError as err:
-                raise m.error(opt.line, f"transfer to: {err}") from None
+                raise m.error(opt, f"transfer to: {err}") from None
             allow.append(host)
             notify.append(hostport_text(host, port))
-    m.set("transfer_to", allow, e.line, "transfer")
-    m.set("notify", notify, e.line, "transfer")
+    m.set("transfer_to", allow, e, "transfer")
+    m.set("notify", notify, e, "transfer")
