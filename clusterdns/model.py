@@ -94,6 +94,9 @@ class Service:
     endpoints: tuple[EndpointGroup, ...] = ()
     endpoints_source: str = ""  # "EndpointSlice" | "Endpoints" | "selector" | ""
     source: Source = field(default_factory=Source)
+    # spec.externalIPs then status.loadBalancer.ingress (ip, else hostname), in that order:
+    # what CoreDNS's k8s_external serves (plugin/kubernetes/object/service.go ToService).
+    external_addresses: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

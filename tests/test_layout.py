@@ -19,14 +19,15 @@ PACKAGE = ROOT / "clusterdns"
 
 # In pipeline order; a stage may import any stage before it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
-    ("vocabulary", ("clusterdns", "clusterdns.errors", "clusterdns.codes", "clusterdns.names", "clusterdns.model", "clusterdns.records")),
+    ("vocabulary", ("clusterdns", "clusterdns.errors", "clusterdns.codes", "clusterdns.names", "clusterdns.rewrite", "clusterdns.rewrite_re2",
+                    "clusterdns.model", "clusterdns.records")),
     ("config", ("clusterdns.config",)),
     ("manifests", ("clusterdns.manifests",)),
     ("objects", ("clusterdns.objects",)),
     ("derive", ("clusterdns.derive",)),
     ("snapshot", ("clusterdns.snapshot",)),
     ("pipeline", ("clusterdns.pipeline",)),
-    ("resolver", ("clusterdns.resolver",)),
+    ("resolver", ("clusterdns.resolver", "clusterdns.hosts", "clusterdns.external")),
     ("wire", ("clusterdns.wire",)),
     ("upstream", ("clusterdns.upstream",)),
     ("ops", ("clusterdns.ops",)),

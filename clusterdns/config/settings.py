@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
@@ -21,6 +22,7 @@ from clusterdns.config.addresses import (
     parse_hostport,
 )
 from clusterdns.errors import ConfigError
+from clusterdns.rewrite import parse_rule
 
 
 def _cidr(text: str) -> str:
@@ -43,6 +45,13 @@ def _stub_domain(text: str) -> tuple[str, str]:
     for address in addresses.split(","):
         parse_hostport(address.strip(), 53)
     return normalize_zone(zone), ",".join(a.strip() for a in addresses.split(","))
+
+
+def _rewrite_rule(text: str) -> str:
+    """A rewrite rule as CoreDNS's Corefile writes it after `rewrite`; checked here."""
+    words = shlex.split(text)
+    parse_rule(words)
+    return shlex.join(words)
 
 
 POD_MODES = ("disabled", "insecure", "verified")
@@ -255,6 +264,11 @@ class Config:
         (".",), flag="--serve-zone", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
         help="the names this server answers at all (repeatable; default '.', every name); others get REFUSED, as CoreDNS answers"
         " names outside its server blocks",
+    )
+    rewrite: tuple[str, ...] = setting(
+        (), flag="--rewrite", metavar="RULE", repeat=True, convert=_rewrite_rule,
+        help="rewrite question names before answering, as CoreDNS's `rewrite` (repeatable, in order):"
+        " 'name [exact|prefix|suffix|substring|regex] FROM TO [answer auto|name FROM TO|value FROM TO]...'",
     )
     loadbalance: str = setting(
         "round_robin", flag="--loadbalance", choices=LOADBALANCE_POLICIES,

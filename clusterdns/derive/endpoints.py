@@ -113,7 +113,8 @@ def _replace_endpoints(svc: Service, groups: tuple[EndpointGroup, ...], source: 
     if not groups and not source:
         return svc
     s = svc  # positional (field order checked at import): 1.7x faster than keywords
-    return Service(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source, s.source)
+    return Service(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source, s.source,
+                   s.external_addresses)
 
 
 def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoints: k8s.Endpoints | None) -> tuple[tuple[EndpointGroup, ...], str]:

@@ -183,11 +183,12 @@ def _allocate_service_ips(keys: list[ObjectKey], net: Network, taken: set[int]) 
 
 def _service(obj: k8s.Service, cluster_ips: tuple[str, ...]) -> Service:
     o = obj  # positional, as in _replace_endpoints
-    return Service(o.namespace, o.name, o.type, cluster_ips, o.headless, o.external_name, o.ports, o.selector, o.publish_not_ready, (), "", o.source)
+    return Service(o.namespace, o.name, o.type, cluster_ips, o.headless, o.external_name, o.ports, o.selector, o.publish_not_ready, (), "", o.source,
+                   o.external_addresses)
 
 
 fields_in_order(
     Service,
     "namespace", "name", "type", "cluster_ips", "headless", "external_name", "ports", "selector", "publish_not_ready",
-    "endpoints", "endpoints_source", "source",
+    "endpoints", "endpoints_source", "source", "external_addresses",
 )  # fmt: skip

@@ -91,6 +91,9 @@ class Service:
     selector: Labels | None = None  # None: no selector (also for `selector: {}`)
     publish_not_ready: bool = False
     source: Source = field(default_factory=Source)
+    # spec.externalIPs, then one entry per status.loadBalancer.ingress (its ip, else its
+    # hostname), as CoreDNS's object/service.go ToService lists them for k8s_external.
+    external_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

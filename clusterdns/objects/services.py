@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clusterdns.model import EndpointAddress, EndpointPort, ServicePort
+from clusterdns.objects.external import external_addresses
 from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata
 from clusterdns.objects.kinds import (
     IP_FAMILIES,
@@ -55,6 +56,7 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
         selector=selector,
         publish_not_ready=publish,
         source=r.source,
+        external_addresses=external_addresses(r, spec, data.get("status")),
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clusterdns.names import split
+from clusterdns.rewrite import Rewriter
 from clusterdns.serve.request import Pass, Request, Result
 from clusterdns.snapshot.table import Snapshot
 
@@ -26,6 +27,7 @@ class Block:
 
     zones: tuple[tuple[str, ...], ...]
     sources: tuple[Source, ...]
+    rewriter: Rewriter | None = None  # `rewrite name` rules, applied before the sources
 
 
 class Blocks:

@@ -13,15 +13,18 @@ the encoded answer to each question.
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Mapping
 
-from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SOA, UPDATE, rcode_of
+from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, SOA, UPDATE, rcode_of
 from clusterdns.config.settings import Config
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.resolver import Answer
+from clusterdns.rewrite import Rewriter, Rewritten, parse_rule
 from clusterdns.serve.chain import Block, Blocks, zone_labels
 from clusterdns.serve.replies import ReplyCache
 from clusterdns.serve.request import PASS, SKIP, Request, Result
+from clusterdns.serve.rewriting import mapped_back, renamed
 from clusterdns.serve.sources import ClusterZones, Upstream
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.forwarder import Forwarder
@@ -41,7 +44,8 @@ class Handler:
         self.cluster = ClusterZones(self)
         # The main block's chain in CoreDNS's plugin order (kubernetes, then forward), then a
         # block per stub domain that forwards its zone (kube-dns stubDomains as CoreDNS writes them).
-        main = Block(zone_labels(self.config.serve_zones), (self.cluster, Upstream(self, self.forwarder, self.config.forward_except)))
+        rewriter = Rewriter([parse_rule(shlex.split(rule)) for rule in self.config.rewrite]) if self.config.rewrite else None
+        main = Block(zone_labels(self.config.serve_zones), (self.cluster, Upstream(self, self.forwarder, self.config.forward_except)), rewriter)
         stub_blocks = [Block(zone_labels([zone]), (Upstream(self, fwd),)) for zone, fwd in self.stubs.items()]
         self.blocks = Blocks([*stub_blocks, main])
         self.answers = ReplyCache()  # question key -> encoded Body, or where in its block's chain to start
@@ -81,19 +85,36 @@ class Handler:
         block = self.blocks.find(query.labels)
         if block is None:
             return self.error(request, REFUSED)  # no server block holds the name (server.go ServeDNS)
-        first = start if start.__class__ is int else 0
-        for index in range(first, len(block.sources)):  # type: ignore[arg-type]
+        if block.rewriter is not None:
+            rewritten = block.rewriter.rewrite(".".join(query.labels) + ".")
+            if rewritten is not None:
+                return self._rewritten(snap, block, request, rewritten)
+        return self._sources(snap, block, request, start.__class__ is int and start or 0)  # type: ignore[arg-type]
+
+    def _sources(self, snap: Snapshot, block: Block, request: Request, first: int) -> Result:
+        """The block's sources from `first` on, until one answers."""
+        for index in range(first, len(block.sources)):
             outcome = block.sources[index].serve(snap, request)
             if outcome is PASS:
                 continue
             if outcome is SKIP:
-                self.answers.put(snap, query.key, index + 1)  # not this source's: straight past it next time
+                self.answers.put(snap, request.query.key, index + 1)  # not this source's: straight past it next time
                 continue
             return outcome  # type: ignore[return-value]
         if request.fallback is not None:
             return request.fallback  # an NXDOMAIN that fell through, and no one took it
         # No source for this name: no forward plugin, so REFUSED, as CoreDNS does (C12).
         return self.error(request, REFUSED)
+
+    def _rewritten(self, snap: Snapshot, block: Block, request: Request, rewritten: Rewritten) -> Result:
+        """`rewrite name`: the chain answers the new name; the client gets its own question back."""
+        if rewritten.servfail:
+            log.warning("rewrite: %s", rewritten.error)
+            return self.error(request, SERVFAIL, "rewrite")
+        inner = renamed(request, rewritten)
+        if inner is None:
+            return self.error(request, SERVFAIL, "rewrite")
+        return mapped_back(self._sources(snap, block, inner, 0), request, rewritten)
 
     # --- what sources call ----------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from clusterdns.model import ClusterState, Service
 from clusterdns.names import NS_NAME, SVC, split
 from clusterdns.records import RR
 from clusterdns.snapshot.contributions import Contribution, contribution
-from clusterdns.snapshot.nameservers import nameserver_records
+from clusterdns.snapshot.external_addresses import index as external_index
+from clusterdns.snapshot.nameservers import nameserver_records, own_endpoints
 from clusterdns.snapshot.table import Backend, Snapshot
 
 DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
@@ -83,11 +84,13 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         if svc.namespace in namespaces:
             builder.add_service(svc)
     builder.static[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
-    apex_ns, apex_glue, ns_addresses = nameserver_records(state, config, config.ttl)
+    own = own_endpoints(state, config)
+    apex_ns, apex_glue, ns_addresses = nameserver_records(state, config, config.ttl, own)
     for rtype, rrs in ns_addresses.items():
         builder.static[(NS_NAME, rtype)] = rrs
     pod_ips = _pod_ips(state, config, namespaces)
-    fingerprint = (namespaces, pod_ips, apex_ns, apex_glue)
+    external = external_index(state, own, config.nameserver_ips)
+    fingerprint = (namespaces, pod_ips, apex_ns, apex_glue, external.fingerprint())
     changed = builder.changed or builder.removed_any() or previous is None or _fingerprint(previous) != fingerprint
     return Snapshot(
         forward_zones=tuple(split(z) for z in config.forward_zones),
@@ -109,6 +112,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         state=state,
         problems=state.problems + tuple(builder.problems),
         contributions=builder.contributions,
+        external_addresses=external,
     )
 
 
@@ -138,8 +142,9 @@ def _pod_ips(state: ClusterState, config: Config, namespaces: frozenset[str]) ->
 
 def _fingerprint(snap: Snapshot) -> tuple:
     """What decides the answers besides the Services' contributions (compared one by one
-    by the builder), for 'did anything change' (SOA serial bumps)."""
-    return (snap.namespaces, snap.pod_ips, snap.apex_ns, snap.apex_glue)
+    by the builder), for 'did anything change' (SOA serial bumps); k8s_external's answers
+    included."""
+    return (snap.namespaces, snap.pod_ips, snap.apex_ns, snap.apex_glue, snap.external_addresses.fingerprint())
 
 
 def next_serial(previous: int | None, changed: bool, changed_at: int | None) -> int:

@@ -12,6 +12,7 @@ from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
 from clusterdns.model import ClusterState, Service
 from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
+from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, ExternalAddresses
 
 NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
 
@@ -55,6 +56,7 @@ class Snapshot:
     state: ClusterState
     problems: tuple[Problem, ...]  # the state's, and records left out when compiling
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
+    external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
 
     def soa(self) -> RR:
         """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""

@@ -423,3 +423,18 @@ def test_the_docs_examples_load(tmp_path: Path) -> None:
 
     (yaml_example,) = doc_blocks("yaml")
     assert load_config_file(str(write(tmp_path, yaml_example, "c.yaml")))["transfer_to"] == ("*",)
+
+
+def test_rewrite_rules_keep_their_order_and_block_form() -> None:
+    """setup.go rewriteParse: with fewer than two words on the line, the block's words complete the rule."""
+    got, _ = values(
+        ". {\n    kubernetes cluster.local\n    rewrite name api.example.com api.default.svc.cluster.local\n"
+        "    rewrite stop {\n        name regex (.*)-(us-west-1)\\.example\\.org {1}.service.{2}.consul\n"
+        "        answer name (.*)\\.service\\.(us-west-1)\\.consul {1}-{2}.example.org\n    }\n}\n"
+    )
+    assert got["rewrite"] == (
+        "name api.example.com api.default.svc.cluster.local",
+        "stop name regex '(.*)-(us-west-1)\\.example\\.org' '{1}.service.{2}.consul' answer name '(.*)\\.service\\.(us-west-1)\\.consul'"
+        " '{1}-{2}.example.org'",
+    )
+    assert "Corefile:3: rewrite: name rule supports only exact" in error_of(". {\n    kubernetes cluster.local\n    rewrite name a.com b.com c.com\n}\n")

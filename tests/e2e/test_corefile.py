@@ -102,14 +102,14 @@ def test_profile_corefile_serves_its_cases(corefile_servers: Any, case: dict) ->
 def test_unsupported_plugin_names_its_line(tmp_path: Path) -> None:
     lines = ["# line 1", ".:53 {", "    errors", "    health", "    ready", "    kubernetes cluster.local {",
              "        pods insecure", "    }", "    prometheus :9153", "    forward . 10.0.0.2", "    cache 30",
-             "    rewrite name foo.example.com foo.default.svc.cluster.local", "}"]
+             "    dnssec", "}"]
     corefile = write(tmp_path, "\n".join(lines) + "\n")
-    with pytest.raises(ConfigError, match=re.escape(f'{corefile}:12: plugin "rewrite" is not supported by clusterdns')):
+    with pytest.raises(ConfigError, match=re.escape(f'{corefile}:12: plugin "dnssec" is not supported by clusterdns')):
         config_of("--corefile", str(corefile))
     # and from the real command, as one line on stderr and exit status 2
     run = subprocess.run(clusterdns_argv("serve", "--corefile", str(corefile)), capture_output=True, text=True, timeout=30, cwd=ROOT)
     assert run.returncode == 2
-    assert f'clusterdns: {corefile}:12: plugin "rewrite" is not supported by clusterdns' in run.stderr
+    assert f'clusterdns: {corefile}:12: plugin "dnssec" is not supported by clusterdns' in run.stderr
 
 
 def test_flag_beats_corefile_in_a_running_server(tmp_path: Path) -> None:

@@ -26,4 +26,5 @@ HANDLERS: dict[str, PluginHandler] = {
     "bind": server.bind,
     "loop": server.loop,
     "loadbalance": answers.loadbalance,
+    "rewrite": answers.rewrite,
 }
