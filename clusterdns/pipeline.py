@@ -10,12 +10,14 @@ store's per-file objects, derive's memo and the previous snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from clusterdns.config.settings import Config
 from clusterdns.derive.cluster import derive
 from clusterdns.derive.memo import Memo
+from clusterdns.manifests.hosts_file import Fingerprint, hosts_of
+from clusterdns.manifests.hosts_file import reload as reload_hosts
 from clusterdns.objects.store import Change, ManifestStore
 from clusterdns.snapshot.build import build as build_snapshot
 from clusterdns.snapshot.table import Snapshot
@@ -43,6 +45,8 @@ class Pipeline:
         self.store = ManifestStore(root, config)
         self.memo: Memo | None = None  # derive()'s memo of the last refresh
         self.snapshot: Snapshot | None = None
+        self.hosts = hosts_of(config)  # --hosts-file and --host: read beside the manifests
+        self.hosts_seen: Fingerprint | None = None  # the hosts file as last read (mtime, size)
 
     def refresh(self, full: bool = False) -> Update:
         """Rescan the directory (every file again when `full`) and build a new snapshot if
@@ -51,9 +55,27 @@ class Pipeline:
         change = self.store.refresh(full=full)
         if previous is not None and not change.files:
             return Update(change, previous, previous)
+        if previous is None:
+            self._read_hosts()
         state, self.memo = derive(self.store.objects(), self.config, self.store.problems(), self.memo)
-        self.snapshot = build_snapshot(state, self.config, previous, self.store.newest_mtime())
+        self.snapshot = build_snapshot(state, self.config, previous, self.store.newest_mtime(), self.hosts)
         return Update(change, self.snapshot, previous)
+
+    def refresh_hosts(self) -> Update:
+        """Re-read the hosts file if it changed (by mtime and size, as CoreDNS's readHosts), and
+        make the snapshot that answers with it; the manifests are not looked at."""
+        previous = self.snapshot
+        if previous is None or not self._read_hosts():
+            return Update(Change(), previous, previous)  # type: ignore[arg-type]
+        self.snapshot = replace(previous, hosts=self.hosts)
+        return Update(Change(), self.snapshot, previous)
+
+    def _read_hosts(self) -> bool:
+        """Whether the hosts file was (re-)read; a missing file keeps what was read last."""
+        if self.hosts is None or self.config.hosts_file is None:
+            return False
+        self.hosts, self.hosts_seen, changed = reload_hosts(self.hosts, self.config.hosts_file, self.hosts_seen)
+        return changed
 
 
 def load(config: Config) -> Snapshot:

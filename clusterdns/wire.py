@@ -146,6 +146,7 @@ class Body:
     aa: bool = True
     tc: bool = False
     zone_spelling: bytes | None = None  # set when the body holds the zone spelled as asked
+    plugin: str = "kubernetes"  # the answer source that made it, for the metrics' plugin label
 
 
 class _Encoder:
@@ -216,7 +217,8 @@ class _Encoder:
             raise ValueError(f"cannot encode rdata of type {rtype}")
 
 
-def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query: Query, zone_labels: int, aa: bool = True, tc: bool = False) -> Body:
+def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query: Query, zone_labels: int, aa: bool = True, tc: bool = False,
+           plugin: str = "kubernetes") -> Body:
     """Encode an answer for this query's question; reusable for any spelling of it."""
     qname_end = query.qname_end
     # Where the zone starts inside the question name: skip the labels before it.
@@ -230,7 +232,7 @@ def encode(rcode: int, sections: tuple[tuple[RR, ...], ...], wire: bytes, query:
             enc.rr(rr)
             ends.append(len(enc.buf))
     counts = (len(sections[0]), len(sections[1]), len(sections[2]))
-    return Body(rcode, bytes(enc.buf), counts, tuple(ends), aa, tc, wire[pos:qname_end] if enc.literal_zone else None)
+    return Body(rcode, bytes(enc.buf), counts, tuple(ends), aa, tc, wire[pos:qname_end] if enc.literal_zone else None, plugin)
 
 
 def opt_record(edns: Edns, ext_rcode: int = 0) -> bytes:

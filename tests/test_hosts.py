@@ -1,4 +1,4 @@
-"""clusterdns/hosts.py against CoreDNS's plugin/hosts tests (each table names its source) and the
+"""clusterdns/hosts.py and manifests/hosts_file.py against CoreDNS's plugin/hosts tests (each table names its source) and the
 behaviour spec (/tmp/specs/plugins-a.md sections 1 and 4.1): parsing, lookups, answers, reloads.
 
 Answers go through the real codec: the question is a wire query read by parse_query, and a
@@ -19,21 +19,8 @@ import dns.rdatatype
 import pytest
 
 from clusterdns.codes import AAAA, NOERROR, PTR, A
-from clusterdns.hosts import (
-    EMPTY,
-    Action,
-    Hosts,
-    HostsTable,
-    Outcome,
-    addresses,
-    answer,
-    entries,
-    names_for,
-    parse_hosts,
-    reload,
-    reverse_address,
-    zone_labels,
-)
+from clusterdns.hosts import Action, Outcome, addresses, answer, names_for, reverse_address
+from clusterdns.manifests.hosts_file import EMPTY, Hosts, HostsTable, entries, parse_hosts, reload, zone_labels
 from clusterdns.records import Name
 from clusterdns.wire import Query, assemble, encode, parse_query
 

@@ -75,6 +75,10 @@ class _Mapper(Context):
         stubs: list[tuple[str, str]] = []
         default: Forward | None = None
         for block in blocks:
+            names = {p.name for p in block.plugins}
+            if "k8s_external" in names and "kubernetes" not in names:
+                at = next(p for p in block.plugins if p.name == "k8s_external")
+                raise self.error(at, "k8s_external: kubernetes plugin not loaded (it must be in the same server block)")
             stub = self.stub(block)
             if not stub:
                 serve += block.zones

@@ -47,6 +47,20 @@ def _stub_domain(text: str) -> tuple[str, str]:
     return normalize_zone(zone), ",".join(a.strip() for a in addresses.split(","))
 
 
+def _any_zone(text: str) -> str:
+    """A zone, or `.` for every name."""
+    return "." if text.strip() in (".", "") else normalize_zone(text)
+
+
+def _hosts_line(text: str) -> str:
+    """An inline hosts line: an address and at least one name (plugin/hosts/hostsfile.go)."""
+    fields = text.split("#", 1)[0].split()
+    if len(fields) < 2:
+        raise ConfigError(f"hosts line {text!r}: expected an address and at least one name")
+    _ip(fields[0].split("%", 1)[0])
+    return " ".join(fields)
+
+
 def _rewrite_rule(text: str) -> str:
     """A rewrite rule as CoreDNS's Corefile writes it after `rewrite`; checked here."""
     words = shlex.split(text)
@@ -179,15 +193,15 @@ class Config:
     cache: int = setting(30, flag="--cache", metavar="SECONDS", convert=int, help="cache forwarded answers up to this TTL (0: off; never our own zones)")
     cache_size: int = setting(9984, flag="--cache-size", metavar="N", convert=int, help="forwarded answers kept in the cache (CoreDNS 9984)")
     cache_zones: tuple[str, ...] = setting(
-        (".",), flag="--cache-zone", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        (".",), flag="--cache-zone", metavar="ZONE", repeat=True, convert=_any_zone,
         help="cache only forwarded names under ZONE (repeatable; CoreDNS `cache TTL ZONES`; default '.', every name)",
     )
     cache_disable_success: tuple[str, ...] = setting(
-        (), flag="--cache-disable-success", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        (), flag="--cache-disable-success", metavar="ZONE", repeat=True, convert=_any_zone,
         help="never cache answers for names under ZONE (CoreDNS cache `disable success ZONE`)",
     )
     cache_disable_denial: tuple[str, ...] = setting(
-        (), flag="--cache-disable-denial", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        (), flag="--cache-disable-denial", metavar="ZONE", repeat=True, convert=_any_zone,
         help="never cache denials (NXDOMAIN, NODATA, SERVFAIL) for names under ZONE (CoreDNS cache `disable denial ZONE`)",
     )
     cache_denial_size: int = setting(
@@ -261,9 +275,48 @@ class Config:
         0, flag="--max-idle-conns", metavar="N", convert=int, help="idle TCP connections kept per upstream (CoreDNS forward `max_idle_conns`; 0: no limit)"
     )
     serve_zones: tuple[str, ...] = setting(
-        (".",), flag="--serve-zone", metavar="ZONE", repeat=True, convert=lambda s: "." if s.strip() in (".", "") else normalize_zone(s),
+        (".",), flag="--serve-zone", metavar="ZONE", repeat=True, convert=_any_zone,
         help="the names this server answers at all (repeatable; default '.', every name); others get REFUSED, as CoreDNS answers"
         " names outside its server blocks",
+    )
+    hosts_file: str | None = setting(
+        None, flag="--hosts-file", metavar="FILE", convert=lambda s: None if s == "none" else s,
+        help="answer from this hosts file before the cluster, re-read when it changes (CoreDNS `hosts FILE`; default: none)",
+    )
+    hosts: tuple[str, ...] = setting(
+        (), flag="--host", metavar="'IP NAME...'", repeat=True, convert=_hosts_line,
+        help="a hosts-file line answered before the cluster (repeatable; CoreDNS `hosts { IP NAME }` inline entries)",
+    )
+    hosts_zones: tuple[str, ...] = setting(
+        (".",), flag="--hosts-zone", metavar="ZONE", repeat=True, convert=_any_zone,
+        help="the zones the hosts entries may answer in (repeatable; default '.', every name)",
+    )
+    hosts_ttl: int = setting(3600, flag="--hosts-ttl", metavar="SECONDS", convert=int, help="TTL of hosts answers (1-65535, CoreDNS 3600)")
+    hosts_reload: float = setting(
+        5.0, flag="--hosts-reload", metavar="SECONDS", convert=float, help="how often the hosts file is checked for changes (0: never; CoreDNS 5s)"
+    )
+    hosts_no_reverse: bool = setting(False, flag="--hosts-no-reverse", switch=True, help="no PTR answers from the hosts entries (CoreDNS `no_reverse`)")
+    hosts_fallthrough: tuple[str, ...] = setting(
+        (), flag="--hosts-fallthrough", metavar="ZONE", repeat=True, convert=_any_zone,
+        help="a name under ZONE the hosts entries do not hold goes on to the cluster and the upstreams (repeatable; '.' every name;"
+        " default none: SERVFAIL, as CoreDNS's hosts)",
+    )
+    hosts_fallthrough_unsupported: bool = setting(
+        False, flag="--hosts-fallthrough-unsupported", switch=True,
+        help="other types than A, AAAA and PTR for a hosts name go on too (CoreDNS `fallthrough_unsupported`)",
+    )
+    external_zones: tuple[str, ...] = setting(
+        (), flag="--external-zone", metavar="ZONE", repeat=True, convert=normalize_zone,
+        help="answer <svc>.<ns>.ZONE with the Service's external IPs and LoadBalancer addresses (repeatable; CoreDNS k8s_external)",
+    )
+    external_apex: str = setting("dns", flag="--external-apex", metavar="LABEL", help="k8s_external's apex: ns1.LABEL.ZONE is its nameserver")
+    external_ttl: int = setting(5, flag="--external-ttl", metavar="SECONDS", convert=int, help="TTL of k8s_external's answers (0-3600)")
+    external_headless: bool = setting(
+        False, flag="--external-headless", switch=True, help="k8s_external answers headless Services with their endpoints (CoreDNS `headless`)"
+    )
+    external_fallthrough: tuple[str, ...] = setting(
+        (), flag="--external-fallthrough", metavar="ZONE", repeat=True, convert=_any_zone,
+        help="an NXDOMAIN of k8s_external under ZONE goes on to the next source (repeatable; '.' every name)",
     )
     rewrite: tuple[str, ...] = setting(
         (), flag="--rewrite", metavar="RULE", repeat=True, convert=_rewrite_rule,
@@ -321,6 +374,12 @@ class Config:
             raise ConfigError("--serve-stale, --serve-stale-ttl, --serve-stale-verify-timeout and --cache-denial-ttl cannot be negative")
         if not 0 <= self.serve_stale_recheck <= 300:
             raise ConfigError(f"--serve-stale-recheck {self.serve_stale_recheck:g}: must be 0-300 seconds (CoreDNS: at most 5m)")
+        if not 1 <= self.hosts_ttl <= 65535:
+            raise ConfigError(f"--hosts-ttl {self.hosts_ttl}: must be 1-65535")
+        if self.hosts_reload < 0:
+            raise ConfigError(f"--hosts-reload {self.hosts_reload:g}: cannot be negative")
+        if not 0 <= self.external_ttl <= 3600:
+            raise ConfigError(f"--external-ttl {self.external_ttl}: must be 0-3600")
         if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
             raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
 

@@ -16,17 +16,24 @@ import logging
 import shlex
 from collections.abc import Mapping
 
+import dns.message
+
 from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, SOA, UPDATE, rcode_of
 from clusterdns.config.settings import Config
+from clusterdns.external import ExternalOptions
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.resolver import Answer
 from clusterdns.rewrite import Rewriter, Rewritten, parse_rule
-from clusterdns.serve.chain import Block, Blocks, zone_labels
+from clusterdns.serve.chain import Block, Blocks, Source, zone_labels
+from clusterdns.serve.forward import Upstream
+from clusterdns.serve.hosts import HostsEntries
+from clusterdns.serve.k8s_external import ExternalNames
+from clusterdns.serve.kubernetes import ClusterZones
 from clusterdns.serve.replies import ReplyCache
 from clusterdns.serve.request import PASS, SKIP, Request, Result
 from clusterdns.serve.rewriting import mapped_back, renamed
-from clusterdns.serve.sources import ClusterZones, Upstream
 from clusterdns.snapshot.table import Snapshot
+from clusterdns.upstream.exchange import lookup_query, parsed
 from clusterdns.upstream.forwarder import Forwarder
 from clusterdns.wire import MAX_UDP_SIZE, Body, FormErr, Query, assemble, encode, error_reply, parse_query, udp_limit
 
@@ -45,7 +52,8 @@ class Handler:
         # The main block's chain in CoreDNS's plugin order (kubernetes, then forward), then a
         # block per stub domain that forwards its zone (kube-dns stubDomains as CoreDNS writes them).
         rewriter = Rewriter([parse_rule(shlex.split(rule)) for rule in self.config.rewrite]) if self.config.rewrite else None
-        main = Block(zone_labels(self.config.serve_zones), (self.cluster, Upstream(self, self.forwarder, self.config.forward_except)), rewriter)
+        main = Block(zone_labels(self.config.serve_zones), (*self._before_cluster(), self.cluster, Upstream(self, self.forwarder, self.config.forward_except)),
+                     rewriter)
         stub_blocks = [Block(zone_labels([zone]), (Upstream(self, fwd),)) for zone, fwd in self.stubs.items()]
         self.blocks = Blocks([*stub_blocks, main])
         self.answers = ReplyCache()  # question key -> encoded Body, or where in its block's chain to start
@@ -55,6 +63,18 @@ class Handler:
         self.last: CounterKey = key(0, 0, "")
         self.fixed = False
         self.panics = 0  # answers that hit a bug (coredns_panics_total)
+
+    def _before_cluster(self) -> list[Source]:
+        """hosts and k8s_external, where they are on: before kubernetes, as in CoreDNS's plugin.cfg."""
+        config = self.config
+        sources: list[Source] = []
+        if config.hosts_file is not None or config.hosts:
+            sources.append(HostsEntries(self))
+        if config.external_zones:
+            options = ExternalOptions(zone_labels(config.external_zones), config.external_apex, config.external_ttl, config.external_headless,
+                                      zone_labels(config.external_fallthrough))
+            sources.append(ExternalNames(self, options))
+        return sources
 
     def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> Result:
         """The reply to one query (None: drop it silently); `peer` is the client's address."""
@@ -71,7 +91,7 @@ class Handler:
         limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
         cached = self.answers.of(snap).get(query.key)
         if cached.__class__ is Body and not (query.edns and query.edns.version) and (cached.zone_spelling is None or wire[12 : query.qname_end].endswith(cached.zone_spelling)):
-            return self.send(query, assemble(cached, wire, query, limit))
+            return self.send(query, assemble(cached, wire, query, limit), cached.plugin)
         return self._through_chain(snap, Request(wire, query, tcp, peer, limit), cached)  # type: ignore[arg-type]
 
     def _through_chain(self, snap: Snapshot, request: Request, start: object) -> Result:
@@ -124,15 +144,24 @@ class Handler:
         source = block.sources[-1] if block is not None else None
         return source.forwarder if isinstance(source, Upstream) else self.forwarder
 
-    def local(self, snap: Snapshot, request: Request, answer: Answer) -> bytes:
+    def local(self, snap: Snapshot, request: Request, answer: Answer, plugin: str = "kubernetes") -> bytes:
         """An answer from our own data: encoded once per question and snapshot, then assembled."""
-        body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels)
+        body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels,
+                      plugin=plugin)
         self.answers.put(snap, request.query.key, body)
-        return self.send(request.query, assemble(body, request.wire, request.query, request.limit))
+        return self.send(request.query, assemble(body, request.wire, request.query, request.limit), plugin)
 
-    def send(self, query: Query, reply: bytes) -> bytes:
+    async def ask(self, name: str, qtype: int) -> dns.message.Message | None:
+        """`name` looked up through this server's own chain, from its first source, as CoreDNS's
+        pkg/upstream re-enters the plugin chain (k8s_external's LoadBalancer hostnames)."""
+        result = self.respond(lookup_query(name, qtype), tcp=True)
+        if result is not None and not isinstance(result, (bytes, list)):
+            result, _ = await result
+        return parsed(result) if isinstance(result, bytes) else None
+
+    def send(self, query: Query, reply: bytes, plugin: str = "kubernetes") -> bytes:
         """A reply that is a fixed function of the snapshot and the query bytes."""
-        self.last = key(query.qtype, rcode_of(reply), "kubernetes", bool(query.edns and query.edns.do))
+        self.last = key(query.qtype, rcode_of(reply), plugin, bool(query.edns and query.edns.do))
         self.fixed = True
         return reply
 

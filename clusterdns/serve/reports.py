@@ -1,5 +1,5 @@
-"""What a load or reload says: one log line, the problems not reported before, and the figures
-/status and `clusterdns status` show."""
+"""What the server says: what it serves at start-up, and per load or reload one log line, the
+problems not reported before, and the figures /status and `clusterdns status` show."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import logging
 import time
 from typing import Any
 
+from clusterdns.config.addresses import Address, hostport_text
+from clusterdns.config.settings import Config
+from clusterdns.manifests.hosts_file import describe as describe_hosts
 from clusterdns.model import ClusterState
 from clusterdns.objects.store import Change
 from clusterdns.snapshot.table import Snapshot
@@ -56,3 +59,24 @@ def object_changes(old: ClusterState, new: ClusterState) -> str:
     removed = sum(1 for k in before if k not in after)
     changed = sum(1 for k, v in after.items() if k in before and before[k] is not v and before[k] != v)
     return f"+{added} -{removed} ~{changed}"
+
+
+def announce(config: Config, bound: list[Address], upstreams: tuple[Address, ...], stubs: dict[str, tuple[Address, ...]],
+             snap: Snapshot | None) -> None:
+    """The start-up lines: where DNS is served, where other names go, what answers besides the cluster."""
+    for host, port in bound:
+        log.info("serving DNS on %s (udp, tcp)", hostport_text(host, port))
+    for zone, addresses in stubs.items():
+        log.info("forwarding names under %s to %s", zone, ", ".join(hostport_text(h, p) for h, p in addresses))
+    if upstreams:
+        log.info("forwarding other names to %s", ", ".join(hostport_text(h, p) for h, p in upstreams))
+    else:
+        log.info("no upstream: names outside %s get REFUSED", ", ".join(config.zones))
+    if snap is not None and snap.hosts is not None:
+        log.info("answering from hosts %s: %s", config.hosts_file or "(inline entries)", describe_hosts(snap.hosts))
+    if config.external_zones:
+        log.info("answering external addresses under %s (k8s_external)", ", ".join(config.external_zones))
+    if config.watch != "off":
+        log.info("watching %s (%s)", config.manifests, "polling" if config.watch == "poll" else "inotify")
+    if config.workers > 1:
+        log.info("%d worker processes share each port (SO_REUSEPORT)", config.workers)

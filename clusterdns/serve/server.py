@@ -15,10 +15,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from clusterdns.config.addresses import Address, hostport_text, parse_hostport
+from clusterdns.config.addresses import Address, parse_hostport
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from clusterdns.manifests.files import gc_paused
+from clusterdns.manifests.hosts_file import describe as describe_hosts
 from clusterdns.manifests.watch import Watcher
 from clusterdns.ops import http
 from clusterdns.ops.counters import ListenerStats
@@ -27,7 +28,7 @@ from clusterdns.pipeline import Pipeline
 from clusterdns.serve import querylog, transfer
 from clusterdns.serve.handler import Handler
 from clusterdns.serve.ratelimit import RateLimiter
-from clusterdns.serve.reports import Reports
+from clusterdns.serve.reports import Reports, announce
 from clusterdns.serve.sockets import SocketPair, bind_pair, start
 from clusterdns.serve.workers import Workers
 from clusterdns.snapshot.table import Snapshot
@@ -185,6 +186,7 @@ class Server:
         self.workers.report(self.counts)
         ops = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
         watcher = self._watch()
+        hosts_task = loop.create_task(self._watch_hosts()) if self.config.hosts_file and self.config.hosts_reload > 0 else None
         if announce:
             self._announce()  # last: "serving DNS on" means everything is in place
         await self.stopping.wait()
@@ -199,6 +201,8 @@ class Server:
             server.close()
         if watcher:
             watcher.stop()
+        if hosts_task is not None:
+            hosts_task.cancel()
         for udp, tcp in servers:
             udp.close()
             tcp.close()
@@ -221,19 +225,27 @@ class Server:
         watcher.poke()  # a change between the first load and the watch start is picked up now
         return watcher
 
+    async def _watch_hosts(self) -> None:
+        """--hosts-reload: look at the hosts file that often (CoreDNS's hosts `reload`), off the loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.config.hosts_reload)
+            await loop.run_in_executor(None, self._reload_hosts)
+
+    def _reload_hosts(self) -> None:
+        try:
+            with self.reload_lock:
+                update = self.pipeline.refresh_hosts()
+                if update.rebuilt:
+                    self.handler.current = update.snapshot  # the swap: one assignment
+                    log.info("hosts %s re-read: %s", self.config.hosts_file, describe_hosts(update.snapshot.hosts))
+        except Exception as e:  # never lose what is serving
+            self.reload_failures += 1
+            log.exception("re-reading %s failed, still serving the previous entries: %s", self.config.hosts_file, e)
+
     def _announce(self) -> None:
-        for host, port in self.bound:
-            log.info("serving DNS on %s (udp, tcp)", hostport_text(host, port))
-        for zone, stub in self.stubs.items():
-            log.info("forwarding names under %s to %s", zone, ", ".join(hostport_text(h, p) for h, p in stub.upstreams))
-        if self.upstreams:
-            log.info("forwarding other names to %s", ", ".join(hostport_text(h, p) for h, p in self.upstreams))
-        else:
-            log.info("no upstream: names outside %s get REFUSED", ", ".join(self.config.zones))
-        if self.config.watch != "off":
-            log.info("watching %s (%s)", self.config.manifests, "polling" if self.config.watch == "poll" else "inotify")
-        if self.config.workers > 1:
-            log.info("%d worker processes share each port (SO_REUSEPORT)", self.config.workers)
+        stubs = {zone: stub.upstreams for zone, stub in self.stubs.items()}
+        announce(self.config, self.bound, self.upstreams, stubs, self.current)
 
     def _hangup(self) -> None:
         """SIGHUP: a full re-read here, off the event loop so queries keep flowing, and in every worker."""

@@ -15,6 +15,7 @@ from collections import defaultdict
 from clusterdns.codes import TXT
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
+from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, Service
 from clusterdns.names import NS_NAME, SVC, split
 from clusterdns.records import RR
@@ -70,7 +71,8 @@ def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
     return frozenset(state.namespaces)
 
 
-def build(state: ClusterState, config: Config, previous: Snapshot | None = None, changed_at: int | None = None) -> Snapshot:
+def build(state: ClusterState, config: Config, previous: Snapshot | None = None, changed_at: int | None = None,
+          hosts: Hosts | None = None) -> Snapshot:
     """Compile a ClusterState into a Snapshot, reusing `previous`'s per-Service work.
 
     The SOA serial is decided before the snapshot is made (next_serial): the Unix time of
@@ -113,6 +115,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         problems=state.problems + tuple(builder.problems),
         contributions=builder.contributions,
         external_addresses=external,
+        hosts=hosts,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
+from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, Service
 from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
 from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, ExternalAddresses
@@ -57,6 +58,7 @@ class Snapshot:
     problems: tuple[Problem, ...]  # the state's, and records left out when compiling
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
     external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
+    hosts: Hosts | None = None  # CoreDNS's hosts: the file and inline entries (None: the plugin is off)
 
     def soa(self) -> RR:
         """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""

@@ -27,4 +27,6 @@ HANDLERS: dict[str, PluginHandler] = {
     "loop": server.loop,
     "loadbalance": answers.loadbalance,
     "rewrite": answers.rewrite,
+    "hosts": answers.hosts,
+    "k8s_external": answers.k8s_external,
 }

@@ -1,29 +1,21 @@
-"""The answer chain's sources, in CoreDNS's plugin order: the cluster zones (`kubernetes`), then
-the upstreams (`forward`). Each answers a question, or passes it on (PASS)."""
+"""The cluster zones as CoreDNS's `kubernetes` plugin answers them: resolve() on the snapshot, an
+NXDOMAIN that falls through, ExternalName targets chased upstream, and zone transfers."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-from clusterdns.codes import ANY, HINFO, REFUSED, SERVFAIL, TC, rcode_of, type_text
+from clusterdns.codes import REFUSED, SERVFAIL, TC
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.records import RR, Name
 from clusterdns.resolver import Answer, resolve
 from clusterdns.serve import transfer
-from clusterdns.serve.chain import zone_labels
-from clusterdns.serve.request import PASS, SKIP, Pass, Request, Result, may_forward
+from clusterdns.serve.request import PASS, SKIP, Pass, Request, Result
 from clusterdns.snapshot.table import Snapshot
-from clusterdns.upstream.forwarder import Forwarder, Overloaded
-from clusterdns.wire import assemble, encode, error_reply, truncate_forwarded
+from clusterdns.wire import assemble, encode
 
 log = logging.getLogger("clusterdns")
-errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDNS's errors plugin
-
-# RFC 8482 4.2: ANY for a name we would forward gets one synthesized HINFO, CPU "RFC8482",
-# OS empty, instead of whatever the upstream has (an ANY reply is an amplifier's payload).
-RFC8482_HINFO = (RR(None, HINFO, 3600, b"\x07RFC8482\x00"),)
 
 
 class ClusterZones:
@@ -80,58 +72,13 @@ class ClusterZones:
             msg = await upstreams.lookup(answer.chase, query.qtype)
             if msg is not None:
                 truncated = bool(msg.flags & TC)
-                records = tuple(_raw_records(msg.answer))
+                records = tuple(raw_records(msg.answer))
         reply = encode(answer.rcode, (answer.answer + records, (), ()), request.wire, query, answer.zone_labels, tc=truncated)
         return assemble(reply, request.wire, query, request.limit), key(query.qtype, answer.rcode, self.plugin, request.do)
 
 
-class Upstream:
-    """A group of upstreams (CoreDNS's `forward . ADDR...` of a server block): every name no
-    earlier source answered, except those under `except_zones` (forward's `except`)."""
-
-    plugin = "forward"
-
-    def __init__(self, handler: Any, forwarder: Forwarder, except_zones: Sequence[str] = ()) -> None:
-        self.handler = handler
-        self.forwarder = forwarder
-        self.allow = tuple(handler.config.allow_forward)
-        self.except_zones = zone_labels(except_zones)
-
-    def serve(self, snap: Snapshot, request: Request) -> Result | Pass:
-        h, query = self.handler, request.query
-        if not self.forwarder.upstreams:
-            return PASS  # no forward plugin: the handler answers REFUSED, as CoreDNS does (C12)
-        if self.except_zones and any(query.labels[len(query.labels) - len(z) :] == z for z in self.except_zones if len(z) <= len(query.labels)):
-            # forward.go match(): an `except` name goes to the next plugin; with none, SERVFAIL.
-            return h.error(request, SERVFAIL, self.plugin)  # type: ignore[no-any-return]
-        if not may_forward(request.peer, self.allow):
-            # Not an open resolver: only --allow-forward clients get other names looked up.
-            return PASS if request.fallthrough else h.error(request, REFUSED, self.plugin)
-        if query.qtype == ANY:
-            if request.fallthrough:
-                return PASS
-            h.last = key(ANY, 0, "any", request.do)
-            reply = encode(0, (RFC8482_HINFO, (), ()), request.wire, query, 0, aa=False)
-            return assemble(reply, request.wire, query, request.limit)
-        return self._forwarded(request)
-
-    async def _forwarded(self, request: Request) -> tuple[bytes, CounterKey]:
-        wire, query = request.wire, request.query
-        try:
-            reply = await self.forwarder.forward(wire, tcp=request.tcp, parsed=query)
-        except Overloaded:
-            # --max-concurrent exchanges outstanding: REFUSED at once, as CoreDNS's max_concurrent
-            # (the Forwarder counts these in `rejects`).
-            return error_reply(wire, REFUSED, query.qname_end + 4, query.edns), key(query.qtype, REFUSED, self.plugin, request.do)
-        if reply is None:
-            # CoreDNS's errors plugin line for a failed lookup.
-            errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
-                             ".".join(query.labels), type_text(query.qtype), ", ".join(f"{h}:{p}" for h, p in self.forwarder.upstreams))
-            return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), key(query.qtype, SERVFAIL, self.plugin, request.do)
-        return truncate_forwarded(reply, wire, query, request.limit), key(query.qtype, rcode_of(reply), self.plugin, request.do)
-
-
-def _raw_records(rrsets: Any) -> list[RR]:
+def raw_records(rrsets: Any) -> list[RR]:
+    """dnspython RRsets (an upstream's answer) as records to encode, their names absolute."""
     out = []
     for rrset in rrsets:
         owner = Name(tuple(label.decode("latin-1").lower() for label in rrset.name.labels if label), in_zone=False)
