@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from clusterdns import __version__
 from clusterdns.config.addresses import HEALTH_PORT
 from clusterdns.config.convert import TRUE
-from clusterdns.config.sources import add_config_flags, config_from_args
+from clusterdns.config.sources import add_config_flags, config_sources
 from clusterdns.errors import ClusterDNSError
 from clusterdns.tools import compare, offline, status
 
@@ -63,9 +63,10 @@ def setup_logging(quiet: bool = False) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from clusterdns.serve import server
+    from clusterdns.serve import start
 
-    config = config_from_args(args)
+    sources = config_sources(args)
+    config = sources.make()
     setup_logging(config.quiet)  # quiet may come from --config, a Corefile or the environment
 
     try:
@@ -74,7 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    server.run(config, runner)
+    start.run(config, runner, sources)
     return 0
 
 

@@ -40,11 +40,14 @@ class Update:
 class Pipeline:
     """One manifests directory, read incrementally into successive snapshots."""
 
-    def __init__(self, root: str | Path, config: Config) -> None:
+    def __init__(self, root: str | Path, config: Config, previous: Snapshot | None = None) -> None:
+        """`previous`: the snapshot served before a configuration reload, so the first build here
+        keeps its serial when the records come out the same."""
         self.config = config
         self.store = ManifestStore(root, config)
         self.memo: Memo | None = None  # derive()'s memo of the last refresh
-        self.snapshot: Snapshot | None = None
+        self.snapshot: Snapshot | None = previous
+        self.first = True
         self.hosts = hosts_of(config)  # --hosts-file and --host: read beside the manifests
         self.hosts_seen: Fingerprint | None = None  # the hosts file as last read (mtime, size)
 
@@ -53,10 +56,11 @@ class Pipeline:
         anything changed; the previous snapshot stays the answer when nothing did."""
         previous = self.snapshot
         change = self.store.refresh(full=full)
-        if previous is not None and not change.files:
-            return Update(change, previous, previous)
-        if previous is None:
+        if not self.first and not change.files:
+            return Update(change, previous, previous)  # type: ignore[arg-type]
+        if self.first:
             self._read_hosts()
+            self.first = False
         state, self.memo = derive(self.store.objects(), self.config, self.store.problems(), self.memo)
         self.snapshot = build_snapshot(state, self.config, previous, self.store.newest_mtime(), self.hosts)
         return Update(change, self.snapshot, previous)

@@ -173,6 +173,15 @@ class Config:
         0.0, flag="--lameduck", metavar="SECONDS", convert=float,
         help="on SIGTERM, keep answering this long with /ready at 503 before closing (kubeadm uses 5)",
     )
+    reload: float = setting(
+        0.0, flag="--reload", metavar="SECONDS", convert=float,
+        help="look at the --corefile and --config this often and apply a change without a restart (CoreDNS's reload; "
+             "0: only on SIGUSR1; at least 2)",
+    )
+    reload_jitter: float = setting(
+        15.0, flag="--reload-jitter", metavar="SECONDS", convert=float,
+        help="move each --reload look by up to half this either way, at most half the interval (0 or at least 1)",
+    )
     transfer_to: tuple[str, ...] = setting(
         (), flag="--transfer-to", metavar="CIDR", repeat=True, convert=lambda s: s if s == "*" else str(network(s)),
         help="allow AXFR/IXFR of the cluster zone from these addresses (repeatable; '*' for anyone; default: nobody)",
@@ -382,6 +391,16 @@ class Config:
             raise ConfigError(f"--external-ttl {self.external_ttl}: must be 0-3600")
         if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
             raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
+        self._check_reload()
+
+    def _check_reload(self) -> None:
+        """The ranges CoreDNS's reload accepts (plugin/reload/setup.go: interval at least 2s, jitter 0 or at least 1s)."""
+        if self.reload < 0 or self.reload_jitter < 0:
+            raise ConfigError("--reload and --reload-jitter cannot be negative")
+        if 0 < self.reload < 2:
+            raise ConfigError(f"--reload {self.reload:g}: must be 0 (only on SIGUSR1) or at least 2 seconds")
+        if 0 < self.reload_jitter < 1:
+            raise ConfigError(f"--reload-jitter {self.reload_jitter:g}: must be 0 or at least 1 second")
 
     @property
     def cluster_domain(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from clusterdns.config.addresses import hostport_text
 from clusterdns.config.convert import convert_value
 from clusterdns.config.corefile import load_corefile
+from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import Config, settings
 from clusterdns.errors import ConfigError
 
@@ -142,6 +143,13 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
             value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={raw!r}")
         values[name] = tuple(value) if s.repeat and value is not None else value
     return Config(**values)
+
+
+def config_sources(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ConfigSources:
+    """The files the settings come from, and how to make the Config of them again (for --reload)."""
+    env = dict(os.environ if environ is None else environ)
+    return ConfigSources(getattr(args, "corefile", None) or env.get("CLUSTERDNS_COREFILE"),
+                         getattr(args, "config", None) or env.get("CLUSTERDNS_CONFIG"), env, lambda: config_from_args(args, env))
 
 
 def file_values(config: str | None, corefile: str | None, environ: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:

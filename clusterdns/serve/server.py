@@ -8,35 +8,38 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-
-from clusterdns.config.addresses import Address, parse_hostport
+from clusterdns.config.addresses import Address
+from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from clusterdns.manifests.files import gc_paused
 from clusterdns.manifests.hosts_file import describe as describe_hosts
 from clusterdns.manifests.watch import Watcher
-from clusterdns.ops import http
 from clusterdns.ops.counters import ListenerStats
-from clusterdns.ops.metrics import Counts, DNSCollector, counts
+from clusterdns.ops.listen import OpsListeners
+from clusterdns.ops.metrics import Counts, counts
 from clusterdns.pipeline import Pipeline
-from clusterdns.serve import querylog, transfer
+from clusterdns.serve import transfer
+from clusterdns.serve.answering import Answering
 from clusterdns.serve.handler import Handler
+from clusterdns.serve.listeners import Listeners
 from clusterdns.serve.ratelimit import RateLimiter
+from clusterdns.serve.reconfigure import Reloader
 from clusterdns.serve.reports import Reports, announce
-from clusterdns.serve.sockets import SocketPair, bind_pair, start
+from clusterdns.serve.sockets import SocketPair, bind_pair
 from clusterdns.serve.workers import Workers
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.forwarder import Forwarder
-from clusterdns.upstream.loop import LOOP_CHECK_TIMEOUT, check_loop
-from clusterdns.upstream.resolvconf import resolve_upstreams
 
 log = logging.getLogger("clusterdns")
+
+# Held from start-up until serve() handles them: SIGHUP re-reads the manifests, SIGUSR1 the configuration.
+HELD_SIGNALS = {signal.SIGHUP, signal.SIGUSR1}
 
 
 @contextmanager
@@ -51,17 +54,20 @@ def _collector_paused() -> Iterator[None]:
 
 
 class Server:
-    """Owns the pipeline, the handler (and through it the current snapshot) and the sockets."""
+    """Owns the pipeline, what answers (and through its handler the current snapshot) and the sockets.
 
-    def __init__(self, config: Config) -> None:
+    `sources`: where the configuration came from, for --reload and SIGUSR1 (reconfigure.py).
+    """
+
+    def __init__(self, config: Config, sources: ConfigSources | None = None) -> None:
         self.config = config
-        self.upstreams = resolve_upstreams(config)
-        self.forwarder = Forwarder(self.upstreams, config)
-        # --stub-domain: each zone's own upstreams, with their own health, cache and counters.
-        self.stubs = {zone: Forwarder([parse_hostport(a, 53) for a in addresses], config, zone) for zone, addresses in config.stubs.items()}
-        self.handler = Handler(None, config, self.forwarder, self.stubs)
-        self.limiter = RateLimiter(config.rate_limit) if config.rate_limit else None  # one set of buckets for every UDP listener
-        self.bound: list[Address] = []
+        self.answering = Answering.of(config)
+        self.bound: list[Address] = []  # the --listen addresses, port 0 resolved
+        self.dns = Listeners()
+        self.ops = OpsListeners(self)
+        self.sources = sources
+        self.reloader: Reloader | None = None
+        self.serves_ops = False
         self.stopping: asyncio.Event | None = None
         root = Path(config.manifests)
         if not root.is_dir():
@@ -70,10 +76,35 @@ class Server:
         self.reload_lock = threading.Lock()
         self.reports = Reports(config.manifests)
         self.watcher: Watcher | None = None
-        self.listeners: list[ListenerStats] = []
+        self.hosts_task: asyncio.Task[None] | None = None
         self.draining = False
         self.workers = Workers()  # --workers: the children, or in a child its channel back
         self.reload_failures = 0
+
+    # What answers now: replaced as a whole by a configuration reload (swap()).
+    @property
+    def handler(self) -> Handler:
+        return self.answering.handler
+
+    @property
+    def forwarder(self) -> Forwarder:
+        return self.answering.forwarder
+
+    @property
+    def stubs(self) -> dict[str, Forwarder]:
+        return self.answering.stubs
+
+    @property
+    def upstreams(self) -> tuple[Address, ...]:
+        return self.answering.upstreams
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        return self.answering.limiter
+
+    @property
+    def listeners(self) -> list[ListenerStats]:
+        return self.dns.stats
 
     @property
     def current(self) -> Snapshot | None:
@@ -130,27 +161,6 @@ class Server:
         return {"ready": not self.not_ready(), "manifests": str(self.config.manifests), "listen": [f"{h}:{p}" for h, p in self.bound],
                 "reloads": self.reloads, "reload_failures": self.reload_failures, "last_reload": self.last_reload}
 
-    async def start_ops(self) -> list[asyncio.Server]:
-        """/health, /ready and /metrics, each on its own address (CoreDNS's ports)."""
-        registry = CollectorRegistry()
-        collector = DNSCollector(self)
-        registry.register(collector)
-        routes = http.Routes(self, registry, collector)
-        wanted = [("health", self.config.health, {"/health": routes.health, "/status": routes.status}),
-                  ("ready", self.config.ready, {"/ready": routes.ready}),
-                  ("metrics", self.config.metrics, {"/metrics": routes.metrics})]
-        started = []
-        for what, address, paths in wanted:
-            if address is None:
-                continue
-            try:
-                server, port = await http.start(address, paths)
-            except OSError as e:
-                raise ConfigError(f"cannot listen on {address[0]}:{address[1]} for /{what}: {e.strerror or e}") from None
-            started.append(server)
-            log.info("%s on http://%s:%d%s", what, address[0], port, "/" + what)
-        return started
-
     # --- serving ---------------------------------------------------------------------------------
 
     def bind(self, reuse_port: bool = False) -> list[SocketPair]:
@@ -167,6 +177,30 @@ class Server:
         self.bound = [(host, pair[0].getsockname()[1]) for (host, _), pair in zip(addresses, pairs)]
         return pairs
 
+    def swap(self, config: Config, pipeline: Pipeline, answering: Answering) -> None:
+        """A reloaded configuration takes over (reconfigure.apply): under the reload lock, so no
+        manifests reload is between pipelines; every listener answers with it from its next query."""
+        with self.reload_lock:
+            self.pipeline, self.config, self.answering = pipeline, config, answering
+            self.dns.use(config, answering)
+
+    def after_swap(self, old: Config, same_manifests: bool) -> None:
+        """What follows a reloaded configuration: the watches it changes, and a look at the manifests."""
+        if not same_manifests or old.watch != self.config.watch or old.poll_interval != self.config.poll_interval:
+            if self.watcher is not None:
+                self.watcher.stop()
+                self.watcher = None
+            self._watch()
+        if self.hosts_task is not None:
+            self.hosts_task.cancel()
+        self.hosts_task = self._start_hosts_watch()
+        asyncio.get_running_loop().run_in_executor(None, self._reload)  # what changed while the new pipeline read
+
+    def _start_hosts_watch(self) -> asyncio.Task[None] | None:
+        if self.config.hosts_file and self.config.hosts_reload > 0:
+            return asyncio.get_running_loop().create_task(self._watch_hosts())
+        return None
+
     async def serve(self, sockets: list[SocketPair], announce: bool = True) -> None:
         """Serve on bound sockets until SIGTERM/SIGINT. SIGHUP re-reads the manifests."""
         if self.current is None:
@@ -178,15 +212,18 @@ class Server:
         # SIGHUP: a full re-read, off the event loop so queries keep flowing. One that came
         # during start-up was held (run() blocks it) and is delivered now.
         loop.add_signal_handler(signal.SIGHUP, self._hangup)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
-        log_query = querylog.record if self.config.log_queries else None
-        balance = self.config.loadbalance == "round_robin"
-        servers = [await start(udp, tcp, self.handler, self.limiter, log_query, self.config.tcp_max_queries, balance) for udp, tcp in sockets]
-        self.listeners += [ls for udp, tcp in servers for ls in (udp.stats, tcp.stats)]
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+        for address, pair in zip(self.config.listen, sockets):
+            await self.dns.serve(address, pair, self.config, self.answering)
         self.workers.report(self.counts)
-        ops = await self.start_ops() if announce else []  # the first process serves the HTTP endpoints
-        watcher = self._watch()
-        hosts_task = loop.create_task(self._watch_hosts()) if self.config.hosts_file and self.config.hosts_reload > 0 else None
+        self.serves_ops = announce  # the first process serves the HTTP routes
+        if announce:
+            await self.ops.start(self.config)
+        self._watch()
+        self.hosts_task = self._start_hosts_watch()
+        if self.sources is not None:  # every process looks at the configuration itself, as at the manifests
+            self.reloader = Reloader(self, self.sources)
+            self.reloader.start()  # SIGUSR1, and --reload
         if announce:
             self._announce()  # last: "serving DNS on" means everything is in place
         await self.stopping.wait()
@@ -197,18 +234,14 @@ class Server:
             log.info("lameduck: answering for %.1f s more before shutting down", self.config.lameduck)
             await asyncio.sleep(self.config.lameduck)
         log.info("shutting down")
-        for server in ops:
-            server.close()
-        if watcher:
-            watcher.stop()
-        if hosts_task is not None:
-            hosts_task.cancel()
-        for udp, tcp in servers:
-            udp.close()
-            tcp.close()
-            pending = list(udp.tasks) + [t for c in tcp.connections for t in c.tasks]
-            if pending:
-                await asyncio.wait(pending, timeout=3)
+        if self.reloader is not None:
+            self.reloader.stop()
+        self.ops.close(self.ops.open)
+        if self.watcher:
+            self.watcher.stop()
+        if self.hosts_task is not None:
+            self.hosts_task.cancel()
+        await self.dns.drain()
 
     def _watch(self) -> Watcher | None:
         """Watch the manifests (unless --watch off); a change reloads them."""
@@ -258,37 +291,3 @@ class Server:
         except Exception as e:  # never lose what is serving (DESIGN: errors become answers)
             self.reload_failures += 1
             log.exception("reload failed, still serving the previous data: %s", e)
-
-
-def _close(sockets: list[SocketPair]) -> None:
-    for udp, tcp in sockets:
-        udp.close()
-        tcp.close()
-
-
-def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None]) -> None:
-    """Load, bind, fork --workers - 1 children (each serving its own SO_REUSEPORT sockets
-    and watching the manifests itself), serve, and stop the children on the way out."""
-    # Until serve() handles SIGHUP, its default action would kill the process: a reload
-    # asked for while loading, or a parent forwarding one to a worker still starting,
-    # waits instead (the mask is inherited across fork, and by threads started meanwhile).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-    server = Server(config)
-    server.load(full=True)  # before binding: a broken start fails before any port is taken
-    sockets = server.bind(reuse_port=config.workers > 1)
-    # Bound but not yet served: a probe sent through the upstreams that reaches our own UDP
-    # sockets means a forwarding loop (CoreDNS's loop plugin); exit 2.
-    every_upstream = list(dict.fromkeys([*server.upstreams, *(u for stub in server.stubs.values() for u in stub.upstreams)]))
-    if config.loop_detect == "on" and every_upstream:
-        try:
-            check_loop([udp for udp, _ in sockets], every_upstream, min(config.upstream_timeout, LOOP_CHECK_TIMEOUT))
-        except ConfigError:
-            _close(sockets)
-            raise
-    # Each child: its own sockets on the same ports, its own event loop.
-    server.workers.fork(config.workers - 1, child=lambda: runner(server.serve(server.bind(reuse_port=True), announce=False)),
-                        before=lambda: _close(sockets))
-    try:
-        runner(server.serve(sockets))
-    finally:
-        server.workers.stop()

@@ -212,6 +212,11 @@ class TCPServer:
                 return result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
         return result
 
+    def use(self, handler: Responder, max_queries: int, balance: bool, querylog: Any) -> None:
+        """Answer the next messages, on open connections too, with a reloaded configuration's handler."""
+        self.handler, self.max_queries, self.balance, self.stats.querylog = handler, max_queries, balance, querylog
+        self.replies = ReplyCache()
+
     def refuse(self) -> None:
         """One connection over the cap: closed unread; one log line a minute at most."""
         self.refused += 1

@@ -75,6 +75,15 @@ class UDPServer:
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(sock.fileno(), self._readable)
 
+    def use(self, handler: Responder, limiter: RateLimiter | None, balance: bool, querylog: Any) -> None:
+        """Answer from now on with a reloaded configuration's handler and options; the kept
+        replies were the old handler's, so they go. Plain assignments: a batch already running
+        finishes with what it started with."""
+        self.in_c = False
+        self.handler, self.limiter, self.balance, self.stats.querylog = handler, limiter, balance, querylog
+        self.replies = ReplyCache()
+        self.in_c = serve is _serve_batched and limiter is None and not querylog
+
     def close(self) -> None:
         if self.sock.fileno() >= 0:
             self.loop.remove_reader(self.sock.fileno())

@@ -300,7 +300,7 @@ def test_a_workers_counts_add_to_every_family() -> None:
     assert cache is not None
     cache.requests, cache.misses = 7, 3
     cache.hits["success"], cache.entries["denial"], cache.evictions["success"] = 4, 2, 1
-    server.listeners = [udp, tcp]
+    server.dns.stats = [udp, tcp]
     collector = DNSCollector(server)
     registry = CollectorRegistry()
     registry.register(collector)

@@ -21,8 +21,9 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from clusterdns.cli import build_parser, config_from_args
+from clusterdns.cli import build_parser
 from clusterdns.config.settings import Config
+from clusterdns.config.sources import config_from_args
 from clusterdns.serve.sockets import bind_pair
 from tests.helpers.upstream import Upstream
 

@@ -8,10 +8,7 @@ from clusterdns.config.plugins import answers, forward, kubernetes, server
 from clusterdns.config.plugins.context import PluginHandler
 
 # Plugins clusterdns accepts without acting on them: the warning printed at start-up (None: quietly).
-ACCEPTED = {
-    "errors": None,  # errors are always logged
-    "reload": "accepted: clusterdns watches the manifests, but does not re-read the Corefile (restart to apply Corefile changes)",
-}
+ACCEPTED: dict[str, str | None] = {}
 
 
 HANDLERS: dict[str, PluginHandler] = {
@@ -22,6 +19,8 @@ HANDLERS: dict[str, PluginHandler] = {
     "ready": server.endpoint("ready", f":{READY_PORT}"),
     "prometheus": server.endpoint("metrics", f"localhost:{METRICS_PORT}"),
     "log": server.log,
+    "errors": server.errors,
+    "reload": server.reload,
     "transfer": server.transfer,
     "bind": server.bind,
     "loop": server.loop,

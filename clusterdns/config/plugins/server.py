@@ -1,4 +1,4 @@
-"""The server's own plugins: `bind`, `health`, `ready`, `prometheus`, `log`, `loop`, `transfer`."""
+"""The server's own plugins: `bind`, `health`, `ready`, `prometheus`, `log`, `errors`, `loop`, `reload`, `transfer`."""
 
 from __future__ import annotations
 
@@ -49,6 +49,43 @@ def log(m: Context, e: Directive, block: Block) -> None:
     if e.args or e.block:
         m.warn(e, "log: options ignored: clusterdns logs every query in the common format")
     m.set("log_queries", True, e, "log")
+
+
+def errors(m: Context, e: Directive, block: Block) -> None:
+    """`errors { stacktrace; consolidate DURATION REGEXP [LEVEL] }` (plugin/errors/setup.go): clusterdns
+    always logs errors, with the traceback, and reports a repeating one once with its count, so both
+    options are taken as already in effect; any other option is an error."""
+    m.arity(e, 0, 0, "errors")
+    for opt in e.block or []:
+        if opt.name == "stacktrace":
+            m.arity(opt, 0, 0, "errors stacktrace")
+        elif opt.name == "consolidate":
+            m.arity(opt, 2, 3, "errors consolidate")
+            try:
+                parse_duration(opt.args[0])
+            except ValueError as err:
+                raise m.error(opt, f"errors consolidate: {err}") from None
+            if len(opt.args) == 3 and opt.args[2] not in ("warning", "error", "info", "debug"):
+                raise m.error(opt, f"errors consolidate: unknown log level {opt.args[2]!r}")
+        else:
+            raise m.error(opt, f'errors option "{opt.name}" is not supported')
+
+
+def reload(m: Context, e: Directive, block: Block) -> None:
+    """`reload [INTERVAL] [JITTER]` (plugin/reload/setup.go: 30s and 15s by default)."""
+    m.no_block(e, "reload")
+    m.arity(e, 0, 2, "reload")
+    try:
+        interval = parse_duration(e.args[0]) if e.args else 30.0
+        jitter = parse_duration(e.args[1]) if len(e.args) > 1 else 15.0
+    except ValueError as err:
+        raise m.error(e, f"reload: {err}") from None
+    if interval < 2:
+        raise m.error(e, "reload: interval value must be greater or equal to 2s")
+    if 0 < jitter < 1:
+        raise m.error(e, "reload: jitter value must be 0 or greater or equal to 1s")
+    m.set("reload", repr(interval), e, "reload")
+    m.set("reload_jitter", repr(jitter), e, "reload")
 
 
 def loop(m: Context, e: Directive, block: Block) -> None:
