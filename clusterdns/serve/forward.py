@@ -13,7 +13,7 @@ from clusterdns.records import RR
 from clusterdns.serve.chain import zone_labels
 from clusterdns.serve.request import PASS, Pass, Request, Result, may_forward
 from clusterdns.snapshot.table import Snapshot
-from clusterdns.upstream.forwarder import Forwarder, Overloaded
+from clusterdns.upstream.forwarder import Forwarder, Looked, Overloaded
 from clusterdns.wire import assemble, encode, error_reply, truncate_forwarded
 
 errors_log = logging.getLogger("clusterdns.query")  # printed as is, like CoreDNS's errors plugin
@@ -51,12 +51,18 @@ class Upstream:
             h.last = key(ANY, 0, "any", request.do)
             reply = encode(0, (RFC8482_HINFO, (), ()), request.wire, query, 0, aa=False)
             return assemble(reply, request.wire, query, request.limit)
-        return self._forwarded(request)
+        step = self.forwarder.from_cache(request.wire, query)
+        if step.__class__ is bytes:
+            # A fresh cache hit: answered now, not through the event loop (not kept by the
+            # listeners: its TTLs count down).
+            h.last = key(query.qtype, rcode_of(step), self.plugin, request.do)  # type: ignore[arg-type]
+            return truncate_forwarded(step, request.wire, query, request.limit)  # type: ignore[arg-type]
+        return self._forwarded(request, step)  # type: ignore[arg-type]
 
-    async def _forwarded(self, request: Request) -> tuple[bytes, CounterKey]:
+    async def _forwarded(self, request: Request, looked: Looked) -> tuple[bytes, CounterKey]:
         wire, query = request.wire, request.query
         try:
-            reply = await self.forwarder.forward(wire, tcp=request.tcp, parsed=query)
+            reply = await self.forwarder.forward(wire, tcp=request.tcp, parsed=query, looked=looked)
         except Overloaded:
             # --max-concurrent exchanges outstanding: REFUSED at once, as CoreDNS's max_concurrent
             # (the Forwarder counts these in `rejects`).

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dns.message
 
 from clusterdns.config.addresses import Address
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
-from clusterdns.upstream.cache import Cache, under, zone_labels
+from clusterdns.upstream.cache import Cache, CachedReply, CacheKey, under, zone_labels
 from clusterdns.upstream.exchange import in_order, lookup_query, parsed, question_of
 from clusterdns.upstream.health import Health, UpstreamState
 from clusterdns.upstream.pool import TCPPool
@@ -51,6 +52,17 @@ def check(config: Config) -> None:
         raise ConfigError(f"--cache {config.cache}: must be 0 (off) or more seconds")
     if config.cache_size < 1 or config.cache_denial_size < 1:
         raise ConfigError(f"--cache-size {config.cache_size}, --cache-denial-size {config.cache_denial_size}: must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Looked:
+    """What the cache said of a query: its key (None: not cached) and a stale entry, if any."""
+
+    key: CacheKey | None
+    found: tuple[CachedReply, float] | None
+
+
+NOT_CACHED = Looked(None, None)
 
 
 class Forwarder:
@@ -101,25 +113,37 @@ class Forwarder:
         self.healthcheck_broken = 0  # queries that found every upstream down (coredns_forward_healthcheck_broken_total)
         self._turn = 0  # round_robin's next first upstream
 
-    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
+    def from_cache(self, query: bytes, parsed: Query | None = None) -> bytes | Looked:
+        """A fresh cache hit's reply at once (the handler answers it without the event loop, as
+        in-zone answers), or what the cache said, for forward() to go on from."""
+        cache = self.cache
+        if cache is None:
+            return NOT_CACHED
+        key = cache.key(query) if parsed is None else cache.key_of(query, parsed)
+        if key is None or (self.cache_zones is not None and not under(key[0], self.cache_zones)):
+            return NOT_CACHED
+        found = cache.find(key)
+        if found is not None and found[1] < found[0].lifetime:
+            return self.refresher.fresh(found[0], key, query, found[1])  # type: ignore[union-attr]
+        return Looked(key, found)
+
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None, looked: Looked | None = None) -> bytes | None:
         """The reply to the client's raw query (with its ID), or None if no upstream answered in time.
-        `parsed`: the handler's parse_query() of it, so the question is not read again.
+        `parsed`: the handler's parse_query() of it, so the question is not read again; `looked`:
+        what from_cache() said of it, so the cache is not asked twice.
 
         Raises Overloaded when --max-concurrent exchanges are outstanding.
         """
-        cache = self.cache
-        key = None
-        if cache is not None:
-            key = cache.key(query) if parsed is None else cache.key_of(query, parsed)
-            if key is not None and self.cache_zones is not None and not under(key[0], self.cache_zones):
-                key = None
-            if key is not None:
-                found = cache.find(key)
-                if found is not None:
-                    return await self.refresher.answer(found[0], key, query, found[1], tcp)  # type: ignore[union-attr]
+        if looked is None:
+            step = self.from_cache(query, parsed)
+            if step.__class__ is bytes:
+                return step  # type: ignore[return-value]
+            looked = step  # type: ignore[assignment]
+        if looked.found is not None:  # a stale entry: serve_stale decides
+            return await self.refresher.answer(looked.found[0], looked.key, query, looked.found[1], tcp)  # type: ignore[union-attr, arg-type]
         reply = await self.ask(query, tcp, parsed)
-        if reply is not None and key is not None:
-            return cache.put(key, query, reply)  # type: ignore[union-attr]
+        if reply is not None and looked.key is not None:
+            return self.cache.put(looked.key, query, reply)  # type: ignore[union-attr]
         return reply
 
     async def ask(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:

@@ -49,9 +49,7 @@ class Refresher:
         """The reply for `query` from `entry`, `age` seconds old (a stale one past its lifetime)."""
         cache = self.cache
         if age < entry.lifetime:
-            if self.prefetch and self._popular(entry, age):
-                self._background(entry, key, query, stale=False)
-            return cache.render(entry, query, age)
+            return self.fresh(entry, key, query, age)
         if self._may_refresh(entry):
             if self.verify:
                 fresh = await self._verified(entry, key, query)
@@ -61,6 +59,13 @@ class Refresher:
                 self._background(entry, key, query, stale=True)
         cache.served_stale += 1
         return cache.render(entry, query, age, ttl=self.stale_ttl)
+
+    def fresh(self, entry: CachedReply, key: CacheKey, query: bytes, age: float) -> bytes:
+        """The reply from an entry within its lifetime: no waiting, so the handler serves it
+        without the event loop; a popular one is refreshed in the background (prefetch)."""
+        if self.prefetch and self._popular(entry, age):
+            self._background(entry, key, query, stale=False)
+        return self.cache.render(entry, query, age)
 
     async def close(self) -> None:
         tasks = [t for t in self.tasks if not t.done()]
