@@ -42,10 +42,16 @@ fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
 run: $(STAMP)
-	$(BIN)/clusterdns serve --manifests zones --listen $(LISTEN) $(ARGS)
+	$(BIN)/clusterdns serve --manifests zones --listen $(LISTEN) --external-zone example.org $(ARGS)
 
 test: $(STAMP) tools
 	$(BIN)/python -m pytest -q $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info clusterdns/*.so clusterdns/serve/*.so
+
+# The Kubernetes envelope (issue 16): 10,000 Services + 150,000 Pods as Deployments, Pod YAML
+# and `kubectl get -o json` Lists; load, RSS, edit latency beside the targets (bench/results/envelope.md).
+.PHONY: scale-envelope
+scale-envelope: $(STAMP)
+	$(BIN)/python bench/scale.py --envelope

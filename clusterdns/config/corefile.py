@@ -73,6 +73,7 @@ class _Mapper(Context):
         forward their zones (--stub-domain), as CoreDNS picks a block per name."""
         serve: list[str] = []
         stubs: list[tuple[str, str]] = []
+        uncached: list[str] = []
         default: Forward | None = None
         for block in blocks:
             names = {p.name for p in block.plugins}
@@ -82,6 +83,10 @@ class _Mapper(Context):
             stub = self.stub(block)
             if not stub:
                 serve += block.zones
+                if "cache" in names:  # cache is before hosts and kubernetes: it caps their TTLs (cache.go WriteMsg)
+                    self.raw["cache_caps_own"] = (True, self.where(block.at))
+            elif "cache" not in names:
+                uncached += block.zones  # each block has its own plugins: no cache here
             for fwd in block.forwards:
                 if fwd.zone != "." or stub:
                     if fwd.resolv_conf:
@@ -97,6 +102,8 @@ class _Mapper(Context):
         self.raw["serve_zones"] = (["."] if "." in serve else list(dict.fromkeys(serve)), "")
         if stubs:
             self.raw["stub_domains"] = ([f"{z}={t}" for z, t in stubs], "")
+        if uncached:
+            self.raw["uncached_stubs"] = (uncached, "")
         if default is None:
             self.raw.setdefault("upstream", (["none"], ""))
         elif default.targets:  # /etc/resolv.conf is the default: upstream stays unset

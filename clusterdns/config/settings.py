@@ -200,6 +200,11 @@ class Config:
     max_fails: int = setting(2, flag="--max-fails", metavar="N", convert=int, help="consecutive failures before an upstream is marked down and probed")
     max_concurrent: int = setting(1000, flag="--max-concurrent", metavar="N", convert=int, help="outstanding forwarded queries; REFUSED past it")
     cache: int = setting(30, flag="--cache", metavar="SECONDS", convert=int, help="cache forwarded answers up to this TTL (0: off; never our own zones)")
+    cache_caps_own: bool = setting(
+        False, flag="--cache-caps-own", switch=True,
+        help="no TTL of our own answers above what --cache lets through, as CoreDNS's cache plugin does to every reply it"
+             " passes on (set by `cache` in a Corefile's cluster block)",
+    )
     cache_size: int = setting(9984, flag="--cache-size", metavar="N", convert=int, help="forwarded answers kept in the cache (CoreDNS 9984)")
     cache_zones: tuple[str, ...] = setting(
         (".",), flag="--cache-zone", metavar="ZONE", repeat=True, convert=_any_zone,
@@ -260,6 +265,10 @@ class Config:
         (), flag="--stub-domain", metavar="ZONE=ADDR[,ADDR]", repeat=True, convert=_stub_domain,
         help="forward names under ZONE to these upstreams instead of --upstream (repeatable; kube-dns stubDomains,"
         " a CoreDNS server block `ZONE { forward . ADDR }`); the longest zone wins",
+    )
+    uncached_stubs: tuple[str, ...] = setting(
+        (), flag="--stub-domain-uncached", metavar="ZONE", repeat=True, convert=normalize_zone,
+        help="a --stub-domain zone whose answers are not cached (repeatable; a Corefile server block without `cache`)",
     )
     forward_except: tuple[str, ...] = setting(
         (), flag="--forward-except", metavar="ZONE", repeat=True, convert=normalize_zone,

@@ -4,7 +4,7 @@ made whole at start-up and again for each configuration reload (reconfigure.py).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from clusterdns.config.addresses import Address, parse_hostport
 from clusterdns.config.settings import Config
@@ -31,7 +31,8 @@ class Answering:
         upstreams = tuple(resolve_upstreams(config))
         forwarder = Forwarder(upstreams, config)
         # --stub-domain: each zone's own upstreams, with their own health, cache and counters.
-        stubs = {zone: Forwarder([parse_hostport(a, 53) for a in addresses], config, zone) for zone, addresses in config.stubs.items()}
+        stubs = {zone: Forwarder([parse_hostport(a, 53) for a in addresses], replace(config, cache=0) if zone in config.uncached_stubs else config, zone)
+                 for zone, addresses in config.stubs.items()}
         limiter = RateLimiter(config.rate_limit) if config.rate_limit else None  # one set of buckets for every UDP listener
         return cls(upstreams, forwarder, stubs, Handler(snapshot, config, forwarder, stubs), limiter)
 

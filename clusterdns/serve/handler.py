@@ -32,6 +32,7 @@ from clusterdns.serve.kubernetes import ClusterZones
 from clusterdns.serve.replies import ReplyCache
 from clusterdns.serve.request import PASS, SKIP, Request, Result
 from clusterdns.serve.rewriting import mapped_back, renamed
+from clusterdns.serve.ttlcap import TTLCap
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.exchange import lookup_query, parsed
 from clusterdns.upstream.forwarder import Forwarder
@@ -57,6 +58,7 @@ class Handler:
         stub_blocks = [Block(zone_labels([zone]), (Upstream(self, fwd),)) for zone, fwd in self.stubs.items()]
         self.blocks = Blocks([*stub_blocks, main])
         self.answers = ReplyCache()  # question key -> encoded Body, or where in its block's chain to start
+        self.ttl_cap = TTLCap(self.config) if self.config.cache > 0 and self.config.cache_caps_own else None  # what CoreDNS's cache lets through (ttlcap.py)
         # What the last synchronous reply was (type, rcode, plugin, DO) for the listener's
         # counters, and whether it is a fixed function of the snapshot and the query bytes
         # (so the listener may keep it); answers that need the network return their key.
@@ -146,6 +148,8 @@ class Handler:
 
     def local(self, snap: Snapshot, request: Request, answer: Answer, plugin: str = "kubernetes") -> bytes:
         """An answer from our own data: encoded once per question and snapshot, then assembled."""
+        if self.ttl_cap is not None:
+            answer = self.ttl_cap.apply(answer, request.query.key[:-4])
         body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels,
                       plugin=plugin)
         self.answers.put(snap, request.query.key, body)

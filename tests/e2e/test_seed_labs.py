@@ -145,6 +145,10 @@ FIXED = [
     (f"10-244-9-9.default.pod.{ZONE}", "A", {"10.244.9.9"}),
     # the schema version
     (f"dns-version.{ZONE}", "TXT", {'"1.1.0"'}),
+    # `make run`'s --external-zone example.org (CoreDNS k8s_external): post 001's LoadBalancer by
+    # its status.loadBalancer address, post 004's externalIPs
+    ("myloadbalance.default.example.org", "A", {"203.0.113.100"}),
+    ("externalip-svc.default.example.org", "A", {"192.168.0.101"}),
 ]
 
 

@@ -26,6 +26,7 @@ from clusterdns.config.settings import Config
 from clusterdns.model import ClusterState, EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.serve.handler import Handler
 from clusterdns.snapshot.build import build as build_snapshot
+from clusterdns.upstream.forwarder import NOT_CACHED, Looked
 from clusterdns.wire import FormErr, Query, parse_query
 
 CORPUS = Path(__file__).resolve().parent.parent / "fuzz_corpus"
@@ -75,7 +76,10 @@ class InstantUpstream:
         self.forwarded = 0
         self.upstreams = (("127.0.0.1", 9),)  # never contacted
 
-    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
+    def from_cache(self, query: bytes, parsed: Query | None = None) -> Looked:
+        return NOT_CACHED  # no cache: every query goes to forward()
+
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None, looked: Looked | None = None) -> bytes | None:
         self.forwarded += 1
         mode = query[1] % 3
         if mode == 0:

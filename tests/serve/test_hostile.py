@@ -37,7 +37,7 @@ OUTSIDE = "203.0.113.5"  # TEST-NET-3: a client outside every default --allow-fo
 class CountingUpstream(InstantUpstream):
     """Always answers (small A record) and counts what it was asked."""
 
-    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None) -> bytes | None:
+    async def forward(self, query: bytes, tcp: bool = False, parsed: Query | None = None, looked: object = None) -> bytes | None:
         q = bytearray(query)
         q[1] = 1  # the stand-in's "small answer" mode (the ID is not part of the parse)
         reply = await super().forward(bytes(q), tcp, parsed)
