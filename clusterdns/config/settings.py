@@ -398,6 +398,8 @@ class Config:
             raise ConfigError(f"--hosts-reload {self.hosts_reload:g}: cannot be negative")
         if not 0 <= self.external_ttl <= 3600:
             raise ConfigError(f"--external-ttl {self.external_ttl}: must be 0-3600")
+        if self.max_fails < 0 or self.max_concurrent < 0:
+            raise ConfigError("--max-fails and --max-concurrent cannot be negative (CoreDNS forward: max_fails 0 turns health checks off)")
         if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
             raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
         self._check_reload()

@@ -415,7 +415,7 @@ def doc_blocks(kind: str) -> list[str]:
 
 def test_the_docs_examples_load(tmp_path: Path) -> None:
     corefiles = [b for b in doc_blocks("") if "{" in b and not b.startswith("clusterdns:")]
-    assert len(corefiles) == 2
+    assert len(corefiles) == 4  # kubeadm's, a snippet, two blocks, a stub domain
     for text in corefiles:
         got, _ = values(text)
         assert got["zones"][0] == "cluster.local"

@@ -53,8 +53,7 @@ def test_kubeadm_corefile_serves(tmp_path: Path) -> None:
         msg = server.query("10-244-77-7.default.pod.cluster.local", "A")
         assert [(rrset.ttl, rd.address) for rrset in msg.answer for rd in rrset] == [(30, "10.244.77.7")], msg.to_text()
         assert msg.answer[0].rdtype == dns.rdatatype.A
-        assert f"clusterdns: {corefile}:16: reload: accepted" in server.output
-        assert f"{corefile}:17: loadbalance" not in server.output  # implemented: no warning
+        assert f"{corefile}:16" not in server.output and f"{corefile}:17" not in server.output  # reload, loadbalance: implemented, no warning
     finally:
         server.stop()
 

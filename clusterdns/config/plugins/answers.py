@@ -31,6 +31,8 @@ def rewrite(m: Context, e: Directive, block: Block) -> None:
     """`rewrite [continue|stop] name ...`: one rule per directive, in order. With fewer than two
     words on its line, the words of its `{ }` block are the rest of the rule (setup.go rewriteParse)."""
     words = list(e.args)
+    if len(words) >= 2 and e.block:
+        raise m.error(e, "rewrite: a rule written on its line takes no { } block")
     if len(words) < 2 and e.block:
         for line in e.block:
             words += [line.name, *line.args]
@@ -97,6 +99,9 @@ def _hosts_option(m: Context, opt: Directive) -> None:
         m.set("hosts_no_reverse" if opt.name == "no_reverse" else "hosts_fallthrough_unsupported", True, opt, what)
 
 
+K8S_EXTERNAL_OPTIONS = ("apex", "ttl", "headless", "fallthrough")
+
+
 def k8s_external(m: Context, e: Directive, block: Block) -> None:
     """`k8s_external [ZONES...] { apex; ttl; headless; fallthrough }` (plugin/k8s_external/setup.go)."""
     try:
@@ -108,6 +113,8 @@ def k8s_external(m: Context, e: Directive, block: Block) -> None:
     m.set("external_zones", zones, e, "k8s_external")
     for opt in e.block or []:
         what = f"k8s_external {opt.name}"
+        if opt.name not in K8S_EXTERNAL_OPTIONS:
+            raise m.error(opt, f"k8s_external: unknown property '{opt.name}'")
         if opt.name in ("apex", "ttl"):
             m.arity(opt, 1, 1, what)
             if opt.name == "ttl" and (not opt.args[0].isdigit() or int(opt.args[0]) > 3600):
@@ -121,5 +128,3 @@ def k8s_external(m: Context, e: Directive, block: Block) -> None:
                 m.set("external_fallthrough", [zone(z) for z in opt.args] or ["."], opt, what)
             except ConfigError as err:
                 raise m.error(opt, f"{what}: {err}") from None
-        else:
-            raise m.error(opt, f"k8s_external: unknown property '{opt.name}'")

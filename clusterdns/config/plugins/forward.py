@@ -13,6 +13,10 @@ FORWARD_VALUES = {"policy": "upstream_policy", "max_fails": "max_fails", "max_co
                   "max_idle_conns": "max_idle_conns"}
 FORWARD_DURATIONS = {"expire": "upstream_expire", "read_timeout": "upstream_timeout"}
 FORWARD_SWITCHES = {"force_tcp": "force_tcp", "prefer_udp": "prefer_udp", "failfast_all_unhealthy_upstreams": "failfast"}
+# Every option forward's block takes; any other is an error.
+FORWARD_OPTIONS = (*FORWARD_VALUES, *FORWARD_DURATIONS, *FORWARD_SWITCHES, "health_check", "except")
+# Every option cache's block takes; any other is an error.
+CACHE_OPTIONS = ("success", "denial", "disable", "prefetch", "serve_stale", "servfail", "keepttl")
 
 
 def forward(m: Context, e: Directive, block: Block) -> None:
@@ -53,6 +57,8 @@ def forward(m: Context, e: Directive, block: Block) -> None:
 def forward_option(m: Context, opt: Directive) -> None:
     name = opt.name
     what = f"forward {name}"
+    if name not in FORWARD_OPTIONS:
+        raise m.error(opt, f'forward option "{name}" is not supported by clusterdns')
     if name in FORWARD_SWITCHES:
         m.arity(opt, 0, 0, what)
         m.set(FORWARD_SWITCHES[name], True, opt, what)
@@ -98,6 +104,8 @@ def cache(m: Context, e: Directive, block: Block) -> None:
 
 def cache_option(m: Context, opt: Directive, block: Block) -> None:
     name = opt.name
+    if name not in CACHE_OPTIONS:
+        raise m.error(opt, f'cache option "{name}" is not supported by clusterdns')
     if name in ("success", "denial"):
         _capacity(m, opt)
     elif name == "disable":

@@ -11,6 +11,8 @@ from clusterdns.errors import ConfigError
 
 # kubernetes options about reaching an API server: clusterdns has none, it reads --manifests.
 KUBERNETES_API_OPTIONS = ("endpoint", "tls", "kubeconfig", "startup_timeout", "apiserver_qps", "apiserver_burst", "apiserver_max_inflight")
+# Every option the kubernetes block takes (`manifests` is clusterdns's own); any other is an error.
+KUBERNETES_OPTIONS = ("pods", "ttl", "namespaces", "endpoint_pod_names", "noendpoints", "fallthrough", "ignore", "manifests", *KUBERNETES_API_OPTIONS)
 
 
 def kubernetes(m: Context, e: Directive, block: Block) -> None:
@@ -47,6 +49,8 @@ def kubernetes(m: Context, e: Directive, block: Block) -> None:
 
 def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -> tuple[str | None, Any]:
     n = opt.name
+    if n not in KUBERNETES_OPTIONS:
+        raise m.error(opt, f"{what} is not supported")
     if n == "pods":
         m.arity(opt, 1, 1, what)
         return "pods", opt.args[0]

@@ -20,11 +20,17 @@ def bind(m: Context, e: Directive, block: Block) -> None:
             raise m.error(e, f"bind {addr}: clusterdns binds IP addresses only (no interface names, no `except`)") from None
 
 
+# The options each plugin's block takes; any other is an error.
+HEALTH_OPTIONS = ("lameduck",)
+ERRORS_OPTIONS = ("stacktrace", "consolidate")
+TRANSFER_OPTIONS = ("to",)
+
+
 def health(m: Context, e: Directive, block: Block) -> None:
     m.arity(e, 0, 1, "health")
     m.set("health", e.args[0] if e.args else f":{HEALTH_PORT}", e, "health")
     for opt in e.block or []:
-        if opt.name != "lameduck":
+        if opt.name not in HEALTH_OPTIONS:
             raise m.error(opt, f'health option "{opt.name}" is not supported')
         m.arity(opt, 1, 1, "health lameduck")
         try:
@@ -57,6 +63,8 @@ def errors(m: Context, e: Directive, block: Block) -> None:
     options are taken as already in effect; any other option is an error."""
     m.arity(e, 0, 0, "errors")
     for opt in e.block or []:
+        if opt.name not in ERRORS_OPTIONS:
+            raise m.error(opt, f'errors option "{opt.name}" is not supported')
         if opt.name == "stacktrace":
             m.arity(opt, 0, 0, "errors stacktrace")
         elif opt.name == "consolidate":
@@ -67,8 +75,6 @@ def errors(m: Context, e: Directive, block: Block) -> None:
                 raise m.error(opt, f"errors consolidate: {err}") from None
             if len(opt.args) == 3 and opt.args[2] not in ("warning", "error", "info", "debug"):
                 raise m.error(opt, f"errors consolidate: unknown log level {opt.args[2]!r}")
-        else:
-            raise m.error(opt, f'errors option "{opt.name}" is not supported')
 
 
 def reload(m: Context, e: Directive, block: Block) -> None:
@@ -102,7 +108,7 @@ def transfer(m: Context, e: Directive, block: Block) -> None:
     allow: list[str] = []
     notify: list[str] = []
     for opt in e.block:
-        if opt.name != "to":
+        if opt.name not in TRANSFER_OPTIONS:
             raise m.error(opt, f'transfer option "{opt.name}" is not supported')
         m.arity(opt, 1, None, "transfer to")
         for addr in opt.args:
