@@ -74,8 +74,8 @@ def _group(fwd: Forwarder) -> dict[str, Any]:
         "rejects": fwd.rejects,
         "broken": fwd.healthcheck_broken,
         "cache": None if cache is None else {
-            "entries": dict(cache.entries), "hits": dict(cache.hits), "evictions": dict(cache.evictions),
-            "misses": cache.misses, "requests": cache.requests, "prefetches": cache.prefetches, "served_stale": cache.served_stale,
+            "entries": dict(cache.entries), "hits": cache.counted()[1], "evictions": dict(cache.evictions),
+            "misses": cache.misses, "requests": cache.counted()[0], "prefetches": cache.prefetches, "served_stale": cache.served_stale,
         },
     }
 

@@ -7,7 +7,7 @@
  * (less the ID) were answered before from the same snapshot is answered here, from the
  * listener's `known` dict, without calling into Python at all; any other goes to the
  * Python callback. Linux only; clusterdns falls back to recvfrom/sendto where this module
- * is not built (transports.py).
+ * is not built (serve/udp.py).
  */
 #define PY_SSIZE_T_CLEAN
 #define _GNU_SOURCE
@@ -223,6 +223,58 @@ static PyObject *shuffled(PyObject *tail, PyObject *spec) {
     return out;
 }
 
+/* A forwarded answer kept while its cache entry is fresh (serve/timed.py): (tail, cell, runs
+ * or None, ttls, born, end, counts, kind). The tail with each TTL field counted down by the
+ * entry's whole seconds of age (cache/item.go toMsg), shuffled when it has runs, counted in
+ * its cell and as a cache request and hit; NULL with no exception once it is not fresh, so
+ * Python asks the cache again. */
+#define TIMED_FIELDS 8
+static PyObject *timed_reply(PyObject *entry, double started) {
+    PyObject *tail = PyTuple_GET_ITEM(entry, 0), *runs = PyTuple_GET_ITEM(entry, 2), *ttls = PyTuple_GET_ITEM(entry, 3);
+    PyObject *counts = PyTuple_GET_ITEM(entry, 6);
+    if (!PyBytes_CheckExact(tail) || !PyBytes_CheckExact(ttls) || !PyList_CheckExact(counts) || PyList_GET_SIZE(counts) != 3
+        || (runs != Py_None && !PyBytes_CheckExact(runs))) {
+        PyErr_SetString(PyExc_TypeError, "a timed answer is (tail, cell, runs or None, ttls, born, end, counts, kind)");
+        return NULL;
+    }
+    double born = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 4)), end = PyFloat_AsDouble(PyTuple_GET_ITEM(entry, 5));
+    Py_ssize_t kind = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 7));
+    if (PyErr_Occurred())
+        return NULL;
+    double t = now();
+    if (t < born || t >= end || kind < 1 || kind > 2)
+        return NULL;
+    long age = (long)(t - born);
+    Py_ssize_t size = PyBytes_GET_SIZE(tail);
+    PyObject *out = PyBytes_FromStringAndSize(PyBytes_AS_STRING(tail), size);
+    if (out == NULL)
+        return NULL;
+    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+    const uint32_t *pairs = (const uint32_t *)PyBytes_AS_STRING(ttls);
+    for (Py_ssize_t i = 0; i + 1 < PyBytes_GET_SIZE(ttls) / 4; i += 2) {
+        uint32_t at = pairs[i], stored = pairs[i + 1];
+        uint32_t ttl = (long)stored > age ? stored - (uint32_t)age : 0;
+        if ((Py_ssize_t)at + 4 > size)
+            continue;
+        dst[at] = (unsigned char)(ttl >> 24);
+        dst[at + 1] = (unsigned char)(ttl >> 16);
+        dst[at + 2] = (unsigned char)(ttl >> 8);
+        dst[at + 3] = (unsigned char)ttl;
+    }
+    if (runs != Py_None) {
+        PyObject *mixed = shuffled(out, runs);
+        Py_DECREF(out);
+        if (mixed == NULL)
+            return NULL;
+        out = mixed;
+    }
+    if (add_to_item(counts, 0, one) < 0 || add_to_item(counts, kind, one) < 0 || record(PyTuple_GET_ITEM(entry, 1), now() - started) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* The reply tail known for this query (a new reference), counted in its metrics cell;
  * NULL with no exception when it is not known. `known` maps the query's bytes less the
  * ID to (reply less the ID, metrics cell), or (reply less the ID, metrics cell, runs)
@@ -237,6 +289,8 @@ static PyObject *known_reply(PyObject *known, const char *query, Py_ssize_t size
     if (entry == NULL)
         return NULL;
     Py_ssize_t fields = PyTuple_CheckExact(entry) ? PyTuple_GET_SIZE(entry) : 0;
+    if (fields == TIMED_FIELDS)
+        return timed_reply(entry, started);
     if ((fields != 2 && fields != 3) || !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 0))
         || (fields == 3 && !PyBytes_CheckExact(PyTuple_GET_ITEM(entry, 2)))) {
         PyErr_SetString(PyExc_TypeError, "a known answer is (reply bytes less the ID, metrics cell[, runs bytes])");

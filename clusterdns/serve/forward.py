@@ -56,7 +56,10 @@ class Upstream:
             # A fresh cache hit: answered now, not through the event loop (not kept by the
             # listeners: its TTLs count down).
             h.last = key(query.qtype, rcode_of(step), self.plugin, request.do)  # type: ignore[arg-type]
-            return truncate_forwarded(step, request.wire, query, request.limit)  # type: ignore[arg-type]
+            reply = truncate_forwarded(step, request.wire, query, request.limit)  # type: ignore[arg-type]
+            if reply is step and self.forwarder.keepable:
+                h.hit = (self.forwarder.fresh, self.forwarder.cache)  # whole: the listener may keep it (timed.py)
+            return reply
         return self._forwarded(request, step)  # type: ignore[arg-type]
 
     async def _forwarded(self, request: Request, looked: Looked) -> tuple[bytes, CounterKey]:

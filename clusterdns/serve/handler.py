@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import shlex
 from collections.abc import Mapping
+from typing import Any
 
 import dns.message
 
@@ -64,6 +65,9 @@ class Handler:
         # (so the listener may keep it); answers that need the network return their key.
         self.last: CounterKey = key(0, 0, "")
         self.fixed = False
+        # A forwarded reply rendered whole from a fresh cache entry: (entry, cache), which the
+        # UDP listener may keep with its TTLs counting down (timed.py); None otherwise.
+        self.hit: tuple[Any, Any] | None = None
         self.panics = 0  # answers that hit a bug (coredns_panics_total)
 
     def _before_cluster(self) -> list[Source]:
@@ -81,6 +85,7 @@ class Handler:
     def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> Result:
         """The reply to one query (None: drop it silently); `peer` is the client's address."""
         self.fixed = False
+        self.hit = None
         if len(wire) < 12 or wire[2] & (QR >> 8):
             return None  # too short for a header, or a response: never answer those
         if wire[2] & (OPCODE_MASK >> 8):
@@ -136,7 +141,9 @@ class Handler:
         inner = renamed(request, rewritten)
         if inner is None:
             return self.error(request, SERVFAIL, "rewrite")
-        return mapped_back(self._sources(snap, block, inner, 0), request, rewritten)
+        result = mapped_back(self._sources(snap, block, inner, 0), request, rewritten)
+        self.hit = None  # the reply is not the cache's as it stored it
+        return result
 
     # --- what sources call ----------------------------------------------------------------------
 

@@ -8,13 +8,14 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any, Protocol
 
 from clusterdns.ops.counters import DURATION_BUCKETS, CounterKey, ListenerStats, count
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.ratelimit import RateLimiter
 from clusterdns.serve.replies import ReplyCache
+from clusterdns.serve.timed import timed_entry, timed_tail
 
 try:
     from clusterdns.serve import _udpbatch  # recvmmsg/sendmmsg, built at install where a compiler is
@@ -113,8 +114,9 @@ class UDPServer:
         answers_from = handler.current
         known = self.replies.of(answers_from).get(data[2:])
         if known is not None:
-            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2])
-            return self._deliver(addr, data, data[:2] + tail, started, known[1])
+            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2]) if len(known) == 3 else timed_tail(known, monotonic())
+            if tail is not None:  # None: a forwarded answer no longer fresh, asked again below
+                return self._deliver(addr, data, data[:2] + tail, started, known[1])
         try:
             result = handler.respond(data, False, addr[0])
         except Exception:
@@ -131,6 +133,14 @@ class UDPServer:
                     self.replies.put(answers_from, data[2:], (result[2:], cell))  # type: ignore[index]
                 else:
                     self.replies.put(answers_from, data[2:], (result[2:], cell, spec))  # type: ignore[index]
+                    result = result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
+                return self._deliver(addr, data, result, started, cell, counted=True)  # type: ignore[arg-type]
+            if handler.hit is not None and self.limiter is None and handler.current is answers_from:
+                # A fresh cache hit, whole: kept with its TTLs counting down (timed.py).
+                cell = self.stats.record(handler.last, len(data), len(result), perf_counter() - started)  # type: ignore[arg-type]
+                spec = runs(result) if self.balance else None  # type: ignore[arg-type]
+                self.replies.put(answers_from, data[2:], timed_entry(*handler.hit, data, cell, spec))
+                if spec is not None:
                     result = result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
                 return self._deliver(addr, data, result, started, cell, counted=True)  # type: ignore[arg-type]
             return self._deliver(addr, data, balanced(result) if self.balance else result, started)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -112,6 +113,10 @@ class Forwarder:
         self.rejects = 0  # queries refused for --max-concurrent
         self.healthcheck_broken = 0  # queries that found every upstream down (coredns_forward_healthcheck_broken_total)
         self._turn = 0  # round_robin's next first upstream
+        self.fresh: CachedReply | None = None  # the entry of the last fresh hit from_cache() served
+        # The listeners may keep fresh hits (serve/timed.py) when nothing needs to see each one:
+        # no prefetch, which counts them, and the cache on the monotonic clock they count TTLs by.
+        self.keepable = self.cache is not None and not config.cache_prefetch and self.cache.clock is time.monotonic
 
     def from_cache(self, query: bytes, parsed: Query | None = None) -> bytes | Looked:
         """A fresh cache hit's reply at once (the handler answers it without the event loop, as
@@ -124,6 +129,7 @@ class Forwarder:
             return NOT_CACHED
         found = cache.find(key)
         if found is not None and found[1] < found[0].lifetime:
+            self.fresh = found[0]
             return self.refresher.fresh(found[0], key, query, found[1])  # type: ignore[union-attr]
         return Looked(key, found)
 

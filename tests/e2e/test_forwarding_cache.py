@@ -48,3 +48,44 @@ def test_serve_cache_zero_forwards_every_time(serve) -> None:
         for _ in range(2):
             assert server.query("ext.interwebs.test.", "A").answer[0].ttl == 300
         assert up.asked("ext.interwebs.test.") == 2
+
+
+def test_listeners_answer_repeats_from_the_cache_with_ttls_counting_down(serve) -> None:
+    """A fresh cache hit is kept by the UDP listener (serve/timed.py, _udpbatch.c timed_reply):
+    the same query again is answered there, its TTLs the stored ones less the whole seconds of
+    age (cache/item.go toMsg), counted as cache requests and hits in /metrics; once the entry
+    is no longer fresh the cache is asked again and the upstream with it."""
+    from tests.e2e.test_ops import endpoint, get, samples, value
+
+    with Upstream(RECORDS) as up:
+        server = serve(FIXTURE, "--zone", "cluster.local", "--metrics", "127.0.0.1:0", upstream=f"{up.address[0]}:{up.address[1]}")
+        metrics = endpoint(server, "metrics")
+        wire = query("ext.interwebs.test.", qid=7)
+        ttls = []
+        for _ in range(3):  # the miss, the hit that is kept, then the listener's own answers
+            reply = dns.message.from_wire(_udp(wire, server))
+            ttls.append(reply.answer[0].ttl)
+        time.sleep(1.2)
+        later = dns.message.from_wire(_udp(wire, server))
+        assert ttls == [30, 30, 30] and later.answer[0].ttl in (28, 29), (ttls, later.answer[0].ttl)
+        assert later.id == 7 and later.question[0].name.to_text() == "ext.interwebs.test."
+        assert up.asked("ext.interwebs.test.") == 1
+        m = samples(get(metrics)[1])
+        assert value(m, "coredns_cache_requests_total", zones=".") == 4
+        assert value(m, "coredns_cache_hits_total", zones=".", type="success") == 3
+        # short.interwebs.test has TTL 3: fresh for 3 s, then the upstream is asked again.
+        short = query("short.interwebs.test.", qid=9)
+        for _ in range(3):
+            _udp(short, server)
+        time.sleep(3.2)
+        assert dns.message.from_wire(_udp(short, server)).answer[0].ttl == 3
+        assert up.asked("short.interwebs.test.") == 2
+
+
+def _udp(wire: bytes, server: Any) -> bytes:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(wire, (server.host, server.port))
+        return sock.recv(65535)

@@ -286,3 +286,37 @@ def test_without_the_extension_the_plain_loop_serves() -> None:
     environ = {k: v for k, v in os.environ.items() if k != "CLUSTERDNS_NO_MMSG"}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environ, timeout=30, check=True)
     assert run.stdout.split() == ["None", "_serve_plain"]
+
+
+@needs_extension
+@pytest.mark.parametrize("extension", [True, False], ids=["in C", "in Python"])
+def test_timed_answers_count_their_ttls_down_and_expire(listener: socket.socket, clients: Callable[..., socket.socket], extension: bool) -> None:
+    """A kept forwarded answer (serve/timed.py): TTL fields are the stored TTL less the whole
+    seconds since the cache stored it, never below 0; counted as a cache request and a hit of
+    its kind; past its lifetime it is not answered here (the callback gets the query)."""
+    from clusterdns.serve.timed import timed_tail
+
+    tail = bytes(range(8, 30)) + b"\x00\x00\x01\x2c" + b"\x00\x00\x00\x02"  # TTL fields at 22 and 26 of the tail
+    ttls = b"".join(int.to_bytes(v, 4, sys.byteorder) for v in (22, 300, 26, 2))
+    counts = [0, 0, 0]
+    cell = [0.0] + [0] * (len(listeners.DURATION_BUCKETS) + 1)
+    stored = time.monotonic() - 3.5  # 3 whole seconds old
+    fresh = (tail, cell, None, ttls, stored, stored + 30.0, counts, 2)
+    stale = (tail, cell, None, ttls, stored, stored + 3.0, counts, 1)
+    if not extension:
+        got = timed_tail(fresh, time.monotonic())
+        assert got is not None and got[22:26] == (297).to_bytes(4, "big") and got[26:30] == b"\0\0\0\0"
+        assert timed_tail(stale, time.monotonic()) is None and counts == [1, 0, 1]
+        return
+    c = clients()
+    known = {b"\x01\x00fresh-enough": fresh, b"\x01\x00stale-enough": stale}
+    called: list[bytes] = []
+    c.sendto(b"\xab\xcd\x01\x00fresh-enough", listener.getsockname())
+    c.sendto(b"\xab\xce\x01\x00stale-enough", listener.getsockname())
+    snapshot = object()
+    handler = type("Handler", (), {"current": snapshot})()  # what known answers for: the handler's current snapshot
+    drain(listener, 2, lambda data, peer: called.append(data) or b"asked", handler, known, snapshot)
+    replies = {c.recvfrom(100)[0] for _ in range(2)}
+    assert called == [b"\xab\xce\x01\x00stale-enough"]
+    assert replies == {b"\xab\xcd" + tail[:22] + (297).to_bytes(4, "big") + b"\0\0\0\0", b"asked"}
+    assert counts == [1, 0, 1] and sum(cell[1:]) == 1
