@@ -19,6 +19,7 @@ status.podIP). Linear growth shows as a flat per-1k-Services column.
     .venv/bin/python bench/scale.py                      # 1k, 2.5k, 5k, 10k; both layouts
     .venv/bin/python bench/scale.py --sizes 1000 --repeat 1 --layouts deploy
     .venv/bin/python bench/scale.py --src /tmp/other-checkout   # the same runs for another tree
+    .venv/bin/python bench/scale.py --envelope           # 10k Services + 150k Pods, three layouts (bench/envelope.py)
 """
 
 from __future__ import annotations
@@ -231,11 +232,26 @@ def main() -> None:
     p.add_argument("--layouts", nargs="+", choices=["deploy", "pods"], default=["deploy", "pods"])
     p.add_argument("--repeat", type=int, default=3, help="fresh servers per size (the median is shown)")
     p.add_argument("--workdir", type=Path, help="where to generate the clusters (default: a temporary directory)")
-    p.add_argument("--output", type=Path, default=HERE / "results" / "scale.md")
+    p.add_argument("--output", type=Path, help="the table (default: bench/results/scale.md, with --envelope envelope.md)")
     p.add_argument("--src", type=Path, default=ROOT, help="run `python -m clusterdns` from this directory (before/after comparisons)")
     p.add_argument("--workers", type=int, default=1, help="serve with --workers N; reload ms then waits for every process")
+    envelope = p.add_argument_group("--envelope", "the Kubernetes envelope in three layouts, beside issue 16's targets (bench/envelope.py)")
+    envelope.add_argument("--envelope", action="store_true", help="10,000 Services + 150,000 Pods: deploy, pods-yaml, pods-json")
+    envelope.add_argument("--services", type=int, default=10_000, help="Services (15 Pods each)")
+    envelope.add_argument("--edits", type=int, default=20, help="one-file edits, each to another file")
+    envelope.add_argument("--envelope-layouts", nargs="+", choices=["deploy", "pods-yaml", "pods-json"], default=["deploy", "pods-yaml", "pods-json"])
     args = p.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="clusterdns-scale-"))
+    if args.envelope:
+        import envelope  # bench/envelope.py
+
+        try:
+            envelope.run(args.services, args.envelope_layouts, args.edits, workdir, args.src, args.output or HERE / "results" / "envelope.md")
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
+    args.output = args.output or HERE / "results" / "scale.md"
     try:
         rows = run(args.sizes, args.layouts, args.repeat, workdir, args.src, args.workers)
     finally:

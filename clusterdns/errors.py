@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import heapq
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -45,6 +48,70 @@ class Problem:
         if self.field:
             parts.append(f"field {self.field}")
         return ": ".join(parts) + f": {self.message}"
+
+
+# A word that carries a value (a number, an address, a quoted string, a path, a name, a
+# selector): what differs between problems of the same class.
+_VALUE = re.compile(r"\S*[0-9'\"/=]\S*")
+_INDEX = re.compile(r"\[\d+\]")
+FIRST = 3  # the objects a repeated problem names
+
+
+def problem_class(p: Problem) -> tuple[str, str, str, str]:
+    """What problems that repeat share: level, kind, field (indices left out) and message
+    (values left out): `selector app=a matches no Pods` and `... app=b ...` are one class."""
+    return p.level, p.kind, _INDEX.sub("[*]", p.field), _VALUE.sub("…", p.message)
+
+
+@dataclass(frozen=True)
+class Repeated:
+    """One problem class found more than FIRST times, said once: the count, the first
+    few objects by file and line, the message (whose last words say the fix)."""
+
+    problems: tuple[Problem, ...]
+
+    @property
+    def level(self) -> str:
+        return self.problems[0].level
+
+    def __str__(self) -> str:
+        first, n = self.problems[0], len(self.problems)
+        kind = first.kind or "file"
+        what = f"{n} {kind if kind.endswith('s') else kind + 's'}"
+        same_field = all(p.field == first.field for p in self.problems)
+        field = f"field {first.field if same_field else _INDEX.sub('[*]', first.field)}: " if first.field else ""
+        alike = "" if all(p.message == first.message for p in self.problems) else " (and alike)"
+        shown = ", ".join(_where(p) for p in heapq.nsmallest(FIRST, self.problems, key=lambda p: (p.file, p.line)))
+        return f"{self.level}: {what}: {field}{first.message}{alike} (first: {shown}; {n - FIRST} more: `clusterdns check` lists every one)"
+
+
+def _where(p: Problem) -> str:
+    where = f"{p.file or '<manifests>'}:{p.line}" if p.line else p.file or "<manifests>"
+    if "/" in p.doc:  # an item of a `kind: List`: they share the List's line
+        where += f" item {p.doc.split('/')[1]}"
+    return f"{where} {p.name}" if p.name else where
+
+
+def summarize(problems: Iterable[Problem]) -> list[Problem | Repeated]:
+    """The problems as the log says them: a class found more than FIRST times is one line
+    (Repeated), at the place of its first problem; the others as they are."""
+    listed = list(problems)
+    # Grouped by what they say word for word first (most repeats do), then by class.
+    same: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for p in listed:
+        same.setdefault((p.level, p.kind, p.field, p.message), []).append(p)
+    classes: dict[tuple[str, str, str, str], list[Problem]] = {}
+    for found in same.values():
+        classes.setdefault(problem_class(found[0]), []).extend(found)
+    big = {id(found[0]): found for found in classes.values() if len(found) > FIRST}
+    members = {id(p) for found in big.values() for p in found}
+    out: list[Problem | Repeated] = []
+    for p in listed:
+        if id(p) not in members:
+            out.append(p)
+        elif id(p) in big:
+            out.append(Repeated(tuple(big[id(p)])))
+    return out
 
 
 class ManifestError(ClusterDNSError):

@@ -59,6 +59,7 @@ def _assign_pods(
     out: list[Pod] = []
     ports: list[tuple[k8s.ContainerPort, ...]] = []
     owner_texts: dict[int, str] = {}  # id(workload) -> "Deployment/web": one string per workload
+    no_ip = _no_ip(networks)  # one string for every such Pod
     for p in pods:
         if type(p) is StampedPod:
             ips = assigned.get((p.owner.namespace, p.name), ())
@@ -72,10 +73,17 @@ def _assign_pods(
         else:
             pod = _model_pod(p, ips, owner_texts)
         if not ips:
-            why = "--pod-cidr is full" if networks else "no --pod-cidr is configured"
-            problems.append(problem(p, "warning", f"no status.podIP and {why}: the Pod has no IP"))
+            problems.append(problem(p, "warning", no_ip))
         out.append(pod)
     return out, ports
+
+
+def _no_ip(networks: dict[int, Network]) -> str:
+    """The warning for a Pod without an address: why (with what each --pod-cidr holds) and the fix."""
+    if not networks:
+        return "no status.podIP and no --pod-cidr is configured: the Pod has no IP"
+    held = " and ".join(f"{net} ({_pod_bands(net)[0].size} addresses)" for _, net in sorted(networks.items()))
+    return f"no status.podIP and --pod-cidr {held} {'is' if len(networks) == 1 else 'are'} full: the Pod has no IP; use a larger --pod-cidr"
 
 
 def _model_pod(p: PodSpec, ips: tuple[str, ...], owner_texts: dict[int, str]) -> Pod:

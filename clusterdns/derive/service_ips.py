@@ -145,7 +145,8 @@ def _allocated(problems: list[Problem], objs: list[k8s.Service], config: Config,
             if ip:
                 continue
             if family in networks:
-                problems.append(problem(w.obj, "warning", "no free address left in --service-cidr"))
+                message = f"no free address left in --service-cidr {networks[family]}; use a larger --service-cidr"
+                problems.append(problem(w.obj, "warning", message))
             else:
                 problems.append(
                     problem(w.obj, "warning", f"asks for IPv{family} but no IPv{family} --service-cidr is configured", "spec.ipFamilies")

@@ -9,6 +9,7 @@ from typing import Any
 
 from clusterdns.config.addresses import Address, hostport_text
 from clusterdns.config.settings import Config
+from clusterdns.errors import summarize
 from clusterdns.manifests.hosts_file import describe as describe_hosts
 from clusterdns.model import ClusterState
 from clusterdns.objects.store import Change
@@ -29,9 +30,9 @@ class Reports:
     def loaded(self, change: Change, old: Snapshot | None, new: Snapshot, seconds: float) -> None:
         state = new.state
         fresh = {(p.file, p.line, p.message) for p in new.problems}
-        for problem in new.problems:
-            if (problem.file, problem.line, problem.message) not in self.reported:
-                (log.error if problem.level == "error" else log.warning)("%s", problem)
+        # A problem that repeats is one line (its count, the first few, the fix): /status and `check` list every one.
+        for problem in summarize(p for p in new.problems if (p.file, p.line, p.message) not in self.reported):
+            (log.error if problem.level == "error" else log.warning)("%s", problem)
         self.reported = fresh
         errors = sum(p.level == "error" for p in new.problems)
         before = f"{old.names()} → " if old else ""

@@ -10,6 +10,7 @@ import sys
 
 from clusterdns.config.settings import Config
 from clusterdns.config.sources import config_from_args
+from clusterdns.errors import summarize
 from clusterdns.pipeline import Pipeline, load
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.explain import explain
@@ -19,9 +20,10 @@ log = logging.getLogger("clusterdns")
 
 
 def load_snapshot(config: Config, quiet: bool = False) -> Snapshot:
-    """Read the manifests once, as `serve` would, and compile the snapshot; log its problems."""
+    """Read the manifests once, as `serve` would, and compile the snapshot; log its problems
+    (a problem that repeats as one line: `check` lists every one)."""
     snap = load(config)
-    for problem in snap.problems:
+    for problem in summarize(snap.problems):
         if not quiet or problem.level == "error":
             (log.error if problem.level == "error" else log.warning)("%s", problem)
     return snap

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from clusterdns.codes import A, NOERROR, NXDOMAIN, SERVFAIL, SOA
+from clusterdns.codes import NOERROR, NXDOMAIN, SERVFAIL, SOA, A
 from clusterdns.config.corefile import corefile_values
 from clusterdns.config.settings import Config
 from clusterdns.records import RR
