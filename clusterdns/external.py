@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SERVFAIL, SOA, SRV, A
 from clusterdns.model import Service, ServicePort
-from clusterdns.names import endpoint_name, split
+from clusterdns.names import endpoint_name, split, under
 from clusterdns.records import RR, Name, SOAData
 from clusterdns.resolver import Answer
 from clusterdns.snapshot.external_addresses import host_kind
@@ -89,12 +89,12 @@ def answer(snap: Snapshot, options: ExternalOptions, labels: Labels, qtype: int)
     for z in options.zones:
         if labels == z:
             return _apex(snap, options, zone, qtype)
-        if _under(labels, apex + z):
+        if under(labels, (apex + z,)):
             return _sub_apex(snap, options, zone, labels, qtype)
     hits, rcode = _services(snap, options, zone, labels, qtype)
     if not hits:
         # Only NXDOMAIN falls through; NODATA never does (external.go).
-        through = rcode == NXDOMAIN and any(_under(labels, f) for f in options.fallthrough)
+        through = rcode == NXDOMAIN and under(labels, options.fallthrough)
         return Answer(rcode, authority=(_soa(snap, options, zone),), zone_labels=len(zone), fallthrough=through)
     return _records(snap, options, zone, hits, qtype)
 
@@ -103,13 +103,9 @@ def _longest(zones: tuple[Labels, ...], labels: Labels) -> Labels | None:
     """plugin.Zones.Matches: the longest zone the name is in."""
     best = None
     for zone in zones:
-        if _under(labels, zone) and (best is None or len(zone) > len(best)):
+        if under(labels, (zone,)) and (best is None or len(zone) > len(best)):
             best = zone
     return best
-
-
-def _under(labels: Labels, zone: Labels) -> bool:
-    return len(labels) >= len(zone) and labels[len(labels) - len(zone) :] == zone
 
 
 # --- apex.go ---------------------------------------------------------------------------------

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from clusterdns.codes import AAAA, NOERROR, PTR, A
-from clusterdns.manifests.hosts_file import Address, Hosts, HostsTable, Labels, under
-
-_HEX = frozenset("0123456789abcdef")
+from clusterdns.manifests.hosts_file import Address, Hosts, HostsTable, Labels
+from clusterdns.names import under
 from clusterdns.records import RR, Name
 from clusterdns.resolver import Answer
+
+_HEX = frozenset("0123456789abcdef")
 
 
 class Action(enum.Enum):

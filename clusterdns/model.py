@@ -1,8 +1,9 @@
 """The derived cluster: what the controllers would have made of the manifests.
 
-These frozen types are the contract between `cluster.py` (which derives them from
-manifest objects) and `snapshot.py` (which compiles them into DNS records). Nothing
-here knows about DNS wire formats; nothing in `snapshot.py` knows about YAML.
+These frozen types are the contract between derive/ (derive/cluster.py's derive() makes
+them from manifest objects) and snapshot/ (snapshot/build.py compiles them into the table
+the resolver answers from). Nothing here knows about DNS wire formats; nothing in
+snapshot/ knows about YAML.
 """
 
 from __future__ import annotations

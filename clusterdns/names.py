@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from clusterdns.model import EndpointAddress
@@ -80,6 +81,17 @@ def split(name: str) -> tuple[str, ...]:
     """Labels of a relative or absolute name; `""` and `.` have none."""
     name = name.rstrip(".")
     return tuple(name.split(".")) if name else ()
+
+
+def zone_labels(zones: Iterable[str]) -> tuple[tuple[str, ...], ...]:
+    """Zone names ("example.org", "Example.org.", ".") as lower-case labels; "." is the root, ()."""
+    return tuple(split(zone.lower()) for zone in zones)
+
+
+def under(labels: tuple[str, ...], zones: Iterable[tuple[str, ...]]) -> bool:
+    """Is the name (lower-case labels) inside any of the zones (labels; () is the root)?
+    CoreDNS's plugin.Zones.Matches(name) != "" (plugin/normalize.go), label-wise."""
+    return any(len(z) <= len(labels) and labels[len(labels) - len(z) :] == z for z in zones)
 
 
 def octets(labels: tuple[str, ...]) -> int:

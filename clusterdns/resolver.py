@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
-from clusterdns.names import NameRequest, ip_from_pod_label, parse_name, port_labels, split
+from clusterdns.names import NameRequest, ip_from_pod_label, parse_name, port_labels, split, under
 from clusterdns.records import RR, Name
 from clusterdns.snapshot.table import Snapshot
 
@@ -48,8 +48,9 @@ def find_zone(snap: Snapshot, labels: tuple[str, ...]) -> tuple[tuple[str, ...],
     return best
 
 
-def resolve(snap: Snapshot, labels: tuple[str, ...], qtype: int, fallthrough: tuple[tuple[str, ...], ...] = ()) -> Answer | None:
-    """Answer a question (lower-cased labels, class IN) or None when no zone of ours holds it."""
+def resolve(snap: Snapshot, labels: tuple[str, ...], qtype: int) -> Answer | None:
+    """Answer a question (lower-cased labels, class IN) or None when no zone of ours holds it.
+    An NXDOMAIN under the snapshot's --fallthrough zones is marked to go on (`fallthrough`)."""
     found = find_zone(snap, labels)
     if found is None:
         return None
@@ -60,13 +61,9 @@ def resolve(snap: Snapshot, labels: tuple[str, ...], qtype: int, fallthrough: tu
     else:
         answer = _forward(snap, rel, qtype)
     answer = _with_zone(answer, len(zone))
-    if answer.rcode == NXDOMAIN and any(_under(labels, z) for z in fallthrough):
+    if answer.rcode == NXDOMAIN and snap.fallthrough and under(labels, snap.fallthrough):
         return Answer(NXDOMAIN, answer.answer, answer.authority, (), len(zone), fallthrough=True)
     return answer
-
-
-def _under(labels: tuple[str, ...], zone: tuple[str, ...]) -> bool:
-    return not zone or labels[len(labels) - len(zone) :] == zone
 
 
 def _with_zone(answer: Answer, zone_labels: int) -> Answer:

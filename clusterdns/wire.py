@@ -17,7 +17,7 @@ from clusterdns.codes import AA, AAAA, CD, CNAME, DO, IN, NS, OPCODE_MASK, OPT, 
 from clusterdns.names import MAX_NAME
 from clusterdns.records import RR, Name, SOAData
 
-OUR_UDP_SIZE = 1232  # what our OPT advertises (DNS flag day 2020 value)
+OUR_UDP_SIZE = 1232  # the EDNS0 UDP payload we advertise, in replies and our own queries (DNS Flag Day 2020)
 MAX_UDP_SIZE = 65535
 
 

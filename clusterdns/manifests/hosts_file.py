@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import MappingProxyType
 
 from clusterdns.config.settings import Config
-from clusterdns.names import unfit
+from clusterdns.names import under, unfit, zone_labels
 
 Labels = tuple[str, ...]  # a name's lower-case labels without the root: ("example", "org"); the root is ()
 Address = IPv4Address | IPv6Address
@@ -53,17 +53,6 @@ class Hosts:
     fallthrough: tuple[Labels, ...] = ()
     fallthrough_unsupported: bool = False
     auto_reverse: bool = True  # False with `no_reverse`; kept for re-parsing the file
-
-
-
-def zone_labels(zones: Iterable[str]) -> tuple[Labels, ...]:
-    """Zone names ("example.org", "Example.org.", ".") as lower-case labels; "." is ()."""
-    return tuple(tuple(text.split(".")) if (text := zone.lower().rstrip(".")) else () for zone in zones)
-
-
-def under(labels: Labels, zones: tuple[Labels, ...]) -> bool:
-    """plugin.Zones.Matches(name) != "" (plugin/normalize.go): inside any zone, label-wise."""
-    return any(not z or (len(z) <= len(labels) and labels[len(labels) - len(z) :] == z) for z in zones)
 
 
 def parse_hosts(text: str, origins: Iterable[str], auto_reverse: bool = True) -> HostsTable:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from clusterdns.errors import ManifestError
 from clusterdns.objects.fields import DNS1123_SUBDOMAIN, Reader
 
 LEFT_OUT = "; this entry is left out"
+IGNORED = "; ignored"
+T = TypeVar("T")
 
 
 def external_addresses(r: Reader, spec: dict[str, Any], status: Any) -> tuple[str, ...]:
@@ -79,13 +82,30 @@ def _ingress(r: Reader, raw: Any, field: str) -> str:
     return name
 
 
+def _lenient(r: Reader, read: Callable[[Any, str], T], value: Any, field: str, empty: T, left: str) -> T:
+    """read(value, field), or `empty` with the reason as a warning (`left`: what happens to it)."""
+    try:
+        return read(value, field)
+    except ManifestError as e:
+        r.warn(field, e.problem.message + left)
+        return empty
+
+
 def _ip(r: Reader, value: Any, field: str) -> str:
     """The canonical text of an address, or "" with a warning."""
-    try:
-        return r.ip(value, field)
-    except ManifestError as e:
-        r.warn(field, e.problem.message + LEFT_OUT)
-        return ""
+    return _lenient(r, r.ip, value, field, "", LEFT_OUT)
+
+
+def _text(r: Reader, value: Any, field: str) -> str:
+    return _lenient(r, r.string, value, field, "", LEFT_OUT)
+
+
+def _list(r: Reader, value: Any, field: str) -> list[Any]:
+    return _lenient(r, r.sequence, value, field, [], IGNORED)
+
+
+def _mapping(r: Reader, value: Any, field: str) -> dict[str, Any]:
+    return _lenient(r, r.mapping, value, field, {}, IGNORED)
 
 
 def _is_ip(text: str) -> bool:
@@ -94,27 +114,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _text(r: Reader, value: Any, field: str) -> str:
-    try:
-        return r.string(value, field)
-    except ManifestError as e:
-        r.warn(field, e.problem.message + LEFT_OUT)
-        return ""
-
-
-def _list(r: Reader, value: Any, field: str) -> list[Any]:
-    try:
-        return r.sequence(value, field)
-    except ManifestError as e:
-        r.warn(field, e.problem.message + "; ignored")
-        return []
-
-
-def _mapping(r: Reader, value: Any, field: str) -> dict[str, Any]:
-    try:
-        return r.mapping(value, field)
-    except ManifestError as e:
-        r.warn(field, e.problem.message + "; ignored")
-        return {}

@@ -2,7 +2,7 @@
 
 Each query costs one dict lookup and a few list increments in the transport that answered
 it (`ListenerStats.record`), or, for a reply from a listener's cache, the increments alone
-(`count`, in Python or in _udpbatch.c). The Prometheus families are made from these cells
+(`count`, in Python or in serve/_udpbatch.c). The Prometheus families are made from these cells
 only when /metrics is scraped (metrics.py).
 """
 

@@ -1,8 +1,8 @@
-"""The operations HTTP endpoints CoreDNS users probe: /health, /ready, /metrics (and /status).
+"""The operations HTTP routes CoreDNS users probe: /health, /ready, /metrics (and /status).
 
 A minimal HTTP/1.0 responder on asyncio: one GET per connection, no keep-alive. Each
-endpoint has its own address (CoreDNS's health :8080, ready :8181, prometheus :9153),
-and `none` turns it off.
+route has its own address (CoreDNS's health :8080, ready :8181, prometheus :9153),
+and `none` turns it off (listen.py).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from clusterdns.names import split
+from clusterdns.names import zone_labels as zone_labels  # re-exported: serve/handler.py imports it from here
 from clusterdns.rewrite import Rewriter
 from clusterdns.serve.request import Pass, Request, Result
 from clusterdns.snapshot.table import Snapshot
@@ -52,8 +52,3 @@ class Blocks:
                 if index is not None:
                     return self.blocks[index]
         return self.blocks[self.root] if self.root is not None else None
-
-
-def zone_labels(zones: Sequence[str]) -> tuple[tuple[str, ...], ...]:
-    """Zones as label tuples (`.` is the root, ())."""
-    return tuple(() if z in (".", "") else split(z) for z in zones)

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from clusterdns.codes import ANY, HINFO, REFUSED, SERVFAIL, rcode_of, type_text
+from clusterdns.names import under, zone_labels
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.records import RR
-from clusterdns.serve.chain import zone_labels
 from clusterdns.serve.request import PASS, Pass, Request, Result, may_forward
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.forwarder import Forwarder, Looked, Overloaded
@@ -39,7 +39,7 @@ class Upstream:
         h, query = self.handler, request.query
         if not self.forwarder.upstreams:
             return PASS  # no forward plugin: the handler answers REFUSED, as CoreDNS does (C12)
-        if self.except_zones and any(query.labels[len(query.labels) - len(z) :] == z for z in self.except_zones if len(z) <= len(query.labels)):
+        if self.except_zones and under(query.labels, self.except_zones):
             # forward.go match(): an `except` name goes to the next plugin; with none, SERVFAIL.
             return h.error(request, SERVFAIL, self.plugin)  # type: ignore[no-any-return]
         if not may_forward(request.peer, self.allow):

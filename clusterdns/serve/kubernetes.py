@@ -26,13 +26,12 @@ class ClusterZones:
     def __init__(self, handler: Any) -> None:
         self.handler = handler  # serve/handler.py's Handler: encoding, caching, counting
         config = handler.config
-        self.fallthrough = tuple(tuple(z.split(".")) if z != "." else () for z in config.fallthrough_zones)
         self.transfer_to = config.transfer_to
 
     def serve(self, snap: Snapshot, request: Request) -> Result | Pass:
         h, query = self.handler, request.query
         try:
-            answer = resolve(snap, query.labels, query.qtype, self.fallthrough)
+            answer = resolve(snap, query.labels, query.qtype)
         except Exception:  # a resolver bug must cost one SERVFAIL, not the server (waitress's rule)
             log.exception("resolver failed on %s", ".".join(query.labels))
             h.panics += 1

@@ -12,7 +12,7 @@ import logging
 import struct
 from typing import Any
 
-from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, RCODE_MASK, TYPE_LABELS
+from clusterdns.codes import CLASS_LABELS, FLAG_LABELS, RCODE_LABELS, RCODE_MASK, type_text
 from clusterdns.config.addresses import hostport_text
 from clusterdns.wire import FormErr, parse_query
 
@@ -25,7 +25,7 @@ def line(peer: Any, proto: str, query: bytes, reply: bytes, seconds: float) -> s
     try:
         q = parse_query(query)
         name = _spelled(query, q.qname_end)
-        qtype, qclass = TYPE_LABELS.get(q.qtype, f"TYPE{q.qtype}"), CLASS_LABELS.get(q.qclass, f"CLASS{q.qclass}")
+        qtype, qclass = type_text(q.qtype), CLASS_LABELS.get(q.qclass, f"CLASS{q.qclass}")
         do = "true" if q.edns and q.edns.do else "false"
         bufsize = q.edns.udp_size if q.edns else 512
     except FormErr:

@@ -1,11 +1,12 @@
 """Zone transfer (AXFR, IXFR as a full transfer) and DNS NOTIFY for the cluster zone.
 
 The transfer carries what CoreDNS's `kubernetes` plugin hands its `transfer` plugin
-(plugin/kubernetes/xfr.go): SOA, NS and the nameserver's address (TTL 0), then per
-Service: ClusterIP A/AAAA and one SRV per port (weight 100) at the Service name and per
-named port; headless: per endpoint the Service and endpoint A/AAAA and the named-port
-SRVs (weight 100 / addresses in that slice); ExternalName: the CNAME; then SOA again
-(RFC 5936 2.2). Only to --transfer-to addresses; everyone else gets REFUSED.
+(plugin/kubernetes/xfr.go), as snapshot/xfr.py lists it from the snapshot: SOA, NS and the
+nameserver's address (TTL 0), then per Service: ClusterIP A/AAAA and one SRV per port
+(weight 100) at the Service name and per named port; headless: per endpoint the Service and
+endpoint A/AAAA and the named-port SRVs (weight 100 / addresses in that slice); ExternalName:
+the CNAME; then SOA again (RFC 5936 2.2). Only to --transfer-to addresses; everyone else gets
+REFUSED.
 """
 
 from __future__ import annotations

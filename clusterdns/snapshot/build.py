@@ -1,10 +1,11 @@
 """Compile the derived cluster into a frozen Snapshot, reusing what did not change.
 
-build() is two steps: compile() makes everything a snapshot holds but its serial (reusing
-the previous snapshot's per-Service contributions for Services derive() handed back
-unchanged); next_serial() decides the serial from whether anything changed; the Snapshot
-is then made in one go, frozen. The pipeline calls build(); a caller with its own serial
-calls the steps.
+build() merges the exposed Services' contributions (contributions.py: their entries, PTRs,
+CNAMEs and transfer rows), reusing the previous snapshot's for a Service derive() handed back
+unchanged (_Builder); adds the dns-version TXT and the nameservers' records (nameservers.py),
+the Pod index and k8s_external's index; decides whether anything changed (the contributions,
+and _fingerprint for the rest) and from that the serial (next_serial); and makes the Snapshot
+in one go, frozen. The pipeline calls build() on every change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, Service
-from clusterdns.names import NS_NAME, SVC, split
+from clusterdns.names import NS_NAME, SVC, split, zone_labels
 from clusterdns.records import RR
 from clusterdns.snapshot.contributions import Contribution, contribution
 from clusterdns.snapshot.external_addresses import index as external_index
@@ -116,6 +117,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         contributions=builder.contributions,
         external_addresses=external,
         hosts=hosts,
+        fallthrough=zone_labels(config.fallthrough_zones),
     )
 
 

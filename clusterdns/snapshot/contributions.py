@@ -1,11 +1,14 @@
 """What one Service puts in the snapshot: the CoreDNS service entries under its names, its PTRs,
-and its ExternalName CNAME; names that cannot go on the wire are left out (RFC 1035 2.3.4)."""
+its ExternalName CNAME, and the rows its zone transfer lists; names that cannot go on the wire
+are left out (RFC 1035 2.3.4)."""
 
 from __future__ import annotations
 
 import functools
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
 
 from clusterdns.codes import CNAME
 from clusterdns.config.settings import Config
@@ -13,7 +16,7 @@ from clusterdns.errors import Problem
 from clusterdns.model import Service
 from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, reverse_owner, service_name, split, unfit
 from clusterdns.records import RR, Name
-from clusterdns.snapshot.table import NO_PORT, Backend
+from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, TransferRows, transfer_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,52 +30,83 @@ class Contribution:
     static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
     externals: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()  # names that cannot go on the wire, left out
+    # What a zone transfer lists for the Service, in CoreDNS's xfr.go order (snapshot/xfr.py);
+    # its weights are per EndpointSlice, unlike a query's (per answer). The CNAME is in `static`.
+    transfer: TransferRows = ()
 
 
 def contribution(svc: Service, config: Config) -> Contribution:
-    """The CoreDNS 'service entries' one Service puts under its names (C5-C10, S3-S19)."""
+    """The CoreDNS 'service entries' one Service puts under its names (C5-C10, S3-S19), and
+    the rows its zone transfer lists, made in the same pass."""
     sname = service_name(svc.name, svc.namespace)
     labels = split(sname)
     domain = split(config.cluster_domain)
     if svc.type == "ExternalName":
         return _external(sname, svc, config.ttl)
-    ready = [(g, a) for g in svc.endpoints for a in g.addresses if a.ready] if not config.noendpoints else []
+    groups = [(g, [a for a in g.addresses if a.ready]) for g in svc.endpoints] if not config.noendpoints else []
     # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
-    # all (coredns/coredns#1809); headless and ExternalName Services are exempt.
-    if config.ignore_empty_service and not svc.headless and not ready:
-        return Contribution({})
+    # all (coredns/coredns#1809); headless and ExternalName Services are exempt. Its zone
+    # transfer rows stay: CoreDNS's xfr.go does not look at the option.
+    served = svc.headless or not config.ignore_empty_service or any(ready for _, ready in groups)
     entries: dict[str, list[Backend]] = defaultdict(list)
+    transfer: list[Any] = []  # flat (owner, entry, weight) rows: see TransferRows
     endpoint_ptr = []
-    for group, addr in ready:
-        ep = endpoint_name(addr, config.endpoint_pod_names)
-        target = Name((ep,) + labels)
-        epname = f"{ep}.{sname}"
-        for port in group.ports or (None,):
-            entry = Backend(addr.ip, port.port if port else NO_PORT, target)
-            # Endpoint names exist below every Service, ClusterIP ones too (C7).
-            entries[epname].append(entry)
-            if svc.headless:
-                # Headless: the Service name holds every ready endpoint (S11, S15).
-                entries[sname].append(entry)
-                if port and port.name:
-                    entries[_port_owner(port.name, port.protocol, sname)].append(entry)
-        endpoint_ptr.append((reverse_owner(addr.ip), Name(target.labels + domain, in_zone=False)))
+    # A transfer lists the endpoints of a Service without ClusterIPs only (xfr.go): per ready
+    # address its A/AAAA at the Service and endpoint names and its named-port SRVs, weighed
+    # per EndpointSlice: 100 / the slice's ready addresses.
+    listed = not svc.cluster_ips
+    named = svc.headless or listed  # the named ports' owners are needed
+    for group, ready in groups:
+        ports = group.ports or (None,)
+        owners = [_port_owner(p.name, p.protocol, sname) if p and p.name else "" for p in ports] if named else repeat("")
+        weight = max(1, 100 // len(ready)) if ready else 0
+        for addr in ready:
+            ep = endpoint_name(addr, config.endpoint_pod_names)
+            target = Name((ep,) + labels)
+            epname = f"{ep}.{sname}"
+            at = len(transfer)
+            for port, owner in zip(ports, owners):
+                entry = Backend(addr.ip, port.port if port else NO_PORT, target)
+                # Endpoint names exist below every Service, ClusterIP ones too (C7).
+                entries[epname].append(entry)
+                if svc.headless:
+                    # Headless: the Service name holds every ready endpoint (S11, S15).
+                    entries[sname].append(entry)
+                    if owner:
+                        entries[owner].append(entry)
+                if listed and owner and entry.port != NO_PORT:
+                    transfer += (owner, entry, weight)
+            if listed:
+                transfer[at:at] = (sname, entry, ADDRESS, epname, entry, ADDRESS)  # before the address's SRVs
+            endpoint_ptr.append((reverse_owner(addr.ip), Name(target.labels + domain, in_zone=False)))
     cluster_ptr = []
-    if not svc.headless:
+    if svc.cluster_ips:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
+        # The transfer: every ClusterIP's address, and one SRV per port of weight 100 at the
+        # Service name and at a named port's name (xfr.go).
         target = Name(labels)
+        for ip in svc.cluster_ips:
+            transfer += (sname, Backend(ip, NO_PORT, target), ADDRESS)
         for port in svc.ports:
+            owner = _port_owner(port.name, port.protocol, sname) if port.name else ""
             for ip in svc.cluster_ips:
                 entry = Backend(ip, port.port, target)
-                entries[sname].append(entry)
-                if port.name:
-                    entries[_port_owner(port.name, port.protocol, sname)].append(entry)
-        cluster_ptr = [(reverse_owner(ip), Name(labels + domain, in_zone=False)) for ip in svc.cluster_ips]
+                if served:
+                    entries[sname].append(entry)
+                    if owner:
+                        entries[owner].append(entry)
+            transfer += (sname, entry, 100)  # the port's last entry: an SRV reads its port and target
+            if owner:
+                transfer += (owner, entry, 100)
+        if served:
+            cluster_ptr = [(reverse_owner(ip), Name(labels + domain, in_zone=False)) for ip in svc.cluster_ips]
     found = {n: tuple(e) for n, e in entries.items()}
-    unfit_names = _unfit_names(found, config.forward_zones)
+    zones = config.forward_zones
+    listing = _fitting(transfer, zones)
+    unfit_names = _unfit_names(found, zones)
     if unfit_names:
-        return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, len(domain))
-    return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr))
+        return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, len(domain), listing)
+    return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr), transfer=listing)
 
 
 @functools.lru_cache(maxsize=8)
@@ -82,7 +116,7 @@ def zone_room(zones: tuple[str, ...]) -> int:
     return max(octets(split(z)) for z in zones)
 
 
-def _unfit_names(entries: dict[str, tuple[Backend, ...]], zones: tuple[str, ...]) -> dict[str, str]:
+def _unfit_names(entries: dict[str, Any], zones: tuple[str, ...]) -> dict[str, str]:
     """Owner names that cannot be encoded (RFC 1035 2.3.4), with the reason. A name of at
     most 63 octets has no longer label: only longer ones are split and counted."""
     room = zone_room(zones)
@@ -95,8 +129,25 @@ def _unfit_names(entries: dict[str, tuple[Backend, ...]], zones: tuple[str, ...]
     return out
 
 
+def _fitting(rows: list[Any], zones: tuple[str, ...]) -> TransferRows:
+    """The transfer rows whose owner (and SRV target) can be encoded. Every SRV target is
+    the owner of an address row of the same Service, so checking the owners is enough."""
+    owners = rows[::3]
+    longest = max(map(len, owners), default=0)
+    if longest <= MAX_LABEL and longest + zone_room(zones) + 2 <= MAX_NAME:
+        return tuple(rows)  # the cheap check of _unfit_names, for every name at once
+    unfit_owners = _unfit_names(dict.fromkeys(owners), zones)
+    return tuple(
+        field
+        for owner, entry, weight in transfer_rows(rows)
+        if owner not in unfit_owners and (weight == ADDRESS or ".".join(entry.target.labels) not in unfit_owners)
+        for field in (owner, entry, weight)
+    )
+
+
 def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[tuple[str, Name], ...],
-             endpoint_ptr: tuple[tuple[str, Name], ...], unfit_names: dict[str, str], domain_labels: int) -> Contribution:
+             endpoint_ptr: tuple[tuple[str, Name], ...], unfit_names: dict[str, str], domain_labels: int,
+             transfer: TransferRows) -> Contribution:
     """The contribution less every record owned by, or pointing at, a name that cannot be
     encoded; each such name is reported once, naming the Service and where it was read."""
     def fits(target: Name) -> bool:
@@ -118,7 +169,7 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
         cluster_ptr = ()
     endpoint_ptr = tuple((owner, n) for owner, n in endpoint_ptr if fits(Name(n.labels[: len(n.labels) - domain_labels])))
-    return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems)
+    return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems, transfer=transfer)
 
 
 def _external(sname: str, svc: Service, ttl: int) -> Contribution:

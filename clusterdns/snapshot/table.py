@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
 from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, ExternalAddresses
 
 NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
+ADDRESS = 0  # the weight of a transfer row that stands for an address record (an SRV's weight is at least 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,19 @@ class Backend:
     host: str  # IP address text
     port: int  # NO_PORT when the endpoint declares none
     target: Name  # the name SRV records point at for this entry
+
+
+# The records a zone transfer lists for a Service, as CoreDNS's xfr.go does, one row per record:
+# (owner, entry, weight) with weight ADDRESS for the entry's address at the owner, and any other
+# for SRV (0, weight, entry.port, entry.target). Kept flat, owner, entry, weight, owner, ...: one
+# tuple per Service rather than one per record, which a reload of many endpoints would pay for.
+TransferRows = tuple[Any, ...]
+
+
+def transfer_rows(rows: Sequence[Any]) -> Iterator[tuple[str, Backend, int]]:
+    """The (owner, entry, weight) rows of a flat TransferRows."""
+    fields = iter(rows)
+    return zip(fields, fields, fields)
 
 
 @dataclass(frozen=True)
@@ -43,7 +57,7 @@ class Snapshot:
     ttl: int
     serial: int
     pods: str  # --pods: disabled, insecure or verified
-    endpoint_pod_names: bool  # what names endpoints (for zone transfers)
+    endpoint_pod_names: bool  # what names endpoints (k8s_external names headless endpoints with it)
     noendpoints: bool
     entries: dict[str, tuple[Backend, ...]]  # CoreDNS service entries per name
     static: dict[tuple[str, int], tuple[RR, ...]]  # dns-version TXT, ns.dns A/AAAA, ExternalName CNAMEs
@@ -59,6 +73,7 @@ class Snapshot:
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
     external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
     hosts: Hosts | None = None  # CoreDNS's hosts: the file and inline entries (None: the plugin is off)
+    fallthrough: tuple[tuple[str, ...], ...] = ()  # --fallthrough zones as labels (() the root): NXDOMAIN there goes on
 
     def soa(self) -> RR:
         """The zone SOA as CoreDNS writes it (C1): TTL min(ttl, 300), minimum = ttl."""

@@ -34,7 +34,8 @@ from clusterdns.config.addresses import DEFAULT_PORT, Address, hostport_text, pa
 from clusterdns.config.sources import UNSET, add_config_flags, config_from_args
 from clusterdns.errors import ConfigError
 from clusterdns.tools.offline import load_snapshot
-from clusterdns.tools.questions import Question, questions_from_cases, questions_from_snapshot
+from clusterdns.tools.questions import AskedQuestion, questions_from_cases, questions_from_snapshot
+from clusterdns.wire import OUR_UDP_SIZE
 
 DEFAULT_SELF = hostport_text("127.0.0.1", DEFAULT_PORT)  # where `make run` serves
 SECTIONS = ("answer", "authority", "additional")
@@ -95,9 +96,9 @@ class Asker:
     def __str__(self) -> str:
         return f"{self.label} {hostport_text(self.host, self.port)}"
 
-    def ask(self, question: Question) -> tuple[dns.message.Message, bool]:
+    def ask(self, question: AskedQuestion) -> tuple[dns.message.Message, bool]:
         """The reply, and whether a UDP reply had TC set (the reply is then the TCP one)."""
-        query = dns.message.make_query(question.qname, question.qtype, use_edns=0, payload=1232)
+        query = dns.message.make_query(question.qname, question.qtype, use_edns=0, payload=OUR_UDP_SIZE)
         if self.tcp_only:
             return self._tcp(query), False
         reply = self._udp(query)
@@ -217,7 +218,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 1 if differing else 0
 
 
-def compare(questions: Sequence[Question], mine: Asker, theirs: Asker, options: Options, out: TextIO, verbose: bool = False) -> int:
+def compare(questions: Sequence[AskedQuestion], mine: Asker, theirs: Asker, options: Options, out: TextIO, verbose: bool = False) -> int:
     """Ask both, print a block per differing question; the number of differing questions."""
     differing = 0
     for q in questions:
@@ -234,7 +235,7 @@ def compare(questions: Sequence[Question], mine: Asker, theirs: Asker, options: 
     return differing
 
 
-def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[Question], str]:
+def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[AskedQuestion], str]:
     manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
     if args.cases and args.manifests is not UNSET:
         raise ConfigError("give --cases or --manifests, not both")

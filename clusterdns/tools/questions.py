@@ -21,7 +21,9 @@ TRANSFERS = ("AXFR", "IXFR")
 
 
 @dataclass(frozen=True, order=True)
-class Question:
+class AskedQuestion:
+    """One question compare asks both servers (not upstream/exchange.py's wire-level Question)."""
+
     qname: str  # absolute, spelled as it will be sent
     qtype: str  # mnemonic: A, AAAA, SRV, ...
 
@@ -29,7 +31,7 @@ class Question:
         return f"{self.qname} {self.qtype}"
 
 
-def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Question]:
+def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[AskedQuestion]:
     """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
     import yaml
 
@@ -44,7 +46,7 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Qu
     profiles = set(data.get("profiles") or {}) | {c.get("config", "default") for c in data["cases"] if isinstance(c, dict)}
     if wanted not in profiles:
         raise ConfigError(f"--profile {wanted}: not in {path} (profiles: {', '.join(sorted(profiles))})")
-    questions: dict[Question, None] = {}
+    questions: dict[AskedQuestion, None] = {}
     skipped = 0
     for case in data["cases"]:
         if not isinstance(case, dict) or case.get("config", "default") != wanted:
@@ -52,13 +54,13 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[Qu
         if str(case.get("qtype", "")).upper() in TRANSFERS:
             skipped += 1
             continue
-        questions[Question(str(case["qname"]), str(case["qtype"]).upper())] = None
+        questions[AskedQuestion(str(case["qname"]), str(case["qtype"]).upper())] = None
     if skipped:
         print(f"note: {skipped} zone-transfer cases skipped (compare asks single questions)", file=out)
     return list(questions)
 
 
-def questions_from_snapshot(snap: Snapshot, config: Config, positive_only: bool = False, zone_records: bool = False) -> list[Question]:
+def questions_from_snapshot(snap: Snapshot, config: Config, positive_only: bool = False, zone_records: bool = False) -> list[AskedQuestion]:
     """Every name and type the snapshot serves, with negative probes around them.
 
     positive_only: only the questions clusterdns answers with records. zone_records: only the
@@ -66,11 +68,10 @@ def questions_from_snapshot(snap: Snapshot, config: Config, positive_only: bool 
     Questions whose answer depends on an upstream (out-of-zone ExternalName targets,
     fallthrough) are left out: the two servers' upstreams are not being compared.
     """
-    found: dict[Question, None] = {}
-    fallthrough = tuple(split(z) if z != "." else () for z in config.fallthrough_zones)
+    found: dict[AskedQuestion, None] = {}
 
     def add(name: str, qtype: str) -> None:
-        found[Question(name.rstrip(".").lower() + ".", qtype)] = None
+        found[AskedQuestion(name.rstrip(".").lower() + ".", qtype)] = None
 
     zones = config.forward_zones
     if zone_records:
@@ -94,7 +95,7 @@ def questions_from_snapshot(snap: Snapshot, config: Config, positive_only: bool 
 
     out = []
     for q in found:
-        answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype), fallthrough)
+        answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype))
         if answer is None or answer.chase or answer.fallthrough:
             continue  # not ours, or the upstream's to answer
         if positive_only and not (answer.rcode == NOERROR and answer.answer):

@@ -16,11 +16,10 @@ import dns.rdatatype
 from clusterdns.codes import FORMERR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, TC, rcode_of
 from clusterdns.config.addresses import Address
 from clusterdns.upstream.pool import Connection, TCPPool
-from clusterdns.wire import FormErr, read_question
+from clusterdns.wire import OUR_UDP_SIZE, FormErr, read_question
 
 MAX_ATTEMPT = 2.0  # per-upstream read timeout, as CoreDNS forward's `read_timeout`
 MIN_ATTEMPT = 0.5  # never slice an attempt thinner than this (unless less time is left)
-EDNS_PAYLOAD = 1232  # the DNS Flag Day 2020 UDP payload size, for our own lookups
 
 # RFC 1035 4.1.1 header bits in byte 2 (QR, Opcode, AA, TC, RD).
 _QR = QR >> 8
@@ -67,7 +66,7 @@ async def in_order(query: bytes, question: Question, upstreams: Sequence[Address
 
 def lookup_query(name: str, rdtype: int) -> bytes:
     rrtype = dns.rdatatype.RdataType.make(rdtype)
-    return dns.message.make_query(name, rrtype, use_edns=0, payload=EDNS_PAYLOAD).to_wire()  # RD is set by default
+    return dns.message.make_query(name, rrtype, use_edns=0, payload=OUR_UDP_SIZE).to_wire()  # RD is set by default
 
 
 def parsed(reply: bytes | None) -> dns.message.Message | None:

@@ -140,7 +140,7 @@ def test_report_goes_to_the_given_stream(servers: dict[str, Server]) -> None:
     mine = compare.Asker("self", (servers["a"].host, servers["a"].port))
     theirs = compare.Asker("against", (servers["changed"].host, servers["changed"].port), tcp_only=True)
     try:
-        n = compare.compare([questions.Question("web.shop.svc.cluster.local.", "A"), questions.Question("db.shop.svc.cluster.local.", "A")],
+        n = compare.compare([questions.AskedQuestion("web.shop.svc.cluster.local.", "A"), questions.AskedQuestion("db.shop.svc.cluster.local.", "A")],
                             mine, theirs, compare.Options(), out, verbose=True)
     finally:
         mine.close()

@@ -1,5 +1,5 @@
-"""The cache of forwarded answers (clusterdns/cache.py), through a Forwarder and real upstreams,
-plus wire-level unit tests with a fake clock."""
+"""The cache of forwarded answers (upstream/cache.py) in `clusterdns serve`: forwarded names only, --cache 0,
+and the listeners answering repeats from it."""
 
 from __future__ import annotations
 

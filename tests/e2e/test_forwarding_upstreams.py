@@ -1,50 +1,25 @@
-"""Forwarder: upstream faults, health (mark down, probe, recover), policies, concurrency, deadlines.
-
-Unit-level tests drive a Forwarder in a fresh event loop against real upstream servers on
-127.0.0.1 (tests/helpers/upstream.py); the end-to-end ones run `clusterdns serve`.
+"""`clusterdns serve` against slow, dead and busy upstreams: --max-concurrent answers REFUSED at
+once, a slow only upstream is a SERVFAIL within the client's timeout, and dead and slow ones
+fail over. The Forwarder itself is driven in tests/upstream/test_forwarder_policy.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import socket
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import dns.flags
 import dns.message
-import dns.query
 import dns.rcode
-import dns.rdatatype
 
-from clusterdns.config.addresses import Address
-from clusterdns.config.settings import Config
-from clusterdns.upstream.forwarder import Forwarder
 from tests.helpers.process import UNIT_FIXTURE, closed_port, wait_until
-from tests.helpers.upstream import Upstream, run_forwarder
+from tests.helpers.upstream import Upstream
 
 FIXTURE = UNIT_FIXTURE
 RECORDS = [
     "interwebs.test. 60 IN SOA ns.interwebs.test. hostmaster.interwebs.test. 1 7200 1800 86400 30",
     "ext.interwebs.test. 5 IN A 1.2.3.4",
 ] + [f"n{i}.interwebs.test. 5 IN A 10.1.0.{i}" for i in range(60)]
-CLIENT_ID = 0x4321
-T = TypeVar("T")
-
-
-def config(**settings: Any) -> Config:
-    """Settings for a Forwarder under test: cache off unless asked, so every query goes upstream."""
-    return dataclasses.replace(Config(), **{"cache": 0, **settings})
-
-
-def query(qname: str = "ext.interwebs.test.", qtype: str = "A") -> bytes:
-    return dns.message.make_query(qname, qtype, id=CLIENT_ID).to_wire()
-
-
-def run(upstreams: list[Address], body: Callable[[Forwarder], Awaitable[T]], **settings: Any) -> T:
-    """body(forwarder), with the cache off unless asked (see config())."""
-    return run_forwarder(upstreams, body, **{"cache": 0, **settings})
 
 
 def answer(wire: bytes | None) -> set[str]:

@@ -1,4 +1,4 @@
-"""manifests.py and objects.py: files and documents in, validated slim objects out."""
+"""manifests/files.py and manifests/documents.py: files in, documents out, with their file, index and line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""manifests.py and objects.py: files and documents in, validated slim objects out."""
+"""objects/convert.py (from_manifest) and objects/kinds.py: documents in, validated slim objects out."""
 
 from __future__ import annotations
 

@@ -73,8 +73,7 @@ def lines(answer: Answer, records: tuple[RR, ...], qname: str) -> list[str]:
 @pytest.mark.parametrize(("file", "case"), params())
 def test_case_through_resolve(file: str, case: dict[str, Any]) -> None:
     snap, config = snapshot(file, case.get("config", "default"))
-    fallthrough = tuple(split(z) if z != "." else () for z in config.fallthrough_zones)
-    answer = resolve(snap, split(case["qname"].lower()), dns.rdatatype.from_text(case["qtype"]), fallthrough)
+    answer = resolve(snap, split(case["qname"].lower()), dns.rdatatype.from_text(case["qtype"]))
     if answer is None:  # not in our zones: forwarded, or REFUSED without an upstream (C12)
         assert case["rcode"] == "REFUSED" or not case.get("aa", True), "resolve() says not ours"
         return

@@ -1,9 +1,10 @@
-"""Hostile clients: not an amplifier (allow-forward, RFC 8482 ANY, response-rate limiting),
-hostile TCP connections (cap, slowloris, queries per connection, clients that do not read),
-and a real `clusterdns serve` under fuzz packets and a connection flood, still answering.
+"""Hostile clients, on the handler and the TCP listener without a server: not an amplifier
+(allow-forward, RFC 8482 ANY, response-rate limiting) and hostile TCP connections (cap,
+slowloris, queries per connection, clients that do not read), on a fake transport. A real
+`clusterdns serve` under the same is in tests/e2e/test_hostile.py.
 
-Real-server tests use loopback only. Clients outside --allow-forward are tested on the
-handler directly with their address as a string ('203.0.113.5'): nothing is sent there.
+Clients outside --allow-forward are tested on the handler with their address as a string
+('203.0.113.5'): nothing is sent there.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The UDP receive loops: recvmmsg/sendmmsg (the _udpbatch extension) and plain recvfrom/sendto.
 
-Each is driven directly on loopback sockets, and `clusterdns serve` is run on each path
-with real clients: many senders at once, bursts longer than one batch, IPv6, replies that
-come later (forwarding), and a loop that fails.
+Each is driven directly on loopback sockets: many senders, bursts longer than one batch,
+IPv6 peers, a UDPServer on the real handler learning repeats, and a loop that fails. The
+extension's known answers are in test_udp_known.py; `clusterdns serve` on each loop is in
+tests/e2e/test_udp.py.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -28,45 +29,9 @@ from clusterdns.serve import udp as listeners
 from clusterdns.serve.server import Server as ClusterDNS
 from tests.helpers.manifests import service_yaml
 from tests.helpers.process import UNIT_FIXTURE
+from tests.helpers.udp import drain, loops, needs_extension
 
 FIXTURE = UNIT_FIXTURE
-
-
-def loops() -> list[Callable[[socket.socket, Callable[[bytes, Any], bytes | None]], None]]:
-    found = [listeners._serve_plain]
-    if listeners._udpbatch is not None:
-        found.append(listeners._serve_batched)
-    return found
-
-
-@pytest.fixture
-def listener() -> Iterator[socket.socket]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.setblocking(False)
-    yield sock
-    sock.close()
-
-
-def client(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
-    sock.settimeout(5)
-    return sock
-
-
-@pytest.fixture
-def clients() -> Iterator[Callable[..., socket.socket]]:
-    """clients(family, host) -> a bound UDP client socket, closed after the test."""
-    made: list[socket.socket] = []
-
-    def make(family: int = socket.AF_INET, host: str = "127.0.0.1") -> socket.socket:
-        made.append(client(family, host))
-        return made[-1]
-
-    yield make
-    for sock in made:
-        sock.close()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="recvmmsg is Linux's")
@@ -164,18 +129,6 @@ def test_ipv6_peers_keep_their_socket_module_spelling(loop, clients: Callable[..
         loop(sock, lambda data, peer: peers.append(peer) or b"back")
     assert peers == [c.getsockname()]  # ("::1", port, 0, 0), as socket.recvfrom gives it
     assert c.recvfrom(10) == (b"back", sock.getsockname())
-
-
-needs_extension = pytest.mark.skipif(listeners._udpbatch is None, reason="the extension is not built")
-
-
-def drain(listener: socket.socket, want: int, answer: Callable[[bytes, Any], bytes | None], *known: Any) -> None:
-    """serve() until `want` datagrams were read (a known answer is read without a callback)."""
-    got = 0
-    deadline = time.monotonic() + 5
-    while got < want and time.monotonic() < deadline:
-        got += listeners._udpbatch.serve(listener.fileno(), answer, *known)[0]
-    assert got == want
 
 
 @needs_extension

@@ -1,4 +1,6 @@
-"""`clusterdns compare`: two real servers, the same questions, a readable diff and an exit code.
+"""`clusterdns compare` without servers: the questions it asks (from a snapshot, and the probes
+around them), how it normalises two replies before comparing them, and `--list`. The runs
+against two real servers are in tests/e2e/test_compare.py.
 
 The dump fixture (tests/clusters/kubectl-dump-compare/) is `kubectl get ... -A -o yaml` of a kind
 cluster, served with kubeadm's CoreDNS values (--pods insecure --ttl 30), as docs/compare.md
@@ -6,10 +8,6 @@ tells a user to do before comparing with the cluster's own CoreDNS.
 """
 
 from __future__ import annotations
-
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import dns.message
 import dns.rdatatype
@@ -22,79 +20,16 @@ from clusterdns.names import split
 from clusterdns.resolver import resolve
 from clusterdns.tools import compare, questions
 from clusterdns.tools.offline import load_snapshot
-from tests.helpers.process import ROOT, UNIT_FIXTURE, Server, closed_port, clusterdns_argv
+from tests.helpers.process import ROOT, closed_port
 
 DUMP = ROOT / "tests" / "clusters" / "kubectl-dump-compare"
 KUBEADM = ["--zone", "cluster.local", "--zone", "in-addr.arpa", "--zone", "ip6.arpa", "--pods", "insecure", "--ttl", "30"]
-UNIT = UNIT_FIXTURE
-UNIT_FLAGS = ["--zone", "cluster.local", "--pods", "disabled", "--ttl", "5", "--fallthrough", "none"]
-
-
-def start(manifests: Path, *flags: str) -> Server:
-    return Server(clusterdns_argv("serve", "--manifests", str(manifests), "--listen", "127.0.0.1:0", "--upstream", "none", *flags))
-
-
-def address(server: Server) -> str:
-    return f"{server.host}:{server.port}"
-
-
-@pytest.fixture(scope="module")
-def changed_dump(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dump with web's ClusterIP moved by one address, as after a re-create."""
-    copy = tmp_path_factory.mktemp("changed") / "dump"
-    shutil.copytree(DUMP, copy)
-    text = (copy / "dump.yaml").read_text()
-    assert text.count("10.96.44.12") == 2
-    (copy / "dump.yaml").write_text(text.replace("10.96.44.12", "10.96.44.13"))
-    return copy
-
-
-@pytest.fixture(scope="module")
-def servers(changed_dump: Path) -> Iterator[dict[str, Server]]:
-    started = {
-        "a": start(DUMP, *KUBEADM),
-        "b": start(DUMP, *KUBEADM),
-        "changed": start(changed_dump, *KUBEADM),
-        "unit-a": start(UNIT, *UNIT_FLAGS),
-        "unit-b": start(UNIT, *UNIT_FLAGS),
-    }
-    yield started
-    for server in started.values():
-        server.stop()
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     code = cli.main(["compare", *argv])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
-
-
-def test_kubectl_dump_loads_as_is() -> None:
-    snap = load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30))
-    state = snap.state
-    assert [str(p) for p in state.problems] == []
-    assert sorted(state.namespaces) == ["default", "kube-node-lease", "kube-public", "kube-system", "shop"]
-    # Every Pod is the dump's own: the Deployments, ReplicaSets, StatefulSet and DaemonSet add none.
-    assert len(state.pods) == 9
-    assert {s.name: s.cluster_ips for s in state.services} == {
-        "kubernetes": ("10.96.0.1",), "kube-dns": ("10.96.0.10",), "db": (), "payments": (), "web": ("10.96.44.12",),
-    }
-    assert {s.name: s.endpoints_source for s in state.services if s.endpoints} == {
-        "kubernetes": "EndpointSlice", "kube-dns": "EndpointSlice", "db": "EndpointSlice", "web": "EndpointSlice",
-    }
-    # The not-ready web Pod is not published; the StatefulSet's Pods are, by hostname.
-    assert "10-244-0-9.web.shop.svc" not in snap.entries and "db-1.db.shop.svc" in snap.entries
-
-
-def test_a_coredns_pod_ip_names_kube_dns_as_the_cluster_does() -> None:
-    """docs/compare.md step 2: with a CoreDNS Pod's IP as --ns-address, the apex NS and
-    ns.dns.<zone> are what that CoreDNS answers (plugin/kubernetes/ns.go)."""
-    snap = load_snapshot(Config(manifests=str(DUMP), pods="insecure", ttl=30, ns_address=("10.244.0.2",)))
-    apex = resolve(snap, split("cluster.local"), dns.rdatatype.NS)
-    assert apex is not None and apex.rcode == NOERROR
-    assert [rr.rdata.labels for rr in apex.answer] == [("kube-dns", "kube-system", "svc")]
-    ns_a = resolve(snap, split("ns.dns.cluster.local"), dns.rdatatype.A)
-    assert ns_a is not None and [rr.rdata for rr in ns_a.answer] == [bytes([10, 96, 0, 10])]
 
 
 def test_list_asks_nothing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,16 +56,12 @@ def test_generated_questions_classify() -> None:
         answer = resolve(snap, split(q.qname), dns.rdatatype.from_text(q.qtype))
         assert answer is not None and answer.rcode == NOERROR and answer.answer, q
     negatives = set(everything) - set(positive)
-    assert questions.Question("clusterdns-compare-probe.web.shop.svc.cluster.local.", "A") in negatives
+    assert questions.AskedQuestion("clusterdns-compare-probe.web.shop.svc.cluster.local.", "A") in negatives
     zone = questions.questions_from_snapshot(snap, config, positive_only=True, zone_records=True)
     # What a zone transfer carries: no endpoint names under a ClusterIP Service, no PTRs.
-    assert questions.Question("db-0.db.shop.svc.cluster.local.", "A") in zone
-    assert questions.Question("10-244-0-7.web.shop.svc.cluster.local.", "A") not in zone
+    assert questions.AskedQuestion("db-0.db.shop.svc.cluster.local.", "A") in zone
+    assert questions.AskedQuestion("10-244-0-7.web.shop.svc.cluster.local.", "A") not in zone
     assert not [q for q in zone if q.qtype == "PTR"]
-
-
-def _reply(text: str) -> dns.message.Message:
-    return dns.message.from_text(text)
 
 
 REPLY = """id 1
@@ -148,8 +79,8 @@ cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. {serial}
 
 
 def test_normalise_ignores_ttl_serial_case_unless_asked() -> None:
-    one = _reply(REPLY.format(ttl=5, weight=50, serial=1))
-    two = _reply(REPLY.format(ttl=30, weight=50, serial=2).replace("Web.Shop", "web.shop"))
+    one = dns.message.from_text(REPLY.format(ttl=5, weight=50, serial=1))
+    two = dns.message.from_text(REPLY.format(ttl=30, weight=50, serial=2).replace("Web.Shop", "web.shop"))
     opts = compare.Options()
     assert compare.normalise(one, False, opts) == compare.normalise(two, False, opts)
     assert compare.normalise(one, False, opts).differences(compare.normalise(two, False, opts)) == []
@@ -157,7 +88,7 @@ def test_normalise_ignores_ttl_serial_case_unless_asked() -> None:
     lines = compare.normalise(one, False, strict).differences(compare.normalise(two, False, strict))
     assert lines == ["  answer:", "    - web.shop.svc.cluster.local. 5 in srv 0 50 80 web.shop.svc.cluster.local.",
                      "    + web.shop.svc.cluster.local. 30 in srv 0 50 80 web.shop.svc.cluster.local."]
-    heavy = _reply(REPLY.format(ttl=5, weight=100, serial=1))
+    heavy = dns.message.from_text(REPLY.format(ttl=5, weight=100, serial=1))
     assert compare.normalise(one, False, opts) != compare.normalise(heavy, False, opts)
     loose = compare.Options(ignore_srv_weight=True)
     assert compare.normalise(one, False, loose) == compare.normalise(heavy, False, loose)

@@ -1,4 +1,4 @@
-"""The cache of forwarded answers (clusterdns/cache.py), through a Forwarder and real upstreams,
+"""The cache of forwarded answers (upstream/cache.py), through a Forwarder and real upstreams,
 plus wire-level unit tests with a fake clock."""
 
 from __future__ import annotations

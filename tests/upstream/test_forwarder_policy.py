@@ -1,7 +1,8 @@
 """Forwarder: upstream faults, health (mark down, probe, recover), policies, concurrency, deadlines.
 
-Unit-level tests drive a Forwarder in a fresh event loop against real upstream servers on
-127.0.0.1 (tests/helpers/upstream.py); the end-to-end ones run `clusterdns serve`.
+Each test drives a Forwarder in a fresh event loop against real upstream servers on 127.0.0.1
+(tests/helpers/upstream.py); `clusterdns serve` against such upstreams is in
+tests/e2e/test_forwarding_upstreams.py.
 """
 
 from __future__ import annotations
