@@ -93,7 +93,7 @@ def by_family(cidrs: Sequence[str]) -> dict[int, Network]:
 
 
 def to_int(ip: str) -> int:
-    """An address (canonical text, as objects.py stores it) as a number: int(ipaddress.ip_address(ip)), 6x faster."""
+    """An address (canonical text, as objects/ stores it) as a number: int(ipaddress.ip_address(ip)), 6x faster."""
     return int.from_bytes(socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip), "big")
 
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from clusterdns.names import zone_labels as zone_labels  # re-exported: serve/handler.py imports it from here
 from clusterdns.rewrite import Rewriter
 from clusterdns.serve.request import Pass, Request, Result
 from clusterdns.snapshot.table import Snapshot

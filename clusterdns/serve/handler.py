@@ -3,7 +3,7 @@
 `Handler.respond` is synchronous on the hot path: it returns reply bytes (a repeated
 question is an assembly of its cached answer), or a coroutine when the answer needs the
 network (forwarding, or chasing an out-of-zone ExternalName target). What answers is an
-ordered chain of sources (sources.py), as CoreDNS's plugin chain: each may answer or pass
+ordered chain of sources (kubernetes.py, hosts.py, k8s_external.py, forward.py), as CoreDNS's plugin chain: each may answer or pass
 the question on. Which chain is the server block's (chain.py): the default upstreams'
 block holds every name, a stub domain's block the names under it. Listeners cache their
 replies to exact query bytes (`fixed` says which replies they may keep); this module caches
@@ -22,10 +22,11 @@ import dns.message
 from clusterdns.codes import AXFR, BADVERS, FORMERR, IN, IXFR, NOTIMP, OPCODE_MASK, QR, REFUSED, SERVFAIL, SOA, UPDATE, rcode_of
 from clusterdns.config.settings import Config
 from clusterdns.external import ExternalOptions
+from clusterdns.names import zone_labels
 from clusterdns.ops.counters import CounterKey, key
 from clusterdns.resolver import Answer
 from clusterdns.rewrite import Rewriter, Rewritten, parse_rule
-from clusterdns.serve.chain import Block, Blocks, Source, zone_labels
+from clusterdns.serve.chain import Block, Blocks, Source
 from clusterdns.serve.forward import Upstream
 from clusterdns.serve.hosts import HostsEntries
 from clusterdns.serve.k8s_external import ExternalNames

@@ -20,7 +20,7 @@ from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, Service
 from clusterdns.names import NS_NAME, SVC, split, zone_labels
 from clusterdns.records import RR
-from clusterdns.snapshot.contributions import Contribution, contribution
+from clusterdns.snapshot.contributions import Contribution, contributed_under, contribution
 from clusterdns.snapshot.external_addresses import index as external_index
 from clusterdns.snapshot.nameservers import nameserver_records, own_endpoints
 from clusterdns.snapshot.table import Backend, Snapshot
@@ -40,7 +40,10 @@ class _Builder:
         self.entries: dict[str, tuple[Backend, ...]] = {}
         self.static: dict[tuple[str, int], tuple[RR, ...]] = {}
         self.externals: dict[str, str] = {}
-        self.previous = previous.contributions if previous else {}
+        # A configuration reload hands over the running snapshot: its contributions are
+        # reused only when they were made under the same settings.
+        self.under = contributed_under(config)
+        self.previous = previous.contributions if previous and previous.contributed_under == self.under else {}
         self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
         self.changed = previous is None
         self.problems: list[Problem] = []
@@ -115,6 +118,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         state=state,
         problems=state.problems + tuple(builder.problems),
         contributions=builder.contributions,
+        contributed_under=builder.under,
         external_addresses=external,
         hosts=hosts,
         fallthrough=zone_labels(config.fallthrough_zones),

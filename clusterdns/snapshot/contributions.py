@@ -35,6 +35,13 @@ class Contribution:
     transfer: TransferRows = ()
 
 
+def contributed_under(config: Config) -> tuple[Any, ...]:
+    """The settings contribution() reads: a reload that changes one of them cannot reuse the
+    previous snapshot's contributions, even for a Service that stayed the same."""
+    return (config.cluster_domain, config.ttl, config.noendpoints, config.ignore_empty_service, config.endpoint_pod_names,
+            tuple(config.forward_zones))
+
+
 def contribution(svc: Service, config: Config) -> Contribution:
     """The CoreDNS 'service entries' one Service puts under its names (C5-C10, S3-S19), and
     the rows its zone transfer lists, made in the same pass."""

@@ -71,6 +71,7 @@ class Snapshot:
     state: ClusterState
     problems: tuple[Problem, ...]  # the state's, and records left out when compiling
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
+    contributed_under: tuple[Any, ...] = ()  # the settings the contributions were made with (contributions.contributed_under)
     external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
     hosts: Hosts | None = None  # CoreDNS's hosts: the file and inline entries (None: the plugin is off)
     fallthrough: tuple[tuple[str, ...], ...] = ()  # --fallthrough zones as labels (() the root): NXDOMAIN there goes on

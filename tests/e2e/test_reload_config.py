@@ -49,6 +49,11 @@ def addresses(server: Server, qname: str, port: int | None = None) -> list[str]:
     return sorted(rd.to_text() for rrset in reply.answer for rd in rrset)
 
 
+def ttl(server: Server, qname: str) -> int:
+    reply = dns.query.udp(dns.message.make_query(qname, "A"), server.host, port=server.port, timeout=3)
+    return reply.answer[0].ttl
+
+
 class Load:
     """Queries in a loop from a thread (in-zone and forwarded), counting every one that fails."""
 
@@ -138,10 +143,14 @@ def test_sigusr1_rereads_the_config_file_without_reload(upstreams: tuple[Upstrea
                                     "--upstream", text(first), "--cache", "0"))
     try:
         assert addresses(server, "alias.example.test.") == []
-        settings.write_text("ttl: 10\nrewrite:\n  - name exact alias.example.test. example.test.\n")
+        assert ttl(server, SERVICE) == 10
+        settings.write_text("ttl: 20\nrewrite:\n  - name exact alias.example.test. example.test.\n")
         os.kill(server.proc.pid, signal.SIGUSR1)
         wait_until(lambda: addresses(server, "alias.example.test.") == ["192.0.2.1"], "the rewrite applies", timeout=10)
-        assert "configuration reloaded: rewrite" in server.output
+        assert "configuration reloaded: " in server.output and "rewrite" in server.output
+        # A setting the records depend on applies to a Service that did not change
+        # (tests/snapshot/test_reuse.py has every such setting).
+        assert ttl(server, SERVICE) == 20
         os.kill(server.proc.pid, signal.SIGUSR1)  # nothing changed: nothing happens
         assert server.wait_for_output("configuration re-read: nothing changed")
     finally:
