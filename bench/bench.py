@@ -386,6 +386,35 @@ def medians(rounds: list[list[Row]]) -> list[Row]:
     return out
 
 
+def per_round(rounds: list[list[Row]], figure: str, mine: tuple[str, str], other: tuple[str, str]) -> dict[str, float]:
+    """Per transport, the median over rounds of `figure` for (server, workload) `mine` over
+    `other`, each ratio taken within one round (the VM drifts between rounds)."""
+    out = {}
+    for transport in ("udp", "tcp"):
+        ratios = []
+        for rows in rounds:
+            found = {(r.server, r.workload): getattr(r, figure) for r in rows if r.transport == transport}
+            a, b = found.get(mine), found.get(other)
+            if a and b:
+                ratios.append(a / b)
+        if ratios:
+            out[transport] = statistics.median(ratios)
+    return out
+
+
+def summary(rounds: list[list[Row]]) -> str:
+    """The ratios issue 16 asks of every run: server CPU per forwarded cache hit over per
+    in-zone answer, and, with --baseline, this checkout's q/s over the baseline's."""
+    lines = []
+    for server in ("clusterdns", "baseline"):
+        for transport, ratio in per_round(rounds, "cpu_us_per_query", (server, "forwarded"), (server, "mix")).items():
+            lines.append(f"{server} server CPU per forwarded cache hit / per in-zone answer, {transport}: {ratio:.2f}")
+    for workload in ("mix", "nxdomain", "forwarded"):
+        for transport, ratio in per_round(rounds, "qps", ("clusterdns", workload), ("baseline", workload)).items():
+            lines.append(f"clusterdns/baseline q/s {transport} {workload}: {ratio:.2f}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def table(rows: list[Row], rate: int) -> str:
     head = (f"| server | transport | workload | q/s | ratio to NSD | ratio to Knot | avg ms (saturated) | lost | server CPU µs/query "
             f"| dnsperf CPU busy | p50 ms @{rate // 1000}k q/s | p99 ms @{rate // 1000}k q/s |")
@@ -466,7 +495,7 @@ def main() -> None:
     results = args.out
     results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d")
-    text = table(rows, args.rate)
+    text = table(rows, args.rate) + "\n" + summary(rounds)
     header = (f"# clusterdns benchmark {stamp}\n\n{args.services} Services; dnsperf -c 10 -q 100, {args.secs} s per run; "
               f"servers on CPU {SERVER_CPU}{f' (capped at {args.server_cpu_cap:.0%} of it)' if cap else ''}, dnsperf on CPU {CLIENT_CPU}; "
               f"median of {args.rounds} round(s).\n\n")
