@@ -214,9 +214,11 @@ class CpuCap:
 class Servers:
     """Start/stop NSD, Knot, the upstream and clusterdns; each pinned to one CPU."""
 
-    def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None, baseline: Path | None = None) -> None:
+    def __init__(self, zone_file: Path, manifests: Path, cap: CpuCap | None = None, baseline: Path | None = None,
+                 baseline_args: tuple[str, ...] = ()) -> None:
         self.zone_file, self.manifests = zone_file, manifests
         self.baseline = baseline  # another checkout of clusterdns, measured as "baseline" (--baseline)
+        self.baseline_args = baseline_args  # extra serve flags for it (--baseline-args)
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.cpus: dict[str, set[int]] = {}  # where each server's threads must stay
         self.cap = cap  # for the measured servers, not the upstream
@@ -231,7 +233,7 @@ class Servers:
         else:  # clusterdns, or the baseline checkout's clusterdns (first on its PYTHONPATH)
             cmd = [str(ROOT / ".venv/bin/python"), "-m", "clusterdns", "serve", "--manifests", str(self.manifests),
                    "--listen", f"127.0.0.1:{PORTS[name]}", "--upstream", f"127.0.0.1:{PORTS['upstream']}",
-                   "--quiet", "--watch", "off", "--workers", str(workers)]
+                   "--quiet", "--watch", "off", "--workers", str(workers), *(self.baseline_args if name == "baseline" else ())]
         env = {**os.environ, "PYTHONPATH": str(self.baseline)} if name == "baseline" and self.baseline else None
         cpus = "0,1" if workers > 1 else SERVER_CPU if name != "upstream" else CLIENT_CPU
         self.cpus[name] = {int(c) for c in cpus.split(",")}
@@ -469,11 +471,13 @@ def main() -> None:
                    help="hold each measured server to this fraction of its CPU (cgroup CFS quota; root)")
     p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                    help="also measure the clusterdns of another checkout (a git worktree, its extension built) as 'baseline'")
+    p.add_argument("--baseline-args", default="", metavar="FLAGS",
+                   help="extra serve flags for the baseline (e.g. --baseline . --baseline-args='--loadbalance none': one setting's cost)")
     args = p.parse_args()
     RUN = args.run_dir.resolve()
     manifests, zone_file, queries = prepare(args.services)
     cap = CpuCap(args.server_cpu_cap) if args.server_cpu_cap else None
-    servers = Servers(zone_file, manifests, cap, args.baseline.resolve() if args.baseline else None)
+    servers = Servers(zone_file, manifests, cap, args.baseline.resolve() if args.baseline else None, tuple(args.baseline_args.split()))
     names = args.servers.split(",") + (["baseline"] if args.baseline else [])
     rounds: list[list[Row]] = []
     try:
