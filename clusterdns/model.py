@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from clusterdns.errors import Problem
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Source:
     """Where an object was read: manifest file, document index, first line."""
 
@@ -28,7 +28,7 @@ class Source:
         return text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServicePort:
     """One entry of a Service's `spec.ports` (name is "" when the port is unnamed)."""
 
@@ -38,7 +38,7 @@ class ServicePort:
     target_port: int | str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointPort:
     """A port of an EndpointSlice (or Endpoints subset): the resolved target port."""
 
@@ -47,7 +47,7 @@ class EndpointPort:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointAddress:
     """One endpoint address with the conditions the EndpointSlice controller sets.
 
@@ -65,7 +65,7 @@ class EndpointAddress:
     terminating: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndpointGroup:
     """Addresses that share one port list: an EndpointSlice, or an Endpoints subset.
 
@@ -79,7 +79,7 @@ class EndpointGroup:
     source: Source = field(default_factory=Source)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Service:
     """A Service with its ClusterIPs and the endpoints the cluster would publish for it."""
 
@@ -104,7 +104,7 @@ class Service:
         return (self.namespace, self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Pod:
     """A Pod as written in a manifest or synthesized from a workload."""
 
@@ -125,7 +125,7 @@ class Pod:
 ALWAYS_NAMESPACES = frozenset({"default", "kube-system"})  # exist in every cluster, written or not
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClusterState:
     """Everything DNS needs from the manifests, derived and validated."""
 

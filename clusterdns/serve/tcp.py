@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from time import perf_counter
+from time import monotonic, perf_counter
 from typing import Any
 
 from clusterdns.ops.counters import ListenerStats, count
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.replies import ReplyCache
+from clusterdns.serve.timed import timed_entry, timed_tail
 from clusterdns.serve.udp import LOG_EVERY, Pending, Responder
 
 log = logging.getLogger("clusterdns")
@@ -195,8 +196,10 @@ class TCPServer:
         answers_from = handler.current
         known = self.replies.of(answers_from).get(message[2:])
         if known is not None:
-            count(known[1], perf_counter() - started)
-            return message[:2] + (known[0] if len(known) == 2 else shuffled(known[0], known[2]))  # type: ignore[no-any-return]
+            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2]) if len(known) == 3 else timed_tail(known, monotonic())
+            if tail is not None:  # None: a forwarded answer no longer fresh, asked again below
+                count(known[1], perf_counter() - started)
+                return message[:2] + tail  # type: ignore[no-any-return]
         try:
             result = handler.respond(message, True, peer[0] if peer else None)
         except Exception:
@@ -208,6 +211,9 @@ class TCPServer:
             if handler.fixed and handler.current is answers_from:
                 entry = (result[2:], cell) if spec is None else (result[2:], cell, spec)  # type: ignore[index]
                 self.replies.put(answers_from, message[2:], entry)
+            elif handler.hit is not None and handler.current is answers_from:
+                # A fresh cache hit: kept with its TTLs counting down, as UDPServer keeps it (timed.py).
+                self.replies.put(answers_from, message[2:], timed_entry(*handler.hit, message, cell, spec))
             if spec is not None:
                 return result[:2] + shuffled(result[2:], spec)  # type: ignore[index]
         return result

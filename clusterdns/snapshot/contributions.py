@@ -14,7 +14,7 @@ from clusterdns.codes import CNAME
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.model import Service
-from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, reverse_owner, service_name, split, unfit
+from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, service_name, split, unfit
 from clusterdns.records import RR, Name
 from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, TransferRows, transfer_rows
 
@@ -25,8 +25,11 @@ class Contribution:
     so contributions of different Services never share an entry name."""
 
     entries: dict[str, tuple[Backend, ...]]
-    cluster_ptr: tuple[tuple[str, Name], ...] = ()  # ClusterIP reverse owner -> Service name
-    endpoint_ptr: tuple[tuple[str, Name], ...] = ()  # endpoint reverse owner -> endpoint name
+    # PTR sources, flat (address, in-zone name, address, name, ...): the reverse owners and
+    # absolute targets are made on the first PTR question (Snapshot.ptr_targets), not kept
+    # per endpoint at the envelope's 150,000 endpoints.
+    cluster_ptr: tuple[Any, ...] = ()  # each ClusterIP and the Service name
+    endpoint_ptr: tuple[Any, ...] = ()  # each ready endpoint address and the endpoint name
     static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
     externals: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()  # names that cannot go on the wire, left out
@@ -47,7 +50,6 @@ def contribution(svc: Service, config: Config) -> Contribution:
     the rows its zone transfer lists, made in the same pass."""
     sname = service_name(svc.name, svc.namespace)
     labels = split(sname)
-    domain = split(config.cluster_domain)
     if svc.type == "ExternalName":
         return _external(sname, svc, config.ttl)
     groups = [(g, [a for a in g.addresses if a.ready]) for g in svc.endpoints] if not config.noendpoints else []
@@ -57,7 +59,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
     served = svc.headless or not config.ignore_empty_service or any(ready for _, ready in groups)
     entries: dict[str, list[Backend]] = defaultdict(list)
     transfer: list[Any] = []  # flat (owner, entry, weight) rows: see TransferRows
-    endpoint_ptr = []
+    endpoint_ptr: list[Any] = []
     # A transfer lists the endpoints of a Service without ClusterIPs only (xfr.go): per ready
     # address its A/AAAA at the Service and endpoint names and its named-port SRVs, weighed
     # per EndpointSlice: 100 / the slice's ready addresses.
@@ -85,8 +87,8 @@ def contribution(svc: Service, config: Config) -> Contribution:
                     transfer += (owner, entry, weight)
             if listed:
                 transfer[at:at] = (sname, entry, ADDRESS, epname, entry, ADDRESS)  # before the address's SRVs
-            endpoint_ptr.append((reverse_owner(addr.ip), Name(target.labels + domain, in_zone=False)))
-    cluster_ptr = []
+            endpoint_ptr += (addr.ip, target)
+    cluster_ptr: list[Any] = []
     if svc.cluster_ips:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
         # The transfer: every ClusterIP's address, and one SRV per port of weight 100 at the
@@ -106,13 +108,13 @@ def contribution(svc: Service, config: Config) -> Contribution:
             if owner:
                 transfer += (owner, entry, 100)
         if served:
-            cluster_ptr = [(reverse_owner(ip), Name(labels + domain, in_zone=False)) for ip in svc.cluster_ips]
+            cluster_ptr = [field for ip in svc.cluster_ips for field in (ip, target)]
     found = {n: tuple(e) for n, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
     unfit_names = _unfit_names(found, zones)
     if unfit_names:
-        return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, len(domain), listing)
+        return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, listing)
     return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr), transfer=listing)
 
 
@@ -152,9 +154,8 @@ def _fitting(rows: list[Any], zones: tuple[str, ...]) -> TransferRows:
     )
 
 
-def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[tuple[str, Name], ...],
-             endpoint_ptr: tuple[tuple[str, Name], ...], unfit_names: dict[str, str], domain_labels: int,
-             transfer: TransferRows) -> Contribution:
+def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[Any, ...], endpoint_ptr: tuple[Any, ...],
+             unfit_names: dict[str, str], transfer: TransferRows) -> Contribution:
     """The contribution less every record owned by, or pointing at, a name that cannot be
     encoded; each such name is reported once, naming the Service and where it was read."""
     def fits(target: Name) -> bool:
@@ -175,7 +176,8 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     )
     if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
         cluster_ptr = ()
-    endpoint_ptr = tuple((owner, n) for owner, n in endpoint_ptr if fits(Name(n.labels[: len(n.labels) - domain_labels])))
+    pairs = iter(endpoint_ptr)
+    endpoint_ptr = tuple(field for ip, target in zip(pairs, pairs) if fits(target) for field in (ip, target))
     return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems, transfer=transfer)
 
 

@@ -12,6 +12,7 @@ from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
 from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, Service
+from clusterdns.names import reverse_owner
 from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
 from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, ExternalAddresses
 
@@ -73,6 +74,7 @@ class Snapshot:
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
     contributed_under: tuple[Any, ...] = ()  # the settings the contributions were made with (contributions.contributed_under)
     external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
+    cluster_domain: tuple[str, ...] = ("cluster", "local")  # --cluster-domain as labels: where PTR targets are
     hosts: Hosts | None = None  # CoreDNS's hosts: the file and inline entries (None: the plugin is off)
     fallthrough: tuple[tuple[str, ...], ...] = ()  # --fallthrough zones as labels (() the root): NXDOMAIN there goes on
 
@@ -100,7 +102,7 @@ class Snapshot:
         """Reverse owner name -> PTR targets, made on first use (PTR queries are rare, and
         a reload of 50,000 endpoints should not pay for them up front). A pure function of
         the snapshot, computed at most once."""
-        return _ptr_targets(c for _, c in self.contributions.values())
+        return _ptr_targets((c for _, c in self.contributions.values()), self.cluster_domain)
 
     def ptr(self, owner: str) -> tuple[RR, ...]:
         return tuple(RR(None, PTR, self.ttl, target) for target in self.ptr_targets.get(owner, ()))
@@ -140,16 +142,21 @@ def _srv(entries: tuple[Backend, ...], ttl: int) -> tuple[tuple[RR, ...], tuple[
     return tuple(srv.values()), tuple(extra.values())
 
 
-def _ptr_targets(contributions: Iterable[Any]) -> dict[str, tuple[Name, ...]]:
+def _ptr_targets(contributions: Iterable[Any], domain: tuple[str, ...]) -> dict[str, tuple[Name, ...]]:
     """PTRs in Service order: a ClusterIP's first Service wins; an address that is no
-    ClusterIP gets one PTR per Service whose ready endpoints hold it (C8)."""
+    ClusterIP gets one PTR per Service whose ready endpoints hold it (C8). Targets are
+    absolute: the question is in a reverse zone, the answer in the cluster domain."""
     cluster: dict[str, tuple[Name, ...]] = {}
     endpoints: dict[str, list[Name]] = defaultdict(list)
     for contrib in contributions:
-        for owner, name in contrib.cluster_ptr:
-            cluster.setdefault(owner, (name,))
-        for owner, name in contrib.endpoint_ptr:
-            endpoints[owner].append(name)
+        fields = iter(contrib.cluster_ptr)
+        for ip, name in zip(fields, fields):
+            owner = reverse_owner(ip)
+            if owner not in cluster:
+                cluster[owner] = (Name(name.labels + domain, in_zone=False),)
+        fields = iter(contrib.endpoint_ptr)
+        for ip, name in zip(fields, fields):
+            endpoints[reverse_owner(ip)].append(Name(name.labels + domain, in_zone=False))
     for owner, names in endpoints.items():
         if owner not in cluster:
             cluster[owner] = tuple(dict.fromkeys(names)) if len(names) > 1 else (names[0],)

@@ -3,6 +3,8 @@ and the listeners answering repeats from it."""
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from typing import Any
 
@@ -12,6 +14,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import pytest
 
 from tests.helpers.process import UNIT_FIXTURE
 from tests.helpers.upstream import Upstream
@@ -50,8 +53,9 @@ def test_serve_cache_zero_forwards_every_time(serve) -> None:
         assert up.asked("ext.interwebs.test.") == 2
 
 
-def test_listeners_answer_repeats_from_the_cache_with_ttls_counting_down(serve) -> None:
-    """A fresh cache hit is kept by the UDP listener (serve/timed.py, _udpbatch.c timed_reply):
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_listeners_answer_repeats_from_the_cache_with_ttls_counting_down(serve, transport: str) -> None:
+    """A fresh cache hit is kept by the UDP and TCP listeners (serve/timed.py, _udpbatch.c timed_reply):
     the same query again is answered there, its TTLs the stored ones less the whole seconds of
     age (cache/item.go toMsg), counted as cache requests and hits in /metrics; once the entry
     is no longer fresh the cache is asked again and the upstream with it."""
@@ -63,10 +67,10 @@ def test_listeners_answer_repeats_from_the_cache_with_ttls_counting_down(serve) 
         wire = query("ext.interwebs.test.", qid=7)
         ttls = []
         for _ in range(3):  # the miss, the hit that is kept, then the listener's own answers
-            reply = dns.message.from_wire(_udp(wire, server))
+            reply = dns.message.from_wire(_ask(wire, server, transport))
             ttls.append(reply.answer[0].ttl)
         time.sleep(1.2)
-        later = dns.message.from_wire(_udp(wire, server))
+        later = dns.message.from_wire(_ask(wire, server, transport))
         assert ttls == [30, 30, 30] and later.answer[0].ttl in (28, 29), (ttls, later.answer[0].ttl)
         assert later.id == 7 and later.question[0].name.to_text() == "ext.interwebs.test."
         assert up.asked("ext.interwebs.test.") == 1
@@ -76,15 +80,27 @@ def test_listeners_answer_repeats_from_the_cache_with_ttls_counting_down(serve) 
         # short.interwebs.test has TTL 3: fresh for 3 s, then the upstream is asked again.
         short = query("short.interwebs.test.", qid=9)
         for _ in range(3):
-            _udp(short, server)
+            _ask(short, server, transport)
         time.sleep(3.2)
-        assert dns.message.from_wire(_udp(short, server)).answer[0].ttl == 3
+        assert dns.message.from_wire(_ask(short, server, transport)).answer[0].ttl == 3
         assert up.asked("short.interwebs.test.") == 2
 
 
-def _udp(wire: bytes, server: Any) -> bytes:
-    import socket
+def _ask(wire: bytes, server: Any, transport: str) -> bytes:
+    """The reply to `wire`, over UDP or over a new TCP connection (RFC 1035 4.2.2 framing)."""
+    if transport == "tcp":
+        with socket.create_connection((server.host, server.port), timeout=3) as conn:
+            conn.sendall(struct.pack("!H", len(wire)) + wire)
+            stream = b""
+            while len(stream) < 2 or len(stream) < 2 + struct.unpack("!H", stream[:2])[0]:
+                chunk = conn.recv(65535)
+                assert chunk, "the server closed the connection"
+                stream += chunk
+            return stream[2:]
+    return _udp(wire, server)
 
+
+def _udp(wire: bytes, server: Any) -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(3)
         sock.sendto(wire, (server.host, server.port))

@@ -54,3 +54,48 @@ def test_a_reload_with_the_same_settings_reuses_every_contribution(tmp_path: Pat
     reloaded = Pipeline(tmp_path, config, running).refresh(full=True).snapshot
     assert all(reloaded.contributions[key][1] is contrib for key, (_, contrib) in running.contributions.items())
     assert reloaded.serial == running.serial
+
+
+def _file(k: int, port: int = 80, extra: str = "") -> str:
+    """Five Services (one headless with an EndpointSlice, one ExternalName) in namespace ns<k%2>."""
+    ns = f"ns{k % 2}"
+    docs = [f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{k}-{i}, namespace: {ns}}}\n"
+            f"spec: {{clusterIP: 10.96.{k}.{i + 1}, ports: [{{name: http, port: {port}}}]}}\n" for i in range(3)]
+    docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: h{k}, namespace: {ns}}}\nspec: {{clusterIP: None, ports: [{{name: http, port: 80}}]}}\n")
+    docs.append(f"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n"
+                f"metadata: {{name: h{k}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: h{k}}}}}\n"
+                f"ports: [{{name: http, port: 80}}]\nendpoints: [{{addresses: [10.2.{k}.1], hostname: a}}, {{addresses: [10.2.{k}.2]}}]\n")
+    docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: x{k}, namespace: {ns}}}\nspec: {{type: ExternalName, externalName: x{k}.example.test}}\n")
+    return "---\n".join(docs) + extra
+
+
+def _tables(snap: object) -> tuple:
+    return tuple(getattr(snap, f) for f in ("entries", "static", "exists", "has_data", "externals", "namespaces", "ptr_targets"))
+
+
+def test_an_edit_merges_into_the_previous_tables_as_a_fresh_load_makes_them(tmp_path: Path) -> None:
+    """build() merges a few changed Services into the previous snapshot's entries and name sets
+    (snapshot/build.py _Builder.names); after every kind of edit they equal a fresh load's."""
+    for k in range(20):
+        (tmp_path / f"part{k:02d}.yaml").write_text(_file(k))
+    config = Config(manifests=str(tmp_path), ns_address=("10.0.0.10",))
+    pipeline = Pipeline(tmp_path, config)
+    pipeline.refresh(full=True)
+    edits = [
+        ("part03.yaml", _file(3, port=81)),  # a port: the Services' SRVs change
+        ("part04.yaml", _file(4).replace("name: s4-1,", "name: renamed,")),  # a rename: one name goes, one comes
+        ("part05.yaml", _file(5).replace("x5.example.test", "y5.example.test")),  # an ExternalName target
+        ("part06.yaml", _file(6).replace("hostname: a", "hostname: b")),  # an endpoint name
+        ("part07.yaml", None),  # a file removed: its Services go
+        ("part21.yaml", _file(21)),  # a file added
+        ("part08.yaml", _file(8).replace("namespace: ns0", "namespace: ns9")),  # a new namespace: the full merge
+    ]
+    for name, text in edits:
+        if text is None:
+            (tmp_path / name).unlink()
+        else:
+            (tmp_path / name).write_text(text)
+        update = pipeline.refresh()
+        assert update.rebuilt, name
+        assert _tables(update.snapshot) == _tables(load(config)), name
+        assert update.snapshot.serial > update.previous.serial  # type: ignore[union-attr]
