@@ -99,7 +99,7 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
         # owns records, so a namespace or the apex is NXDOMAIN for TXT (CoreDNS Services()).
         if name == "dns-version":
             return Answer(NOERROR, snap.static[(name, TXT)])
-        return _negative(snap, NOERROR if name in snap.has_data else NXDOMAIN)
+        return _negative(snap, NOERROR if snap.has_data(name) else NXDOMAIN)
     if name in snap.externals:
         return _external(snap, name, qtype)
     rrs, additional = snap.rrset(name, qtype)
@@ -107,8 +107,8 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
         return Answer(NOERROR, rrs, additional=additional)
     if qtype == PTR:
         # PTR on a forward name is looked up like TXT's fallback: ns.dns is not a record name.
-        return _negative(snap, NOERROR if name in snap.exists and name != "ns.dns" else NXDOMAIN)
-    return _negative(snap, NOERROR if name in snap.exists else NXDOMAIN)
+        return _negative(snap, NOERROR if snap.exists(name) and name != "ns.dns" else NXDOMAIN)
+    return _negative(snap, NOERROR if snap.exists(name) else NXDOMAIN)
 
 
 def _canonical(rel: tuple[str, ...], request: NameRequest) -> tuple[str, ...]:

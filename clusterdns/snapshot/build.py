@@ -17,12 +17,12 @@ from clusterdns.codes import TXT
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
 from clusterdns.manifests.hosts_file import Hosts
-from clusterdns.model import ClusterState, Service
+from clusterdns.model import ClusterState, EndpointGroup, Service
 from clusterdns.names import NS_NAME, SVC, split, zone_labels
 from clusterdns.records import RR
 from clusterdns.snapshot.contributions import Contribution, contributed_under, contribution
 from clusterdns.snapshot.external_addresses import index as external_index
-from clusterdns.snapshot.nameservers import nameserver_records, own_endpoints
+from clusterdns.snapshot.nameservers import nameserver_records, own_endpoints, own_groups
 from clusterdns.snapshot.table import Backend, Snapshot
 
 DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
@@ -45,6 +45,7 @@ class _Builder:
         self.base = previous if previous is not None and previous.contributed_under == self.under else None
         self.previous = self.base.contributions if self.base is not None else {}
         self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
+        self.reused: set[tuple[str, str]] = set()  # Services whose previous contribution was kept
         self.came: list[Contribution] = []  # made anew in this build
         self.gone: list[Contribution] = []  # the previous build's, not kept
         self.changed = previous is None
@@ -55,6 +56,7 @@ class _Builder:
         before = self.previous.get(key)
         if before is not None and (before[0] is svc or before[0] == svc):
             contrib = before[1]
+            self.reused.add(key)
         else:
             contrib = contribution(svc, self.config)
             if before is None or before[1] != contrib:
@@ -74,31 +76,24 @@ class _Builder:
         self.gone += removed
         return bool(removed)
 
-    def names(self, namespaces: frozenset[str]) -> tuple[dict[str, tuple[Backend, ...]], frozenset[str], frozenset[str]]:
-        """(entries, names with data, names that exist). After a one-file edit most Services
-        kept their contributions: the previous snapshot's tables less the names of those that
+    def entries(self) -> dict[str, tuple[Backend, ...]]:
+        """Every exposed Service's entries. After a one-file edit most Services kept their
+        contributions: the previous snapshot's entries less those of the contributions that
         went, plus those that came (contributions of different Services never share a name),
         rather than all 10^5 names merged again."""
-        base, config = self.base, self.config
-        if base is None or base.namespaces != namespaces or base.pods != config.pods or len(self.came) + len(self.gone) > len(self.contributions) // 8:
+        base = self.base
+        if base is None or len(self.came) + len(self.gone) > len(self.contributions) // 8:
             entries: dict[str, tuple[Backend, ...]] = {}
             for _, contrib in self.contributions.values():
                 entries.update(contrib.entries)
-            has_data = _with_data(entries, self.static)
-            return entries, has_data, _existing(has_data, namespaces, config)
+            return entries
         entries = dict(base.entries)
-        gone: set[str] = set()
         for contrib in self.gone:
-            gone.update(contrib.entries)
-            gone.update(owner for (owner, _), _ in contrib.static)
             for name in contrib.entries:
                 del entries[name]
-        came: set[str] = set()
         for contrib in self.came:
             entries.update(contrib.entries)
-            came.update(contrib.entries)
-            came.update(owner for (owner, _), _ in contrib.static)
-        return entries, (base.has_data - gone) | came, (base.exists - gone) | came
+        return entries
 
 
 def _namespaces(state: ClusterState, config: Config) -> frozenset[str]:
@@ -122,7 +117,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         if svc.namespace in namespaces:
             builder.add_service(svc)
     builder.static[("dns-version", TXT)] = (RR(None, TXT, DNS_VERSION_TTL, (SCHEMA_VERSION,)),)
-    own = own_endpoints(state, config)
+    own = _own(state, config, builder)
     apex_ns, apex_glue, ns_addresses = nameserver_records(state, config, config.ttl, own)
     for rtype, rrs in ns_addresses.items():
         builder.static[(NS_NAME, rtype)] = rrs
@@ -131,7 +126,6 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
     fingerprint = (namespaces, pod_ips, apex_ns, apex_glue, external.fingerprint())
     removed = builder.removed_any()  # before names(): the removed Services' names go too
     changed = builder.changed or removed or previous is None or _fingerprint(previous) != fingerprint
-    entries, has_data, exists = builder.names(namespaces)
     return Snapshot(
         forward_zones=tuple(split(z) for z in config.forward_zones),
         reverse_zones=tuple(split(z) for z in config.reverse_zones),
@@ -140,10 +134,10 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         pods=config.pods,
         endpoint_pod_names=config.endpoint_pod_names,
         noendpoints=config.noendpoints,
-        entries=entries,
+        entries=builder.entries(),
         static=builder.static,
-        exists=exists,
-        has_data=has_data,
+        static_owners=frozenset(owner for owner, _ in builder.static if owner not in (NS_NAME, "dns-version")),
+        structure=_structure(namespaces, config),
         externals=builder.externals,
         namespaces=namespaces,
         pod_ips=pod_ips,
@@ -153,6 +147,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         problems=state.problems + tuple(builder.problems),
         contributions=builder.contributions,
         contributed_under=builder.under,
+        own=own,
         external_addresses=external,
         cluster_domain=builder.domain,
         hosts=hosts,
@@ -160,18 +155,25 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
     )
 
 
-def _with_data(entries: dict[str, tuple[Backend, ...]], static: dict[tuple[str, int], tuple[RR, ...]]) -> frozenset[str]:
-    """Names that own at least one record (TXT: NODATA rather than NXDOMAIN)."""
-    return frozenset(set(entries) | {name for name, _ in static if name not in (NS_NAME, "dns-version")})
+def _own(state: ClusterState, config: Config, builder: _Builder) -> tuple[tuple[Service, EndpointGroup], ...]:
+    """own_endpoints(), with the previous build's answer kept for each Service whose
+    contribution was (the server's addresses are among the settings that decide that)."""
+    if builder.base is None or config.noendpoints:
+        return own_endpoints(state, config)
+    before: dict[tuple[str, str], list[EndpointGroup]] = defaultdict(list)
+    for svc, group in builder.base.own:
+        before[svc.key].append(group)
+    local = frozenset(config.nameserver_ips)
+    reused = builder.reused
+    return tuple((svc, group) for svc in state.services for group in (before.get(svc.key, ()) if svc.key in reused else own_groups(svc, local)))
 
 
-def _existing(has_data: frozenset[str], namespaces: frozenset[str], config: Config) -> frozenset[str]:
-    """Names CoreDNS finds: those with data, the structure above them, each exposed namespace."""
-    exists = set(has_data) | {"", SVC, "pod", NS_NAME}
-    exists |= {f"{ns}.{SVC}" for ns in namespaces}
+def _structure(namespaces: frozenset[str], config: Config) -> frozenset[str]:
+    """Names CoreDNS finds without records: the apex, svc and pod, ns.dns, each exposed namespace."""
+    names = {"", SVC, "pod", NS_NAME} | {f"{ns}.{SVC}" for ns in namespaces}
     if config.pods != "disabled":
-        exists |= {f"{ns}.pod" for ns in namespaces}
-    return frozenset(exists)
+        names |= {f"{ns}.pod" for ns in namespaces}
+    return frozenset(names)
 
 
 def _pod_ips(state: ClusterState, config: Config, namespaces: frozenset[str]) -> dict[str, frozenset[str]]:

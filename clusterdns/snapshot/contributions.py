@@ -42,7 +42,7 @@ def contributed_under(config: Config) -> tuple[Any, ...]:
     """The settings contribution() reads: a reload that changes one of them cannot reuse the
     previous snapshot's contributions, even for a Service that stayed the same."""
     return (config.cluster_domain, config.ttl, config.noendpoints, config.ignore_empty_service, config.endpoint_pod_names,
-            tuple(config.forward_zones))
+            tuple(config.forward_zones), config.nameserver_ips)  # the last: which endpoints are the server's (build._own)
 
 
 def contribution(svc: Service, config: Config) -> Contribution:

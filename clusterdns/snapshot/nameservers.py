@@ -17,12 +17,12 @@ def own_endpoints(state: ClusterState, config: Config) -> tuple[tuple[Service, E
     nsAddrs). The server's addresses are --ns-address, else the listen address. Without
     endpoints (--noendpoints) there are none."""
     local = frozenset(config.nameserver_ips)
-    found = []
-    for svc in state.services if not config.noendpoints else ():
-        for group in svc.endpoints:
-            if any(a.ready and a.ip in local for a in group.addresses):
-                found.append((svc, group))
-    return tuple(found)
+    return tuple((svc, group) for svc in (state.services if not config.noendpoints else ()) for group in own_groups(svc, local))
+
+
+def own_groups(svc: Service, local: frozenset[str]) -> list[EndpointGroup]:
+    """The endpoint groups of `svc` that hold a ready address among `local`."""
+    return [group for group in svc.endpoints if not local.isdisjoint([a.ip for a in group.addresses if a.ready])]
 
 
 def nameservers(state: ClusterState, config: Config, own: tuple[tuple[Service, EndpointGroup], ...] | None = None) -> tuple[tuple[Name, str], ...]:

@@ -11,7 +11,7 @@ from typing import Any
 from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
 from clusterdns.manifests.hosts_file import Hosts
-from clusterdns.model import ClusterState, Service
+from clusterdns.model import ClusterState, EndpointGroup, Service
 from clusterdns.names import reverse_owner
 from clusterdns.records import RR, Name, SOAData, address_rr, pack_address
 from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, ExternalAddresses
@@ -62,8 +62,11 @@ class Snapshot:
     noendpoints: bool
     entries: dict[str, tuple[Backend, ...]]  # CoreDNS service entries per name
     static: dict[tuple[str, int], tuple[RR, ...]]  # dns-version TXT, ns.dns A/AAAA, ExternalName CNAMEs
-    exists: frozenset[str]  # names CoreDNS finds (NODATA rather than NXDOMAIN for other types)
-    has_data: frozenset[str]  # names that own at least one record (decides TXT NODATA vs NXDOMAIN)
+    # Names that own records are the keys of `entries` and `static_owners`; `structure` holds
+    # those CoreDNS finds without records. No set of every name: at the envelope it would be
+    # 170,000 names, made again at every build (has_data() and exists() ask the three).
+    static_owners: frozenset[str]  # owners in `static` (ExternalName CNAMEs), but ns.dns and dns-version
+    structure: frozenset[str]  # the apex, svc, pod, ns.dns and each exposed namespace
     externals: dict[str, str]  # ExternalName Service name -> target (absolute, no trailing dot)
     namespaces: frozenset[str]  # namespaces that exist and are exposed
     pod_ips: dict[str, frozenset[str]]  # namespace -> Pod IPs (pods verified)
@@ -73,6 +76,7 @@ class Snapshot:
     problems: tuple[Problem, ...]  # the state's, and records left out when compiling
     contributions: dict[tuple[str, str], tuple[Service, Any]]  # per Service: (Service, Contribution), for the next build
     contributed_under: tuple[Any, ...] = ()  # the settings the contributions were made with (contributions.contributed_under)
+    own: tuple[tuple[Service, EndpointGroup], ...] = ()  # the endpoint groups holding this server's addresses (nameservers.own_endpoints)
     external_addresses: ExternalAddresses = NO_EXTERNAL_ADDRESSES  # what CoreDNS's k8s_external reads
     cluster_domain: tuple[str, ...] = ("cluster", "local")  # --cluster-domain as labels: where PTR targets are
     hosts: Hosts | None = None  # CoreDNS's hosts: the file and inline entries (None: the plugin is off)
@@ -107,9 +111,18 @@ class Snapshot:
     def ptr(self, owner: str) -> tuple[RR, ...]:
         return tuple(RR(None, PTR, self.ttl, target) for target in self.ptr_targets.get(owner, ()))
 
+    def has_data(self, name: str) -> bool:
+        """Whether `name` owns at least one record (decides TXT NODATA vs NXDOMAIN)."""
+        return name in self.entries or name in self.static_owners
+
+    def exists(self, name: str) -> bool:
+        """Whether CoreDNS finds `name` (NODATA rather than NXDOMAIN for other types)."""
+        return name in self.entries or name in self.static_owners or name in self.structure
+
     def names(self) -> int:
         """How many names we answer for in the forward zones, for logs."""
-        return len(self.exists)
+        entries = self.entries
+        return len(entries) + sum(1 for name in self.static_owners | self.structure if name not in entries)
 
 
 def _addresses(entries: tuple[Backend, ...], qtype: int, ttl: int) -> tuple[RR, ...]:

@@ -56,28 +56,30 @@ def test_a_reload_with_the_same_settings_reuses_every_contribution(tmp_path: Pat
     assert reloaded.serial == running.serial
 
 
-def _file(k: int, port: int = 80, extra: str = "") -> str:
-    """Five Services (one headless with an EndpointSlice, one ExternalName) in namespace ns<k%2>."""
+def _file(k: int, port: int = 80, extra: str = "", own: bool = False) -> str:
+    """Five Services (one headless with an EndpointSlice, one ExternalName) in namespace ns<k%2>;
+    `own`: the slice holds the server's address (the NS records follow it, nameservers.py)."""
     ns = f"ns{k % 2}"
+    first = "10.0.0.10" if own else f"10.2.{k}.1"
     docs = [f"apiVersion: v1\nkind: Service\nmetadata: {{name: s{k}-{i}, namespace: {ns}}}\n"
             f"spec: {{clusterIP: 10.96.{k}.{i + 1}, ports: [{{name: http, port: {port}}}]}}\n" for i in range(3)]
     docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: h{k}, namespace: {ns}}}\nspec: {{clusterIP: None, ports: [{{name: http, port: 80}}]}}\n")
     docs.append(f"apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\naddressType: IPv4\n"
                 f"metadata: {{name: h{k}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: h{k}}}}}\n"
-                f"ports: [{{name: http, port: 80}}]\nendpoints: [{{addresses: [10.2.{k}.1], hostname: a}}, {{addresses: [10.2.{k}.2]}}]\n")
+                f"ports: [{{name: http, port: 80}}]\nendpoints: [{{addresses: [{first}], hostname: a}}, {{addresses: [10.2.{k}.2]}}]\n")
     docs.append(f"apiVersion: v1\nkind: Service\nmetadata: {{name: x{k}, namespace: {ns}}}\nspec: {{type: ExternalName, externalName: x{k}.example.test}}\n")
     return "---\n".join(docs) + extra
 
 
 def _tables(snap: object) -> tuple:
-    return tuple(getattr(snap, f) for f in ("entries", "static", "exists", "has_data", "externals", "namespaces", "ptr_targets"))
+    return tuple(getattr(snap, f) for f in ("entries", "static", "static_owners", "structure", "externals", "namespaces", "ptr_targets", "apex_ns", "apex_glue", "own"))
 
 
 def test_an_edit_merges_into_the_previous_tables_as_a_fresh_load_makes_them(tmp_path: Path) -> None:
-    """build() merges a few changed Services into the previous snapshot's entries and name sets
-    (snapshot/build.py _Builder.names); after every kind of edit they equal a fresh load's."""
+    """build() merges a few changed Services into the previous snapshot's entries
+    (snapshot/build.py _Builder.entries); after every kind of edit they equal a fresh load's."""
     for k in range(20):
-        (tmp_path / f"part{k:02d}.yaml").write_text(_file(k))
+        (tmp_path / f"part{k:02d}.yaml").write_text(_file(k, own=k == 1))
     config = Config(manifests=str(tmp_path), ns_address=("10.0.0.10",))
     pipeline = Pipeline(tmp_path, config)
     pipeline.refresh(full=True)
@@ -88,7 +90,9 @@ def test_an_edit_merges_into_the_previous_tables_as_a_fresh_load_makes_them(tmp_
         ("part06.yaml", _file(6).replace("hostname: a", "hostname: b")),  # an endpoint name
         ("part07.yaml", None),  # a file removed: its Services go
         ("part21.yaml", _file(21)),  # a file added
-        ("part08.yaml", _file(8).replace("namespace: ns0", "namespace: ns9")),  # a new namespace: the full merge
+        ("part01.yaml", _file(1)),  # the server's endpoint goes: NS ns.dns
+        ("part09.yaml", _file(9, own=True)),  # and comes back in another Service: NS h9.ns1.svc
+        ("part08.yaml", _file(8).replace("namespace: ns0", "namespace: ns9")),  # a new namespace
     ]
     for name, text in edits:
         if text is None:
