@@ -162,3 +162,20 @@ def test_the_readme_lists_every_package() -> None:
             continue
         shown = f"{path.stem}/" if path.is_dir() else path.name
         assert shown in section, f"README's Architecture section does not mention {shown}"
+
+
+def test_the_readme_names_every_module_of_each_package() -> None:
+    """Each subpackage's row in README.md's Architecture table names every one of its modules,
+    so the table cannot keep a module that is gone or miss one that came."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)/` \| (.+) \|$", section, re.M)}
+    for package in sorted(p for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        row = rows.get(package.name)
+        assert row is not None, f"README's Architecture table has no row for {package.name}/"
+        named = set(re.findall(r"`([\w./]+)`", row))
+        for module in sorted(package.glob("*.py")):
+            if module.name != "__init__.py":
+                assert module.name in named, f"README's {package.name}/ row does not name {module.name}"
+        stale = {n for n in named if n.endswith(".py") and not (package / n).exists()}
+        assert not stale, f"README's {package.name}/ row names modules that do not exist: {sorted(stale)}"

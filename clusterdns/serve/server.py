@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +14,6 @@ from clusterdns.config.addresses import Address
 from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
-from clusterdns.manifests.files import gc_paused
 from clusterdns.manifests.hosts_file import describe as describe_hosts
 from clusterdns.manifests.watch import Watcher
 from clusterdns.ops.counters import ListenerStats
@@ -28,6 +24,7 @@ from clusterdns.serve import transfer
 from clusterdns.serve.answering import Answering
 from clusterdns.serve.handler import Handler
 from clusterdns.serve.listeners import Listeners
+from clusterdns.serve.memory import collector_paused, trim
 from clusterdns.serve.ratelimit import RateLimiter
 from clusterdns.serve.reconfigure import Reloader
 from clusterdns.serve.reports import Reports, announce
@@ -40,17 +37,6 @@ log = logging.getLogger("clusterdns")
 
 # Held from start-up until serve() handles them: SIGHUP re-reads the manifests, SIGUSR1 the configuration.
 HELD_SIGNALS = {signal.SIGHUP, signal.SIGUSR1}
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """No cyclic GC while a reload builds ~10^5 objects (none in cycles); afterwards the
-    long-lived snapshot is frozen out of future collections (gc.freeze, Python 3.7+)."""
-    with gc_paused():
-        try:
-            yield
-        finally:
-            gc.freeze()
 
 
 class Server:
@@ -123,9 +109,16 @@ class Server:
         """Rescan the manifests (re-reading changed files) and swap in a new snapshot.
 
         Runs in the watcher's thread or at start-up; the swap is one assignment, so a
-        query sees all of a change or none of it.
+        query sees all of a change or none of it. Once the previous snapshot and the read
+        files are garbage, their memory goes back to the system (trim).
         """
-        with self.reload_lock, _collector_paused():
+        try:
+            return self._load(full)
+        finally:
+            trim()
+
+    def _load(self, full: bool) -> Snapshot:
+        with self.reload_lock, collector_paused():
             started = time.monotonic()
             update = self.pipeline.refresh(full=full)
             if not update.rebuilt:
