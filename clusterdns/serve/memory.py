@@ -6,7 +6,7 @@ from __future__ import annotations
 import ctypes
 import gc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from clusterdns.manifests.files import gc_paused
 
@@ -23,6 +23,19 @@ def _libc_trim() -> Callable[[], object]:
 
 
 trim = _libc_trim()
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+
+
+def one_arena() -> None:
+    """All threads allocate from glibc's main arena, as MALLOC_ARENA_MAX=1 would have them.
+    glibc gives a thread that allocates while another does an arena of its own; reloads run
+    in a worker thread while the event loop answers, and the pages of that second heap were
+    never given back: 20 one-file edits at the envelope grew RSS by 16% with it, 3% without.
+    The GIL already serializes the threads, so there is no contention to lose. No-op
+    where there is no mallopt (musl)."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1)
 
 
 @contextmanager

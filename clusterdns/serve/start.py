@@ -10,6 +10,7 @@ from typing import Any
 from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
+from clusterdns.serve.memory import one_arena
 from clusterdns.serve.server import HELD_SIGNALS, Server
 from clusterdns.serve.sockets import SocketPair
 from clusterdns.upstream.loop import LOOP_CHECK_TIMEOUT, check_loop
@@ -28,6 +29,7 @@ def run(config: Config, runner: Callable[[Coroutine[Any, Any, None]], None], sou
     # asked for while loading, or a parent forwarding one to a worker still starting,
     # waits instead (the mask is inherited across fork, and by threads started meanwhile).
     signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    one_arena()  # before any thread starts
     server = Server(config, sources)
     server.load(full=True)  # before binding: a broken start fails before any port is taken
     sockets = server.bind(reuse_port=config.workers > 1)

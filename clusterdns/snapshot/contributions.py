@@ -29,7 +29,7 @@ class Contribution:
     # absolute targets are made on the first PTR question (Snapshot.ptr_targets), not kept
     # per endpoint at the envelope's 150,000 endpoints.
     cluster_ptr: tuple[Any, ...] = ()  # each ClusterIP and the Service name
-    endpoint_ptr: tuple[Any, ...] = ()  # each ready endpoint address and the endpoint name
+    endpoint_ptr: tuple[Any, ...] = ()  # each ready endpoint address and a Backend of it (its target: the endpoint name)
     static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
     externals: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()  # names that cannot go on the wire, left out
@@ -65,17 +65,16 @@ def contribution(svc: Service, config: Config) -> Contribution:
     # per EndpointSlice: 100 / the slice's ready addresses.
     listed = not svc.cluster_ips
     named = svc.headless or listed  # the named ports' owners are needed
+    service = Name(labels)
     for group, ready in groups:
         ports = group.ports or (None,)
         owners = [_port_owner(p.name, p.protocol, sname) if p and p.name else "" for p in ports] if named else repeat("")
         weight = max(1, 100 // len(ready)) if ready else 0
         for addr in ready:
-            ep = endpoint_name(addr, config.endpoint_pod_names)
-            target = Name((ep,) + labels)
-            epname = f"{ep}.{sname}"
+            epname = f"{endpoint_name(addr, config.endpoint_pod_names)}.{sname}"
             at = len(transfer)
             for port, owner in zip(ports, owners):
-                entry = Backend(addr.ip, port.port if port else NO_PORT, target)
+                entry = Backend(addr.ip, port.port if port else NO_PORT, service, epname)
                 # Endpoint names exist below every Service, ClusterIP ones too (C7).
                 entries[epname].append(entry)
                 if svc.headless:
@@ -87,19 +86,18 @@ def contribution(svc: Service, config: Config) -> Contribution:
                     transfer += (owner, entry, weight)
             if listed:
                 transfer[at:at] = (sname, entry, ADDRESS, epname, entry, ADDRESS)  # before the address's SRVs
-            endpoint_ptr += (addr.ip, target)
+            endpoint_ptr += (addr.ip, entry)
     cluster_ptr: list[Any] = []
     if svc.cluster_ips:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
         # The transfer: every ClusterIP's address, and one SRV per port of weight 100 at the
         # Service name and at a named port's name (xfr.go).
-        target = Name(labels)
         for ip in svc.cluster_ips:
-            transfer += (sname, Backend(ip, NO_PORT, target), ADDRESS)
+            transfer += (sname, Backend(ip, NO_PORT, service), ADDRESS)
         for port in svc.ports:
             owner = _port_owner(port.name, port.protocol, sname) if port.name else ""
             for ip in svc.cluster_ips:
-                entry = Backend(ip, port.port, target)
+                entry = Backend(ip, port.port, service)
                 if served:
                     entries[sname].append(entry)
                     if owner:
@@ -108,7 +106,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
             if owner:
                 transfer += (owner, entry, 100)
         if served:
-            cluster_ptr = [field for ip in svc.cluster_ips for field in (ip, target)]
+            cluster_ptr = [field for ip in svc.cluster_ips for field in (ip, service)]
     found = {n: tuple(e) for n, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
@@ -164,7 +162,7 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     # An entry whose target cannot be encoded keeps its address record but loses its SRV
     # (NO_PORT): the address at a name that fits is still a valid answer.
     kept = {
-        name: tuple(e if fits(e.target) else Backend(e.host, NO_PORT, e.target) for e in found)
+        name: tuple(e if fits(e.target) else Backend(e.host, NO_PORT, e.base, e.endpoint) for e in found)
         for name, found in entries.items()
         if name not in unfit_names
     }
@@ -177,7 +175,7 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
         cluster_ptr = ()
     pairs = iter(endpoint_ptr)
-    endpoint_ptr = tuple(field for ip, target in zip(pairs, pairs) if fits(target) for field in (ip, target))
+    endpoint_ptr = tuple(field for ip, entry in zip(pairs, pairs) if fits(entry.target) for field in (ip, entry))
     return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems, transfer=transfer)
 
 

@@ -26,7 +26,18 @@ class Backend:
 
     host: str  # IP address text
     port: int  # NO_PORT when the endpoint declares none
-    target: Name  # the name SRV records point at for this entry
+    base: Name  # the Service's name
+    endpoint: str = ""  # the endpoint's name, `<label>.<service name>` (its entry's key); "" for the Service's own entries
+
+    @property
+    def target(self) -> Name:
+        """The name SRV records point at: the endpoint's, or the Service's. Made when asked,
+        from strings the snapshot holds anyway: 150,000 endpoints would otherwise keep a Name
+        and a label each (27 MB at the envelope)."""
+        if not self.endpoint:
+            return self.base
+        label = self.endpoint[: len(self.endpoint) - sum(len(part) + 1 for part in self.base.labels)]
+        return Name((label,) + self.base.labels)
 
 
 # The records a zone transfer lists for a Service, as CoreDNS's xfr.go does, one row per record:
@@ -168,8 +179,8 @@ def _ptr_targets(contributions: Iterable[Any], domain: tuple[str, ...]) -> dict[
             if owner not in cluster:
                 cluster[owner] = (Name(name.labels + domain, in_zone=False),)
         fields = iter(contrib.endpoint_ptr)
-        for ip, name in zip(fields, fields):
-            endpoints[reverse_owner(ip)].append(Name(name.labels + domain, in_zone=False))
+        for ip, entry in zip(fields, fields):
+            endpoints[reverse_owner(ip)].append(Name(entry.target.labels + domain, in_zone=False))
     for owner, names in endpoints.items():
         if owner not in cluster:
             cluster[owner] = tuple(dict.fromkeys(names)) if len(names) > 1 else (names[0],)
