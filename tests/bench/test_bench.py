@@ -28,6 +28,8 @@ def test_bench_smoke(tmp_path) -> None:
     assert len(saved["rounds"]) == 2
     ours = {(r["transport"], r["workload"]): r for r in saved["medians"] if r["server"] == "clusterdns"}
     assert set(ours) == {(t, w) for t in ("udp", "tcp") for w in ("mix", "nxdomain", "forwarded")}
+    # Issue 16: every run prints the forwarded-hit to in-zone CPU ratio, per round's median.
+    assert "clusterdns server CPU per forwarded cache hit / per in-zone answer, udp: " in proc.stdout, proc.stdout[-2000:]
     assert all(r["qps"] > 100 and r["lost"] == 0 for r in ours.values()), ours
     assert ours[("udp", "mix")]["ratio_nsd"] is not None and ours[("udp", "mix")]["ratio_knot"] is None  # no Knot in this run
     assert 0 < ours[("udp", "mix")]["client_busy"] <= 1.5
