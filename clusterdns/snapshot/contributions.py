@@ -51,7 +51,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
     sname = service_name(svc.name, svc.namespace)
     labels = split(sname)
     if svc.type == "ExternalName":
-        return _external(sname, svc, config.ttl)
+        return _external(sname, svc, config.ttl, tuple(config.forward_zones))
     groups = [(g, [a for a in g.addresses if a.ready]) for g in svc.endpoints] if not config.noendpoints else []
     # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
     # all (coredns/coredns#1809); headless and ExternalName Services are exempt. Its zone
@@ -166,12 +166,7 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
         for name, found in entries.items()
         if name not in unfit_names
     }
-    src = svc.source
-    problems = tuple(
-        Problem("warning", f"{name}.<zone>: {reason}: its records are not served", src.file, src.doc, src.line, "Service",
-                f"{svc.namespace}/{svc.name}")
-        for name, reason in unfit_names.items()
-    )
+    problems = _unfit_problems(svc, unfit_names)
     if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
         cluster_ptr = ()
     pairs = iter(endpoint_ptr)
@@ -179,10 +174,25 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems, transfer=transfer)
 
 
-def _external(sname: str, svc: Service, ttl: int) -> Contribution:
+def _unfit_problems(svc: Service, unfit_names: dict[str, str]) -> tuple[Problem, ...]:
+    """One warning per name that cannot be encoded, naming the Service and where it was read."""
+    src = svc.source
+    return tuple(
+        Problem("warning", f"{name}.<zone>: {reason}: its records are not served", src.file, src.doc, src.line, "Service",
+                f"{svc.namespace}/{svc.name}")
+        for name, reason in unfit_names.items()
+    )
+
+
+def _external(sname: str, svc: Service, ttl: int, zones: tuple[str, ...]) -> Contribution:
     target = external_target(svc.external_name)
     if not target:
         return Contribution({})
+    unfit_names = _unfit_names({sname: None}, zones)
+    if unfit_names:
+        # Its CNAME could not be encoded in a zone transfer (RFC 1035 2.3.4): left out, as
+        # every other record of a name that cannot go on the wire.
+        return Contribution({}, problems=_unfit_problems(svc, unfit_names))
     cname = (RR(None, CNAME, ttl, Name(split(target), in_zone=False)),)
     return Contribution({}, static=(((sname, CNAME), cname),), externals=((sname, target),))
 

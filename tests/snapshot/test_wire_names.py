@@ -48,9 +48,12 @@ def zones(draw: st.DrawFn) -> str:
 
 @st.composite
 def services(draw: st.DrawFn, index: int) -> list[dict[str, Any]]:
-    """A Service (headless or not) with an EndpointSlice of 1-3 endpoints."""
+    """A Service (headless or not) with an EndpointSlice of 1-3 endpoints, or an ExternalName one."""
     name = draw(labels(first="abcdefghijklmnopqrstuvwxyz"))
     namespace = draw(labels())
+    if draw(st.integers(0, 4)) == 0:
+        spec = {"type": "ExternalName", "externalName": f"{draw(labels())}.example.test"}
+        return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace}, "spec": spec}]
     headless = draw(st.booleans())
     port_name = draw(st.one_of(st.just(""), labels()))
     port = {"name": port_name, "port": 80, "protocol": "TCP"} if port_name else {"port": 80, "protocol": "TCP"}
@@ -132,3 +135,20 @@ def test_a_long_pod_name_is_a_dashed_ip() -> None:
     msg = reply(Handler(snap, config), "_http._tcp.web.default.svc.cluster.local", dns.rdatatype.SRV, tcp=False)
     assert [rd.target.to_text() for rd in msg.answer[0]] == ["10-244-1-5.web.default.svc.cluster.local."]
     assert ipaddress.ip_address(msg.additional[0][0].address) == ipaddress.ip_address("10.244.1.5")
+
+
+def test_an_externalname_too_long_for_the_zone_is_left_out() -> None:
+    """Its CNAME's owner would be over 255 octets below this zone: not in the transfer (which a
+    secondary would reject whole), and a warning names the Service (review of issue 14's xfr)."""
+    zone = ".".join(["z" * 60, "y" * 60, "cluster", "local"])
+    name, namespace = "e" * 63, "n" * 63
+    docs = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace},
+             "spec": {"type": "ExternalName", "externalName": "long.example.test"}},
+            {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "short", "namespace": "default"},
+             "spec": {"type": "ExternalName", "externalName": "short.example.test"}}]
+    config = Config(zones=(zone,))
+    snap = build(config, docs)
+    assert [p.message for p in snap.problems if name in p.message] == [f"{name}.{namespace}.svc.<zone>: the name has 269 octets (at most 255): its records are not served"]
+    wire = dns.message.make_query(zone, "AXFR").to_wire()
+    owners = {r.name.to_text() for m in transfer.messages(snap, wire, parse_query(wire), 4) for r in dns.message.from_wire(m).answer}
+    assert f"short.default.svc.{zone}." in owners and not any(o.startswith(name) for o in owners)
