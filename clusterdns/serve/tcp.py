@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from time import monotonic, perf_counter
+from time import perf_counter
 from typing import Any
 
 from clusterdns.ops.counters import ListenerStats, count
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.replies import ReplyCache
-from clusterdns.serve.timed import timed_entry, timed_tail
+from clusterdns.serve.timed import kept, timed_entry
 from clusterdns.serve.udp import LOG_EVERY, Pending, Responder
 
 log = logging.getLogger("clusterdns")
@@ -194,12 +194,10 @@ class TCPServer:
         started = perf_counter()
         handler = self.handler
         answers_from = handler.current
-        known = self.replies.of(answers_from).get(message[2:])
-        if known is not None:
-            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2]) if len(known) == 3 else timed_tail(known, monotonic())
-            if tail is not None:  # None: a forwarded answer no longer fresh, asked again below
-                count(known[1], perf_counter() - started)
-                return message[:2] + tail  # type: ignore[no-any-return]
+        known, tail = kept(self.replies, answers_from, message)
+        if tail is not None:  # a kept reply (a forwarded one no longer fresh is asked again below)
+            count(known[1], perf_counter() - started)
+            return message[:2] + tail
         try:
             result = handler.respond(message, True, peer[0] if peer else None)
         except Exception:

@@ -13,6 +13,7 @@ The C extension answers them the same way (_udpbatch.c known_reply).
 from __future__ import annotations
 
 import struct
+from time import monotonic
 from typing import Any
 
 from clusterdns.serve.loadbalance import shuffled
@@ -43,3 +44,20 @@ def timed_tail(known: tuple[Any, ...], now: float) -> bytes | None:
     counts[0] += 1
     counts[kind] += 1
     return shuffled(bytes(out), runs) if runs is not None else bytes(out)
+
+
+def known_tail(known: tuple[Any, ...]) -> bytes | None:
+    """The reply less its ID for what a listener keeps: a fixed reply (2 fields), one shuffled
+    per reply by loadbalance (3), or a timed one (FIELDS), None once that is not fresh."""
+    if len(known) == 2:
+        return known[0]  # type: ignore[no-any-return]
+    if len(known) == 3:
+        return shuffled(known[0], known[2])
+    return timed_tail(known, monotonic())
+
+
+def kept(replies: Any, answers_from: Any, query: bytes) -> tuple[Any, bytes | None]:
+    """What a listener kept for `query` from the snapshot `answers_from` (serve/replies.py), and
+    the reply less its ID to send now (None: nothing kept, or a timed entry no longer fresh)."""
+    known = replies.of(answers_from).get(query[2:])
+    return known, (known_tail(known) if known is not None else None)

@@ -8,14 +8,14 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Coroutine
-from time import monotonic, perf_counter
+from time import perf_counter
 from typing import Any, Protocol
 
 from clusterdns.ops.counters import DURATION_BUCKETS, CounterKey, ListenerStats, count
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.ratelimit import RateLimiter
 from clusterdns.serve.replies import ReplyCache
-from clusterdns.serve.timed import timed_entry, timed_tail
+from clusterdns.serve.timed import kept, timed_entry
 
 try:
     from clusterdns.serve import _udpbatch  # recvmmsg/sendmmsg, built at install where a compiler is
@@ -112,11 +112,9 @@ class UDPServer:
         started = perf_counter()
         handler = self.handler
         answers_from = handler.current
-        known = self.replies.of(answers_from).get(data[2:])
-        if known is not None:
-            tail = known[0] if len(known) == 2 else shuffled(known[0], known[2]) if len(known) == 3 else timed_tail(known, monotonic())
-            if tail is not None:  # None: a forwarded answer no longer fresh, asked again below
-                return self._deliver(addr, data, data[:2] + tail, started, known[1])
+        known, tail = kept(self.replies, answers_from, data)
+        if tail is not None:  # a kept reply (a forwarded one no longer fresh is asked again below)
+            return self._deliver(addr, data, data[:2] + tail, started, known[1])
         try:
             result = handler.respond(data, False, addr[0])
         except Exception:
