@@ -3,8 +3,8 @@
 `Handler.respond` is synchronous on the hot path: it returns reply bytes (a repeated
 question is an assembly of its cached answer), or a coroutine when the answer needs the
 network (forwarding, or chasing an out-of-zone ExternalName target). What answers is an
-ordered chain of sources (kubernetes.py, hosts.py, k8s_external.py, forward.py), as CoreDNS's plugin chain: each may answer or pass
-the question on. Which chain is the server block's (chain.py): the default upstreams'
+ordered chain of sources (hosts.py, k8s_external.py, kubernetes.py, forward.py), as CoreDNS's
+plugin chain: each may answer or pass the question on. Which chain is the server block's (chain.py): the default upstreams'
 block holds every name, a stub domain's block the names under it. Listeners cache their
 replies to exact query bytes (`fixed` says which replies they may keep); this module caches
 the encoded answer to each question.

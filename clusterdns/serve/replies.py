@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterdns.serve.timed import known_tail
+
 LIMIT = 100_000  # entries per cache; all are dropped when it is reached
 
 
@@ -23,6 +25,15 @@ class ReplyCache:
         if snapshot is not self.snapshot:
             self.snapshot, self.table = snapshot, {}
         return self.table
+
+    def kept(self, snapshot: Any, query: bytes) -> tuple[Any, bytes | None]:
+        """What is kept for `query` (None: nothing) and the reply less its ID to send now: a
+        fixed reply as kept, a shuffled or timed one made now (timed.py); None for a timed one
+        no longer fresh, which the handler answers again."""
+        known = self.of(snapshot).get(query[2:])
+        if known is None:
+            return None, None
+        return known, known[0] if len(known) == 2 else known_tail(known)
 
     def put(self, snapshot: Any, key: bytes, value: Any) -> None:
         table = self.of(snapshot)

@@ -12,7 +12,7 @@ from typing import Any
 from clusterdns.ops.counters import ListenerStats, count
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.replies import ReplyCache
-from clusterdns.serve.timed import kept, timed_entry
+from clusterdns.serve.timed import timed_entry
 from clusterdns.serve.udp import LOG_EVERY, Pending, Responder
 
 log = logging.getLogger("clusterdns")
@@ -194,8 +194,8 @@ class TCPServer:
         started = perf_counter()
         handler = self.handler
         answers_from = handler.current
-        known, tail = kept(self.replies, answers_from, message)
-        if tail is not None:  # a kept reply (a forwarded one no longer fresh is asked again below)
+        known, tail = self.replies.kept(answers_from, message)
+        if tail is not None:
             count(known[1], perf_counter() - started)
             return message[:2] + tail
         try:

@@ -47,17 +47,10 @@ def timed_tail(known: tuple[Any, ...], now: float) -> bytes | None:
 
 
 def known_tail(known: tuple[Any, ...]) -> bytes | None:
-    """The reply less its ID for what a listener keeps: a fixed reply (2 fields), one shuffled
-    per reply by loadbalance (3), or a timed one (FIELDS), None once that is not fresh."""
-    if len(known) == 2:
-        return known[0]  # type: ignore[no-any-return]
+    """The reply less its ID for what a listener keeps besides a fixed reply (2 fields, whose
+    tail the listener reads itself): one shuffled per reply by loadbalance (3 fields), or a
+    timed one (FIELDS), None once that is not fresh."""
     if len(known) == 3:
         return shuffled(known[0], known[2])
     return timed_tail(known, monotonic())
 
-
-def kept(replies: Any, answers_from: Any, query: bytes) -> tuple[Any, bytes | None]:
-    """What a listener kept for `query` from the snapshot `answers_from` (serve/replies.py), and
-    the reply less its ID to send now (None: nothing kept, or a timed entry no longer fresh)."""
-    known = replies.of(answers_from).get(query[2:])
-    return known, (known_tail(known) if known is not None else None)

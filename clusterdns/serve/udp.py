@@ -15,7 +15,7 @@ from clusterdns.ops.counters import DURATION_BUCKETS, CounterKey, ListenerStats,
 from clusterdns.serve.loadbalance import balanced, runs, shuffled
 from clusterdns.serve.ratelimit import RateLimiter
 from clusterdns.serve.replies import ReplyCache
-from clusterdns.serve.timed import kept, timed_entry
+from clusterdns.serve.timed import timed_entry
 
 try:
     from clusterdns.serve import _udpbatch  # recvmmsg/sendmmsg, built at install where a compiler is
@@ -112,8 +112,8 @@ class UDPServer:
         started = perf_counter()
         handler = self.handler
         answers_from = handler.current
-        known, tail = kept(self.replies, answers_from, data)
-        if tail is not None:  # a kept reply (a forwarded one no longer fresh is asked again below)
+        known, tail = self.replies.kept(answers_from, data)
+        if tail is not None:
             return self._deliver(addr, data, data[:2] + tail, started, known[1])
         try:
             result = handler.respond(data, False, addr[0])

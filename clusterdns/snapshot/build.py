@@ -47,7 +47,7 @@ class _Builder:
         self.contributions: dict[tuple[str, str], tuple[Service, Contribution]] = {}
         self.reused: set[tuple[str, str]] = set()  # Services whose previous contribution was kept
         self.came: list[Contribution] = []  # made anew in this build
-        self.gone: list[Contribution] = []  # the previous build's, not kept
+        self.gone: list[Contribution] = []  # the previous build's, replaced (entries() adds the removed)
         self.changed = previous is None
         self.problems: list[Problem] = []
 
@@ -72,9 +72,7 @@ class _Builder:
             self.externals.update(contrib.externals)
 
     def removed_any(self) -> bool:
-        removed = [c for key, (_, c) in self.previous.items() if key not in self.contributions]
-        self.gone += removed
-        return bool(removed)
+        return any(key not in self.contributions for key in self.previous)
 
     def entries(self) -> dict[str, tuple[Backend, ...]]:
         """Every exposed Service's entries. After a one-file edit most Services kept their
@@ -82,13 +80,14 @@ class _Builder:
         went, plus those that came (contributions of different Services never share a name),
         rather than all 10^5 names merged again."""
         base = self.base
-        if base is None or len(self.came) + len(self.gone) > len(self.contributions) // 8:
+        gone = self.gone + [c for key, (_, c) in self.previous.items() if key not in self.contributions]  # and the removed
+        if base is None or len(self.came) + len(gone) > len(self.contributions) // 8:
             entries: dict[str, tuple[Backend, ...]] = {}
             for _, contrib in self.contributions.values():
                 entries.update(contrib.entries)
             return entries
         entries = dict(base.entries)
-        for contrib in self.gone:
+        for contrib in gone:
             for name in contrib.entries:
                 del entries[name]
         for contrib in self.came:
@@ -124,8 +123,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
     pod_ips = _pod_ips(state, config, namespaces)
     external = external_index(state, own, config.nameserver_ips)
     fingerprint = (namespaces, pod_ips, apex_ns, apex_glue, external.fingerprint())
-    removed = builder.removed_any()  # before names(): the removed Services' names go too
-    changed = builder.changed or removed or previous is None or _fingerprint(previous) != fingerprint
+    changed = builder.changed or builder.removed_any() or previous is None or _fingerprint(previous) != fingerprint
     return Snapshot(
         forward_zones=tuple(split(z) for z in config.forward_zones),
         reverse_zones=tuple(split(z) for z in config.reverse_zones),

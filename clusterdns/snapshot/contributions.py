@@ -25,11 +25,11 @@ class Contribution:
     so contributions of different Services never share an entry name."""
 
     entries: dict[str, tuple[Backend, ...]]
-    # PTR sources, flat (address, in-zone name, address, name, ...): the reverse owners and
-    # absolute targets are made on the first PTR question (Snapshot.ptr_targets), not kept
-    # per endpoint at the envelope's 150,000 endpoints.
-    cluster_ptr: tuple[Any, ...] = ()  # each ClusterIP and the Service name
-    endpoint_ptr: tuple[Any, ...] = ()  # each ready endpoint address and a Backend of it (its target: the endpoint name)
+    # PTR sources, entries the Service has anyway: a PTR's owner is the reverse of the entry's
+    # host and its target the entry's target, both made on the first PTR question
+    # (Snapshot.ptr_targets), not kept per endpoint at the envelope's 150,000 endpoints.
+    cluster_ptr: tuple[Backend, ...] = ()  # one per ClusterIP, its target the Service name
+    endpoint_ptr: tuple[Backend, ...] = ()  # one per ready endpoint address, its target the endpoint name
     static: tuple[tuple[tuple[str, int], tuple[RR, ...]], ...] = ()
     externals: tuple[tuple[str, str], ...] = ()
     problems: tuple[Problem, ...] = ()  # names that cannot go on the wire, left out
@@ -51,7 +51,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
     sname = service_name(svc.name, svc.namespace)
     labels = split(sname)
     if svc.type == "ExternalName":
-        return _external(sname, svc, config.ttl, tuple(config.forward_zones))
+        return _external(sname, svc, config.ttl, config.forward_zones)
     groups = [(g, [a for a in g.addresses if a.ready]) for g in svc.endpoints] if not config.noendpoints else []
     # `ignore empty_service`: a ClusterIP Service with no ready endpoint is not served at
     # all (coredns/coredns#1809); headless and ExternalName Services are exempt. Its zone
@@ -59,7 +59,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
     served = svc.headless or not config.ignore_empty_service or any(ready for _, ready in groups)
     entries: dict[str, list[Backend]] = defaultdict(list)
     transfer: list[Any] = []  # flat (owner, entry, weight) rows: see TransferRows
-    endpoint_ptr: list[Any] = []
+    endpoint_ptr: list[Backend] = []
     # A transfer lists the endpoints of a Service without ClusterIPs only (xfr.go): per ready
     # address its A/AAAA at the Service and endpoint names and its named-port SRVs, weighed
     # per EndpointSlice: 100 / the slice's ready addresses.
@@ -86,14 +86,15 @@ def contribution(svc: Service, config: Config) -> Contribution:
                     transfer += (owner, entry, weight)
             if listed:
                 transfer[at:at] = (sname, entry, ADDRESS, epname, entry, ADDRESS)  # before the address's SRVs
-            endpoint_ptr += (addr.ip, entry)
-    cluster_ptr: list[Any] = []
+            endpoint_ptr.append(entry)
+    cluster_ptr: list[Backend] = []
     if svc.cluster_ips:
         # One entry per (port, ClusterIP): A/AAAA/SRV depend on the Service alone (S3-S5, S10).
         # The transfer: every ClusterIP's address, and one SRV per port of weight 100 at the
         # Service name and at a named port's name (xfr.go).
-        for ip in svc.cluster_ips:
-            transfer += (sname, Backend(ip, NO_PORT, service), ADDRESS)
+        addresses = [Backend(ip, NO_PORT, service) for ip in svc.cluster_ips]
+        for address in addresses:
+            transfer += (sname, address, ADDRESS)
         for port in svc.ports:
             owner = _port_owner(port.name, port.protocol, sname) if port.name else ""
             for ip in svc.cluster_ips:
@@ -106,7 +107,7 @@ def contribution(svc: Service, config: Config) -> Contribution:
             if owner:
                 transfer += (owner, entry, 100)
         if served:
-            cluster_ptr = [field for ip in svc.cluster_ips for field in (ip, service)]
+            cluster_ptr = addresses
     found = {n: tuple(e) for n, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
@@ -152,7 +153,7 @@ def _fitting(rows: list[Any], zones: tuple[str, ...]) -> TransferRows:
     )
 
 
-def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[Any, ...], endpoint_ptr: tuple[Any, ...],
+def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[Backend, ...], endpoint_ptr: tuple[Backend, ...],
              unfit_names: dict[str, str], transfer: TransferRows) -> Contribution:
     """The contribution less every record owned by, or pointing at, a name that cannot be
     encoded; each such name is reported once, naming the Service and where it was read."""
@@ -169,8 +170,7 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
     problems = _unfit_problems(svc, unfit_names)
     if f"{svc.name}.{svc.namespace}.{SVC}" in unfit_names:
         cluster_ptr = ()
-    pairs = iter(endpoint_ptr)
-    endpoint_ptr = tuple(field for ip, entry in zip(pairs, pairs) if fits(entry.target) for field in (ip, entry))
+    endpoint_ptr = tuple(e for e in endpoint_ptr if fits(e.target))
     return Contribution(kept, cluster_ptr, endpoint_ptr, problems=problems, transfer=transfer)
 
 

@@ -173,14 +173,12 @@ def _ptr_targets(contributions: Iterable[Any], domain: tuple[str, ...]) -> dict[
     cluster: dict[str, tuple[Name, ...]] = {}
     endpoints: dict[str, list[Name]] = defaultdict(list)
     for contrib in contributions:
-        fields = iter(contrib.cluster_ptr)
-        for ip, name in zip(fields, fields):
-            owner = reverse_owner(ip)
+        for entry in contrib.cluster_ptr:
+            owner = reverse_owner(entry.host)
             if owner not in cluster:
-                cluster[owner] = (Name(name.labels + domain, in_zone=False),)
-        fields = iter(contrib.endpoint_ptr)
-        for ip, entry in zip(fields, fields):
-            endpoints[reverse_owner(ip)].append(Name(entry.target.labels + domain, in_zone=False))
+                cluster[owner] = (Name(entry.base.labels + domain, in_zone=False),)
+        for entry in contrib.endpoint_ptr:
+            endpoints[reverse_owner(entry.host)].append(Name(entry.target.labels + domain, in_zone=False))
     for owner, names in endpoints.items():
         if owner not in cluster:
             cluster[owner] = tuple(dict.fromkeys(names)) if len(names) > 1 else (names[0],)
