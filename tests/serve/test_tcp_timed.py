@@ -1,0 +1,46 @@
+"""The TCP listener keeps a forwarded answer from the cache as a timed entry (serve/timed.py), as
+the UDP one does: the real handler, a real upstream on loopback, TCPServer.answer() driven
+directly, so what the listener kept can be looked at."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+import dns.message
+
+from clusterdns.config.settings import Config
+from clusterdns.ops.counters import ListenerStats
+from clusterdns.serve.server import Server as ClusterDNS
+from clusterdns.serve.tcp import TCPServer
+from clusterdns.serve.timed import FIELDS
+from tests.helpers.process import UNIT_FIXTURE
+from tests.helpers.upstream import Upstream
+
+
+def test_a_fresh_cache_hit_is_kept_and_answered_by_the_tcp_listener() -> None:
+    with Upstream(["ext.interwebs.test. 300 IN A 1.2.3.4"]) as up:
+        cluster = ClusterDNS(Config(manifests=UNIT_FIXTURE, upstream=(f"{up.address[0]}:{up.address[1]}",)))
+        cluster.load(full=True)
+        tcp = TCPServer(cluster.handler, ListenerStats("dns://test", "tcp", 1))
+
+        async def ask(qid: int) -> dns.message.Message:
+            wire = dns.message.make_query("ext.interwebs.test.", "A", id=qid).to_wire()
+            reply = tcp.answer(wire, None)
+            if inspect.iscoroutine(reply):  # a miss: the listener hands the exchange back
+                reply, _ = await reply
+            assert isinstance(reply, bytes)
+            return dns.message.from_wire(reply)
+
+        async def run() -> None:
+            first = await ask(1)  # the miss, asked upstream
+            assert not tcp.replies.table
+            second = await ask(2)  # a fresh hit from the cache: kept, with its TTLs to count down
+            [kept] = tcp.replies.table.values()
+            assert len(kept) == FIELDS
+            third = await ask(3)  # from the listener's timed entry, with this query's ID
+            assert [m.id for m in (first, second, third)] == [1, 2, 3]
+            assert third.answer == first.answer and third.answer[0].ttl == first.answer[0].ttl
+            assert up.asked("ext.interwebs.test.") == 1
+
+        asyncio.run(run())
