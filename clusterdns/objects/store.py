@@ -15,9 +15,10 @@ from typing import Any
 
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
+from clusterdns.manifests.documents import DocumentKey
 from clusterdns.manifests.files import list_files
 from clusterdns.objects.fields import Reading
-from clusterdns.objects.read import read_files
+from clusterdns.objects.read import FileRead, read_files
 
 Signature = tuple[int, int, int, int, int]
 
@@ -28,6 +29,11 @@ class FileState:
     objects: list[Any]  # what this file contributes now: its current or its last good objects
     problems: list[Problem]
     good: bool  # the last read had no error
+    keys: tuple[DocumentKey, ...] = ()  # its documents' keys as last read (when good: what `objects` were read from)
+
+    def last_read(self) -> FileRead | None:
+        """What a re-read may keep of the documents that did not change: only a good read's."""
+        return FileRead(self.objects, self.problems, self.keys) if self.good and self.keys else None
 
 
 @dataclass
@@ -76,9 +82,10 @@ class ManifestStore:
                 continue
             changed.append((rel, sig, old))
         rels = [rel for rel, _, _ in changed]
-        read = read_files(self.root, rels, self.reading)  # many files: in worker processes
-        for (rel, sig, old), (found, problems) in zip(changed, read):
-            self.files[rel] = self._state(rel, sig, old, found, problems)
+        previous = [old.last_read() if old is not None and not full else None for _, _, old in changed]
+        read = read_files(self.root, rels, self.reading, previous)  # many files: in worker processes
+        for (rel, sig, old), result in zip(changed, read):
+            self.files[rel] = self._state(rel, sig, old, result)
             (change.added if old is None else change.modified).append(rel)
             if not self.files[rel].good and old is not None and self.files[rel].objects is old.objects:
                 change.kept_last_good.append(rel)
@@ -93,13 +100,13 @@ class ManifestStore:
         # within one mtime tick (1-2 s on some file systems) is still a change.
         return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev)
 
-    def _state(self, rel: str, sig: Signature, old: FileState | None, found: list[Any], problems: list[Problem]) -> FileState:
-        good = not any(p.level == "error" for p in problems)
+    def _state(self, rel: str, sig: Signature, old: FileState | None, read: FileRead) -> FileState:
+        good = not any(p.level == "error" for p in read.problems)
         if not good and old is not None and (old.good or old.objects):
             # Per-file last good: the broken version does not replace what was serving.
             note = Problem("warning", "serving the last good version of this file until it is fixed", file=rel)
-            return FileState(sig, old.objects, problems + [note], False)
-        return FileState(sig, found, problems, good)
+            return FileState(sig, old.objects, read.problems + [note], False)
+        return FileState(sig, read.objects, read.problems, good, read.keys)
 
     def outside_dirs(self) -> set[str]:
         """Directories outside the root that hold targets of symlinked manifests.

@@ -848,8 +848,8 @@ alone = read.read_files({str(tmp_path)!r}, paths)
 read._parallel_workers = lambda root, rels: 2
 together = read.read_files({str(tmp_path)!r}, paths)
 assert together == alone, (together, alone)
-assert [len(objs) for objs, _ in together] == [0] + [2] * 12 and together[0][1]
-fresh, _ = derive([o for objs, _ in alone for o in objs], Config(), [p for _, ps in alone for p in ps])
+assert [len(r.objects) for r in together] == [0] + [2] * 12 and together[0].problems
+fresh, _ = derive([o for r in alone for o in r.objects], Config(), [p for r in alone for p in r.problems])
 from tests.helpers.manifests import load_state
 assert load_state({str(tmp_path)!r}, Config()) == fresh
 print("same")

@@ -1,0 +1,91 @@
+"""A re-read keeps the documents that did not change (manifests/files.py read_documents):
+whatever the edit, the store then holds what a fresh read of the file gives."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from clusterdns.config.settings import Config
+from clusterdns.objects import read
+from clusterdns.objects.store import ManifestStore
+
+
+def service(name: str, port: int) -> str:
+    return f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  clusterIP: None\n  ports:\n  - port: {port}\n"
+
+
+def warned(name: str) -> str:  # a warning, not an error: the file still reads
+    return service(name, 80) + "status:\n  loadBalancer:\n    ingress:\n    - {}\n"
+
+
+def listed(name: str) -> str:
+    items = "".join(f"- kind: Service\n  apiVersion: v1\n  metadata: {{name: {name}-{i}}}\n  spec: {{clusterIP: None}}\n" for i in range(2))
+    return f"apiVersion: v1\nkind: List\nitems:\n{items}"
+
+
+DOCUMENTS = [
+    lambda rng: service(f"s{rng.randrange(50)}", rng.randrange(1, 1000)),
+    lambda rng: service(f"s{rng.randrange(50)}", 80) + "# a trailing comment\n" * rng.randrange(3),
+    lambda rng: warned(f"w{rng.randrange(50)}"),
+    lambda rng: listed(f"l{rng.randrange(50)}"),
+    lambda rng: "# only a comment\n",
+    lambda rng: "",
+    lambda rng: f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: ns{rng.randrange(3)}\n",
+    lambda rng: "- not\n- a mapping\n",  # an error: the file serves its last good version
+    lambda rng: "key: [unclosed\n",  # invalid YAML
+]
+
+
+def text_of(documents: list[str]) -> str:
+    return "".join("---\n" + d for d in documents)
+
+
+def edit(rng: random.Random, documents: list[str]) -> None:
+    """One edit as a person or a tool makes it: a document changed, added or removed."""
+    what = rng.randrange(4)
+    new = rng.choice(DOCUMENTS)(rng)
+    if what == 0 or not documents:
+        documents.insert(rng.randrange(len(documents) + 1), new)
+    elif what == 1:
+        del documents[rng.randrange(len(documents))]
+    else:
+        documents[rng.randrange(len(documents))] = new
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_reread_holds_what_a_fresh_read_gives(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    documents = [rng.choice(DOCUMENTS[:4])(rng) for _ in range(rng.randrange(1, 12))]
+    path = tmp_path / "all.yaml"
+    path.write_text(text_of(documents))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    for _ in range(15):
+        edit(rng, documents)
+        path.write_text(text_of(documents))
+        change = store.refresh()
+        assert change.modified == ["all.yaml"]
+        fresh = ManifestStore(tmp_path, Config())
+        fresh.refresh()
+        if fresh.files["all.yaml"].good:
+            assert store.objects() == fresh.objects()
+            assert store.problems() == fresh.problems()
+        else:  # the last good version serves: what the previous good read held
+            assert not store.files["all.yaml"].good
+            assert [p for p in store.problems() if "last good" not in p.message] == fresh.problems()
+
+
+def test_a_reread_parses_only_the_changed_documents(tmp_path: Path) -> None:
+    documents = [service(f"s{i}", 80) for i in range(5)]
+    path = tmp_path / "all.yaml"
+    path.write_text(text_of(documents))
+    first = read.read_files(tmp_path, ["all.yaml"])[0]
+    documents[3] = service("s3", 81)
+    path.write_text(text_of(documents))
+    again = read.read_files(tmp_path, ["all.yaml"], previous=[first])[0]
+    assert [a is b for a, b in zip(again.objects, first.objects, strict=True)] == [True, True, True, False, True]
+    assert again.objects[3].ports[0].port == 81
+    assert again == read.read_files(tmp_path, ["all.yaml"])[0]
