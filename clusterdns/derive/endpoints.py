@@ -41,10 +41,6 @@ class _PodIndex:
         return [i for i in smallest if wanted.issubset(self.pods[i].labels)]
 
 
-def _index(found: list[Problem], pods: Sequence[Pod], ports: Sequence[tuple[k8s.ContainerPort, ...]]) -> _PodIndex:
-    return _PodIndex(pods, ports)
-
-
 def with_endpoints(
     services: list[Service],
     objs: Objects,
@@ -53,7 +49,36 @@ def with_endpoints(
     problems: list[Problem],
     memo: Memo,
 ) -> list[Service]:
-    """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector."""
+    """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector.
+
+    After an edit that changed a few Services and no Pod, EndpointSlice or Endpoints, only
+    those Services' endpoints are looked at again (memo.patch_step)."""
+    index = memo.reuse_step("index", (pods, pod_ports), None, problems, lambda _, *lists: _PodIndex(*lists), pods, pod_ports)
+    # Not compared: the Services as written (one that changed is a new model Service, in `services`).
+    lists = (services, objs.slices, objs.endpoints, (index,))
+
+    def patch(changed: list[int], old: Sequence[Service], out: list[Service]) -> list[Service] | None:
+        new, found = list(out), []
+        for i in changed:
+            svc = services[i]
+            own_slices = [s for s in objs.slices if (s.namespace, s.service_name) == svc.key]
+            own_endpoints = next((e for e in objs.endpoints if (e.namespace, e.name) == svc.key), None)
+            new[i] = _endpoints_for(svc, objs.services[i], own_slices, own_endpoints, index, found, memo)
+            if svc.key != old[i].key or found:
+                return None
+        return new
+
+    patched = memo.patch_step("endpoints", lists, None, patch, tables=("endpoints",))
+    if patched is not None:
+        return patched
+    found: list[Problem] = []
+    out = _all_endpoints(services, objs, index, found, memo)
+    memo.steps["endpoints"] = (lists, None, (out, found))
+    problems.extend(found)
+    return out
+
+
+def _all_endpoints(services: list[Service], objs: Objects, index: _PodIndex, problems: list[Problem], memo: Memo) -> list[Service]:
     by_key = {s.key: s for s in services}
     slices: defaultdict[ObjectKey, list[k8s.EndpointSlice]] = defaultdict(list)
     for s in objs.slices:
@@ -69,18 +94,22 @@ def with_endpoints(
             endpoints[(e.namespace, e.name)] = e
         else:
             problems.append(problem(e, "warning", f"no Service {e.namespace}/{e.name} to attach these Endpoints to: ignored"))
-    index = memo.reuse_step("index", (pods, pod_ports), None, problems, _index, pods, pod_ports)
-    objects = {(s.namespace, s.name): s for s in objs.services}
-    out = []
-    for svc in services:
-        obj, own_slices, own_endpoints = objects[svc.key], slices.get(svc.key), endpoints.get(svc.key)
-        if svc.type != "ExternalName" and not own_slices and own_endpoints is None and svc.selector is not None:
-            out.append(_with_selected_endpoints(svc, obj, index, problems, memo))
-            continue
-        groups, source = _endpoints_of(svc, own_slices, own_endpoints)
-        _check_named_ports(svc, groups, problems)
-        out.append(_replace_endpoints(svc, groups, source))
-    return out
+    return [
+        _endpoints_for(svc, obj, slices.get(svc.key), endpoints.get(svc.key), index, problems, memo)
+        for svc, obj in zip(services, objs.services, strict=True)
+    ]
+
+
+def _endpoints_for(
+    svc: Service, obj: k8s.Service, own_slices: list[k8s.EndpointSlice] | None, own_endpoints: k8s.Endpoints | None, index: _PodIndex,
+    problems: list[Problem], memo: Memo,
+) -> Service:
+    """One Service with its endpoints (`obj`: the Service as written)."""
+    if svc.type != "ExternalName" and not own_slices and own_endpoints is None and svc.selector is not None:
+        return _with_selected_endpoints(svc, obj, index, problems, memo)
+    groups, source = _endpoints_of(svc, own_slices, own_endpoints)
+    _check_named_ports(svc, groups, problems)
+    return _replace_endpoints(svc, groups, source)
 
 
 def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: _PodIndex, problems: list[Problem], memo: Memo) -> Service:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from clusterdns.config.settings import Config
+from clusterdns.derive.dedupe import Deduped, changed_at
 from clusterdns.errors import Problem
 
 _T = TypeVar("_T")
@@ -38,6 +39,7 @@ class Memo:
         self.wants: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # a Service's IP families
         self.services: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # a Service with its ClusterIPs
         self.endpoints: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # and with its selected endpoints
+        self.deduped: Deduped | None = None  # the objects, one per (kind, namespace, name)
         # Service address allocations by IP family: (keys, taken before, result)
         self.service_ips: dict[int, tuple[list[ObjectKey], frozenset[int], dict[ObjectKey, int]]] = {}
 
@@ -80,6 +82,38 @@ class Memo:
         problems.extend(found)
         return result  # type: ignore[no-any-return]
 
+    def patch_step(
+        self,
+        step: str,
+        lists: tuple[Sequence[object], ...],
+        inputs: object,
+        patch: Callable[[list[int], Sequence[Any], Any], _T | None],
+        tables: tuple[str, ...] = (),
+    ) -> _T | None:
+        """The previous run's result of `step` patched where the first of `lists` holds other
+        objects, or None (then reuse_step() computes). `patch(changed indexes, the previous
+        list, the previous result)` gives the new result, or None when it cannot tell
+        without computing; it fills the per-object `tables`, kept from the previous run.
+        Only a step that found no problem is patched, and `patch` must give up on a change
+        that would find one: so the problems are the same as a run from scratch finds."""
+        old = self.old
+        entry = old.steps.get(step) if old is not None else None
+        if entry is None or entry[2][1] or entry[1] != inputs or len(entry[0]) != len(lists) or not all(map(same, entry[0][1:], lists[1:])):
+            return None
+        changed = changed_at(entry[0][0], lists[0])
+        if not changed:
+            return None
+        assert old is not None
+        for table in tables:
+            setattr(self, table, getattr(old, table))  # entries hold their object: stale ones are never reused
+        result = patch(changed, entry[0][0], entry[2][0])
+        if result is None:
+            for table in tables:
+                setattr(self, table, {})
+            return None
+        self.steps[step] = (lists, inputs, (result, []))
+        return result
+
     def allocation(
         self, previous: tuple[list[ObjectKey], frozenset[int], _T] | None, keys: list[ObjectKey], taken: frozenset[int], compute: Callable[..., _T], *args: Any
     ) -> tuple[list[ObjectKey], frozenset[int], _T]:
@@ -93,3 +127,4 @@ def same(a: Sequence[object], b: Sequence[object]) -> bool:
     """The same or equal objects in the same order (list ==: `is` first, __eq__ only for
     objects read again; 50,000 Pods in 1 ms)."""
     return a is b or a == b
+

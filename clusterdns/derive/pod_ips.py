@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from clusterdns.config.settings import Config
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import Band, Network, allocate, by_family, to_int, to_text
@@ -15,14 +13,19 @@ from clusterdns.model import Pod, fields_in_order
 from clusterdns.objects import kinds as k8s
 
 
-def explicit_addresses(pods: Sequence[k8s.Pod], objs: Objects) -> set[int]:
-    """Every address a manifest gives a Pod or an endpoint: never handed out again."""
-    taken = {to_int(ip) for p in pods for ip in p.ips}
+def explicit_addresses(objs: Objects, memo: Memo) -> frozenset[int]:
+    """Every address a manifest gives a Pod or an endpoint: never handed out again (the
+    previous run's set when the Pods, EndpointSlices and Endpoints are the same)."""
+    return memo.reuse_step("taken", (objs.pods, objs.slices, objs.endpoints), None, [], _explicit, objs)
+
+
+def _explicit(found: list[Problem], objs: Objects) -> frozenset[int]:
+    taken = {to_int(ip) for p in objs.pods for ip in p.ips}
     for s in objs.slices:
         taken.update(to_int(a.ip) for a in s.endpoints)
     for e in objs.endpoints:
         taken.update(to_int(a.ip) for sub in e.subsets for a in sub.addresses)
-    return taken
+    return frozenset(taken)
 
 
 def _pod_bands(net: Network) -> list[Band]:
@@ -33,18 +36,20 @@ def _pod_bands(net: Network) -> list[Band]:
 
 
 def pods_with_ips(
-    pods: list[PodSpec], config: Config, taken: set[int], problems: list[Problem], memo: Memo
+    pods: list[PodSpec], config: Config, taken: frozenset[int], problems: list[Problem], memo: Memo
 ) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]]:
-    """status.podIP(s) when written; otherwise one address per configured Pod CIDR family (spec 2.4).
+    """status.podIP(s) when written; otherwise one address per configured Pod CIDR family (spec 2.4),
+    none of those `taken`.
 
     Returns the Pods and, in the same order, their container ports (for named targetPorts).
     """
-    return memo.reuse_step("pods", (pods,), frozenset(taken), problems, _assign_pods, pods, config, taken, memo)
+    return memo.reuse_step("pods", (pods, taken), None, problems, _assign_pods, pods, config, taken, memo)
 
 
 def _assign_pods(
-    problems: list[Problem], pods: list[PodSpec], config: Config, taken: set[int], memo: Memo
+    problems: list[Problem], pods: list[PodSpec], config: Config, explicit: frozenset[int], memo: Memo
 ) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]]:
+    taken = set(explicit)  # and what allocate() hands out
     needing = [(p.namespace, p.name) for p in pods if type(p) is StampedPod or not p.ips]
     networks = by_family(config.pod_cidr)
     assigned: dict[ObjectKey, tuple[str, ...]] = {}

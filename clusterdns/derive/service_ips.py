@@ -114,7 +114,35 @@ def _check_external_names(services: Sequence[k8s.Service], problems: list[Proble
 
 def services_with_ips(objs: list[k8s.Service], config: Config, problems: list[Problem], memo: Memo) -> list[Service]:
     """Every Service with its ClusterIPs: as written, or allocated (spec 2.1); endpoints come later."""
-    return memo.reuse_step("services", (objs,), None, problems, _allocated, objs, config, memo, tables=("wants", "services", "service_ips"))
+    tables = ("wants", "services", "service_ips")
+    patched = memo.patch_step("services", (objs,), None, lambda changed, old, out: _patched(changed, old, out, objs, config, memo), tables)
+    if patched is not None:
+        return patched
+    return memo.reuse_step("services", (objs,), None, problems, _allocated, objs, config, memo, tables=tables)
+
+
+def _patched(changed: list[int], old: Sequence[k8s.Service], out: list[Service], objs: list[k8s.Service], config: Config, memo: Memo) -> list[Service] | None:
+    """The previous result with the Services at `changed` replaced, when each asks for what
+    the one before it did (the same name, written ClusterIPs, families): then every
+    allocation is the same. None when a change could move an address or find a problem."""
+    configured = list(by_family(config.service_cidr))
+    new = list(out)
+    for i in changed:
+        before, svc = old[i], objs[i]
+        if (svc.namespace, svc.name) != (before.namespace, before.name) or svc.cluster_ips != before.cluster_ips:
+            return None
+        want, found = _service_wants(svc, configured)
+        was, _ = _service_wants(before, configured)
+        bad_target: list[Problem] = []
+        _check_external_names([svc], bad_target)
+        if found or bad_target or (want.explicit, want.families) != (was.explicit, was.families):
+            return None
+        key = (type(svc), svc.namespace, svc.name)
+        memo.wants[key] = (svc, None, (want, found))
+        cluster_ips = out[i].cluster_ips
+        new[i] = _service(svc, cluster_ips)
+        memo.services[key] = (svc, cluster_ips, new[i])
+    return new
 
 
 def _allocated(problems: list[Problem], objs: list[k8s.Service], config: Config, memo: Memo) -> list[Service]:

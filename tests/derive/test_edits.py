@@ -1,0 +1,171 @@
+"""Random edits through the pipeline, as the server reloads them: after each, the snapshot
+is the one a fresh load of the same files gives. An edit that replaces a few objects by
+others of the same names is patched into the previous run's results (derive/dedupe.py
+deduped, memo.patch_step for ClusterIPs and endpoints); anything else is computed again;
+either way nothing may differ."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from clusterdns.config.settings import Config
+from clusterdns.pipeline import Pipeline, load
+
+
+def service(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
+    head = f"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s{i}\n  namespace: ns{i % 2}\nspec:\n"
+    ports = f"  ports:\n  - name: http\n    port: {rng.choice((80, 81, 8080))}\n    targetPort: {rng.choice(('http', 8080))}\n"
+    app = f"a{2 * rng.randrange(4) + i % 2}"  # an app that Deployments of its namespace run (d_j: a{j % 8} in ns{j % 2})
+    if warn:  # a warning: a Service that selects no Pod, holds an IP as externalName or wants IPv6 where there is none
+        return head + rng.choice((ports + "  selector: {app: nobody}\n", "  type: ExternalName\n  externalName: 192.0.2.9\n",
+                                  ports + "  ipFamilyPolicy: RequireDualStack\n"))
+    variant = rng.randrange(9)
+    if not noisy and variant in (2, 3, 4):
+        variant = 5
+    if variant == 0:
+        return head + ports + "  clusterIP: None\n" + f"  selector: {{app: {app}}}\n"
+    if variant == 1:
+        return head + ports + f"  clusterIP: 10.96.200.{i}\n" + f"  selector: {{app: {app}}}\n"
+    if variant == 2:
+        return head + "  type: ExternalName\n" + f"  externalName: {rng.choice(('example.org', '192.0.2.9'))}\n"
+    if variant == 3:
+        return head + ports + "  ipFamilyPolicy: RequireDualStack\n" + f"  selector: {{app: {app}}}\n"
+    if variant == 4:
+        return head + ports  # no selector: endpoints only from an EndpointSlice or Endpoints
+    return head + ports + f"  selector: {{app: {app}}}\n"
+
+
+def deployment(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
+    return (
+        f"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{i}\n  namespace: ns{i % 2}\nspec:\n"
+        f"  replicas: {rng.randrange(0 if noisy else 1, 4)}\n  selector: {{matchLabels: {{app: a{i % 8}}}}}\n"
+        f"  template:\n    metadata: {{labels: {{app: a{i % 8}}}}}\n"
+        f"    spec: {{containers: [{{name: c, ports: [{{name: http, containerPort: {rng.choice((8080, 9090))}}}]}}]}}\n"
+    )
+
+
+def pod(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
+    status = rng.choice(("", f"status: {{podIP: 10.244.0.{i + 1}}}\n", "status: {podIP: 10.244.0.200, conditions: [{type: Ready, status: 'False'}]}\n"))
+    return (
+        f"---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  namespace: ns{i % 2}\n  labels: {{app: a{rng.randrange(8)}}}\n"
+        f"spec: {{containers: [{{name: c, ports: [{{name: http, containerPort: 8080}}]}}]}}\n{status}"
+    )
+
+
+def endpoint_slice(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
+    return (
+        f"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: s{i}-x\n  namespace: ns{i % 2}\n"
+        f"  labels: {{kubernetes.io/service-name: s{i}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\n"
+        f"endpoints:\n- addresses: [192.0.2.{rng.randrange(1, 250)}]\n  conditions: {{ready: {rng.choice(('true', 'false'))}}}\n"
+    )
+
+
+def endpoints(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
+    return (
+        f"---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: s{i}\n  namespace: ns{i % 2}\n"
+        f"subsets:\n- addresses: [{{ip: 198.51.100.{rng.randrange(1, 250)}}}]\n  ports: [{{name: http, port: 8080}}]\n"
+    )
+
+
+MAKERS = {"svc": service, "deploy": deployment, "pod": pod, "slice": endpoint_slice, "ep": endpoints}
+COUNTS = {"svc": 24, "deploy": 12, "pod": 16, "slice": 4, "ep": 3}
+
+
+def clean(kind: str, i: int) -> bool:
+    """Objects that warn in no cluster: no EndpointSlice or Endpoints (their Service may be gone)."""
+    return kind in ("svc", "deploy", "pod")
+
+
+def write(root: Path, files: dict[str, list[str]]) -> None:
+    for name, documents in files.items():
+        (root / name).write_text("".join(documents))
+
+
+def edit(rng: random.Random, files: dict[str, list[tuple[str, int]]], texts: dict[str, list[str]], noisy: bool, undo: list[tuple[str, int, str]]) -> None:
+    """Mostly an object changed under its own name (the edits patched); sometimes one added,
+    removed, renamed or defined twice (the edits computed again)."""
+    if undo:
+        name, at, text = undo.pop()
+        texts[name][at] = text
+        return
+    name = rng.choice(sorted(files))
+    documents = files[name]
+    what = rng.random()
+    if what < 0.1 and documents:  # renamed in place: another name, sometimes one taken (defined twice)
+        at = rng.randrange(len(documents))
+        kind, i = documents[at]
+        documents[at] = (kind, rng.randrange(COUNTS[kind] * 2))
+        texts[name][at] = MAKERS[kind](documents[at][1], rng, noisy)
+    elif what < 0.75 and documents:
+        at = rng.randrange(len(documents))
+        kind, i = documents[at]
+        warn = not noisy and kind == "svc" and rng.randrange(8) == 0  # the first warning in a clean cluster: not patched
+        texts[name][at] = MAKERS[kind](i, rng, noisy, warn)
+        if warn:
+            undo.append((name, at, MAKERS[kind](i, rng, noisy)))  # gone with the next edit
+    elif what < 0.85 and documents and noisy:
+        at = rng.randrange(len(documents))
+        del documents[at], texts[name][at]
+    elif noisy:
+        kind = rng.choice(sorted(MAKERS))
+        i = rng.randrange(COUNTS[kind] + 2)  # sometimes a name another document has: defined twice
+        documents.append((kind, i))
+        texts[name].append(MAKERS[kind](i, rng, noisy))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_after_each_edit_the_snapshot_is_a_fresh_loads(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    noisy = seed % 2 == 1  # even seeds: clusters without a warning, whose edits are patched (a step that found a problem is computed again)
+    config = Config(pod_cidr=(rng.choice(("10.244.0.0/24", "10.244.0.0/27")),), manifests=str(tmp_path))
+    files: dict[str, list[tuple[str, int]]] = {f"f{n}.yaml": [] for n in range(3)}
+    for kind, count in COUNTS.items():
+        for i in range(count if noisy or clean(kind, 0) else 0):
+            files[f"f{rng.randrange(3)}.yaml"].append((kind, i))
+    texts = {name: [MAKERS[kind](i, rng, noisy) for kind, i in documents] for name, documents in files.items()}
+    write(tmp_path, texts)
+    pipeline = Pipeline(tmp_path, config)
+    pipeline.refresh(full=True)
+    undo: list[tuple[str, int, str]] = []
+    for _ in range(25):
+        edit(rng, files, texts, noisy, undo)
+        write(tmp_path, texts)
+        got = pipeline.refresh().snapshot
+        fresh = load(config)
+        assert got.state == fresh.state
+        assert (got.entries, got.static, got.problems) == (fresh.entries, fresh.static, fresh.problems)
+        assert got.own == fresh.own and got.pod_ips == fresh.pod_ips
+
+
+def named(i: int, spec: str) -> str:
+    return f"---\napiVersion: v1\nkind: Service\nmetadata:\n  name: s{i}\nspec:\n{spec}"
+
+
+SELECTING = "  ports: [{name: http, port: 80}]\n  selector: {app: a0}\n"
+DEPLOYMENT = deployment(0, random.Random(0)).replace("replicas: 0", "replicas: 1").replace("ns0", "default")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "warning"),
+    [
+        (SELECTING + "  ipFamilyPolicy: SingleStack\n", SELECTING + "  ipFamilyPolicy: RequireDualStack\n", "RequireDualStack but no IPv6"),
+        ("  type: ExternalName\n  externalName: example.org\n", "  type: ExternalName\n  externalName: 192.0.2.9\n", "is an IP address"),
+        (SELECTING, SELECTING.replace("a0", "nobody"), "matches no Pods"),
+    ],
+)
+def test_an_edit_that_finds_a_problem_is_not_patched(tmp_path: Path, before: str, after: str, warning: str) -> None:
+    """One Service of sixteen edited under its own name, into one that warns: the warning is found.
+    (The same number of lines: a line more would move every later document, and with its
+    line every later object would be another one.)"""
+    config = Config(manifests=str(tmp_path))
+    others = "".join(named(i, SELECTING) for i in range(1, 16))
+    (tmp_path / "a.yaml").write_text(DEPLOYMENT + named(0, before) + others)
+    pipeline = Pipeline(tmp_path, config)
+    assert not pipeline.refresh(full=True).snapshot.problems
+    (tmp_path / "a.yaml").write_text(DEPLOYMENT + named(0, after) + others)
+    got = pipeline.refresh().snapshot
+    assert [p.message for p in got.problems if warning in p.message]
+    assert got.state == load(config).state
