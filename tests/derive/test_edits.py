@@ -137,7 +137,8 @@ def test_after_each_edit_the_snapshot_is_a_fresh_loads(tmp_path: Path, seed: int
         fresh = load(config)
         assert got.state == fresh.state
         assert (got.entries, got.static, got.problems) == (fresh.entries, fresh.static, fresh.problems)
-        assert got.own == fresh.own and got.pod_ips == fresh.pod_ips
+        assert got.own == fresh.own and got.pod_ips == fresh.pod_ips and got.externals == fresh.externals
+        assert list(got.contributions.items()) == list(fresh.contributions.items())  # in order: AXFR's
 
 
 def named(i: int, spec: str) -> str:
@@ -169,3 +170,57 @@ def test_an_edit_that_finds_a_problem_is_not_patched(tmp_path: Path, before: str
     got = pipeline.refresh().snapshot
     assert [p.message for p in got.problems if warning in p.message]
     assert got.state == load(config).state
+
+
+LONG_ZONE = ".".join(["z" * 63] * 3) + ".local"  # 197 octets: a Service name of 60 does not fit below it
+SERVICES = "".join(named(i, SELECTING) for i in range(1, 16))
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "config"),
+    [  # what the snapshot's patch (snapshot/build.py _Builder.patch) must take out or keep out
+        ("  type: ExternalName\n  externalName: example.org\n", "  type: ClusterIP\n  ports: [{name: http, port: 80}]\n", {}),
+        (SELECTING, SELECTING.replace("80", "81"), {"zones": (LONG_ZONE,)}),  # a Service whose names do not fit: a problem each time
+        ("  ports: [{name: http, port: 80}]\n", "  ports: [{name: http, port: 81}]\n", {"ns_address": ("192.0.2.53",)}),  # this server's endpoint
+    ],
+)
+def test_a_snapshot_patched_after_an_edit_is_a_fresh_ones(tmp_path: Path, before: str, after: str, config: dict[str, object]) -> None:
+    settings = Config(manifests=str(tmp_path), **config)  # type: ignore[arg-type]
+    long_name = "l" * 60
+    own = (
+        f"---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: {long_name}\n"
+        "subsets:\n- addresses: [{ip: 192.0.2.53}]\n  ports: [{name: http, port: 80}]\n"
+    )
+
+    def write(spec: str) -> None:
+        (tmp_path / "a.yaml").write_text(DEPLOYMENT + named(0, spec).replace("name: s0", f"name: {long_name}") + SERVICES + own)
+
+    write(before)
+    pipeline = Pipeline(tmp_path, settings)
+    first = pipeline.refresh(full=True).snapshot
+    write(after)
+    got = pipeline.refresh().snapshot
+    fresh = load(settings)
+    assert (got.entries, got.static, got.externals, got.problems, got.own) == (fresh.entries, fresh.static, fresh.externals, fresh.problems, fresh.own)
+    assert list(got.contributions.items()) == list(fresh.contributions.items())
+    assert got.static != first.static or got.problems or got.own  # each case has something to get right
+
+
+@pytest.mark.parametrize(("before", "after"), [("http", "''"), ("''", "http")])
+def test_problems_of_a_patched_snapshot_come_in_service_order(tmp_path: Path, before: str, after: str) -> None:
+    """Below a 197-octet zone a Service named with 40 octets has an A record that fits and an
+    SRV record that does not: a named port is a problem, an unnamed one none."""
+    settings = Config(manifests=str(tmp_path), zones=(LONG_ZONE,))
+
+    def write(port_name: str) -> None:
+        changed = named(0, f"  ports: [{{name: {port_name}, port: 80}}]\n").replace("name: s0", f"name: {'a' * 40}")
+        unchanged = named(0, "  ports: [{name: http, port: 80}]\n").replace("name: s0", f"name: {'z' * 40}")  # sorted after it, with a problem
+        (tmp_path / "a.yaml").write_text(DEPLOYMENT + changed + SERVICES + unchanged)
+
+    write(before)
+    pipeline = Pipeline(tmp_path, settings)
+    pipeline.refresh(full=True)
+    write(after)
+    got = pipeline.refresh().snapshot
+    assert len(got.problems) == (2 if after == "http" else 1), got.problems
+    assert got.problems == load(settings).problems
