@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from clusterdns.errors import Problem
-from clusterdns.manifests.documents import DocumentKey, ReadResult, document_keys, json_documents, split_documents, yaml_documents
+from clusterdns.manifests.documents import ReadResult, document_keys, json_documents, split_documents, yaml_documents
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -34,7 +34,7 @@ class FileDocuments:
     """What reading one file gave: its documents and problems, but those `skipped`."""
 
     entries: list[ReadResult]
-    keys: tuple[DocumentKey, ...] = ()  # every YAML document's key (documents.py); () for JSON
+    keys: Sequence[int] = ()  # every YAML document's key (documents.py); () for JSON
     skipped: frozenset[int] = frozenset()  # indexes of documents the same as in the previous read: not read
 
 
@@ -43,7 +43,7 @@ def read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult
     return read_documents(root, relpath).entries
 
 
-def read_documents(root: str | Path, relpath: str | PurePosixPath, previous: tuple[DocumentKey, ...] = ()) -> FileDocuments:
+def read_documents(root: str | Path, relpath: str | PurePosixPath, previous: Sequence[int] = ()) -> FileDocuments:
     """The documents of one manifest file, but those whose key is the same as in `previous`
     (the keys of the file's last read): an edit of one Service in a file of 1,600 documents
     parses one document, not 1,600 (130 ms -> 5 ms)."""
@@ -69,7 +69,7 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: tuple[DocumentKey, ...]) -> FileDocuments:
+def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: Sequence[int]) -> FileDocuments:
     rel = PurePosixPath(relpath).as_posix()
     try:
         text = _read_text(Path(root) / rel)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from clusterdns.errors import ManifestError, Problem
-from clusterdns.manifests.documents import DocumentKey, ReadResult
+from clusterdns.manifests.documents import ReadResult
 from clusterdns.manifests.files import gc_paused, read_documents
 from clusterdns.objects.convert import from_manifest, object_ref
 from clusterdns.objects.fields import Reading
@@ -28,7 +28,7 @@ class FileRead:
 
     objects: Read
     problems: list[Problem]
-    keys: tuple[DocumentKey, ...] = ()
+    keys: Sequence[int] = ()
 
 
 # Reading many files on several cores: forked workers parse and convert, and send back

@@ -9,13 +9,13 @@ contributing its last good objects until it is fixed or deleted.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clusterdns.config.settings import Config
 from clusterdns.errors import Problem
-from clusterdns.manifests.documents import DocumentKey
 from clusterdns.manifests.files import list_files
 from clusterdns.objects.fields import Reading
 from clusterdns.objects.read import FileRead, read_files
@@ -29,7 +29,7 @@ class FileState:
     objects: list[Any]  # what this file contributes now: its current or its last good objects
     problems: list[Problem]
     good: bool  # the last read had no error
-    keys: tuple[DocumentKey, ...] = ()  # its documents' keys as last read (when good: what `objects` were read from)
+    keys: Sequence[int] = ()  # its documents' keys as last read (when good: what `objects` were read from)
 
     def last_read(self) -> FileRead | None:
         """What a re-read may keep of the documents that did not change: only a good read's."""
