@@ -40,7 +40,7 @@ def _derive(objects: Iterable[k8s.KubeObject | k8s.ObjectRef], config: Config, p
     memo.deduped = deduped(objects if isinstance(objects, list) else list(objects), problems, memo.old.deduped if memo.old is not None else None)
     objs = memo.deduped.objects
     pod_specs = all_pods(objs, problems, memo)
-    taken = explicit_addresses(objs, memo)  # Pods a workload would make have no address yet
+    taken = explicit_addresses(objs, pod_specs, memo)  # Pods a workload would make have no address yet
     pods, pod_ports = pods_with_ips(pod_specs, config, taken, problems, memo)
     services = services_with_ips(objs.services, config, problems, memo)
     services = with_endpoints(services, objs, pods, pod_ports, problems, memo)

@@ -13,13 +13,16 @@ from clusterdns.model import Pod, fields_in_order
 from clusterdns.objects import kinds as k8s
 
 
-def explicit_addresses(objs: Objects, memo: Memo) -> frozenset[int]:
-    """Every address a manifest gives a Pod or an endpoint: never handed out again (the
-    previous run's set when the Pods, EndpointSlices and Endpoints are the same)."""
-    return memo.reuse_step("taken", (objs.pods, objs.slices, objs.endpoints), None, [], _explicit, objs)
+def explicit_addresses(objs: Objects, pods: list[PodSpec], memo: Memo) -> frozenset[int]:
+    """Every address a manifest gives a Pod or an endpoint, which is never handed out again;
+    empty when no Pod needs one handed out (every Pod written with its IP: 150,000 addresses
+    not kept). The previous run's set when the Pods, EndpointSlices and Endpoints are the same."""
+    return memo.reuse_step("taken", (pods, objs.pods, objs.slices, objs.endpoints), None, [], _explicit, objs, pods)
 
 
-def _explicit(found: list[Problem], objs: Objects) -> frozenset[int]:
+def _explicit(found: list[Problem], objs: Objects, pods: list[PodSpec]) -> frozenset[int]:
+    if all(type(p) is not StampedPod and p.ips for p in pods):
+        return frozenset()
     taken = {to_int(ip) for p in objs.pods for ip in p.ips}
     for s in objs.slices:
         taken.update(to_int(a.ip) for a in s.endpoints)

@@ -63,7 +63,7 @@ def yaml_documents(rel: str, text: str, chunks: list[tuple[str, int]] | None = N
     for index, (chunk, start_line) in enumerate(chunks):
         if index in skip:
             continue
-        doc = str(index)
+        doc = _doc_name(index)
         if documents is not None:
             data = documents[index]
         else:
@@ -75,6 +75,15 @@ def yaml_documents(rel: str, text: str, chunks: list[tuple[str, int]] | None = N
         if data is None:  # an empty document ("---" twice, or only comments)
             continue
         yield from _expand(rel, doc, _first_content_line(chunk, start_line), data)
+
+
+_DOC_NAMES: list[str] = []  # "0", "1", ...: one string per index for every file (150,000 Pods' Sources: 8 MB less)
+
+
+def _doc_name(index: int) -> str:
+    while len(_DOC_NAMES) <= index:
+        _DOC_NAMES.append(str(len(_DOC_NAMES)))
+    return _DOC_NAMES[index]
 
 
 def split_documents(text: str) -> list[tuple[str, int]]:
