@@ -154,8 +154,7 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
     A `kubectl get -A -o yaml` dump holds Deployments, their ReplicaSets and their Pods:
     a workload whose Pods (or, for a Deployment, whose ReplicaSet) are present adds nothing.
     """
-    controlled = {(p.namespace, *p.owners[0]) for p in objs.pods if p.owners}
-    controlled |= {(rs.namespace, *rs.owners[0]) for rs in objs.replica_sets if rs.owners}
+    controlled = memo.reuse_step("controlled", (objs.pods, objs.replica_sets), None, [], _controlled, objs)  # 150,000 Pods: 40 ms
     nodes = sorted(n.name for n in objs.nodes)
     groups: list[list[StampedPod]] = []  # each workload's Pods
     reuse = memo.reuse
@@ -172,6 +171,12 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
         if (ds.namespace, "DaemonSet", ds.name) not in controlled:
             groups.append(reuse("stamped", ds, nodes, _daemon_set_pods, ds, nodes))
     return memo.reuse_step("all_pods", (objs.pods, groups), None, problems, _merge_pods, objs.pods, groups)
+
+
+def _controlled(found: list[Problem], objs: Objects) -> set[tuple[str, str, str]]:
+    """(namespace, kind, name) of each workload whose own Pods (or ReplicaSets) are written."""
+    controlled = {(p.namespace, *p.owners[0]) for p in objs.pods if p.owners}
+    return controlled | {(rs.namespace, *rs.owners[0]) for rs in objs.replica_sets if rs.owners}
 
 
 def _merge_pods(problems: list[Problem], bare: list[k8s.Pod], groups: list[list[StampedPod]]) -> list[PodSpec]:

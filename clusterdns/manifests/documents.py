@@ -41,8 +41,8 @@ def json_documents(rel: str, text: str) -> Iterator[ReadResult]:
     except json.JSONDecodeError as e:
         yield Problem("error", f"invalid JSON: {e.msg} (column {e.colno})", file=rel, doc="0", line=e.lineno)
         return
-    line = _first_content_line(text, 1)
-    yield from _expand(rel, "0", line, data)
+    line = first_content_line(text, 1)
+    yield from expand(rel, "0", line, data)
 
 
 # What a re-read compares to find the documents of a file that did not change: a hash of a
@@ -74,7 +74,7 @@ def yaml_documents(rel: str, text: str, chunks: list[tuple[str, int]] | None = N
                 continue
         if data is None:  # an empty document ("---" twice, or only comments)
             continue
-        yield from _expand(rel, doc, _first_content_line(chunk, start_line), data)
+        yield from expand(rel, doc, first_content_line(chunk, start_line), data)
 
 
 _DOC_NAMES: list[str] = []  # "0", "1", ...: one string per index for every file (150,000 Pods' Sources: 8 MB less)
@@ -142,7 +142,7 @@ def _only_preamble(chunk: str) -> bool:
     return True
 
 
-def _first_content_line(chunk: str, start_line: int) -> int:
+def first_content_line(chunk: str, start_line: int) -> int:
     """The line of the first non-blank, non-comment line that is not a bare `---`."""
     line = start_line
     for raw in _lines(chunk):
@@ -164,20 +164,30 @@ def _yaml_problem(rel: str, doc: str, chunk: str, start_line: int, e: yaml.YAMLE
     return Problem("error", f"invalid YAML: {e}", file=rel, doc=doc, line=start_line)
 
 
-def _expand(rel: str, doc: str, line: int, data: Any) -> Iterator[ReadResult]:
+def expand(rel: str, doc: str, line: int, data: Any) -> Iterator[ReadResult]:
     """One Document, or one per item of a `kind: List` (also typed lists like `ServiceList`)."""
     if not isinstance(data, dict):
         yield Problem("error", f"document is a {type(data).__name__}, not a mapping; ignored", file=rel, doc=doc, line=line)
         return
-    kind = data.get("kind")
     items = data.get("items")
-    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
-        # Raw API lists (`PodList`) omit kind/apiVersion on their items; `kubectl get
-        # -o yaml` writes `kind: List` with complete items.
-        item_kind = kind[: -len("List")]
+    if is_list(data) and isinstance(items, list):
         for i, item in enumerate(items):
-            if isinstance(item, dict) and item_kind and "kind" not in item:
-                item = {**item, "kind": item_kind, "apiVersion": item.get("apiVersion", data.get("apiVersion"))}
-            yield from _expand(rel, f"{doc}/{i}", line, item)
+            yield from list_item(rel, doc, line, data, i, item)
         return
     yield Document(rel, doc, line, data)
+
+
+def is_list(data: dict[str, Any]) -> bool:
+    """`kind: List`, or a typed list like `ServiceList`."""
+    kind = data.get("kind")
+    return isinstance(kind, str) and kind.endswith("List")
+
+
+def list_item(rel: str, doc: str, line: int, data: dict[str, Any], i: int, item: Any) -> Iterator[ReadResult]:
+    """Item `i` of the List `data` (document `doc`, at `line`)."""
+    # Raw API lists (`PodList`) omit kind/apiVersion on their items; `kubectl get
+    # -o yaml` writes `kind: List` with complete items.
+    item_kind = data["kind"][: -len("List")]
+    if isinstance(item, dict) and item_kind and "kind" not in item:
+        item = {**item, "kind": item_kind, "apiVersion": item.get("apiVersion", data.get("apiVersion"))}
+    yield from expand(rel, f"{doc}/{i}", line, item)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from clusterdns.errors import Problem
-from clusterdns.manifests.documents import ReadResult, document_keys, json_documents, split_documents, yaml_documents
+from clusterdns.manifests.documents import ReadResult, document_keys, split_documents, yaml_documents
+from clusterdns.manifests.json_items import json_file
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
@@ -36,6 +37,7 @@ class FileDocuments:
     entries: list[ReadResult]
     keys: Sequence[int] = ()  # every YAML document's key (documents.py); () for JSON
     skipped: frozenset[int] = frozenset()  # indexes of documents the same as in the previous read: not read
+    by_item: bool = False  # the indexes are of a JSON List's items (json_items.py), not of YAML documents
 
 
 def read_file(root: str | Path, relpath: str | PurePosixPath) -> list[ReadResult]:
@@ -78,7 +80,8 @@ def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: Sequenc
     except UnicodeDecodeError as e:
         return FileDocuments([Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)])
     if rel.lower().endswith(".json"):
-        return FileDocuments(list(json_documents(rel, text)))
+        entries, keys, skip = json_file(rel, text, previous)
+        return FileDocuments(entries, keys, skip, by_item=True)
     chunks = split_documents(text)
     keys = document_keys(chunks)
     skip = frozenset([i for i, (key, old) in enumerate(zip(keys, previous)) if key == old])

@@ -69,16 +69,18 @@ def _read_one(root: str, rel: str, reading: Reading, previous: FileRead | None =
     problems: list[Problem] = []
     objects = read_objects(read.entries, problems, reading)
     if previous is not None and read.skipped:
-        objects = _merged(previous.objects, objects, read.skipped, lambda o: o.source.doc)
-        problems = _merged(previous.problems, problems, read.skipped, lambda p: p.doc)
+        part = 1 if read.by_item else 0  # "3" or "3/0" is document 3; a JSON List's "0/5" is item 5
+        objects = _merged(previous.objects, objects, read.skipped, lambda o: o.source.doc, part)
+        problems = _merged(previous.problems, problems, read.skipped, lambda p: p.doc, part)
     return FileRead(objects, problems, read.keys)
 
 
-def _merged(old: list, new: list, kept: frozenset[int], doc: Callable[[Any], str]) -> list:
-    """The items of the `kept` documents from `old` and those of the others from `new`, in
-    document order as one read of the whole file gives them."""
+def _merged(old: list, new: list, kept: frozenset[int], doc: Callable[[Any], str], part: int) -> list:
+    """The objects (or problems) of the `kept` documents from `old` and those of the others
+    from `new`, in document order as one read of the whole file gives them."""
     def index(item: Any) -> int:
-        return int(doc(item).partition("/")[0] or -1)  # -1: not of one document (none in a file that reads)
+        parts = doc(item).split("/")
+        return int(parts[part]) if len(parts) > part and parts[part] else -1  # -1: not of one document (none in a file that reads)
 
     return sorted([item for item in old if index(item) in kept] + new, key=index)  # stable: items of one document keep their order
 

@@ -3,6 +3,7 @@ whatever the edit, the store then holds what a fresh read of the file gives."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -89,3 +90,67 @@ def test_a_reread_parses_only_the_changed_documents(tmp_path: Path) -> None:
     assert [a is b for a, b in zip(again.objects, first.objects, strict=True)] == [True, True, True, False, True]
     assert again.objects[3].ports[0].port == 81
     assert again == read.read_files(tmp_path, ["all.yaml"])[0]
+
+
+def json_item(rng: random.Random) -> dict:
+    name = f"s{rng.randrange(50)}"
+    item: dict = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": {"clusterIP": "None", "ports": [{"port": rng.randrange(1, 999)}]}}
+    what = rng.randrange(6)
+    if what == 0:
+        item["status"] = {"loadBalancer": {"ingress": [{}]}}  # a warning
+    elif what == 1:
+        del item["kind"]  # a typed List's item: the kind comes from the List
+    elif what == 2:
+        item = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": f"ns{rng.randrange(3)}"}}
+    elif what == 3:
+        item["spec"]["ports"] = "not a list"  # an error: the file serves its last good version
+    return item
+
+
+def json_text(rng: random.Random, kind: str, items: list[dict]) -> str:
+    """As kubectl (4 spaces), jq (2) or a minifier writes it."""
+    indent = rng.choice((4, 4, 2, None))
+    return json.dumps({"apiVersion": "v1", "items": items, "kind": kind, "metadata": {"resourceVersion": ""}}, indent=indent) + "\n"
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_reread_of_a_json_list_holds_what_a_fresh_read_gives(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    items = [json_item(rng) for _ in range(rng.randrange(1, 12))]
+    kind = "List"
+    path = tmp_path / "all.json"
+    path.write_text(json_text(rng, kind, items))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    for _ in range(15):
+        what = rng.randrange(10)
+        if what < 6 and items:
+            items[rng.randrange(len(items))] = json_item(rng)
+        elif what == 6 and items:
+            del items[rng.randrange(len(items))]
+        elif what == 7:
+            items.insert(rng.randrange(len(items) + 1), json_item(rng))
+        elif what == 8:
+            kind = rng.choice(("List", "ServiceList"))
+        text = json_text(rng, kind, items)
+        path.write_text(text if rng.randrange(12) else text[: len(text) // 2])  # sometimes cut short: invalid JSON
+        store.refresh()
+        fresh = ManifestStore(tmp_path, Config())
+        fresh.refresh()
+        if fresh.files["all.json"].good:
+            assert store.objects() == fresh.objects()
+            assert store.problems() == fresh.problems()
+        else:
+            assert [p for p in store.problems() if "last good" not in p.message] == fresh.problems()
+
+
+def test_a_reread_of_a_json_list_parses_only_the_changed_items(tmp_path: Path) -> None:
+    items = [json.loads(json.dumps({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"}, "spec": {"clusterIP": "None"}})) for i in range(5)]
+    path = tmp_path / "all.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4))
+    first = read.read_files(tmp_path, ["all.json"])[0]
+    items[3]["spec"]["ports"] = [{"port": 81}]
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=4))
+    again = read.read_files(tmp_path, ["all.json"], previous=[first])[0]
+    assert [a is b for a, b in zip(again.objects, first.objects, strict=True)] == [True, True, True, False, True]
+    assert again == read.read_files(tmp_path, ["all.json"])[0]
