@@ -66,7 +66,7 @@ def _assign_pods(
         made = {id(spec): (spec, pod) for spec, pod in zip(previous[0][0], previous[2][0][0])}
     out: list[Pod] = []
     ports: list[tuple[k8s.ContainerPort, ...]] = []
-    owner_texts: dict[int, str] = {}  # id(workload) -> "Deployment/web": one string per workload
+    owner_texts: dict[object, str] = {}  # id(workload), or a Pod's (kind, name) owner, -> "Deployment/web": one string per workload
     no_ip = _no_ip(networks)  # one string for every such Pod
     for p in pods:
         if type(p) is StampedPod:
@@ -94,7 +94,7 @@ def _no_ip(networks: dict[int, Network]) -> str:
     return f"no status.podIP and --pod-cidr {held} {'is' if len(networks) == 1 else 'are'} full: the Pod has no IP; use a larger --pod-cidr"
 
 
-def _model_pod(p: PodSpec, ips: tuple[str, ...], owner_texts: dict[int, str]) -> Pod:
+def _model_pod(p: PodSpec, ips: tuple[str, ...], owner_texts: dict[object, str]) -> Pod:
     # Positional (field order checked below, at import): 1.7x faster than keywords.
     if type(p) is StampedPod:
         owner = p.owner
@@ -103,7 +103,9 @@ def _model_pod(p: PodSpec, ips: tuple[str, ...], owner_texts: dict[int, str]) ->
             owner_text = owner_texts[id(owner)] = "/".join(p.owner_ref)
         # A stamped Pod has no status: Ready, Running, not terminating (spec 2.4).
         return Pod(owner.namespace, p.name, ips, p.labels, p.hostname, p.subdomain, True, "Running", False, p.node_name, owner_text, owner.source)
-    owner_text = "/".join(p.owners[0]) if p.owners else ""
+    owner_text = ""
+    if p.owners:  # one string per owner
+        owner_text = owner_texts.get(p.owners[0]) or owner_texts.setdefault(p.owners[0], "/".join(p.owners[0]))
     return Pod(p.namespace, p.name, ips, p.labels, p.hostname, p.subdomain, p.ready, p.phase, p.terminating, p.node_name, owner_text, p.source)
 
 

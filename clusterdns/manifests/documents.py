@@ -77,13 +77,16 @@ def yaml_documents(rel: str, text: str, chunks: list[tuple[str, int]] | None = N
         yield from expand(rel, doc, first_content_line(chunk, start_line), data)
 
 
-_DOC_NAMES: list[str] = []  # "0", "1", ...: one string per index for every file (150,000 Pods' Sources: 8 MB less)
+# "0", "1", ... and "0/0", "0/1", ... (a JSON List's items): one string per index for every
+# file read here (150,000 Pods' Sources: 8 MB less).
+_DOC_NAMES: dict[str, list[str]] = {"": [], "0/": []}
 
 
-def _doc_name(index: int) -> str:
-    while len(_DOC_NAMES) <= index:
-        _DOC_NAMES.append(str(len(_DOC_NAMES)))
-    return _DOC_NAMES[index]
+def _doc_name(index: int, prefix: str = "") -> str:
+    names = _DOC_NAMES[prefix]
+    while len(names) <= index:
+        names.append(f"{prefix}{len(names)}")
+    return names[index]
 
 
 def split_documents(text: str) -> list[tuple[str, int]]:
@@ -190,4 +193,4 @@ def list_item(rel: str, doc: str, line: int, data: dict[str, Any], i: int, item:
     item_kind = data["kind"][: -len("List")]
     if isinstance(item, dict) and item_kind and "kind" not in item:
         item = {**item, "kind": item_kind, "apiVersion": item.get("apiVersion", data.get("apiVersion"))}
-    yield from expand(rel, f"{doc}/{i}", line, item)
+    yield from expand(rel, _doc_name(i, "0/") if doc == "0" else f"{doc}/{i}", line, item)

@@ -48,7 +48,7 @@ def pod(r: Reader, data: dict[str, Any]) -> Pod:
         labels=r.labels(meta.get("labels"), "metadata.labels"),
         hostname=hostname,
         subdomain=subdomain,
-        node_name=r.string(spec.get("nodeName"), "spec.nodeName"),
+        node_name=r.share(r.string(spec.get("nodeName"), "spec.nodeName")),  # a Node's Pods share its name
         ports=_container_ports(r, spec, "spec"),
         ips=_pod_ips(r, status),
         phase=phase,
