@@ -16,7 +16,7 @@ from clusterdns.errors import Problem
 from clusterdns.model import Service
 from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, service_name, split, unfit
 from clusterdns.records import RR, Name
-from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, TransferRows, transfer_rows
+from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, Entries, TransferRows, backends, transfer_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +24,7 @@ class Contribution:
     """What one Service adds to the snapshot. Names are all below the Service's own name,
     so contributions of different Services never share an entry name."""
 
-    entries: dict[str, tuple[Backend, ...]]
+    entries: dict[str, Entries]
     # PTR sources, entries the Service has anyway: a PTR's owner is the reverse of the entry's
     # host and its target the entry's target, both made on the first PTR question
     # (Snapshot.ptr_targets), not kept per endpoint at the envelope's 150,000 endpoints.
@@ -108,13 +108,17 @@ def contribution(svc: Service, config: Config) -> Contribution:
                 transfer += (owner, entry, 100)
         if served:
             cluster_ptr = addresses
-    found = {n: tuple(e) for n, e in entries.items()}
+    found: dict[str, Entries] = {n: e[0] if len(e) == 1 else tuple(e) for n, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
     unfit_names = _unfit_names(found, zones)
     if unfit_names:
         return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, listing)
     return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr), transfer=listing)
+
+
+def _one_or_all(found: tuple[Backend, ...]) -> Entries:
+    return found[0] if len(found) == 1 else found
 
 
 @functools.lru_cache(maxsize=8)
@@ -153,7 +157,7 @@ def _fitting(rows: list[Any], zones: tuple[str, ...]) -> TransferRows:
     )
 
 
-def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr: tuple[Backend, ...], endpoint_ptr: tuple[Backend, ...],
+def _without(svc: Service, entries: dict[str, Entries], cluster_ptr: tuple[Backend, ...], endpoint_ptr: tuple[Backend, ...],
              unfit_names: dict[str, str], transfer: TransferRows) -> Contribution:
     """The contribution less every record owned by, or pointing at, a name that cannot be
     encoded; each such name is reported once, naming the Service and where it was read."""
@@ -162,8 +166,8 @@ def _without(svc: Service, entries: dict[str, tuple[Backend, ...]], cluster_ptr:
 
     # An entry whose target cannot be encoded keeps its address record but loses its SRV
     # (NO_PORT): the address at a name that fits is still a valid answer.
-    kept = {
-        name: tuple(e if fits(e.target) else Backend(e.host, NO_PORT, e.base, e.endpoint) for e in found)
+    kept: dict[str, Entries] = {
+        name: _one_or_all(tuple(e if fits(e.target) else Backend(e.host, NO_PORT, e.base, e.endpoint) for e in backends(found)))
         for name, found in entries.items()
         if name not in unfit_names
     }

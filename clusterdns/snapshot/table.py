@@ -6,7 +6,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
@@ -18,6 +18,14 @@ from clusterdns.snapshot.external_addresses import NO_EXTERNAL_ADDRESSES, Extern
 
 NO_PORT = -1  # CoreDNS's sentinel for an endpoint without ports: A/AAAA yes, SRV no
 ADDRESS = 0  # the weight of a transfer row that stands for an address record (an SRV's weight is at least 1)
+
+
+Entries = Union["Backend", tuple["Backend", ...]]  # one Backend alone is not in a tuple of one (150,000 endpoint names: 8 MB)
+
+
+def backends(found: Entries) -> tuple[Backend, ...]:
+    """A name's entries as a tuple."""
+    return (found,) if type(found) is Backend else found  # type: ignore[return-value]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,7 @@ class Snapshot:
     pods: str  # --pods: disabled, insecure or verified
     endpoint_pod_names: bool  # what names endpoints (k8s_external names headless endpoints with it)
     noendpoints: bool
-    entries: dict[str, tuple[Backend, ...]]  # CoreDNS service entries per name
+    entries: dict[str, Entries]  # CoreDNS service entries per name
     static: dict[tuple[str, int], tuple[RR, ...]]  # dns-version TXT, ns.dns A/AAAA, ExternalName CNAMEs
     # Names that own records are the keys of `entries` and `static_owners`; `structure` holds
     # those CoreDNS finds without records. No set of every name: at the envelope it would be
@@ -103,9 +111,10 @@ class Snapshot:
         static = self.static.get((name, qtype))
         if static:
             return static, ()
-        entries = self.entries.get(name)
-        if not entries:
+        found = self.entries.get(name)
+        if not found:
             return (), ()
+        entries = backends(found)
         if qtype in (A, AAAA):
             return _addresses(entries, qtype, self.ttl), ()
         if qtype == SRV:
