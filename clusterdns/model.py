@@ -105,21 +105,38 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerPort:
+    """`containers[].ports[]`: what a named targetPort resolves against."""
+
+    name: str
+    port: int
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True, slots=True)
 class Pod:
-    """A Pod as written in a manifest or synthesized from a workload."""
+    """A Pod: as a manifest writes it (objects/pods.py reads it; derive/ keeps that very object
+    when it has its IPs) or as derive/ makes it for a workload. One type for both: 150,000
+    Pod manifests are not kept twice (18 MB)."""
 
     namespace: str
     name: str
-    ips: tuple[str, ...] = ()  # canonical text, IPv4 first when dual-stack
     labels: tuple[tuple[str, str], ...] = ()
     hostname: str = ""  # spec.hostname
     subdomain: str = ""  # spec.subdomain
-    ready: bool = True
-    phase: str = "Running"
-    terminating: bool = False
     node_name: str = ""
-    owner: str = ""  # "Deployment/web", "StatefulSet/db", ... or "" for a bare Pod
+    ports: tuple[ContainerPort, ...] = ()  # its containers' ports
+    ips: tuple[str, ...] = ()  # status.podIPs / podIP (or assigned), canonical, IPv4 first; empty: to be assigned
+    phase: str = "Running"
+    ready: bool = True
+    terminating: bool = False
+    owners: tuple[tuple[str, str], ...] = ()  # ownerReferences (kind, name), controller first
     source: Source = field(default_factory=Source)
+
+    @property
+    def owner(self) -> str:
+        """"Deployment/web", "ReplicaSet/web-5d9c8", ... or "" for a Pod of no controller."""
+        return "/".join(self.owners[0]) if self.owners else ""
 
 
 ALWAYS_NAMESPACES = frozenset({"default", "kube-system"})  # exist in every cluster, written or not

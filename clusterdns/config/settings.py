@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import shlex
 from dataclasses import dataclass, field, fields
@@ -417,9 +418,9 @@ class Config:
     def cluster_domain(self) -> str:
         return self.zones[0]
 
-    @property
+    @functools.cached_property
     def forward_zones(self) -> tuple[str, ...]:
-        """Zones that carry the svc/pod tree (every non-reverse zone)."""
+        """Zones that carry the svc/pod tree (every non-reverse zone); worked out once (each Service's contribution asks)."""
         return tuple(z for z in self.zones if not is_reverse_zone(z))
 
     @property

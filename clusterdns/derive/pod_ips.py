@@ -66,7 +66,7 @@ def _assign_pods(
         made = {id(spec): (spec, pod) for spec, pod in zip(previous[0][0], previous[2][0][0])}
     out: list[Pod] = []
     ports: list[tuple[k8s.ContainerPort, ...]] = []
-    owner_texts: dict[object, str] = {}  # id(workload), or a Pod's (kind, name) owner, -> "Deployment/web": one string per workload
+    owners: dict[int, tuple[tuple[str, str], ...]] = {}  # id(workload) -> its Pods' owners
     no_ip = _no_ip(networks)  # one string for every such Pod
     for p in pods:
         if type(p) is StampedPod:
@@ -79,7 +79,7 @@ def _assign_pods(
         if entry is not None and entry[0] is p and entry[1].ips == ips:
             pod = entry[1]
         else:
-            pod = _model_pod(p, ips, owner_texts)
+            pod = _model_pod(p, ips, owners)
         if not ips:
             problems.append(problem(p, "warning", no_ip))
         out.append(pod)
@@ -94,19 +94,22 @@ def _no_ip(networks: dict[int, Network]) -> str:
     return f"no status.podIP and --pod-cidr {held} {'is' if len(networks) == 1 else 'are'} full: the Pod has no IP; use a larger --pod-cidr"
 
 
-def _model_pod(p: PodSpec, ips: tuple[str, ...], owner_texts: dict[object, str]) -> Pod:
-    # Positional (field order checked below, at import): 1.7x faster than keywords.
-    if type(p) is StampedPod:
-        owner = p.owner
-        owner_text = owner_texts.get(id(owner))
-        if owner_text is None:
-            owner_text = owner_texts[id(owner)] = "/".join(p.owner_ref)
-        # A stamped Pod has no status: Ready, Running, not terminating (spec 2.4).
-        return Pod(owner.namespace, p.name, ips, p.labels, p.hostname, p.subdomain, True, "Running", False, p.node_name, owner_text, owner.source)
-    owner_text = ""
-    if p.owners:  # one string per owner
-        owner_text = owner_texts.get(p.owners[0]) or owner_texts.setdefault(p.owners[0], "/".join(p.owners[0]))
-    return Pod(p.namespace, p.name, ips, p.labels, p.hostname, p.subdomain, p.ready, p.phase, p.terminating, p.node_name, owner_text, p.source)
+def _model_pod(p: PodSpec, ips: tuple[str, ...], owners: dict[int, tuple[tuple[str, str], ...]]) -> Pod:
+    """The Pod as the cluster has it: a written one with its IPs is that very object."""
+    if type(p) is not StampedPod:
+        if p.ips == ips:
+            return p
+        return Pod(p.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, p.ports, ips, p.phase, p.ready, p.terminating, p.owners, p.source)
+    workload = p.owner
+    owned_by = owners.get(id(workload))  # one tuple per workload
+    if owned_by is None:
+        owned_by = owners[id(workload)] = (p.owner_ref,)
+    # Positional (field order checked below, at import): 1.7x faster than keywords. A stamped
+    # Pod has no status: Ready, Running, not terminating (spec 2.4).
+    t = workload.template
+    return Pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, t.ports, ips, "Running", True, False, owned_by, workload.source)
 
 
-fields_in_order(Pod, "namespace", "name", "ips", "labels", "hostname", "subdomain", "ready", "phase", "terminating", "node_name", "owner", "source")
+fields_in_order(
+    Pod, "namespace", "name", "labels", "hostname", "subdomain", "node_name", "ports", "ips", "phase", "ready", "terminating", "owners", "source"
+)  # fmt: skip

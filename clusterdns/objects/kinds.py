@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from clusterdns.model import EndpointAddress, EndpointPort, ServicePort, Source
+from clusterdns.model import ContainerPort, EndpointAddress, EndpointPort, Pod, ServicePort, Source  # Pod: one type with derive's
 
 Labels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 
@@ -41,15 +41,6 @@ class LabelSelector:
             if op == "DoesNotExist" and present:
                 return False
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class ContainerPort:
-    """`containers[].ports[]`: what a named targetPort resolves against."""
-
-    name: str
-    port: int
-    protocol: str = "TCP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,25 +115,6 @@ class EndpointSlice:
     address_type: str = "IPv4"
     endpoints: tuple[EndpointAddress, ...] = ()  # one per address
     ports: tuple[EndpointPort, ...] = ()
-    source: Source = field(default_factory=Source)
-
-
-@dataclass(frozen=True, slots=True)
-class Pod:
-    """A Pod written as a manifest (status.podIP when it has one)."""
-
-    namespace: str
-    name: str
-    labels: Labels = ()
-    hostname: str = ""
-    subdomain: str = ""
-    node_name: str = ""
-    ports: tuple[ContainerPort, ...] = ()
-    ips: tuple[str, ...] = ()  # status.podIPs / podIP, IPv4 first; empty: to be assigned
-    phase: str = "Running"
-    ready: bool = True
-    terminating: bool = False
-    owners: tuple[tuple[str, str], ...] = ()  # ownerReferences (kind, name), controller first
     source: Source = field(default_factory=Source)
 
 
