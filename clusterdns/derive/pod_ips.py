@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from clusterdns.config.settings import Config
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import Band, Network, allocate, by_family, to_int, to_text
@@ -46,10 +48,33 @@ def pods_with_ips(
 
     Returns the Pods and, in the same order, their container ports (for named targetPorts).
     """
-    result = memo.reuse_step("pods", (pods, taken), None, problems, _assign_pods, pods, config, taken, memo)
-    if memo.pod_allocation is None and memo.old is not None:  # reused: the same allocation
+    result = memo.patch_step("pods", (pods, taken), None, lambda changed, old, out: _patched(changed, old, out, pods))
+    if result is None:
+        result = memo.reuse_step("pods", (pods, taken), None, problems, _assign_pods, pods, config, taken, memo)
+    if memo.pod_allocation is None and memo.old is not None:  # reused or patched: the same allocation
         memo.pod_allocation = memo.old.pod_allocation
     return result
+
+
+def _patched(
+    changed: list[int], old: Sequence[PodSpec], out: tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]], pods: list[PodSpec]
+) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]] | None:
+    """The previous Pods with those at `changed` made again, when each has the name of the one
+    before it and needs an address as that one did: then the keys that need an address are
+    the same, and so is every address. None when that is not so."""
+    new_pods, new_ports = list(out[0]), list(out[1])
+    owners: dict[int, tuple[tuple[str, str], ...]] = {}
+    for i in changed:
+        before, spec = old[i], pods[i]
+        needs = type(spec) is StampedPod or not spec.ips
+        if (spec.namespace, spec.name) != (before.namespace, before.name) or needs != (type(before) is StampedPod or not before.ips):
+            return None
+        # It had its addresses (the step found no problem, so no Pod went without): it keeps
+        # them when it needs them handed out, or has its own.
+        ips = out[0][i].ips if needs else spec.ips
+        new_pods[i] = _model_pod(spec, ips, owners)
+        new_ports[i] = spec.owner.template.ports if type(spec) is StampedPod else spec.ports
+    return new_pods, new_ports
 
 
 def _assign_pods(

@@ -224,3 +224,18 @@ def test_problems_of_a_patched_snapshot_come_in_service_order(tmp_path: Path, be
     got = pipeline.refresh().snapshot
     assert len(got.problems) == (2 if after == "http" else 1), got.problems
     assert got.problems == load(settings).problems
+
+
+def test_a_pod_whose_ip_changed_in_a_cluster_of_written_ips_has_the_new_one(tmp_path: Path) -> None:
+    """No Pod needs an address handed out, so none is taken: the patched Pods (memo.patch_step
+    in derive/pod_ips.py) must take the written address, not the previous one."""
+    config = Config(manifests=str(tmp_path))
+    pods = [f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nstatus: {{podIP: 10.244.0.{i + 1}}}\n" for i in range(16)]
+    (tmp_path / "a.yaml").write_text("".join(pods))
+    pipeline = Pipeline(tmp_path, config)
+    pipeline.refresh(full=True)
+    pods[3] = pods[3].replace("10.244.0.4", "10.244.0.99")
+    (tmp_path / "a.yaml").write_text("".join(pods))
+    got = pipeline.refresh().snapshot.state
+    assert [p.ips for p in got.pods if p.name == "p3"] == [("10.244.0.99",)]
+    assert got == load(config).state
