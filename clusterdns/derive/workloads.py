@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from clusterdns.derive.dedupe import Objects
+from clusterdns.derive.dedupe import Objects, changed_at
 from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
@@ -170,7 +171,44 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
     for ds in objs.daemon_sets:
         if (ds.namespace, "DaemonSet", ds.name) not in controlled:
             groups.append(reuse("stamped", ds, nodes, _daemon_set_pods, ds, nodes))
+    patched = _patched_merge(memo, objs.pods, groups)
+    if patched is not None:
+        return patched
     return memo.reuse_step("all_pods", (objs.pods, groups), None, problems, _merge_pods, objs.pods, groups)
+
+
+def _patched_merge(memo: Memo, bare: list[k8s.Pod], groups: list[list[StampedPod]]) -> list[PodSpec] | None:
+    """The previous merge with the Pods that changed put in place of the ones of their names,
+    when every changed Pod manifest, and every changed workload's Pods, have the names they
+    had (a workload edited, or moved by a line added above it): 1,500 Pods, not 150,000
+    sorted again. None when names changed, or the previous merge found a problem."""
+    entry = memo.old.steps.get("all_pods") if memo.old is not None else None
+    if entry is None or entry[2][1]:
+        return None
+    (old_bare, old_groups), merged = entry[0], entry[2][0]
+    bare_changed, groups_changed = changed_at(old_bare, bare), changed_at(old_groups, groups)
+    if bare_changed is None or groups_changed is None or not (bare_changed or groups_changed):
+        return None
+    pairs: list[tuple[PodSpec, PodSpec]] = [(old_bare[i], bare[i]) for i in bare_changed]
+    for g in groups_changed:
+        if len(old_groups[g]) != len(groups[g]):
+            return None
+        pairs.extend(zip(old_groups[g], groups[g]))
+    if len(pairs) > len(merged) // 8:
+        return None
+    new = list(merged)
+    for before, pod in pairs:
+        key = (pod.namespace, pod.name)
+        at = bisect_left(merged, key, key=_key)  # sorted by (namespace, name), each once: no problem was found
+        if key != (before.namespace, before.name) or at == len(merged) or merged[at] is not before:
+            return None
+        new[at] = pod
+    memo.steps["all_pods"] = ((bare, groups), None, (new, []))
+    return new
+
+
+def _key(pod: PodSpec) -> ObjectKey:
+    return (pod.namespace, pod.name)
 
 
 def _controlled(found: list[Problem], objs: Objects) -> set[tuple[str, str, str]]:

@@ -239,3 +239,22 @@ def test_a_pod_whose_ip_changed_in_a_cluster_of_written_ips_has_the_new_one(tmp_
     got = pipeline.refresh().snapshot.state
     assert [p.ips for p in got.pods if p.name == "p3"] == [("10.244.0.99",)]
     assert got == load(config).state
+
+
+def test_a_patched_merge_keeps_the_warning_of_a_pod_manifest_named_as_a_workloads_pod(tmp_path: Path) -> None:
+    """The previous merge warned (a Pod manifest has the name of a Deployment's Pod); an edit that
+    moves some Deployments must not lose that warning (derive/workloads.py _patched_merge)."""
+    config = Config(manifests=str(tmp_path))
+    deployments = [deployment(i, random.Random(i)).replace("replicas: 0", "replicas: 1").replace(f"ns{i % 2}", "default") for i in range(40)]
+    (tmp_path / "a.yaml").write_text("".join(deployments))
+    taken = next(p.name for p in load(config).state.pods if p.owner.startswith("Deployment/d0"))
+    bare = f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {taken}}}\nstatus: {{podIP: 10.244.9.9}}\n"
+    others = "".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i}}}\nstatus: {{podIP: 10.244.8.{i + 1}}}\n" for i in range(16))
+    (tmp_path / "a.yaml").write_text(others + "".join(deployments[:36]) + bare + "".join(deployments[36:]))
+    pipeline = Pipeline(tmp_path, config)
+    assert [p for p in pipeline.refresh(full=True).snapshot.problems if "has the same name" in p.message]
+    labelled = bare.replace("metadata: {", "metadata:\n  labels: {x: y}\n  ").replace("}\nstatus", "\nstatus")  # a line more: the Deployments after it move
+    (tmp_path / "a.yaml").write_text(others + "".join(deployments[:36]) + labelled + "".join(deployments[36:]))
+    got = pipeline.refresh().snapshot
+    assert [p for p in got.problems if "has the same name" in p.message]
+    assert got.state == load(config).state
