@@ -3,42 +3,17 @@ its EndpointSlices, else its Endpoints (mirrored), else the Pods its selector pi
 
 from __future__ import annotations
 
-from array import array
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-from clusterdns.derive.dedupe import Objects
+from clusterdns.derive.dedupe import Objects, changed_at
 from clusterdns.derive.ipam import ip_family
-from clusterdns.derive.memo import Memo, ObjectKey
+from clusterdns.derive.memo import Memo, ObjectKey, same
+from clusterdns.derive.pod_index import PodIndex, pod_index, selecting
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, fields_in_order
 from clusterdns.objects import kinds as k8s
-
-
-class _PodIndex:
-    """Pods by (namespace, label key, label value), for selectors without a scan of every Pod."""
-
-    def __init__(self, pods: Sequence[Pod], ports: Sequence[tuple[k8s.ContainerPort, ...]]) -> None:
-        self.pods = pods
-        self.ports = ports  # each Pod's container ports, same order as `pods`
-        # Indexes as 4-byte array items, not lists of int objects: at 150,000 Pods the int
-        # objects and list slots were 9 MB the memo keeps between reloads.
-        self.by_label: defaultdict[tuple[str, str, str], array[int]] = defaultdict(lambda: array("I"))
-        for i, p in enumerate(pods):
-            for k, v in p.labels:
-                self.by_label[(p.namespace, k, v)].append(i)
-
-    def select(self, namespace: str, selector: k8s.Labels) -> Sequence[int]:
-        """Indexes (in Pod order) of the Pods in `namespace` whose labels match every pair."""
-        candidates: list[Sequence[int]] = [self.by_label.get((namespace, k, v), ()) for k, v in selector]
-        smallest = min(candidates, key=len)
-        if len(candidates) == 1:
-            return smallest
-        # Labels are sorted (key, value) pairs, one per key: a selector matches when each
-        # of its pairs is one of them.
-        wanted = set(selector)
-        return [i for i in smallest if wanted.issubset(self.pods[i].labels)]
 
 
 def with_endpoints(
@@ -51,26 +26,16 @@ def with_endpoints(
 ) -> list[Service]:
     """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector.
 
-    After an edit that changed a few Services and no Pod, EndpointSlice or Endpoints, only
-    those Services' endpoints are looked at again (memo.patch_step)."""
-    index = memo.reuse_step("index", (pods, pod_ports), None, problems, lambda _, *lists: _PodIndex(*lists), pods, pod_ports)
+    After an edit that changed a few Services and Pods (their places, namespaces and labels
+    kept) and no EndpointSlice or Endpoints, only the changed Services and those selecting a
+    changed Pod are looked at again (_patched)."""
+    index = pod_index(pods, pod_ports, memo)
     # Not compared: the Services as written (one that changed is a new model Service, in `services`).
     lists = (services, objs.slices, objs.endpoints, (index,))
-
-    def patch(changed: list[int], old: Sequence[Service], out: list[Service]) -> list[Service] | None:
-        new, found = list(out), []
-        for i in changed:
-            svc = services[i]
-            own_slices = [s for s in objs.slices if (s.namespace, s.service_name) == svc.key]
-            own_endpoints = next((e for e in objs.endpoints if (e.namespace, e.name) == svc.key), None)
-            new[i] = _endpoints_for(svc, objs.services[i], own_slices, own_endpoints, index, found, memo)
-            if svc.key != old[i].key or found:
-                return None
-        return new
-
-    patched = memo.patch_step("endpoints", lists, None, patch, tables=("endpoints",))
+    patched = _patched(services, objs, index, lists, memo)
     if patched is not None:
         return patched
+    memo.endpoints = {}
     found: list[Problem] = []
     out = _all_endpoints(services, objs, index, found, memo)
     memo.steps["endpoints"] = (lists, None, (out, found))
@@ -78,7 +43,39 @@ def with_endpoints(
     return out
 
 
-def _all_endpoints(services: list[Service], objs: Objects, index: _PodIndex, problems: list[Problem], memo: Memo) -> list[Service]:
+def _patched(services: list[Service], objs: Objects, index: PodIndex, lists: tuple[Sequence[object], ...], memo: Memo) -> list[Service] | None:
+    """The previous run's endpoints, with those of the changed Services and of the Services
+    that select a changed Pod made again; None when that cannot tell (other slices or
+    Endpoints, other names, a Pod index built anew) or one of them finds a problem (then
+    every Service is looked at, for the problems in order)."""
+    entry = memo.old.steps.get("endpoints") if memo.old is not None else None
+    if entry is None or entry[2][1] or not all(map(same, entry[0][1:3], lists[1:3])):
+        return None
+    old, old_index = entry[0][0], entry[0][3][0]
+    changed = changed_at(old, services)
+    if changed is None or any(services[j].key != old[j].key for j in changed):
+        return None
+    if old_index is not index and (memo.pod_changes is None or memo.pod_changes[0] is not old_index):
+        return None
+    touched = selecting(services, index.pods, memo.pod_changes[1]) if old_index is not index else []
+    memo.endpoints = memo.old.endpoints  # entries hold their object: stale ones are never reused
+    out, found = list(entry[2][0]), []
+    for j in sorted(set(changed).union(touched)):
+        svc = services[j]
+        own_slices = [s for s in objs.slices if (s.namespace, s.service_name) == svc.key]
+        own_endpoints = next((e for e in objs.endpoints if (e.namespace, e.name) == svc.key), None)
+        out[j] = _endpoints_for(svc, objs.services[j], own_slices, own_endpoints, index, found, memo)
+        if found:
+            return None
+    if old_index is not index:  # the other Services chose the same Pods: their entries name this index now
+        for key, e in memo.endpoints.items():
+            if e[1][1] is old_index:
+                memo.endpoints[key] = (e[0], (e[1][0], index, *e[1][2:]), e[2])
+    memo.steps["endpoints"] = (lists, None, (out, []))
+    return out
+
+
+def _all_endpoints(services: list[Service], objs: Objects, index: PodIndex, problems: list[Problem], memo: Memo) -> list[Service]:
     by_key = {s.key: s for s in services}
     slices: defaultdict[ObjectKey, list[k8s.EndpointSlice]] = defaultdict(list)
     for s in objs.slices:
@@ -101,7 +98,7 @@ def _all_endpoints(services: list[Service], objs: Objects, index: _PodIndex, pro
 
 
 def _endpoints_for(
-    svc: Service, obj: k8s.Service, own_slices: list[k8s.EndpointSlice] | None, own_endpoints: k8s.Endpoints | None, index: _PodIndex,
+    svc: Service, obj: k8s.Service, own_slices: list[k8s.EndpointSlice] | None, own_endpoints: k8s.Endpoints | None, index: PodIndex,
     problems: list[Problem], memo: Memo,
 ) -> Service:
     """One Service with its endpoints (`obj`: the Service as written)."""
@@ -112,7 +109,7 @@ def _endpoints_for(
     return _replace_endpoints(svc, groups, source)
 
 
-def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: _PodIndex, problems: list[Problem], memo: Memo) -> Service:
+def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: PodIndex, problems: list[Problem], memo: Memo) -> Service:
     """The Service with the endpoints of the Pods its selector picks (the previous run's for the same inputs).
 
     They depend on the Service as written, its ClusterIPs and the chosen Pods with their
@@ -235,7 +232,7 @@ def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.
 
 
 def _selector_endpoints(
-    svc: Service, families: frozenset[int] | None, selected: Sequence[int], index: _PodIndex, problems: list[Problem]
+    svc: Service, families: frozenset[int] | None, selected: Sequence[int], index: PodIndex, problems: list[Problem]
 ) -> tuple[EndpointGroup, ...]:
     """What the EndpointSlice controller writes for a selector (endpointslice/utils.go podToEndpoint).
 

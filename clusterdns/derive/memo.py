@@ -40,6 +40,7 @@ class Memo:
         self.services: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # a Service with its ClusterIPs
         self.endpoints: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # and with its selected endpoints
         self.deduped: Deduped | None = None  # the objects, one per (kind, namespace, name)
+        self.pod_changes: tuple[Any, list[int]] | None = None  # (the previous Pod index, where its Pods changed): pod_index.py
         self.pod_allocation: tuple[int, frozenset[int]] | None = None  # (hash of the keys that needed an address, addresses taken)
         # Service address allocations by IP family: (keys, taken before, result)
         self.service_ips: dict[int, tuple[list[ObjectKey], frozenset[int], dict[ObjectKey, int]]] = {}
@@ -99,7 +100,9 @@ class Memo:
         that would find one: so the problems are the same as a run from scratch finds."""
         old = self.old
         entry = old.steps.get(step) if old is not None else None
-        if entry is None or entry[2][1] or entry[1] != inputs or len(entry[0]) != len(lists) or not all(map(same, entry[0][1:], lists[1:])):
+        if entry is None or entry[0][0] is lists[0] or entry[2][1] or entry[1] != inputs or len(entry[0]) != len(lists):
+            return None  # (the very same list: reuse_step's case)
+        if not all(map(same, entry[0][1:], lists[1:])):
             return None
         changed = changed_at(entry[0][0], lists[0])
         if not changed:

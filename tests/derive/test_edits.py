@@ -63,6 +63,15 @@ def endpoint_slice(i: int, rng: random.Random, noisy: bool = True, warn: bool = 
     )
 
 
+def endpoint_slice_of(i: int) -> str:
+    """A ready EndpointSlice of Service s{i} in `default`."""
+    return (
+        f"---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: s{i}-x\n"
+        f"  labels: {{kubernetes.io/service-name: s{i}}}\naddressType: IPv4\nports: [{{name: http, port: 8080}}]\n"
+        "endpoints:\n- addresses: [192.0.2.7]\n"
+    )
+
+
 def endpoints(i: int, rng: random.Random, noisy: bool = True, warn: bool = False) -> str:
     return (
         f"---\napiVersion: v1\nkind: Endpoints\nmetadata:\n  name: s{i}\n  namespace: ns{i % 2}\n"
@@ -258,3 +267,37 @@ def test_a_patched_merge_keeps_the_warning_of_a_pod_manifest_named_as_a_workload
     got = pipeline.refresh().snapshot
     assert [p for p in got.problems if "has the same name" in p.message]
     assert got.state == load(config).state
+
+
+def test_a_service_renamed_in_place_leaves_its_endpoint_slice_without_a_service(tmp_path: Path) -> None:
+    """The endpoints' patch (derive/endpoints.py _patched) redoes changed Services only when
+    their names held: a slice whose Service went is a warning."""
+    config = Config(manifests=str(tmp_path))
+    services = [named(i, "  ports: [{name: http, port: 80}]\n") for i in range(16)]
+    endpoint_slice = endpoint_slice_of(3)
+    (tmp_path / "a.yaml").write_text("".join(services) + endpoint_slice)
+    pipeline = Pipeline(tmp_path, config)
+    assert not pipeline.refresh(full=True).snapshot.problems
+    services[3] = services[3].replace("name: s3", "name: s3a")  # at the same place in (namespace, name) order
+    (tmp_path / "a.yaml").write_text("".join(services) + endpoint_slice)
+    got = pipeline.refresh().snapshot
+    assert [p for p in got.problems if "does not exist" in p.message]
+    assert got.state == load(config).state
+
+
+def test_a_pod_moved_to_another_namespace_at_its_place_leaves_the_selector(tmp_path: Path) -> None:
+    """The label index is kept only where each changed Pod has the namespace it had
+    (derive/pod_index.py): the last Pod, moved from `a` to `b`, stays last but is not `a`'s."""
+    config = Config(manifests=str(tmp_path))
+    service_a = "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: a}\nspec:\n  clusterIP: None\n  selector: {app: x}\n"
+    pods = [f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p{i:02d}, namespace: a, labels: {{app: x}}}}\nstatus: {{podIP: 10.244.0.{i + 1}}}\n"
+            for i in range(16)]
+    (tmp_path / "a.yaml").write_text(service_a + "".join(pods))
+    pipeline = Pipeline(tmp_path, config)
+    pipeline.refresh(full=True)
+    pods[15] = pods[15].replace("namespace: a", "namespace: b")
+    (tmp_path / "a.yaml").write_text(service_a + "".join(pods))
+    got = pipeline.refresh().snapshot.state
+    (web,) = [s for s in got.services if s.name == "web"]
+    assert "10.244.0.16" not in {a.ip for g in web.endpoints for a in g.addresses}
+    assert got == load(config).state
