@@ -6,15 +6,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from clusterdns.errors import ManifestError, Problem
 from clusterdns.manifests.documents import ReadResult
 from clusterdns.manifests.files import gc_paused, read_documents
+from clusterdns.model import Source
 from clusterdns.objects.convert import from_manifest, object_ref
 from clusterdns.objects.fields import Reading
 from clusterdns.objects.kinds import KubeObject, ObjectRef
@@ -29,6 +31,7 @@ class FileRead:
     objects: Read
     problems: list[Problem]
     keys: Sequence[int] = ()
+    lines: Sequence[int] = ()  # each YAML document's first line
 
 
 # Reading many files on several cores: forked workers parse and convert, and send back
@@ -65,24 +68,46 @@ def read_files(
 
 
 def _read_one(root: str, rel: str, reading: Reading, previous: FileRead | None = None) -> FileRead:
-    read = read_documents(root, rel, previous.keys if previous is not None else ())
+    read = read_documents(root, rel, previous.keys, previous.lines) if previous is not None else read_documents(root, rel)
     problems: list[Problem] = []
     objects = read_objects(read.entries, problems, reading)
-    if previous is not None and read.skipped:
+    if previous is not None and read.kept:
         part = 1 if read.by_item else 0  # "3" or "3/0" is document 3; a JSON List's "0/5" is item 5
-        objects = _merged(previous.objects, objects, read.skipped, lambda o: o.source.doc, part)
-        problems = _merged(previous.problems, problems, read.skipped, lambda p: p.doc, part)
-    return FileRead(objects, problems, read.keys)
+        objects = _merged(previous.objects, objects, read.kept, part, lambda o: o.source.doc, _moved_object)
+        problems = _merged(previous.problems, problems, read.kept, part, lambda p: p.doc, _moved_problem)
+    return FileRead(objects, problems, read.keys, read.lines)
 
 
-def _merged(old: list, new: list, kept: frozenset[int], doc: Callable[[Any], str], part: int) -> list:
-    """The objects (or problems) of the `kept` documents from `old` and those of the others
-    from `new`, in document order as one read of the whole file gives them."""
+def _merged(old: list, new: list, kept: Mapping[int, tuple[int, int]], part: int, doc: Callable[[Any], str], move: Callable[[Any, str, int], Any]) -> list:
+    """The objects (or problems) of the `kept` documents from `old`, moved to their new index and
+    line, and those of the others from `new`, in document order as one read of the file gives them."""
     def index(item: Any) -> int:
         parts = doc(item).split("/")
         return int(parts[part]) if len(parts) > part and parts[part] else -1  # -1: not of one document (none in a file that reads)
 
-    return sorted([item for item in old if index(item) in kept] + new, key=index)  # stable: items of one document keep their order
+    if all(now == was and not lines for now, (was, lines) in kept.items()):  # nothing moved (an edit within its lines)
+        return sorted([item for item in old if index(item) in kept] + new, key=index)
+    before: defaultdict[int, list[Any]] = defaultdict(list)
+    for item in old:
+        before[index(item)].append(item)
+    out = list(new)
+    for now, (was, lines) in kept.items():
+        for item in before.get(was, ()):
+            if now == was and not lines:
+                out.append(item)
+            else:
+                parts = doc(item).split("/")
+                parts[part] = str(now)
+                out.append(move(item, "/".join(parts), lines))
+    return sorted(out, key=index)  # stable: items of one document keep their order
+
+
+def _moved_object(obj: Any, doc: str, lines: int) -> Any:
+    return replace(obj, source=Source(obj.source.file, doc, obj.source.line + lines))
+
+
+def _moved_problem(p: Problem, doc: str, lines: int) -> Problem:
+    return replace(p, doc=doc, line=p.line + lines if p.line else 0)
 
 
 _worker_reading = Reading()  # set in each worker process of read_files(), and only there

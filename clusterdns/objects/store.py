@@ -30,10 +30,11 @@ class FileState:
     problems: list[Problem]
     good: bool  # the last read had no error
     keys: Sequence[int] = ()  # its documents' keys as last read (when good: what `objects` were read from)
+    lines: Sequence[int] = ()  # and their first lines
 
     def last_read(self) -> FileRead | None:
         """What a re-read may keep of the documents that did not change: only a good read's."""
-        return FileRead(self.objects, self.problems, self.keys) if self.good and self.keys else None
+        return FileRead(self.objects, self.problems, self.keys, self.lines) if self.good and self.keys else None
 
 
 @dataclass
@@ -106,7 +107,7 @@ class ManifestStore:
             # Per-file last good: the broken version does not replace what was serving.
             note = Problem("warning", "serving the last good version of this file until it is fixed", file=rel)
             return FileState(sig, old.objects, read.problems + [note], False)
-        return FileState(sig, read.objects, read.problems, good, read.keys)
+        return FileState(sig, read.objects, read.problems, good, read.keys, read.lines)
 
     def outside_dirs(self) -> set[str]:
         """Directories outside the root that hold targets of symlinked manifests.
