@@ -13,7 +13,8 @@ served with `--pod-cidr 10.128.0.0/9` (room for every Pod, clear of the default
 For each: load s (process start to the first answer), RSS MB after the load (VmRSS, with the
 peak VmHWM beside it), one-file edit ms (a Service's port changed in part k, k = 0..19, to the
 SRV answer showing it; median and max of the edits; the watcher's 50 ms debounce included),
-RSS after the edits; for pods-yaml also how long PyYAML's C loader (CSafeLoader) alone takes
+RSS after the edits; then, beside the targets, edits that add a line (a second port on part k's
+first Service, k = 20..24: every later document or List item moves); for pods-yaml also how long PyYAML's C loader (CSafeLoader) alone takes
 to parse the same files, and for pods-json json.loads alone, in the same run.
 
     .venv/bin/python bench/scale.py --envelope                 # or: make scale-envelope
@@ -42,6 +43,7 @@ SERVICES, REPLICAS, NAMESPACES, PER_FILE = 10_000, 15, 10, 100
 POD_CIDR = "10.128.0.0/9"
 LAYOUTS = ("deploy", "pods-yaml", "pods-json")
 EDITS = 20
+LINE_EDITS = 5  # then edits that add a line, moving what follows in the file (not part of the targets)
 # Issue 16's targets: load; RSS (CoreDNS's (Pods + Services) / 1000 + 54 MB); edit; RSS after the edits / after the load.
 LOAD_S, PARSER_RATIO, RSS_MB, EDIT_MS, GROWTH = 2.0, 1.5, 214.0, 150.0, 1.10
 SERVICE_IPS = int(ipaddress.ip_address("10.96.4.0"))  # explicit clusterIPs of the JSON layout, inside 10.96.0.0/12
@@ -160,6 +162,21 @@ def _edit(path: Path, to: int) -> None:
     path.write_text(new)
 
 
+def _add_port(path: Path) -> None:
+    """A second port, `extra` 9000, on the file's first Service: a line or two more, which moves
+    every document (or List item) after it."""
+    text = path.read_text()
+    if path.suffix == ".json":
+        found = re.search(r'\n( *)"ports": \[\n', text)
+        assert found, path
+        entry = f'{found.group(1)}    {{"name": "extra", "port": 9000, "protocol": "TCP", "targetPort": 9000}},\n'
+        new = text[: found.end()] + entry + text[found.end() :]
+    else:
+        new = re.sub(r"\n  ports:\n", "\n  ports:\n  - name: extra\n    port: 9000\n", text, count=1)
+    assert new != text, path
+    path.write_text(new)
+
+
 def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[str, float]:
     """One fresh server: load s, RSS after the load, edit ms (median, max), RSS after `edits` edits."""
     port = scale.free_port()
@@ -168,7 +185,7 @@ def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[st
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=src, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     files = sorted(directory.glob("part*"))
-    originals = {f: f.read_bytes() for f in files[:edits]}
+    originals = {f: f.read_bytes() for f in files[: edits + LINE_EDITS]}
     try:
         while True:
             if proc.poll() is not None:
@@ -195,6 +212,18 @@ def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[st
             latencies.append((time.perf_counter() - edited) * 1000)
         time.sleep(1.0)
         row |= {"edit": statistics.median(latencies), "edit_max": max(latencies), "rss_edits": rss_mb(proc.pid), "edits": len(latencies)}
+        added = []  # edits that add lines, to other files
+        for k in range(min(edits, len(files)), min(edits + LINE_EDITS, len(files))):
+            svc = k * PER_FILE
+            name = f"_extra._tcp.svc{svc}.ns{svc % NAMESPACES}.svc.cluster.local"
+            _add_port(files[k])
+            edited = time.perf_counter()
+            while _srv_port(name, port) != 9000:
+                if time.perf_counter() - edited > scale.RELOAD_TIMEOUT:
+                    raise RuntimeError(f"line edit {k}: the change did not show before the reload timeout")
+                time.sleep(0.002)
+            added.append((time.perf_counter() - edited) * 1000)
+        row["line_edit"] = statistics.median(added) if added else float("nan")
         return row
     finally:
         proc.terminate()
@@ -223,8 +252,8 @@ def _mark(ok: bool) -> str:
 def table(rows: list[dict]) -> str:
     lines = [
         f"| layout | files (MB) | load s (target) | parser alone s | RSS MB after load (≤ {RSS_MB:.0f}) | peak MB | edit ms median / max (≤ {EDIT_MS:.0f}) "
-        f"| RSS MB after edits (≤ {GROWTH:.0%} of load) | load average |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| RSS MB after edits (≤ {GROWTH:.0%} of load) | a line added: edit ms median | load average |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         # Where PyYAML's C loader alone needs longer than LOAD_S, at most PARSER_RATIO times that (pods-yaml only).
@@ -235,7 +264,7 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['layout']} | {r['files']} ({r['mb']:.0f}) | {r['load']:.2f} ({target}: {_mark(r['load'] <= limit)}) | {parser} "
             f"| {r['rss']:.0f} ({_mark(r['rss'] <= RSS_MB)}) | {r['peak']:.0f} | {r['edit']:.0f} / {r['edit_max']:.0f} ({_mark(r['edit'] <= EDIT_MS)}) "
-            f"| {r['rss_edits']:.0f} after {r['edits']} = {growth:.0%} ({_mark(growth <= GROWTH)}) | {r['loadavg']:.2f} |"
+            f"| {r['rss_edits']:.0f} after {r['edits']} = {growth:.0%} ({_mark(growth <= GROWTH)}) | {r['line_edit']:.0f} | {r['loadavg']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -255,7 +284,7 @@ def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path,
         rows.append(row)
         print(f"{layout:9}: load {row['load']:.2f} s" + (f" (parser alone {parser:.2f} s)" if parser is not None else "")
               + f", RSS {row['rss']:.0f} MB (peak {row['peak']:.0f}), edit {row['edit']:.0f} ms median / {row['edit_max']:.0f} max, "
-              f"RSS after {row['edits']} edits {row['rss_edits']:.0f} MB; load average {row['loadavg']:.2f}", flush=True)
+              f"RSS after {row['edits']} edits {row['rss_edits']:.0f} MB, a line added {row['line_edit']:.0f} ms; load average {row['loadavg']:.2f}", flush=True)
     text = table(rows)
     print()
     print(text)

@@ -130,10 +130,11 @@ def test_scale_smoke_with_workers(tmp_path) -> None:
 
 
 def test_scale_envelope_smoke(tmp_path) -> None:
-    """bench/scale.py --envelope (issue 16) at 100 Services: the three layouts, each row beside its targets."""
+    """bench/scale.py --envelope (issue 16) at 300 Services (3 files): the three layouts, each row beside its targets,
+    with the edits that add a line."""
     out = tmp_path / "envelope.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "scale.py"), "--envelope", "--services", "100", "--edits", "1", "--output", str(out),
+        [sys.executable, str(ROOT / "bench" / "scale.py"), "--envelope", "--services", "300", "--edits", "1", "--output", str(out),
          "--workdir", str(tmp_path / "work")],
         capture_output=True, text=True, timeout=300,
     )
@@ -142,5 +143,6 @@ def test_scale_envelope_smoke(tmp_path) -> None:
     assert [r[1].strip() for r in rows] == ["deploy", "pods-yaml", "pods-json"]
     for r in rows:
         assert 0 < float(r[3].split()[0]) < 30 and 10 < float(r[5].split()[0]) < 300 and 0 < float(r[7].split()[0]) < 10_000, r
+        assert 0 < float(r[9]) < 10_000, r  # the edits that add a line (parts 1 and 2)
     assert "(CSafeLoader)" in rows[1][4] and "(json.loads)" in rows[2][4]
-    assert "1,500 Pods" in out.read_text() and (tmp_path / "work" / "envelope-pods-json-100" / "part00000.json").exists()
+    assert "4,500 Pods" in out.read_text() and (tmp_path / "work" / "envelope-pods-json-300" / "part00000.json").exists()
