@@ -52,6 +52,7 @@ def _derive(objects: Iterable[k8s.KubeObject | k8s.ObjectRef], config: Config, p
         problems=tuple(problems),
     )
     memo.old = None  # keep only what this run used
+    memo.pod_changes = None  # (it holds the previous Pod index)
     return state, memo
 
 
