@@ -58,10 +58,13 @@ def _patched(services: list[Service], objs: Objects, index: PodIndex, lists: tup
     if old_index is not index and (memo.pod_changes is None or memo.pod_changes[0] is not old_index):
         return None
     touched = selecting(services, index.pods, memo.pod_changes[1]) if old_index is not index else []
-    memo.endpoints = memo.old.endpoints  # entries hold their object: stale ones are never reused
+    memo.endpoints = memo.old.endpoints  # shared: an entry holds its Service as written and its Pod index
     out, found = list(entry[2][0]), []
     for j in sorted(set(changed).union(touched)):
         svc = services[j]
+        # Made again, or gone when it no longer selects (`selector: {}`, ExternalName): an
+        # entry left behind would be moved to the new index below and reused later.
+        memo.endpoints.pop((type(objs.services[j]), svc.namespace, svc.name), None)
         own_slices = [s for s in objs.slices if (s.namespace, s.service_name) == svc.key]
         own_endpoints = next((e for e in objs.endpoints if (e.namespace, e.name) == svc.key), None)
         out[j] = _endpoints_for(svc, objs.services[j], own_slices, own_endpoints, index, found, memo)

@@ -17,18 +17,24 @@ from collections.abc import Iterator, Sequence
 
 from clusterdns.manifests.documents import ReadResult, expand, first_content_line, is_list, json_documents, list_item
 
-_ITEMS = re.compile(r'^[ \t]*"items": \[\n', re.MULTILINE)
+_TOP = re.compile(r'\{\n([ \t]+)"')  # the object's opening brace alone on the first line, then its first key
 
 
 def split_items(text: str) -> tuple[str, list[str]] | None:
-    """(the List's text without its items, each item's text), or None when it is not laid out as above."""
-    found = _ITEMS.search(text)
+    """(the List's text without its items, each item's text), or None when it is not laid out as above.
+
+    The List's own `items` is the line at the indentation of its first key (a nested
+    "items" is deeper), and its last item is followed by that indentation's `]`."""
+    top = _TOP.match(text)
+    if top is None:
+        return None
+    found = re.search("^" + re.escape(top.group(1)) + r'"items": \[\n', text, re.MULTILINE)
     if found is None:
         return None
     start = pos = found.end()
     body = text[start : start + 200]
     indent = body[: len(body) - len(body.lstrip(" \t"))]
-    if not body.startswith(indent + "{\n"):
+    if len(indent) <= len(top.group(1)) or not body.startswith(indent + "{\n"):
         return None
     close = re.compile("\n" + re.escape(indent) + r"\}(,?)\n")
     shallow = re.compile("\n(?!" + re.escape(indent) + r"[ \t])")  # a line not indented deeper than the items
@@ -43,7 +49,7 @@ def split_items(text: str) -> tuple[str, list[str]] | None:
         items.append(text[pos : end.start() + len(indent) + 2])  # through its "}"
         pos = end.end()
         if not end.group(1):  # no comma: the last item
-            return text[:start] + text[pos:], items
+            return (text[:start] + text[pos:], items) if text.startswith(top.group(1) + "]", pos) else None
 
 
 def item_keys(head: str, items: Sequence[str]) -> array[int]:

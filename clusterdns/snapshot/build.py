@@ -89,7 +89,10 @@ class _Builder:
         if any(a.key != b.key for a, b in zip(before, now, strict=True)) or any(self.previous[s.key][1].problems for s in before if s.key in self.previous):
             return None
         self.contributions = dict(self.previous)  # each changed Service keeps its place (AXFR's order)
-        self.static, self.externals = dict(base.static), dict(base.externals)
+        # Without the nameservers' records: build() adds those it finds now (an AAAA the
+        # server's endpoint no longer has must not stay).
+        self.static = {key: rrs for key, rrs in base.static.items() if key[0] != NS_NAME}
+        self.externals = dict(base.externals)
         self.problems = list(base.problems[len(base.state.problems) :])
         self.reused = set(self.contributions).difference(s.key for s in now)
         for svc in before:

@@ -301,3 +301,42 @@ def test_a_pod_moved_to_another_namespace_at_its_place_leaves_the_selector(tmp_p
     (web,) = [s for s in got.services if s.name == "web"]
     assert "10.244.0.16" not in {a.ip for g in web.endpoints for a in g.addresses}
     assert got == load(config).state
+
+
+def test_a_service_that_stops_selecting_and_selects_again_gets_the_pods_of_now(tmp_path: Path) -> None:
+    """Found in review: the endpoints' patch kept the entry of a Service that stopped selecting
+    (`selector: {}`), moved it to the next Pod index when a Pod changed, and reused it when the
+    selector came back: the Pod's old address was served."""
+    config = Config(manifests=str(tmp_path))
+    selecting = "  clusterIP: 10.96.0.50\n  ports: [{name: http, port: 80, targetPort: 8080}]\n  selector: {app: a}\n"
+    pod_at = "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: p, labels: {{app: a}}}}\nstatus: {{podIP: {}}}\n"
+    others = "".join(named(i + 1, SELECTING) for i in range(16)) + DEPLOYMENT
+    others += "".join(f"---\napiVersion: v1\nkind: Pod\nmetadata: {{name: o{i}, labels: {{app: o}}}}\nstatus: {{podIP: 10.244.1.{i + 1}}}\n" for i in range(16))
+    (tmp_path / "others.yaml").write_text(others)  # enough Pods that one changed is patched in
+    (tmp_path / "s.yaml").write_text(named(0, selecting))
+    (tmp_path / "p.yaml").write_text(pod_at.format("10.244.0.5"))
+    pipeline = Pipeline(tmp_path, config)
+    pipeline.refresh(full=True)
+    for path, text in (("s.yaml", named(0, selecting.replace("{app: a}", "{}"))), ("p.yaml", pod_at.format("10.244.0.6")), ("s.yaml", named(0, selecting))):
+        (tmp_path / path).write_text(text)
+        got = pipeline.refresh().snapshot.state
+        assert got == load(config).state, path
+    (s0,) = [s for s in got.services if s.name == "s0"]
+    assert [a.ip for g in s0.endpoints for a in g.addresses] == ["10.244.0.6"]
+
+
+def test_the_nameserver_records_of_a_patched_snapshot_are_those_of_now(tmp_path: Path) -> None:
+    """Found in review: the snapshot's patch kept ns.dns's AAAA from the previous build when
+    this server's address moved to a Service with an IPv4 ClusterIP only."""
+    config = Config(manifests=str(tmp_path), ns_address=("192.0.2.53", "2001:db8::53"))
+    (tmp_path / "others.yaml").write_text("".join(named(i + 1, "  ports: [{name: http, port: 80}]\n") for i in range(16)))
+    dns = named(0, "  clusterIP: 10.96.0.10\n  ports: [{name: dns, port: 53, protocol: UDP}]\n")
+    endpoint_slice = endpoint_slice_of(0)  # 192.0.2.7
+    (tmp_path / "dns.yaml").write_text(dns + endpoint_slice.replace("192.0.2.7", "192.0.2.99"))
+    pipeline = Pipeline(tmp_path, config)
+    first = pipeline.refresh(full=True).snapshot
+    assert sorted(k for k in first.static if k[0] == "ns.dns") == [("ns.dns", 1), ("ns.dns", 28)]  # the server's own addresses
+    (tmp_path / "dns.yaml").write_text(dns + endpoint_slice.replace("192.0.2.7", "192.0.2.53"))
+    got = pipeline.refresh().snapshot
+    assert sorted(k for k in got.static if k[0] == "ns.dns") == [("ns.dns", 1)]  # s0's ClusterIP: IPv4 only
+    assert got.static == load(config).static

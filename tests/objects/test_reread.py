@@ -154,3 +154,25 @@ def test_a_reread_of_a_json_list_parses_only_the_changed_items(tmp_path: Path) -
     again = read.read_files(tmp_path, ["all.json"], previous=[first])[0]
     assert [a is b for a, b in zip(again.objects, first.objects, strict=True)] == [True, True, True, False, True]
     assert again == read.read_files(tmp_path, ["all.json"])[0]
+
+
+def test_a_nested_items_list_is_not_taken_for_the_lists_items(tmp_path: Path) -> None:
+    """Found in review: a List whose own items are written inline, holding a pretty-printed
+    nested "items" (a configMap volume's) of as many entries, was split at the nested one."""
+    def text(path: str) -> str:
+        return ('{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p0"},\n'
+                ' "spec": {"containers": [{"name": "c"}], "volumes": [{"name": "v", "configMap": {"name": "cm",\n'
+                '  "items": [\n   {\n    "key": "a",\n    "path": "a"\n   },\n   {\n    "key": "b",\n    "path": "' + path + '"\n   }\n'
+                '  ]}}]}, "status": {"podIP": "10.244.0.5"}},\n'
+                ' {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}]}\n')
+
+    path = tmp_path / "list.json"
+    path.write_text(text("b"))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    path.write_text(text("b2"))
+    store.refresh()
+    fresh = ManifestStore(tmp_path, Config())
+    fresh.refresh()
+    assert [type(o).__name__ for o in store.objects()] == ["Pod", "Service"]
+    assert store.objects() == fresh.objects()
