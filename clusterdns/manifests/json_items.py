@@ -43,8 +43,7 @@ def split_items(text: str) -> tuple[str, list[str]] | None:
         end = close.search(text, pos)
         if end is None or not text.startswith(indent + "{\n", pos):
             return None
-        inner = text[pos : end.start()]
-        if shallow.search(inner):
+        if shallow.search(text, pos, end.start()):  # in place: no copy of the item
             return None
         items.append(text[pos : end.start() + len(indent) + 2])  # through its "}"
         pos = end.end()
