@@ -41,7 +41,6 @@ class Memo:
         self.endpoints: dict[tuple[type, str, str], tuple[object, object, Any]] = {}  # and with its selected endpoints
         self.deduped: Deduped | None = None  # the objects, one per (kind, namespace, name)
         self.pod_changes: tuple[Any, list[int]] | None = None  # (the previous Pod index, where its Pods changed): pod_index.py
-        self.pod_allocation: tuple[int, frozenset[int]] | None = None  # (hash of the keys that needed an address, addresses taken)
         # Service address allocations by IP family: (keys, taken before, result)
         self.service_ips: dict[int, tuple[list[ObjectKey], frozenset[int], dict[ObjectKey, int]]] = {}
 

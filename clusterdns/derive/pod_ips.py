@@ -51,8 +51,6 @@ def pods_with_ips(
     result = memo.patch_step("pods", (pods, taken), None, lambda changed, old, out: _patched(changed, old, out, pods))
     if result is None:
         result = memo.reuse_step("pods", (pods, taken), None, problems, _assign_pods, pods, config, taken, memo)
-    if memo.pod_allocation is None and memo.old is not None:  # reused or patched: the same allocation
-        memo.pod_allocation = memo.old.pod_allocation
     return result
 
 
@@ -82,16 +80,9 @@ def _assign_pods(
 ) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]]:
     needing = [(p.namespace, p.name) for p in pods if type(p) is StampedPod or not p.ips]
     networks = by_family(config.pod_cidr)
+    assigned = _allocated(needing, networks, set(explicit))
+    # The previous run's model Pods, by the spec they were made from: most are reused.
     previous = memo.old.steps.get("pods") if memo.old is not None else None
-    # Addresses are a function of the keys that need one and the addresses taken: when both
-    # are what the previous run had (a workload edited, or moved in its file by a line
-    # added above it), every Pod keeps its previous addresses: 150,000 not allocated again.
-    memo.pod_allocation = (hash(tuple(needing)), explicit)
-    old = memo.old.pod_allocation if memo.old is not None else None
-    if previous is not None and old is not None and old[0] == memo.pod_allocation[0] and (old[1] is explicit or old[1] == explicit):
-        assigned = {(spec.namespace, spec.name): pod.ips for spec, pod in zip(previous[0][0], previous[2][0][0]) if type(spec) is StampedPod or not spec.ips}
-    else:
-        assigned = _allocated(needing, networks, set(explicit))
     made: dict[int, tuple[PodSpec, Pod]] = {}
     if previous is not None:
         made = {id(spec): (spec, pod) for spec, pod in zip(previous[0][0], previous[2][0][0])}

@@ -33,7 +33,7 @@ def list_files(root: str | Path) -> tuple[list[str], list[Problem]]:
 
 @dataclass(frozen=True)
 class FileDocuments:
-    """What reading one file gave: its documents and problems, but those `skipped`."""
+    """What reading one file gave: its documents and problems, but those `kept` from the previous read."""
 
     entries: list[ReadResult]
     keys: Sequence[int] = ()  # each document's key (documents.py), or a JSON List's and its items' (json_items.py)
