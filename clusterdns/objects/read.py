@@ -85,8 +85,6 @@ def _merged(old: list, new: list, kept: Mapping[int, tuple[int, int]], part: int
         parts = doc(item).split("/")
         return int(parts[part]) if len(parts) > part and parts[part] else -1  # -1: not of one document (none in a file that reads)
 
-    if all(now == was and not lines for now, (was, lines) in kept.items()):  # nothing moved (an edit within its lines)
-        return sorted([item for item in old if index(item) in kept] + new, key=index)
     before: defaultdict[int, list[Any]] = defaultdict(list)
     for item in old:
         before[index(item)].append(item)
