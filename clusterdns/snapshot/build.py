@@ -28,6 +28,7 @@ from clusterdns.snapshot.table import Backend, Snapshot
 
 DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
 SCHEMA_VERSION = b"1.1.0"  # kubernetes/dns docs/specification.md schema version
+BUILD_OWNERS = (NS_NAME, "dns-version")  # static records build() adds itself, not a Service's contribution
 
 
 class _Builder:
@@ -89,9 +90,9 @@ class _Builder:
         if any(a.key != b.key for a, b in zip(before, now, strict=True)) or any(self.previous[s.key][1].problems for s in before if s.key in self.previous):
             return None
         self.contributions = dict(self.previous)  # each changed Service keeps its place (AXFR's order)
-        # Without the nameservers' records: build() adds those it finds now (an AAAA the
+        # Only the Services' records: build() adds its own as they are now (an ns.dns AAAA the
         # server's endpoint no longer has must not stay).
-        self.static = {key: rrs for key, rrs in base.static.items() if key[0] != NS_NAME}
+        self.static = {key: rrs for key, rrs in base.static.items() if key[0] not in BUILD_OWNERS}
         self.externals = dict(base.externals)
         self.problems = list(base.problems[len(base.state.problems) :])
         self.reused = set(self.contributions).difference(s.key for s in now)
@@ -175,7 +176,7 @@ def build(state: ClusterState, config: Config, previous: Snapshot | None = None,
         noendpoints=config.noendpoints,
         entries=builder.entries(),
         static=builder.static,
-        static_owners=frozenset(owner for owner, _ in builder.static if owner not in (NS_NAME, "dns-version")),
+        static_owners=frozenset(owner for owner, _ in builder.static if owner not in BUILD_OWNERS),
         structure=_structure(namespaces, config),
         externals=builder.externals,
         namespaces=namespaces,
