@@ -32,6 +32,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dns.rdatatype
@@ -162,17 +163,17 @@ def _edit(path: Path, to: int) -> None:
     path.write_text(new)
 
 
-def _add_port(path: Path) -> None:
-    """A second port, `extra` 9000, on the file's first Service: a line or two more, which moves
+def _add_port(path: Path, to: int) -> None:
+    """A second port, `extra` `to`, on the file's first Service: a line or two more, which moves
     every document (or List item) after it."""
     text = path.read_text()
     if path.suffix == ".json":
         found = re.search(r'\n( *)"ports": \[\n', text)
         assert found, path
-        entry = f'{found.group(1)}    {{"name": "extra", "port": 9000, "protocol": "TCP", "targetPort": 9000}},\n'
+        entry = f'{found.group(1)}    {{"name": "extra", "port": {to}, "protocol": "TCP", "targetPort": {to}}},\n'
         new = text[: found.end()] + entry + text[found.end() :]
     else:
-        new = re.sub(r"\n  ports:\n", "\n  ports:\n  - name: extra\n    port: 9000\n", text, count=1)
+        new = re.sub(r"\n  ports:\n", f"\n  ports:\n  - name: extra\n    port: {to}\n", text, count=1)
     assert new != text, path
     path.write_text(new)
 
@@ -199,30 +200,11 @@ def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[st
         load = time.perf_counter() - started
         time.sleep(1.0)  # the watcher's first poke after start-up
         row = {"load": load, "rss": rss_mb(proc.pid), "peak": rss_mb(proc.pid, "VmHWM")}
-        latencies = []
-        for k in range(min(edits, len(files))):
-            svc = k * PER_FILE  # the first Service of part k
-            name = f"_http._tcp.svc{svc}.ns{svc % NAMESPACES}.svc.cluster.local"
-            _edit(files[k], 81)
-            edited = time.perf_counter()
-            while _srv_port(name, port) != 81:
-                if time.perf_counter() - edited > scale.RELOAD_TIMEOUT:
-                    raise RuntimeError(f"edit {k}: the change did not show before the reload timeout")
-                time.sleep(0.002)
-            latencies.append((time.perf_counter() - edited) * 1000)
+        latencies = [_timed_edit(files, k, port, _edit, 81, "http") for k in range(min(edits, len(files)))]
         time.sleep(1.0)
         row |= {"edit": statistics.median(latencies), "edit_max": max(latencies), "rss_edits": rss_mb(proc.pid), "edits": len(latencies)}
-        added = []  # edits that add lines, to other files
-        for k in range(min(edits, len(files)), min(edits + LINE_EDITS, len(files))):
-            svc = k * PER_FILE
-            name = f"_extra._tcp.svc{svc}.ns{svc % NAMESPACES}.svc.cluster.local"
-            _add_port(files[k])
-            edited = time.perf_counter()
-            while _srv_port(name, port) != 9000:
-                if time.perf_counter() - edited > scale.RELOAD_TIMEOUT:
-                    raise RuntimeError(f"line edit {k}: the change did not show before the reload timeout")
-                time.sleep(0.002)
-            added.append((time.perf_counter() - edited) * 1000)
+        # Then edits that add lines, to other files.
+        added = [_timed_edit(files, k, port, _add_port, 9000, "extra") for k in range(min(edits, len(files)), min(edits + LINE_EDITS, len(files)))]
         row["line_edit"] = statistics.median(added) if added else float("nan")
         return row
     finally:
@@ -234,6 +216,20 @@ def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[st
             proc.wait()
         for f, data in originals.items():
             f.write_bytes(data)
+
+
+def _timed_edit(files: list[Path], k: int, port: int, edit: Callable[..., None], to: int, port_name: str) -> float:
+    """ms from `edit` of part k (its first Service's port `port_name` set to, or added as, `to`)
+    to the SRV answer that shows it."""
+    svc = k * PER_FILE  # the first Service of part k
+    name = f"_{port_name}._tcp.svc{svc}.ns{svc % NAMESPACES}.svc.cluster.local"
+    edit(files[k], to)
+    edited = time.perf_counter()
+    while _srv_port(name, port) != to:
+        if time.perf_counter() - edited > scale.RELOAD_TIMEOUT:
+            raise RuntimeError(f"edit of {files[k].name}: the change did not show before the reload timeout")
+        time.sleep(0.002)
+    return (time.perf_counter() - edited) * 1000
 
 
 def _srv_port(name: str, port: int) -> int | None:
