@@ -38,22 +38,22 @@ def pod(i: int, r: random.Random) -> str:
     return (f"---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  namespace: {ns}\n  labels: {{app: a{r.randrange(4)}}}\n"
             f"spec:\n{host}  containers: [{{name: c, ports: [{{name: http, containerPort: {r.choice((8080, 9090))}}}]}}]\n{status}")
 
+def workload(kind: str, name: str, i: int, replicas: int | None, meta: str = "", spec: str = "", pod_spec: str = "{containers: [{name: c}]}") -> str:
+    """A workload in ns{i % 2} whose Pods are app a{i % 4}."""
+    count = f"  replicas: {replicas}\n" if replicas is not None else ""
+    return (f"---\napiVersion: apps/v1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: ns{i%2}\n{meta}spec:\n{spec}{count}"
+            f"  selector: {{matchLabels: {{app: a{i % 4}}}}}\n  template:\n    metadata: {{labels: {{app: a{i % 4}}}}}\n    spec: {pod_spec}\n")
+
 def deployment(i: int, r: random.Random) -> str:
-    return (f"---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{i}\n  namespace: ns{i%2}\nspec:\n"
-            f"  replicas: {r.randrange(1, 3)}\n  selector: {{matchLabels: {{app: a{i % 4}}}}}\n"
-            f"  template:\n    metadata: {{labels: {{app: a{i % 4}}}}}\n"
-            f"    spec: {{containers: [{{name: c, ports: [{{name: http, containerPort: {r.choice((8080, 9090))}}}]}}]}}\n")
+    replicas = r.randrange(1, 3)
+    return workload("Deployment", f"d{i}", i, replicas, pod_spec=f"{{containers: [{{name: c, ports: [{{name: http, containerPort: {r.choice((8080, 9090))}}}]}}]}}")
 
 def stateful_set(i: int, r: random.Random) -> str:
-    return (f"---\napiVersion: apps/v1\nkind: StatefulSet\nmetadata:\n  name: st{i}\n  namespace: ns{i%2}\nspec:\n"
-            f"  serviceName: s{r.randrange(6)}\n  replicas: {r.randrange(1, 3)}\n  selector: {{matchLabels: {{app: a{i % 4}}}}}\n"
-            f"  template:\n    metadata: {{labels: {{app: a{i % 4}}}}}\n    spec: {{containers: [{{name: c}}]}}\n")
+    service = f"  serviceName: s{r.randrange(6)}\n"
+    return workload("StatefulSet", f"st{i}", i, r.randrange(1, 3), spec=service)
 
 def replica_set(i: int, r: random.Random) -> str:
-    return (f"---\napiVersion: apps/v1\nkind: ReplicaSet\nmetadata:\n  name: d{i}-abc\n  namespace: ns{i%2}\n"
-            f"  ownerReferences: [{{kind: Deployment, name: d{i}, controller: true}}]\nspec:\n"
-            f"  replicas: {r.randrange(1, 3)}\n  selector: {{matchLabels: {{app: a{i % 4}}}}}\n"
-            f"  template:\n    metadata: {{labels: {{app: a{i % 4}}}}}\n    spec: {{containers: [{{name: c}}]}}\n")
+    return workload("ReplicaSet", f"d{i}-abc", i, r.randrange(1, 3), meta=f"  ownerReferences: [{{kind: Deployment, name: d{i}, controller: true}}]\n")
 
 def owned_pod(i: int, r: random.Random) -> str:  # a Pod owned by a ReplicaSet
     return (f"---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: d{i}-abc-x{r.randrange(2)}\n  namespace: ns{i%2}\n  labels: {{app: a{i % 4}}}\n"
@@ -64,8 +64,7 @@ def node(i: int, r: random.Random) -> str:
     return f"---\napiVersion: v1\nkind: Node\nmetadata:\n  name: n{i}\n"
 
 def daemon_set(i: int, r: random.Random) -> str:
-    return (f"---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: ds{i}\n  namespace: ns{i%2}\nspec:\n"
-            f"  selector: {{matchLabels: {{app: a{i % 4}}}}}\n  template:\n    metadata: {{labels: {{app: a{i % 4}}}}}\n    spec: {{containers: [{{name: c}}]}}\n")
+    return workload("DaemonSet", f"ds{i}", i, None)
 
 def config_map(i: int, r: random.Random) -> str:
     return f"---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm{i}\n  namespace: ns{r.randrange(3)}\ndata: {{a: b}}\n"
