@@ -8,12 +8,13 @@ snapshot/ knows about YAML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 
 from clusterdns.errors import Problem
+from clusterdns.frozen import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Source:
     """Where an object was read: manifest file, document index, first line."""
 
@@ -28,7 +29,7 @@ class Source:
         return text
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServicePort:
     """One entry of a Service's `spec.ports` (name is "" when the port is unnamed)."""
 
@@ -38,7 +39,7 @@ class ServicePort:
     target_port: int | str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointPort:
     """A port of an EndpointSlice (or Endpoints subset): the resolved target port."""
 
@@ -47,7 +48,7 @@ class EndpointPort:
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointAddress:
     """One endpoint address with the conditions the EndpointSlice controller sets.
 
@@ -65,7 +66,7 @@ class EndpointAddress:
     terminating: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointGroup:
     """Addresses that share one port list: an EndpointSlice, or an Endpoints subset.
 
@@ -79,7 +80,7 @@ class EndpointGroup:
     source: Source = field(default_factory=Source)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Service:
     """A Service with its ClusterIPs and the endpoints the cluster would publish for it."""
 
@@ -104,7 +105,7 @@ class Service:
         return (self.namespace, self.name)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ContainerPort:
     """`containers[].ports[]`: what a named targetPort resolves against."""
 
@@ -113,7 +114,7 @@ class ContainerPort:
     protocol: str = "TCP"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Pod:
     """A Pod: as a manifest writes it (objects/pods.py reads it; derive/ keeps that very object
     when it has its IPs) or as derive/ makes it for a workload. One type for both: 150,000
@@ -142,7 +143,7 @@ class Pod:
 ALWAYS_NAMESPACES = frozenset({"default", "kube-system"})  # exist in every cluster, written or not
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClusterState:
     """Everything DNS needs from the manifests, derived and validated."""
 

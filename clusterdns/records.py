@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 from clusterdns.codes import AAAA, A
+from clusterdns.frozen import frozen
 from clusterdns.names import split
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Name:
     """A domain name in an answer. `in_zone`: relative to the zone of the question,
     written with the question's spelling of that zone (CoreDNS echoes it, spec S1)."""
@@ -22,7 +22,7 @@ class Name:
         return ".".join(self.labels + (split(zone) if self.in_zone else ())) + "."
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SOAData:
     mname: Name
     rname: Name
@@ -33,7 +33,7 @@ class SOAData:
     minimum: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RR:
     """One record. `owner` None means the question name exactly as asked.
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from clusterdns.frozen import frozen
 from clusterdns.model import ContainerPort, EndpointAddress, EndpointPort, Pod, ServicePort, Source  # Pod: one type with derive's
 
 Labels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
@@ -19,7 +20,7 @@ SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # ties an EndpointSlice to it
 TOLERATE_UNREADY = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class LabelSelector:
     """A workload's `spec.selector`: matchLabels plus matchExpressions (In/NotIn/Exists/DoesNotExist)."""
 
@@ -43,7 +44,7 @@ class LabelSelector:
         return True
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PodTemplate:
     """A workload's `spec.template`, reduced; `digest` is sha256 of its canonical JSON."""
 
@@ -54,21 +55,21 @@ class PodTemplate:
     digest: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Namespace:
     name: str
     source: Source = field(default_factory=Source)
     namespace: str = ""  # cluster-scoped
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Node:
     name: str
     source: Source = field(default_factory=Source)
     namespace: str = ""  # cluster-scoped
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Service:
     namespace: str
     name: str
@@ -87,7 +88,7 @@ class Service:
     external_addresses: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointsSubset:
     """One `subsets[]` entry: `addresses` (ready) then `notReadyAddresses` (ready=False)."""
 
@@ -95,7 +96,7 @@ class EndpointsSubset:
     ports: tuple[EndpointPort, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Endpoints:
     """The legacy Endpoints of a Service (same name); the mirroring controller makes slices of it."""
 
@@ -105,7 +106,7 @@ class Endpoints:
     source: Source = field(default_factory=Source)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EndpointSlice:
     """A slice of a Service's endpoints (discovery.k8s.io), tied to it by a label."""
 
@@ -118,7 +119,7 @@ class EndpointSlice:
     source: Source = field(default_factory=Source)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Workload:
     """What every workload kind has: a Pod template, the selector of its Pods, their number."""
 
@@ -130,28 +131,28 @@ class Workload:
     source: Source = field(default_factory=Source)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Deployment(Workload):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReplicaSet(Workload):
     owners: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StatefulSet(Workload):
     service_name: str = ""
     ordinals_start: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class DaemonSet(Workload):
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ObjectRef:
     """An object of a kind DNS does not read: only its namespace matters (it exists, spec C4)."""
 

@@ -10,6 +10,7 @@ from typing import Any, Union
 
 from clusterdns.codes import AAAA, PTR, SOA, SRV, A
 from clusterdns.errors import Problem
+from clusterdns.frozen import frozen
 from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, EndpointGroup, Service
 from clusterdns.names import reverse_owner
@@ -28,7 +29,7 @@ def backends(found: Entries) -> tuple[Backend, ...]:
     return (found,) if type(found) is Backend else found  # type: ignore[return-value]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Backend:
     """What CoreDNS calls a msg.Service: one address (or target) behind a name."""
 

