@@ -12,6 +12,7 @@ from clusterdns.derive.memo import ObjectKey
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ALLOCATION_ROUNDS = 32  # hashed candidates per key before a linear scan
+_LOW_64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,9 @@ class Band:
     size: int
 
 
-def _key_hashes(key: ObjectKey) -> tuple[int, int]:
-    number = int.from_bytes(hashlib.blake2b(f"{key[0]}/{key[1]}".encode(), digest_size=16).digest(), "big")
-    return number >> 64, number & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def allocate(keys: Sequence[ObjectKey], bands: Sequence[Band], taken: set[int]) -> dict[ObjectKey, int]:
-    """Addresses for `keys` (sorted), each a pure function of its key unless hashes collide.
+def allocate(keys: Sequence[ObjectKey], bands: Sequence[Band], taken: set[int]) -> list[int | None]:
+    """Addresses for `keys` (sorted), in their order (None: every band is full), each a pure
+    function of its key unless hashes collide.
 
     Round r gives every unplaced key the candidate h1 + r*h2 (double hashing) in the first
     band; a candidate that is taken, or wanted by an earlier key in the same round, sends
@@ -36,35 +33,38 @@ def allocate(keys: Sequence[ObjectKey], bands: Sequence[Band], taken: set[int]) 
     unless their candidates collide. Keys still unplaced after the rounds (a nearly full
     band) scan linearly, then the other bands. `taken` is updated.
     """
-    result: dict[ObjectKey, int] = {}
+    result: list[int | None] = [None] * len(keys)
     band = bands[0] if bands else Band(0, 0)
-    # (key, h1, h1 mod size, step): both hash terms reduced once per key, not once per round
-    # ((h1 + r*step) % size is the same address); with plain tuples the loop is 2x faster.
+    # (key's index, h1 mod size, step from h2, h1): both hash terms reduced once per key, not once
+    # per round ((h1 + r*step) % size is the same address); with plain tuples the loop is 2x faster.
     size = band.size or 1
     step_range = max(band.size - 1, 1)
-    pending = [(key, h1, h1 % size, h2 % step_range + 1) for key in keys for h1, h2 in (_key_hashes(key),)]
+    # h1, h2: the high and low 64 bits of a 16-byte BLAKE2b of "namespace/name".
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    numbers = [from_bytes(blake2b(f"{namespace}/{name}".encode(), digest_size=16).digest(), "big") for namespace, name in keys]
+    pending = [(i, (n >> 64) % size, (n & _LOW_64) % step_range + 1, n >> 64) for i, n in enumerate(numbers)]
     if band.size > 0:
         first = band.first
         for round_ in range(_ALLOCATION_ROUNDS):
-            claimed: dict[int, ObjectKey] = {}
+            claimed: dict[int, int] = {}
             later = []
             for item in pending:
-                address = first + (item[2] + round_ * item[3]) % size
+                address = first + (item[1] + round_ * item[2]) % size
                 if address in taken or address in claimed:
                     later.append(item)
                 else:
                     claimed[address] = item[0]
-            for address, key in claimed.items():
-                result[key] = address
+            for address, i in claimed.items():
+                result[i] = address
             taken.update(claimed)
             pending = later
             if not pending:
                 break
-    for key, h1, _, _ in pending:
+    for i, _, _, h1 in pending:
         found = _scan(bands, h1, taken)
         if found is None:  # every band is full
             break
-        result[key] = found
+        result[i] = found
         taken.add(found)
     return result
 

@@ -78,9 +78,10 @@ def _patched(
 def _assign_pods(
     problems: list[Problem], pods: list[PodSpec], config: Config, explicit: frozenset[int], memo: Memo
 ) -> tuple[list[Pod], list[tuple[k8s.ContainerPort, ...]]]:
-    needing = [(p.namespace, p.name) for p in pods if type(p) is StampedPod or not p.ips]
+    needs = [type(p) is StampedPod or not p.ips for p in pods]
+    needing = [(p.owner.namespace if type(p) is StampedPod else p.namespace, p.name) for p, need in zip(pods, needs) if need]
     networks = by_family(config.pod_cidr)
-    assigned = _allocated(needing, networks, set(explicit))
+    assigned = iter(_allocated(needing, networks, set(explicit)))  # in the order of `needing`
     # The previous run's model Pods, by the spec they were made from: most are reused.
     previous = memo.old.steps.get("pods") if memo.old is not None else None
     made: dict[int, tuple[PodSpec, Pod]] = {}
@@ -90,14 +91,10 @@ def _assign_pods(
     ports: list[tuple[k8s.ContainerPort, ...]] = []
     owners: dict[int, tuple[tuple[str, str], ...]] = {}  # id(workload) -> its Pods' owners
     no_ip = _no_ip(networks)  # one string for every such Pod
-    for p in pods:
-        if type(p) is StampedPod:
-            ips = assigned.get((p.owner.namespace, p.name), ())
-            ports.append(p.owner.template.ports)
-        else:
-            ips = p.ips or assigned.get((p.namespace, p.name), ())
-            ports.append(p.ports)
-        entry = made.get(id(p))
+    for p, need in zip(pods, needs):
+        ips = next(assigned) if need else p.ips
+        ports.append(p.owner.template.ports if type(p) is StampedPod else p.ports)
+        entry = made.get(id(p)) if made else None
         if entry is not None and entry[0] is p and entry[1].ips == ips:
             pod = entry[1]
         else:
@@ -108,12 +105,12 @@ def _assign_pods(
     return out, ports
 
 
-def _allocated(needing: list[ObjectKey], networks: dict[int, Network], taken: set[int]) -> dict[ObjectKey, tuple[str, ...]]:
-    """Each key's addresses, one per configured family, IPv4 first (none taken twice)."""
-    assigned: dict[ObjectKey, tuple[str, ...]] = {}
+def _allocated(needing: list[ObjectKey], networks: dict[int, Network], taken: set[int]) -> list[tuple[str, ...]]:
+    """Each key's addresses, in the order of the keys: one per configured family, IPv4 first (none taken twice)."""
+    assigned: list[tuple[str, ...]] = [()] * len(needing)
     for family, net in sorted(networks.items()):  # IPv4 first, as the model wants
-        for key, address in allocate(needing, _pod_bands(net), taken).items():
-            assigned[key] = assigned.get(key, ()) + (to_text(address, family),)
+        addresses = allocate(needing, _pod_bands(net), taken)
+        assigned = [ips if a is None else ips + (to_text(a, family),) for ips, a in zip(assigned, addresses)]
     return assigned
 
 

@@ -205,7 +205,7 @@ def _allocate_service_ips(keys: list[ObjectKey], net: Network, taken: set[int]) 
     reserved = {base + o for o in RESERVED_OFFSETS} - taken
     taken |= reserved
     rest = [k for k in keys if k not in result]
-    result.update(allocate(rest, _service_bands(net), taken))
+    result.update((key, address) for key, address in zip(rest, allocate(rest, _service_bands(net), taken), strict=True) if address is not None)
     taken -= reserved
     return result
 
