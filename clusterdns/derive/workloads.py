@@ -60,7 +60,17 @@ def template_hash(digest: str) -> str:
 
 def _generated_names(base: str, count: int) -> list[str]:
     """`count` names like the apiserver's generateName: base[:58] + 5 characters, stable per index."""
-    prefix = base[:MAX_GENERATED_BASE]
+    # Each index's first attempt, all at once (the loop below, for 150,000 names: 0.3 -> 0.13 s).
+    prefix, head, pairs = base[:MAX_GENERATED_BASE], f"{base}\x00".encode(), len(_PAIRS)
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    numbers = [from_bytes(blake2b(head + b"%d\x000" % i, digest_size=8).digest(), "big") for i in range(count)]
+    names = [prefix + _PAIRS[n % pairs] + _PAIRS[n // pairs % pairs] + ALPHABET[n // pairs**2 % len(ALPHABET)] for n in numbers]  # _encode's
+    if len(set(names)) == count:
+        return names
+    return _unique_names(base, prefix, count)  # two indexes drew one suffix: later ones try again
+
+
+def _unique_names(base: str, prefix: str, count: int) -> list[str]:
     names: list[str] = []
     seen: set[str] = set()
     for i in range(count):
