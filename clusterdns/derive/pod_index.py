@@ -6,6 +6,7 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Sequence
+from operator import attrgetter
 
 from clusterdns.derive.dedupe import changed_at
 from clusterdns.derive.memo import Memo
@@ -13,6 +14,7 @@ from clusterdns.model import Pod, Service
 from clusterdns.objects import kinds as k8s
 
 LabelIndex = defaultdict[tuple[str, str, str], array]
+_labels, _namespace = attrgetter("labels"), attrgetter("namespace")
 
 
 class PodIndex:
@@ -28,9 +30,17 @@ class PodIndex:
         # Indexes as 4-byte array items, not lists of int objects: at 150,000 Pods the int
         # objects and list slots were 9 MB the memo keeps between reloads.
         self.by_label = defaultdict(lambda: array("I"))
-        for i, p in enumerate(pods):
-            for k, v in p.labels:
-                self.by_label[(p.namespace, k, v)].append(i)
+        # A workload's Pods sit side by side (sorted by name, which starts with the
+        # workload's) and share one labels tuple: each run of them is indexed at once
+        # (150,000 Pods of 10,000 Deployments: 160 -> 25 ms).
+        labels, spaces = list(map(_labels, pods)), list(map(_namespace, pods))
+        start, end = 0, len(pods)
+        for i in range(1, end + 1):
+            if i < end and labels[i] is labels[start] and spaces[i] is spaces[start]:
+                continue
+            for k, v in labels[start]:
+                self.by_label[(spaces[start], k, v)].extend(range(start, i))
+            start = i
 
     def select(self, namespace: str, selector: k8s.Labels) -> Sequence[int]:
         """Indexes (in Pod order) of the Pods in `namespace` whose labels match every pair."""
