@@ -5,9 +5,9 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import compress
-from operator import attrgetter, is_not
+from operator import attrgetter
 
+from clusterdns.derive.changes import changed_at
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem
 from clusterdns.model import ALWAYS_NAMESPACES, Source
@@ -158,11 +158,3 @@ def _places(done: Deduped) -> array[int]:
     done.places = places
     return places
 
-
-def changed_at(old: Sequence[object], new: Sequence[object]) -> list[int] | None:
-    """Where `new` holds other objects than `old` (the same length), when that is at most one
-    in eight of them; else None."""
-    if len(old) != len(new):
-        return None
-    changed = list(compress(range(len(new)), map(is_not, old, new)))
-    return changed if len(changed) <= len(new) // 8 else None

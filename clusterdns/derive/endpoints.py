@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
-from clusterdns.derive.dedupe import Objects, changed_at
+from clusterdns.derive.changes import changed_at
+from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.ipam import ip_family
 from clusterdns.derive.memo import Memo, ObjectKey, same
 from clusterdns.derive.pod_index import PodIndex, pod_index, selecting

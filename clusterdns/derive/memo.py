@@ -6,7 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from clusterdns.config.settings import Config
-from clusterdns.derive.dedupe import Deduped, changed_at
+from clusterdns.derive.changes import changed_at
+from clusterdns.derive.dedupe import Deduped
 from clusterdns.errors import Problem
 
 _T = TypeVar("_T")

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from operator import attrgetter
 
-from clusterdns.derive.dedupe import changed_at
+from clusterdns.derive.changes import changed_at
 from clusterdns.derive.memo import Memo
 from clusterdns.model import Pod, Service
 from clusterdns.objects import kinds as k8s

@@ -7,7 +7,8 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from clusterdns.derive.dedupe import Objects, changed_at
+from clusterdns.derive.changes import changed_at
+from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 from clusterdns.codes import TXT
 from clusterdns.config.settings import Config
-from clusterdns.derive.dedupe import changed_at
+from clusterdns.derive.changes import changed_at
 from clusterdns.errors import Problem
 from clusterdns.manifests.hosts_file import Hosts
 from clusterdns.model import ClusterState, EndpointGroup, Service
