@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from operator import attrgetter
 from typing import Any, TypeVar, dataclass_transform
 
 _T = TypeVar("_T", bound=type)
@@ -26,14 +27,16 @@ def frozen(cls: _T) -> _T:
     dataclasses' own __init__ for a frozen class calls object.__setattr__ once per field,
     to get past the __setattr__ that makes instances read-only: a 13-field Pod took 1.8 µs
     to build, 0.8 µs this way. A load at the envelope builds 470,000 Pods, endpoint
-    addresses and Backends. Everything else (eq, hash, repr, the read-only __setattr__,
-    pickling, dataclasses.replace) is dataclasses' own. A class with __post_init__,
-    keyword-only or init=False fields keeps the generated __init__.
+    addresses and Backends. Pickling calls it too. Everything else (eq, hash, repr, the
+    read-only __setattr__, dataclasses.replace) is dataclasses' own. A class with __post_init__,
+    keyword-only or init=False fields keeps the generated __init__. A subclass of a @frozen
+    class must be @frozen too (it pickles as the class that made its __reduce__).
     """
     cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
     fields = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or any(f.kw_only or not f.init for f in fields):
         return cls
+    names = [f.name for f in fields]
     env: dict[str, Any] = {"_FACTORY": _FACTORY}
     params, body = [], []
     for i, f in enumerate(fields):
@@ -55,4 +58,8 @@ def frozen(cls: _T) -> _T:
     init.__module__ = cls.__module__
     init.__annotations__ = {f.name: f.type for f in fields} | {"return": None}
     cls.__init__ = init  # type: ignore[misc]
+    # Pickled as a call of that __init__ (dataclasses' own __setstate__ looks the fields up
+    # again for every object): read workers send 20,000 documents' objects back 3x faster.
+    values = attrgetter(*names) if len(names) > 1 else lambda obj: tuple(getattr(obj, name) for name in names)
+    cls.__reduce__ = lambda self: (cls, values(self))  # type: ignore[method-assign]
     return cls

@@ -66,3 +66,5 @@ def test_subclass_fields() -> None:
     d = k8s.Deployment("default", "web", 3)
     assert (d.namespace, d.name, d.replicas) == ("default", "web", 3)
     assert d == dataclasses.replace(d)
+    again = pickle.loads(pickle.dumps(d))
+    assert type(again) is k8s.Deployment and again == d
