@@ -130,7 +130,7 @@ def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: PodIndex, pr
         chosen = (tuple([index.pods[i] for i in selected]), tuple([index.ports[i] for i in selected]))
         if entry is None or entry[1][2:] != chosen:
             found: list[Problem] = []
-            groups = _selector_endpoints(svc, _endpoint_families(svc, obj.ip_families), selected, index, found)
+            groups = _selector_endpoints(svc, _endpoint_families(svc, obj.ip_families), *chosen, found)
             entry = (obj, (svc.cluster_ips, index, *chosen), (_replace_endpoints(svc, groups, "selector"), tuple(found)))
         else:
             entry = (obj, (svc.cluster_ips, index, *chosen), entry[2])
@@ -236,49 +236,49 @@ def _resolve_ports(svc_ports: Sequence[ServicePort], container_ports: tuple[k8s.
 
 
 def _selector_endpoints(
-    svc: Service, families: frozenset[int] | None, selected: Sequence[int], index: PodIndex, problems: list[Problem]
+    svc: Service, families: frozenset[int] | None, pods: Sequence[Pod], pod_ports: Sequence[tuple[k8s.ContainerPort, ...]], problems: list[Problem]
 ) -> tuple[EndpointGroup, ...]:
-    """What the EndpointSlice controller writes for a selector (endpointslice/utils.go podToEndpoint).
+    """What the EndpointSlice controller writes for the Pods a selector chose, each with its
+    container ports (endpointslice/utils.go podToEndpoint).
 
     Per address: serving = PodReady; terminating = deletionTimestamp set; ready =
     publishNotReadyAddresses || (serving && !terminating) (spec 2.4, 2.6); hostname only
     when ShouldSetHostname: spec.hostname set and subdomain == Service name.
     """
     assert svc.selector is not None
-    if not selected:
+    if not pods:
         shown = ",".join(f"{k}={v}" for k, v in svc.selector)
         problems.append(problem(svc, "warning", f"selector {shown} matches no Pods", "spec.selector"))
         return ()
     groups: dict[tuple[int, tuple[EndpointPort, ...]], list[EndpointAddress]] = {}
-    # Pods of one workload share their ports tuple: resolve once per tuple, and find its
-    # group once per family. Both caches go by identity (the index keeps the tuples alive):
-    # hashing a tuple of dataclasses per address cost more than building the address.
-    port_cache: dict[int, tuple[EndpointPort, ...]] = {}
-    group_cache: dict[tuple[int, int], list[EndpointAddress]] = {}
     resolved: set[int] = set()  # indexes of Service ports with a named targetPort found
     eligible = 0
-    pods, pod_ports, name, publish = index.pods, index.ports, svc.name, svc.publish_not_ready
-    for i in selected:
-        pod = pods[i]
-        if pod.phase in ("Succeeded", "Failed") or not pod.ips:  # ShouldPodBeInEndpoints
-            continue
-        eligible += 1
-        container_ports = pod_ports[i]
-        ports = port_cache.get(id(container_ports))
-        if ports is None:
-            ports, found = _resolve_ports(svc.ports, container_ports)
-            port_cache[id(container_ports)] = ports
+    name, publish = svc.name, svc.publish_not_ready
+    # Pods of one workload sit side by side and share their ports tuple: each run of them
+    # resolves its ports, and finds its group per family, once.
+    start = 0
+    while start < len(pods):
+        container_ports, end = pod_ports[start], start + 1
+        while end < len(pods) and pod_ports[end] is container_ports:
+            end += 1
+        ports, found = _resolve_ports(svc.ports, container_ports)
+        by_family: dict[int, list[EndpointAddress]] = {}
+        for pod in pods[start:end]:
+            if pod.phase in ("Succeeded", "Failed") or not pod.ips:  # ShouldPodBeInEndpoints
+                continue
+            eligible += 1
             resolved |= found
-        hostname = pod.hostname if pod.hostname and pod.subdomain == name else ""
-        ready = publish or (pod.ready and not pod.terminating)
-        for ip in pod.ips:
-            family = 6 if ":" in ip else 4
-            if families is None or family in families:
-                group = group_cache.get((family, id(ports)))
-                if group is None:
-                    group = group_cache[(family, id(ports))] = groups.setdefault((family, ports), [])
-                # Positional (field order checked at import): 1.3x faster than keywords.
-                group.append(EndpointAddress(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
+            hostname = pod.hostname if pod.hostname and pod.subdomain == name else ""
+            ready = publish or (pod.ready and not pod.terminating)
+            for ip in pod.ips:
+                family = 6 if ":" in ip else 4
+                if families is None or family in families:
+                    group = by_family.get(family)
+                    if group is None:
+                        group = by_family[family] = groups.setdefault((family, ports), [])
+                    # Positional (field order checked at import): 1.3x faster than keywords.
+                    group.append(EndpointAddress(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
+        start = end
     if eligible:
         _check_target_ports(svc, resolved, problems)
     ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise
