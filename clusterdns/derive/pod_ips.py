@@ -91,14 +91,23 @@ def _assign_pods(
     ports: list[tuple[k8s.ContainerPort, ...]] = []
     owners: dict[int, tuple[tuple[str, str], ...]] = {}  # id(workload) -> its Pods' owners
     no_ip = _no_ip(networks)  # one string for every such Pod
+    workload = None
     for p, need in zip(pods, needs):
         ips = next(assigned) if need else p.ips
-        ports.append(p.owner.template.ports if type(p) is StampedPod else p.ports)
         entry = made.get(id(p)) if made else None
-        if entry is not None and entry[0] is p and entry[1].ips == ips:
-            pod = entry[1]
+        if type(p) is StampedPod:
+            if p.owner is not workload:  # the next workload's Pods (side by side)
+                workload, t = p.owner, p.owner.template
+                owned_by = owners.setdefault(id(workload), (p.owner_ref,))
+            ports.append(t.ports)
+            if entry is not None and entry[0] is p and entry[1].ips == ips:
+                pod = entry[1]
+            else:  # _model_pod's, without a call and its look-ups per Pod (150,000 Pods: 0.1 s)
+                pod = Pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, t.ports, ips, "Running", True, False, owned_by,
+                          workload.source)
         else:
-            pod = _model_pod(p, ips, owners)
+            ports.append(p.ports)
+            pod = entry[1] if entry is not None and entry[0] is p and entry[1].ips == ips else _model_pod(p, ips, owners)
         if not ips:
             problems.append(problem(p, "warning", no_ip))
         out.append(pod)
