@@ -96,15 +96,10 @@ def _assign_pods(
         ips = next(assigned) if need else p.ips
         entry = made.get(id(p)) if made else None
         if type(p) is StampedPod:
-            if p.owner is not workload:  # the next workload's Pods (side by side)
-                workload, t = p.owner, p.owner.template
-                owned_by = owners.setdefault(id(workload), (p.owner_ref,))
-            ports.append(t.ports)
-            if entry is not None and entry[0] is p and entry[1].ips == ips:
-                pod = entry[1]
-            else:  # _model_pod's, without a call and its look-ups per Pod (150,000 Pods: 0.1 s)
-                pod = Pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, t.ports, ips, "Running", True, False, owned_by,
-                          workload.source)
+            if p.owner is not workload:  # the next workload's Pods (side by side): its owners looked up once
+                workload, owned_by = p.owner, _owned_by(p, owners)
+            ports.append(workload.template.ports)
+            pod = entry[1] if entry is not None and entry[0] is p and entry[1].ips == ips else _stamped(p, ips, owned_by)
         else:
             ports.append(p.ports)
             pod = entry[1] if entry is not None and entry[0] is p and entry[1].ips == ips else _model_pod(p, ips, owners)
@@ -133,18 +128,28 @@ def _no_ip(networks: dict[int, Network]) -> str:
 
 def _model_pod(p: PodSpec, ips: tuple[str, ...], owners: dict[int, tuple[tuple[str, str], ...]]) -> Pod:
     """The Pod as the cluster has it: a written one with its IPs is that very object."""
-    if type(p) is not StampedPod:
-        if p.ips == ips:
-            return p
-        return Pod(p.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, p.ports, ips, p.phase, p.ready, p.terminating, p.owners, p.source)
+    if type(p) is StampedPod:
+        return _stamped(p, ips, _owned_by(p, owners))
+    if p.ips == ips:
+        return p
+    return Pod(p.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, p.ports, ips, p.phase, p.ready, p.terminating, p.owners, p.source)
+
+
+def _owned_by(p: StampedPod, owners: dict[int, tuple[tuple[str, str], ...]]) -> tuple[tuple[str, str], ...]:
+    """The owners of a workload's Pods: one tuple per workload."""
+    found = owners.get(id(p.owner))
+    if found is None:
+        found = owners[id(p.owner)] = (p.owner_ref,)
+    return found
+
+
+def _stamped(p: StampedPod, ips: tuple[str, ...], owned_by: tuple[tuple[str, str], ...]) -> Pod:
+    """A workload's Pod as the cluster has it. It has no status: Running, Ready, not
+    terminating (spec 2.4). Positional (field order checked below, at import): 1.7x faster
+    than keywords."""
     workload = p.owner
-    owned_by = owners.get(id(workload))  # one tuple per workload
-    if owned_by is None:
-        owned_by = owners[id(workload)] = (p.owner_ref,)
-    # Positional (field order checked below, at import): 1.7x faster than keywords. A stamped
-    # Pod has no status: Ready, Running, not terminating (spec 2.4).
-    t = workload.template
-    return Pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, t.ports, ips, "Running", True, False, owned_by, workload.source)
+    return Pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, workload.template.ports, ips, "Running", True, False, owned_by,
+               workload.source)
 
 
 fields_in_order(
