@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from itertools import groupby
+from operator import itemgetter
 
 from clusterdns.derive.changes import changed_at
 from clusterdns.derive.dedupe import Objects
@@ -256,14 +258,10 @@ def _selector_endpoints(
     name, publish = svc.name, svc.publish_not_ready
     # Pods of one workload sit side by side and share their ports tuple: each run of them
     # resolves its ports, and finds its group per family, once.
-    start = 0
-    while start < len(pods):
-        container_ports, end = pod_ports[start], start + 1
-        while end < len(pods) and pod_ports[end] is container_ports:
-            end += 1
+    for container_ports, run in groupby(zip(pods, pod_ports), key=itemgetter(1)):
         ports, found = _resolve_ports(svc.ports, container_ports)
         by_family: dict[int, list[EndpointAddress]] = {}
-        for pod in pods[start:end]:
+        for pod, _ in run:
             if pod.phase in ("Succeeded", "Failed") or not pod.ips:  # ShouldPodBeInEndpoints
                 continue
             eligible += 1
@@ -278,7 +276,6 @@ def _selector_endpoints(
                         group = by_family[family] = groups.setdefault((family, ports), [])
                     # Positional (field order checked at import): 1.3x faster than keywords.
                     group.append(EndpointAddress(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
-        start = end
     if eligible:
         _check_target_ports(svc, resolved, problems)
     ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise

@@ -6,6 +6,7 @@ from __future__ import annotations
 from array import array
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import groupby
 from operator import attrgetter
 
 from clusterdns.derive.changes import changed_at
@@ -31,16 +32,14 @@ class PodIndex:
         # objects and list slots were 9 MB the memo keeps between reloads.
         self.by_label = defaultdict(lambda: array("I"))
         # A workload's Pods sit side by side (sorted by name, which starts with the
-        # workload's) and share one labels tuple: each run of them is indexed at once
-        # (150,000 Pods of 10,000 Deployments: 160 -> 25 ms).
-        labels, spaces = list(map(_labels, pods)), list(map(_namespace, pods))
-        start, end = 0, len(pods)
-        for i in range(1, end + 1):
-            if i < end and labels[i] is labels[start] and spaces[i] is spaces[start]:
-                continue
-            for k, v in labels[start]:
-                self.by_label[(spaces[start], k, v)].extend(range(start, i))
-            start = i
+        # workload's) with one namespace and labels tuple: each run of them is indexed at
+        # once (150,000 Pods of 10,000 Deployments: 80 -> 50 ms).
+        start = 0
+        for (namespace, labels), run in groupby(zip(map(_namespace, pods), map(_labels, pods))):
+            end = start + len(list(run))
+            for k, v in labels:
+                self.by_label[(namespace, k, v)].extend(range(start, end))
+            start = end
 
     def select(self, namespace: str, selector: k8s.Labels) -> Sequence[int]:
         """Indexes (in Pod order) of the Pods in `namespace` whose labels match every pair."""
