@@ -16,7 +16,7 @@ from clusterdns.errors import Problem
 from clusterdns.model import Service
 from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, service_name, split, unfit
 from clusterdns.records import RR, Name
-from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, Entries, TransferRows, backends, transfer_rows
+from clusterdns.snapshot.table import ADDRESS, NO_PORT, Backend, Entries, TransferRows, as_entries, backends, transfer_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +118,13 @@ def contribution(svc: Service, config: Config) -> Contribution:
                 transfer += (owner, entry, 100)
         if served:
             cluster_ptr = addresses
-    found: dict[str, Entries] = {n: e[0] if len(e) == 1 else tuple(e) for n, e in entries.items()}
+    found: dict[str, Entries] = {name: as_entries(e) for name, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
     unfit_names = _unfit_names(found, zones)
     if unfit_names:
         return _without(svc, found, tuple(cluster_ptr), tuple(endpoint_ptr), unfit_names, listing)
     return Contribution(found, tuple(cluster_ptr), tuple(endpoint_ptr), transfer=listing)
-
-
-def _one_or_all(found: tuple[Backend, ...]) -> Entries:
-    return found[0] if len(found) == 1 else found
 
 
 @functools.lru_cache(maxsize=8)
@@ -177,7 +173,7 @@ def _without(svc: Service, entries: dict[str, Entries], cluster_ptr: tuple[Backe
     # An entry whose target cannot be encoded keeps its address record but loses its SRV
     # (NO_PORT): the address at a name that fits is still a valid answer.
     kept: dict[str, Entries] = {
-        name: _one_or_all(tuple(e if fits(e.target) else Backend(e.host, NO_PORT, e.base, e.endpoint) for e in backends(found)))
+        name: as_entries([e if fits(e.target) else Backend(e.host, NO_PORT, e.base, e.endpoint) for e in backends(found)])
         for name, found in entries.items()
         if name not in unfit_names
     }

@@ -29,6 +29,11 @@ def backends(found: Entries) -> tuple[Backend, ...]:
     return (found,) if type(found) is Backend else found  # type: ignore[return-value]
 
 
+def as_entries(found: Sequence[Backend]) -> Entries:
+    """A name's entries as the table keeps them: one Backend alone, more as a tuple."""
+    return found[0] if len(found) == 1 else tuple(found)
+
+
 @frozen
 class Backend:
     """What CoreDNS calls a msg.Service: one address (or target) behind a name."""
