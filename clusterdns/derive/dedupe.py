@@ -157,4 +157,3 @@ def _places(done: Deduped) -> array[int]:
         counts[name] = places[-1] + 1
     done.places = places
     return places
-

@@ -89,28 +89,30 @@ class Memo:
         step: str,
         lists: tuple[Sequence[object], ...],
         inputs: object,
-        patch: Callable[[list[int], Sequence[Any], Any], _T | None],
+        patch: Callable[[list[list[int]], tuple[Sequence[Any], ...], Any], _T | None],
         tables: tuple[str, ...] = (),
+        changing: int = 1,
     ) -> _T | None:
-        """The previous run's result of `step` patched where the first of `lists` holds other
-        objects, or None (then reuse_step() computes). `patch(changed indexes, the previous
-        list, the previous result)` gives the new result, or None when it cannot tell
-        without computing; it fills the per-object `tables`, kept from the previous run.
-        Only a step that found no problem is patched, and `patch` must give up on a change
-        that would find one: so the problems are the same as a run from scratch finds."""
+        """The previous run's result of `step` patched where the first `changing` of `lists`
+        hold other objects (the others the same), or None (then reuse_step() computes).
+        `patch(changed indexes of each of those lists, the previous lists, the previous
+        result)` gives the new result, or None when it cannot tell without computing; it fills
+        the per-object `tables`, kept from the previous run. Only a step that found no
+        problem is patched, and `patch` must give up on a change that would find one: so the
+        problems are the same as a run from scratch finds."""
         old = self.old
         entry = old.steps.get(step) if old is not None else None
-        if entry is None or entry[0][0] is lists[0] or entry[2][1] or entry[1] != inputs or len(entry[0]) != len(lists):
-            return None  # (the very same list: reuse_step's case)
-        if not all(map(same, entry[0][1:], lists[1:])):
+        if entry is None or entry[2][1] or entry[1] != inputs or len(entry[0]) != len(lists):
             return None
-        changed = changed_at(entry[0][0], lists[0])
-        if not changed:
+        if not all(map(same, entry[0][changing:], lists[changing:])):
             return None
+        changed = [changed_at(before, now) for before, now in zip(entry[0][:changing], lists[:changing])]
+        if any(c is None for c in changed) or not any(changed):
+            return None  # too many changed (or other lengths); or none: reuse_step's case
         assert old is not None
         for table in tables:
             setattr(self, table, getattr(old, table))  # entries hold their object: stale ones are never reused
-        result = patch(changed, entry[0][0], entry[2][0])
+        result = patch(changed, entry[0], entry[2][0])  # type: ignore[arg-type]
         if result is None:
             for table in tables:
                 setattr(self, table, {})
@@ -131,4 +133,3 @@ def same(a: Sequence[object], b: Sequence[object]) -> bool:
     """The same or equal objects in the same order (list ==: `is` first, __eq__ only for
     objects read again; 50,000 Pods in 1 ms)."""
     return a is b or a == b
-

@@ -48,7 +48,7 @@ def pods_with_ips(
 
     Returns the Pods and, in the same order, their container ports (for named targetPorts).
     """
-    result = memo.patch_step("pods", (pods, taken), None, lambda changed, old, out: _patched(changed, old, out, pods))
+    result = memo.patch_step("pods", (pods, taken), None, lambda changed, old, out: _patched(changed[0], old[0], out, pods))
     if result is None:
         result = memo.reuse_step("pods", (pods, taken), None, problems, _assign_pods, pods, config, taken, memo)
     return result

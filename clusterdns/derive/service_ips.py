@@ -115,7 +115,7 @@ def _check_external_names(services: Sequence[k8s.Service], problems: list[Proble
 def services_with_ips(objs: list[k8s.Service], config: Config, problems: list[Problem], memo: Memo) -> list[Service]:
     """Every Service with its ClusterIPs: as written, or allocated (spec 2.1); endpoints come later."""
     tables = ("wants", "services", "service_ips")
-    patched = memo.patch_step("services", (objs,), None, lambda changed, old, out: _patched(changed, old, out, objs, config, memo), tables)
+    patched = memo.patch_step("services", (objs,), None, lambda changed, old, out: _patched(changed[0], old[0], out, objs, config, memo), tables)
     if patched is not None:
         return patched
     return memo.reuse_step("services", (objs,), None, problems, _allocated, objs, config, memo, tables=tables)

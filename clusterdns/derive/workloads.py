@@ -5,9 +5,8 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from clusterdns.derive.changes import changed_at
 from clusterdns.derive.dedupe import Objects
 from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
@@ -182,24 +181,20 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
     for ds in objs.daemon_sets:
         if (ds.namespace, "DaemonSet", ds.name) not in controlled:
             groups.append(reuse("stamped", ds, nodes, _daemon_set_pods, ds, nodes))
-    patched = _patched_merge(memo, objs.pods, groups)
+    patched = memo.patch_step("all_pods", (objs.pods, groups), None, lambda changed, old, out: _patched_merge(changed, old, out, objs.pods, groups), changing=2)
     if patched is not None:
         return patched
     return memo.reuse_step("all_pods", (objs.pods, groups), None, problems, _merge_pods, objs.pods, groups)
 
 
-def _patched_merge(memo: Memo, bare: list[k8s.Pod], groups: list[list[StampedPod]]) -> list[PodSpec] | None:
+def _patched_merge(
+    changed: list[list[int]], old: tuple[Sequence[Any], ...], merged: list[PodSpec], bare: list[k8s.Pod], groups: list[list[StampedPod]]
+) -> list[PodSpec] | None:
     """The previous merge with the Pods that changed put in place of the ones of their names,
     when every changed Pod manifest, and every changed workload's Pods, have the names they
     had (a workload edited, or moved by a line added above it): 1,500 Pods, not 150,000
-    sorted again. None when names changed, or the previous merge found a problem."""
-    entry = memo.old.steps.get("all_pods") if memo.old is not None else None
-    if entry is None or entry[2][1]:
-        return None
-    (old_bare, old_groups), merged = entry[0], entry[2][0]
-    bare_changed, groups_changed = changed_at(old_bare, bare), changed_at(old_groups, groups)
-    if bare_changed is None or groups_changed is None or not (bare_changed or groups_changed):
-        return None
+    sorted again. None when names changed."""
+    (bare_changed, groups_changed), (old_bare, old_groups) = changed, old
     pairs: list[tuple[PodSpec, PodSpec]] = [(old_bare[i], bare[i]) for i in bare_changed]
     for g in groups_changed:
         if len(old_groups[g]) != len(groups[g]):
@@ -214,7 +209,6 @@ def _patched_merge(memo: Memo, bare: list[k8s.Pod], groups: list[list[StampedPod
         if key != (before.namespace, before.name) or at == len(merged) or merged[at] is not before:
             return None
         new[at] = pod
-    memo.steps["all_pods"] = ((bare, groups), None, (new, []))
     return new
 
 
