@@ -106,7 +106,8 @@ class Memo:
             return None
         if not all(map(same, entry[0][changing:], lists[changing:])):
             return None
-        changed = [changed_at(before, now) for before, now in zip(entry[0][:changing], lists[:changing])]
+        # (The very same list has changed nowhere: not walked, 150,000 Pods are 9 ms.)
+        changed = [[] if before is now else changed_at(before, now) for before, now in zip(entry[0][:changing], lists[:changing])]
         if any(c is None for c in changed) or not any(changed):
             return None  # too many changed (or other lengths); or none: reuse_step's case
         assert old is not None
