@@ -9,7 +9,6 @@ contributing its last good objects until it is fixed or deleted.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,22 @@ Signature = tuple[int, int, int, int, int]
 @dataclass
 class FileState:
     signature: Signature
-    objects: list[Any]  # what this file contributes now: its current or its last good objects
-    problems: list[Problem]
+    # What this file contributes now: its last read, or (that read having an error) its last
+    # good objects with that read's problems.
+    read: FileRead
     good: bool  # the last read had no error
-    keys: Sequence[int] = ()  # its documents' keys as last read (when good: what `objects` were read from)
-    lines: Sequence[int] = ()  # and their first lines
+
+    @property
+    def objects(self) -> list[Any]:
+        return self.read.objects
+
+    @property
+    def problems(self) -> list[Problem]:
+        return self.read.problems
 
     def last_read(self) -> FileRead | None:
         """What a re-read may keep of the documents that did not change: only a good read's."""
-        return FileRead(self.objects, self.problems, self.keys, self.lines) if self.good and self.keys else None
+        return self.read if self.good and self.read.keys else None
 
 
 @dataclass
@@ -106,8 +112,8 @@ class ManifestStore:
         if not good and old is not None and (old.good or old.objects):
             # Per-file last good: the broken version does not replace what was serving.
             note = Problem("warning", "serving the last good version of this file until it is fixed", file=rel)
-            return FileState(sig, old.objects, read.problems + [note], False)
-        return FileState(sig, read.objects, read.problems, good, read.keys, read.lines)
+            return FileState(sig, FileRead(old.objects, read.problems + [note]), False)
+        return FileState(sig, read, good)
 
     def outside_dirs(self) -> set[str]:
         """Directories outside the root that hold targets of symlinked manifests.
