@@ -29,13 +29,13 @@ def frozen(cls: _T) -> _T:
     to build, 0.8 µs this way. A load at the envelope builds 470,000 Pods, endpoint
     addresses and Backends. Pickling calls it too. Everything else (eq, hash, repr, the
     read-only __setattr__, dataclasses.replace) is dataclasses' own. A class with __post_init__,
-    keyword-only or init=False fields keeps the generated __init__. A subclass of a @frozen
+    keyword-only or init=False fields is refused (none needs them). A subclass of a @frozen
     class must be @frozen too (it pickles as the class that made its __reduce__).
     """
     cls = dataclasses.dataclass(frozen=True, slots=True)(cls)
     fields = dataclasses.fields(cls)
     if hasattr(cls, "__post_init__") or any(f.kw_only or not f.init for f in fields):
-        return cls
+        raise TypeError(f"@frozen {cls.__name__}: no __post_init__, keyword-only or init=False fields (its __init__ sets every field as given)")
     names = [f.name for f in fields]
     env: dict[str, Any] = {"_FACTORY": _FACTORY}
     params, body = [], []

@@ -68,3 +68,16 @@ def test_subclass_fields() -> None:
     assert d == dataclasses.replace(d)
     again = pickle.loads(pickle.dumps(d))
     assert type(again) is k8s.Deployment and again == d
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"__annotations__": {"name": "str"}, "__post_init__": lambda self: None},
+        {"__annotations__": {"name": "str", "port": "int"}, "port": field(default=53, init=False)},
+        {"__annotations__": {"name": "str"}, "name": field(kw_only=True)},
+    ],
+)
+def test_what_its_init_cannot_do_is_refused(body: dict) -> None:
+    with pytest.raises(TypeError, match="@frozen"):
+        frozen(type("Thing", (), dict(body)))
