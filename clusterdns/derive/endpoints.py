@@ -63,14 +63,13 @@ def _patched(services: list[Service], objs: Objects, index: PodIndex, lists: tup
     touched = selecting(services, index.pods, memo.pod_changes[1]) if old_index is not index else []
     memo.endpoints = memo.old.endpoints  # shared: an entry holds its Service as written and its Pod index
     out, found = list(entry[2][0]), []
+    slices, endpoints = _written(services, objs, found)  # no problem: the previous run's slices, Endpoints and Service names
     for j in sorted(set(changed).union(touched)):
         svc = services[j]
         # Made again, or gone when it no longer selects (`selector: {}`, ExternalName): an
         # entry left behind would be moved to the new index below and reused later.
         memo.endpoints.pop((type(objs.services[j]), svc.namespace, svc.name), None)
-        own_slices = [s for s in objs.slices if (s.namespace, s.service_name) == svc.key]
-        own_endpoints = next((e for e in objs.endpoints if (e.namespace, e.name) == svc.key), None)
-        out[j] = _endpoints_for(svc, objs.services[j], own_slices, own_endpoints, index, found, memo)
+        out[j] = _endpoints_for(svc, objs.services[j], slices.get(svc.key), endpoints.get(svc.key), index, found, memo)
         if found:
             return None
     if old_index is not index:  # the other Services chose the same Pods: their entries name this index now
@@ -82,25 +81,33 @@ def _patched(services: list[Service], objs: Objects, index: PodIndex, lists: tup
 
 
 def _all_endpoints(services: list[Service], objs: Objects, index: PodIndex, problems: list[Problem], memo: Memo) -> list[Service]:
-    by_key = {s.key: s for s in services}
-    slices: defaultdict[ObjectKey, list[k8s.EndpointSlice]] = defaultdict(list)
-    for s in objs.slices:
-        if not s.service_name:
-            problems.append(problem(s, "warning", f"no {k8s.SERVICE_NAME_LABEL} label: ignored", "metadata.labels"))
-        elif (s.namespace, s.service_name) not in by_key:
-            problems.append(problem(s, "warning", f"its Service {s.namespace}/{s.service_name} does not exist: ignored"))
-        else:
-            slices[(s.namespace, s.service_name)].append(s)
-    endpoints: dict[ObjectKey, k8s.Endpoints] = {}
-    for e in objs.endpoints:
-        if (e.namespace, e.name) in by_key:
-            endpoints[(e.namespace, e.name)] = e
-        else:
-            problems.append(problem(e, "warning", f"no Service {e.namespace}/{e.name} to attach these Endpoints to: ignored"))
+    slices, endpoints = _written(services, objs, problems)
     return [
         _endpoints_for(svc, obj, slices.get(svc.key), endpoints.get(svc.key), index, problems, memo)
         for svc, obj in zip(services, objs.services, strict=True)
     ]
+
+
+def _written(services: list[Service], objs: Objects, found: list[Problem]) -> tuple[dict[ObjectKey, list[k8s.EndpointSlice]], dict[ObjectKey, k8s.Endpoints]]:
+    """The EndpointSlices and Endpoints written for each Service; those of no Service are problems."""
+    slices: defaultdict[ObjectKey, list[k8s.EndpointSlice]] = defaultdict(list)
+    endpoints: dict[ObjectKey, k8s.Endpoints] = {}
+    if not objs.slices and not objs.endpoints:
+        return slices, endpoints
+    by_key = {s.key: s for s in services}
+    for s in objs.slices:
+        if not s.service_name:
+            found.append(problem(s, "warning", f"no {k8s.SERVICE_NAME_LABEL} label: ignored", "metadata.labels"))
+        elif (s.namespace, s.service_name) not in by_key:
+            found.append(problem(s, "warning", f"its Service {s.namespace}/{s.service_name} does not exist: ignored"))
+        else:
+            slices[(s.namespace, s.service_name)].append(s)
+    for e in objs.endpoints:
+        if (e.namespace, e.name) in by_key:
+            endpoints[(e.namespace, e.name)] = e
+        else:
+            found.append(problem(e, "warning", f"no Service {e.namespace}/{e.name} to attach these Endpoints to: ignored"))
+    return slices, endpoints
 
 
 def _endpoints_for(
@@ -170,8 +177,6 @@ def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoint
 # controller copies an Endpoints subset into slices of at most 1000 per family
 # (pkg/controller/endpointslicemirroring). CoreDNS reads slices, so a slice is a group here.
 MAX_ENDPOINTS_PER_SLICE = 100
-
-
 MAX_MIRRORED_PER_SLICE = 1000
 
 
