@@ -24,7 +24,7 @@ from clusterdns.records import RR
 from clusterdns.snapshot.contributions import Contribution, contributed_under, contribution
 from clusterdns.snapshot.external_addresses import index as external_index
 from clusterdns.snapshot.nameservers import nameserver_records, own_endpoints, own_groups
-from clusterdns.snapshot.table import Backend, Snapshot
+from clusterdns.snapshot.table import Entries, Snapshot
 
 DNS_VERSION_TTL = 28800  # spec S2 example and CoreDNS's fixed value
 SCHEMA_VERSION = b"1.1.0"  # kubernetes/dns docs/specification.md schema version
@@ -111,7 +111,7 @@ class _Builder:
     def removed_any(self) -> bool:
         return any(key not in self.contributions for key in self.previous)
 
-    def entries(self) -> dict[str, tuple[Backend, ...]]:
+    def entries(self) -> dict[str, Entries]:
         """Every exposed Service's entries. After a one-file edit most Services kept their
         contributions: the previous snapshot's entries less those of the contributions that
         went, plus those that came (contributions of different Services never share a name),
@@ -119,7 +119,7 @@ class _Builder:
         base = self.base
         gone = self.gone + [c for key, (_, c) in self.previous.items() if key not in self.contributions]  # and the removed
         if base is None or len(self.came) + len(gone) > len(self.contributions) // 8:
-            entries: dict[str, tuple[Backend, ...]] = {}
+            entries: dict[str, Entries] = {}
             for _, contrib in self.contributions.values():
                 entries.update(contrib.entries)
             return entries
