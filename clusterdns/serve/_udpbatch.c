@@ -428,6 +428,24 @@ static PyObject *serve(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nn)", received, dropped);
 }
 
+PyDoc_STRVAR(reply_doc,
+"reply(known, query) -> bytes or None\n\n"
+"What serve() sends for one query it finds in the dict known, for a listener that reads\n"
+"its queries itself (TCP): the kept reply less the ID (shuffled, or with its TTLs counted\n"
+"down, as kept), counted in its metrics cell; None when nothing fresh is kept.");
+
+static PyObject *reply(PyObject *self, PyObject *args) {
+    PyObject *known;
+    Py_buffer query;
+    if (!PyArg_ParseTuple(args, "O!y*:reply", &PyDict_Type, &known, &query))
+        return NULL;
+    PyObject *tail = query.len >= 12 ? known_reply(known, (const char *)query.buf, query.len) : NULL;
+    PyBuffer_Release(&query);
+    if (tail == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return tail;
+}
+
 PyDoc_STRVAR(buckets_doc,
 "buckets(bounds)\n\n"
 "The upper bounds of the request-duration histogram that known answers are counted in.");
@@ -457,6 +475,7 @@ static PyObject *set_buckets(PyObject *self, PyObject *arg) {
 
 static PyMethodDef methods[] = {
     {"serve", serve, METH_VARARGS, serve_doc},
+    {"reply", reply, METH_VARARGS, reply_doc},
     {"buckets", set_buckets, METH_O, buckets_doc},
     {NULL, NULL, 0, NULL},
 };

@@ -15,6 +15,11 @@ from clusterdns.serve.replies import ReplyCache
 from clusterdns.serve.timed import timed_entry
 from clusterdns.serve.udp import LOG_EVERY, Pending, Responder
 
+try:  # the extension's look-up of kept replies (udp.py loads it and sets its histogram's buckets)
+    from clusterdns.serve._udpbatch import reply as reply_in_c
+except ImportError:  # not built: the same look-up in Python (ReplyCache.kept)
+    reply_in_c = None
+
 log = logging.getLogger("clusterdns")
 
 TCP_IDLE_TIMEOUT = 10.0  # seconds without a complete query before we close (RFC 7766 6.2.3)
@@ -187,6 +192,7 @@ class TCPServer:
         self.refused = 0  # connections closed at once because of the cap
         self.max_queries = max_queries  # --tcp-max-queries; 0: no limit
         self.replies = ReplyCache()  # fixed replies for the current snapshot, as UDPServer keeps them
+        self.reply_in_c = reply_in_c  # None: kept replies are looked up, and timed ones patched, in Python
         self._logged = -LOG_EVERY
 
     def answer(self, message: bytes, peer: Any) -> bytes | list[bytes] | None | Pending:
@@ -194,10 +200,17 @@ class TCPServer:
         started = perf_counter()
         handler = self.handler
         answers_from = handler.current
-        known, tail = self.replies.kept(answers_from, message)
-        if tail is not None:
-            count(known[1], perf_counter() - started)
-            return message[:2] + tail
+        # A kept reply, counted in its cell: in C as in a UDP batch, where a forwarded one's
+        # TTLs are patched: 0.36 µs a reply rather than 1.2 in Python (timed.py).
+        if self.reply_in_c is not None:
+            tail = self.reply_in_c(self.replies.of(answers_from), message)
+            if tail is not None:
+                return message[:2] + tail
+        else:
+            known, tail = self.replies.kept(answers_from, message)
+            if tail is not None:
+                count(known[1], perf_counter() - started)
+                return message[:2] + tail
         try:
             result = handler.respond(message, True, peer[0] if peer else None)
         except Exception:

@@ -8,21 +8,29 @@ import asyncio
 import inspect
 
 import dns.message
+import pytest
 
 from clusterdns.config.settings import Config
 from clusterdns.ops.counters import ListenerStats
 from clusterdns.serve.server import Server as ClusterDNS
-from clusterdns.serve.tcp import TCPServer
+from clusterdns.serve.tcp import TCPServer, reply_in_c
 from clusterdns.serve.timed import FIELDS
 from tests.helpers.process import UNIT_FIXTURE
 from tests.helpers.upstream import Upstream
 
 
-def test_a_fresh_cache_hit_is_kept_and_answered_by_the_tcp_listener() -> None:
+@pytest.mark.parametrize("in_c", [True, False], ids=["extension", "python"])
+def test_a_fresh_cache_hit_is_kept_and_answered_by_the_tcp_listener(in_c: bool) -> None:
+    """Kept replies are looked up (and a timed one's TTLs patched) by the extension when it is
+    built (_udpbatch.c reply) and in Python without it: the same answers either way."""
+    if in_c and reply_in_c is None:
+        pytest.skip("the extension is not built")
     with Upstream(["ext.interwebs.test. 300 IN A 1.2.3.4"]) as up:
         cluster = ClusterDNS(Config(manifests=UNIT_FIXTURE, upstream=(f"{up.address[0]}:{up.address[1]}",)))
         cluster.load(full=True)
         tcp = TCPServer(cluster.handler, ListenerStats("dns://test", "tcp", 1))
+        if not in_c:
+            tcp.reply_in_c = None
 
         async def ask(qid: int) -> dns.message.Message:
             wire = dns.message.make_query("ext.interwebs.test.", "A", id=qid).to_wire()
@@ -41,6 +49,8 @@ def test_a_fresh_cache_hit_is_kept_and_answered_by_the_tcp_listener() -> None:
             third = await ask(3)  # from the listener's timed entry, with this query's ID
             assert [m.id for m in (first, second, third)] == [1, 2, 3]
             assert third.answer == first.answer and third.answer[0].ttl == first.answer[0].ttl
+            [(_, cell, *_)] = tcp.replies.table.values()
+            assert sum(cell[1:]) == 2  # the hit that was kept and the listener's own reply, each counted once
             assert up.asked("ext.interwebs.test.") == 1
 
         asyncio.run(run())
