@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -165,15 +166,16 @@ static int record(PyObject *cell, double seconds) {
 }
 
 /* xorshift64* (Vigna 2016): the permutations of loadbalance need speed, not secrecy
- * (CoreDNS draws them from dns.Id(), a uint16 per swap). Seeded at import. */
+ * (CoreDNS draws them from dns.Id(), a uint16 per swap). Seeded at import, and again in
+ * every forked child (pthread_atfork, registered at import): --workers children, and
+ * whatever path of theirs shuffles (serve() for UDP, reply() for TCP), would otherwise
+ * all draw the parent's orders. */
 static uint64_t rng_state;
-static pid_t rng_pid; /* forked --workers reseed, or they would all draw the same orders */
 
 static void seed_random(void) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    rng_pid = getpid();
-    rng_state = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)rng_pid << 16) ^ 0x9E3779B97F4A7C15ULL;
+    rng_state = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16) ^ 0x9E3779B97F4A7C15ULL;
 }
 
 static uint32_t next_random(void) {
@@ -360,8 +362,6 @@ static PyObject *serve(PyObject *self, PyObject *args) {
         return NULL;
     }
     busy = 1;
-    if (rng_pid != getpid())
-        seed_random();
     Py_ssize_t received = 0, dropped = 0;
     for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < BATCH; i++)
@@ -501,6 +501,10 @@ static void wire_slots(void) {
 PyMODINIT_FUNC PyInit__udpbatch(void) {
     wire_slots();
     seed_random();
+    if (pthread_atfork(NULL, NULL, seed_random) != 0) {
+        PyErr_SetString(PyExc_OSError, "pthread_atfork failed");
+        return NULL;
+    }
     str_current = PyUnicode_InternFromString("current");
     one = PyLong_FromLong(1);
     if (str_current == NULL || one == NULL)

@@ -44,13 +44,42 @@ def test_a_fresh_cache_hit_is_kept_and_answered_by_the_tcp_listener(in_c: bool) 
             first = await ask(1)  # the miss, asked upstream
             assert not tcp.replies.table
             second = await ask(2)  # a fresh hit from the cache: kept, with its TTLs to count down
-            [kept] = tcp.replies.table.values()
+            [(key, kept)] = tcp.replies.table.items()
             assert len(kept) == FIELDS
+            # Aged by 2 s (born 2 s earlier), so the listener's own reply must count its TTLs down.
+            tail, cell, runs, ttls, born, end, counts, kind = kept
+            tcp.replies.table[key] = (tail, cell, runs, ttls, born - 2, end, counts, kind)
+            hits_before = list(counts)
+            asked = handler_calls(tcp)
             third = await ask(3)  # from the listener's timed entry, with this query's ID
+            assert asked == [], "the handler was asked: the listener did not answer from what it kept"
             assert [m.id for m in (first, second, third)] == [1, 2, 3]
-            assert third.answer == first.answer and third.answer[0].ttl == first.answer[0].ttl
-            [(_, cell, *_)] = tcp.replies.table.values()
+            assert third.answer == first.answer and third.answer[0].ttl == first.answer[0].ttl - 2
             assert sum(cell[1:]) == 2  # the hit that was kept and the listener's own reply, each counted once
+            assert [a - b for a, b in zip(counts, hits_before)] == [1, 1, 0]  # the cache's requests and success hits
             assert up.asked("ext.interwebs.test.") == 1
 
         asyncio.run(run())
+
+
+def handler_calls(tcp: TCPServer) -> list[bytes]:
+    """The queries the listener hands its handler from now on (the handler still answers them)."""
+    calls: list[bytes] = []
+    respond = tcp.handler.respond
+
+    def counted(wire: bytes, *args: object) -> object:
+        calls.append(wire)
+        return respond(wire, *args)
+
+    tcp.handler = _Counted(tcp.handler, counted)  # type: ignore[assignment]
+    return calls
+
+
+class _Counted:
+    """The handler as it is, with `respond` going through `counted`."""
+
+    def __init__(self, handler: object, counted: object) -> None:
+        self._handler, self.respond = handler, counted
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._handler, name)

@@ -137,3 +137,41 @@ def test_a_malformed_known_entry_raises_and_the_loop_stays_usable(listener: sock
     time.sleep(0.05)
     drain(listener, 1, lambda data, peer: b"asked", answers, {}, answers.current)
     assert c.recvfrom(100)[0] == b"asked"
+
+
+def _orders_in_a_child(known: dict[bytes, Any], query: bytes, out: Any) -> None:
+    from clusterdns.serve.tcp import reply_in_c
+
+    out.send([reply_in_c(known, query) for _ in range(6)])
+
+
+@needs_extension
+def test_forked_workers_shuffle_in_orders_of_their_own() -> None:
+    """--workers children are forked after the extension is imported: each reseeds its
+    generator (pthread_atfork), so two children's TCP replies (`reply`, which never goes
+    through serve()) do not come in the parent's orders, nor in each other's."""
+    import multiprocessing
+
+    import dns.message
+    import dns.rrset
+
+    from clusterdns.serve.loadbalance import runs
+
+    query = dns.message.make_query("web.default.svc.cluster.local.", "A", id=1)
+    response = dns.message.make_response(query)
+    response.answer.append(dns.rrset.from_text("web.default.svc.cluster.local.", 5, "IN", "A", *(f"10.0.0.{i}" for i in range(1, 9))))
+    wire = response.to_wire()
+    spec = runs(wire)
+    assert spec is not None
+    known = {query.to_wire()[2:]: (wire[2:], new_cell(), spec)}  # 8 addresses: 40,320 orders
+    context = multiprocessing.get_context("fork")
+    seen = []
+    for _ in range(2):
+        parent_end, child_end = context.Pipe()
+        child = context.Process(target=_orders_in_a_child, args=(known, query.to_wire(), child_end))
+        child.start()
+        seen.append(parent_end.recv())
+        child.join(10)
+        assert child.exitcode == 0
+    assert seen[0] != seen[1]
+    assert all(sorted(tail) == sorted(wire[2:]) for tail in seen[0])  # the same bytes, in another order
