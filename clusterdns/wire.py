@@ -22,11 +22,14 @@ MAX_UDP_SIZE = 65535
 
 
 class FormErr(Exception):
-    """A query we cannot read. `question_end` > 12 when the question itself was readable."""
+    """A query we cannot read. `question_end` > 12 when the question itself was readable;
+    `edns` when it carried an OPT whose fixed fields were readable: the FORMERR then carries
+    our OPT, so the client can tell bad EDNS from no EDNS (RFC 6891 7)."""
 
-    def __init__(self, reason: str, question_end: int = 0) -> None:
+    def __init__(self, reason: str, question_end: int = 0, edns: Edns | None = None) -> None:
         super().__init__(reason)
         self.question_end = question_end
+        self.edns = edns
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ def parse_query(wire: bytes) -> Query:
     try:
         edns = _read_additional(wire, end, ancount, nscount, arcount)
     except FormErr as e:
-        raise FormErr(str(e), end) from None
+        raise FormErr(str(e), end, e.edns) from None
     key = wire[12:pos].lower() + wire[pos:end]
     return Query(key, labels, qtype, qclass, pos, edns)
 
@@ -120,19 +123,32 @@ def _read_additional(wire: bytes, pos: int, ancount: int, nscount: int, arcount:
         owner = pos
         pos = skip_name(wire, pos)
         if pos + 10 > n:
-            raise FormErr("record cut short")
+            raise FormErr("record cut short", edns=edns)
         rtype, rclass, ttl, rdlen = struct.unpack_from("!HHIH", wire, pos)
-        pos += 10 + rdlen
+        start, pos = pos + 10, pos + 10 + rdlen
         if pos > n:
-            raise FormErr("rdata runs past the end")
+            raise FormErr("rdata runs past the end", edns=edns)
         if rtype == OPT:
+            this = Edns(max(rclass, 512), (ttl >> 16) & 0xFF, bool(ttl & DO))
             # RFC 6891 6.1.1: one OPT, in the additional section, owned by the root.
             if index < ancount + nscount or edns is not None or wire[owner] != 0:
-                raise FormErr("misplaced or repeated OPT")
-            edns = Edns(max(rclass, 512), (ttl >> 16) & 0xFF, bool(ttl & DO))
+                raise FormErr("misplaced or repeated OPT", edns=edns or this)
+            if not _options_fit(wire, start, pos):
+                raise FormErr("EDNS option runs past the OPT's data", edns=this)  # RFC 6891 7: FORMERR
+            edns = this
     if pos != n:
-        raise FormErr("trailing bytes")
+        raise FormErr("trailing bytes", edns=edns)
     return edns
+
+
+def _options_fit(wire: bytes, pos: int, end: int) -> bool:
+    """Whether the OPT's data from `pos` to `end` is whole options: code, length, that many
+    octets (RFC 6891 6.1.2), as miekg/dns must unpack it for CoreDNS to answer at all."""
+    while pos < end:
+        if pos + 4 > end:
+            return False
+        pos += 4 + (wire[pos + 2] << 8 | wire[pos + 3])
+    return pos == end
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ from clusterdns.serve.ttlcap import TTLCap
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.upstream.exchange import lookup_query, parsed
 from clusterdns.upstream.forwarder import Forwarder
-from clusterdns.wire import MAX_UDP_SIZE, Body, FormErr, Query, assemble, encode, error_reply, parse_query, udp_limit
+from clusterdns.wire import MAX_UDP_SIZE, Body, Edns, FormErr, Query, assemble, encode, error_reply, parse_query, udp_limit
 
 log = logging.getLogger("clusterdns")
 
@@ -94,7 +94,7 @@ class Handler:
         try:
             query = parse_query(wire)
         except FormErr as e:
-            return self.error_bytes(wire, FORMERR, e.question_end)
+            return self.error_bytes(wire, FORMERR, e.question_end, edns=e.edns)
         snap = self.current
         limit = MAX_UDP_SIZE if tcp else udp_limit(query.edns)
         cached = self.answers.of(snap).get(query.key)
@@ -181,8 +181,10 @@ class Handler:
         query = request.query
         return self.error_bytes(request.wire, rcode, query.qname_end + 4, query, plugin)
 
-    def error_bytes(self, wire: bytes, rcode: int, question_end: int = 0, query: Query | None = None, plugin: str = "") -> bytes:
-        edns = query.edns if query else None
+    def error_bytes(self, wire: bytes, rcode: int, question_end: int = 0, query: Query | None = None, plugin: str = "", edns: Edns | None = None) -> bytes:
+        """An error reply, with our OPT when the query had one (RFC 6891 6.1.1, 7), even one
+        that could not be read whole (`edns`)."""
+        edns = query.edns if query else edns
         self.last = key(query.qtype if query else 0, rcode, plugin, bool(edns and edns.do))
         return error_reply(wire, rcode, question_end, edns)
 
@@ -196,8 +198,10 @@ class Handler:
             query: Query | None = parse_query(wire)
             end = query.qname_end + 4  # type: ignore[union-attr]
         except FormErr as e:
-            query, end = None, e.question_end
+            query, end, edns = None, e.question_end, e.edns
+        else:
+            edns = None
         if end > 12 and wire[2] & (OPCODE_MASK >> 8) == UPDATE << 3 and (wire[end - 4 : end - 2] != SOA.to_bytes(2, "big") or wire[end - 2 : end] in (b"\0\xfe", b"\0\xff")):
             end = 0
-        return self.error_bytes(wire, NOTIMP, end, query)
+        return self.error_bytes(wire, NOTIMP, end, query, edns=edns)
 

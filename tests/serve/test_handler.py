@@ -115,9 +115,8 @@ QUESTION = b"\x03web\x04shop\x03svc\x07cluster\x05local\x00\x00\x01\x00\x01"
         (header() + b"\x40" + b"a" * 64 + b"\x00\x00\x01\x00\x01", dns.rcode.FORMERR),  # label over 63
         (header() + b"\x3f" + b"a" * 63 + (b"\x3f" + b"b" * 63) * 4 + b"\x00\x00\x01\x00\x01", dns.rcode.FORMERR),  # name over 255
         (header(ar=1) + QUESTION, dns.rcode.FORMERR),  # count says more than there is
-        (header(ar=2) + QUESTION + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00" * 2, dns.rcode.FORMERR),  # two OPTs
-        (header(an=1) + QUESTION + b"\x00\x00\x29\x04\xd0\x00\x00\x00\x00\x00\x00", dns.rcode.FORMERR),  # OPT in answer
         (header() + QUESTION + b"junk", dns.rcode.FORMERR),  # trailing bytes
+        # (OPTs that are broken or misplaced: test_a_formerr_about_edns_carries_our_opt)
     ],
 )
 def test_malformed(handler: Handler, packet: bytes, expect: int | None) -> None:
@@ -129,6 +128,43 @@ def test_malformed(handler: Handler, packet: bytes, expect: int | None) -> None:
     assert reply[:2] == packet[:2], "the ID is echoed"
     r = dns.message.from_wire(reply)
     assert r.rcode() == expect and r.flags & dns.flags.QR
+    assert r.edns == -1, "no OPT was readable in the query, so none in the reply (RFC 6891 7)"
+
+
+OPT = b"\x00\x00\x29\x04\xd0\x00\x00\x80\x00"  # root owner, OPT, UDP 1232, version 0, DO; then RDLENGTH and options
+
+
+# RFC 6891 7: "If there is a problem with processing the OPT record itself, such as an option
+# value that is badly formatted [...], a FORMERR MUST be returned. If this occurs, the response
+# MUST include an OPT record", so that a client can tell bad EDNS from no EDNS (miekg/dns, and
+# so CoreDNS, cannot unpack such an OPT either and answers FORMERR, without the OPT).
+@pytest.mark.parametrize(
+    "packet",
+    [
+        header(ar=1) + QUESTION + OPT + b"\x00\x06" + b"\x00\x0a\x00\x32\x01\x02",  # an option's length runs past RDLENGTH
+        header(ar=1) + QUESTION + OPT + b"\x00\x03" + b"\x00\x0a\x00",  # an option cut inside its header
+        header(ar=2) + QUESTION + (OPT + b"\x00\x00") * 2,  # two OPTs (6.1.1)
+        header(an=1) + QUESTION + OPT + b"\x00\x00",  # an OPT in the answer section (6.1.1)
+        header(ar=1) + QUESTION + OPT + b"\x00\x00" + b"junk",  # trailing bytes after a good OPT
+    ],
+    ids=["option-overruns", "option-header-cut", "two-opts", "opt-in-answer", "trailing-bytes"],
+)
+def test_a_formerr_about_edns_carries_our_opt(handler: Handler, packet: bytes) -> None:
+    reply = handler.respond(packet, False)
+    assert isinstance(reply, bytes)
+    r = dns.message.from_wire(reply)
+    assert r.rcode() == dns.rcode.FORMERR
+    assert r.edns == 0 and r.payload == 1232, "our OPT: version 0, our UDP size"
+    assert r.ednsflags & dns.flags.DO, "the DO bit echoed (RFC 3225 3)"
+
+
+def test_whole_edns_options_are_read_past(handler: Handler) -> None:
+    """Options we do not know are ignored (RFC 6891 6.1.2), however many, as long as each is whole."""
+    cookie, padding = b"\x00\x0a\x00\x08" + b"\x01" * 8, b"\x00\x0c\x00\x00"
+    reply = handler.respond(header(ar=1) + QUESTION + OPT + b"\x00\x10" + cookie + padding, False)
+    assert isinstance(reply, bytes)
+    r = dns.message.from_wire(reply)
+    assert r.rcode() == dns.rcode.NOERROR and r.answer and r.edns == 0 and not r.options
 
 
 def test_non_in_class_and_axfr_refused(handler: Handler) -> None:
