@@ -15,7 +15,10 @@ from clusterdns.names import NameRequest, ip_from_pod_label, parse_name, port_la
 from clusterdns.records import RR, Name
 from clusterdns.snapshot.table import Snapshot
 
-MAX_CNAME_CHAIN = 8  # CoreDNS stops following in-zone CNAMEs after 8 (backend_lookup.go)
+# CoreDNS adds an in-zone CNAME while at most maxCnameChainLength (10) records precede it
+# (plugin/backend_lookup.go A/AAAA): a chain of 11 ExternalNames ends in the addresses,
+# one of 12 in nothing. _external() is at `depth` after `depth` CNAMEs.
+MAX_CNAME_CHAIN = 10
 
 
 @dataclass(frozen=True, slots=True)

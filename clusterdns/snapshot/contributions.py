@@ -116,8 +116,9 @@ def contribution(svc: Service, config: Config) -> Contribution:
             transfer += (sname, entry, 100)  # the port's last entry: an SRV reads its port and target
             if owner:
                 transfer += (owner, entry, 100)
-        if served:
-            cluster_ptr = addresses
+        # The PTRs stay even when `ignore empty_service` leaves the Service unserved: CoreDNS's
+        # reverse lookup (reverse.go serviceRecordForIP) never looks at that option.
+        cluster_ptr = addresses
     found: dict[str, Entries] = {name: as_entries(e) for name, e in entries.items()}
     zones = config.forward_zones
     listing = _fitting(transfer, zones)
