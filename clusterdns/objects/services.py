@@ -43,6 +43,9 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
     else:
         cluster_ips, headless = _cluster_ips(r, spec)
     selector = r.labels(spec.get("selector"), "spec.selector") or None  # `{}` is no selector (spec 2.4)
+    ports = _service_ports(r, spec.get("ports"))
+    if not ports and svc_type != "ExternalName" and not headless:
+        r.warn("spec.ports", "required for a Service with a ClusterIP (the API server refuses it); served as CoreDNS serves it: A/AAAA, no SRV")
     return Service(
         namespace=namespace,
         name=name,
@@ -52,7 +55,7 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
         ip_families=_ip_families(r, spec.get("ipFamilies")),
         ip_family_policy=_ip_family_policy(r, spec.get("ipFamilyPolicy")),
         external_name=external_name,
-        ports=_service_ports(r, spec.get("ports")),
+        ports=ports,
         selector=selector,
         publish_not_ready=publish,
         source=r.source,

@@ -105,15 +105,19 @@ def contribution(svc: Service, config: Config) -> Contribution:
         addresses = [Backend(ip, NO_PORT, service) for ip in svc.cluster_ips]
         for address in addresses:
             transfer += (sname, address, ADDRESS)
-        for port in svc.ports:
-            owner = _port_owner(port.name, port.protocol, sname) if port.name else ""
+        # A Service without ports (which the API server refuses) has CoreDNS's sentinel port -1
+        # (object/service.go ToService): its A/AAAA answer, no SRV does (backend_lookup.go SRV).
+        # Its transfer lists no SRV either (xfr.go would send port -1 as 65535).
+        for port in svc.ports or (None,):
+            owner = _port_owner(port.name, port.protocol, sname) if port and port.name else ""
             for ip in svc.cluster_ips:
-                entry = Backend(ip, port.port, service)
+                entry = Backend(ip, port.port if port else NO_PORT, service)
                 if served:
                     entries[sname].append(entry)
                     if owner:
                         entries[owner].append(entry)
-            transfer += (sname, entry, 100)  # the port's last entry: an SRV reads its port and target
+            if port:
+                transfer += (sname, entry, 100)  # the port's last entry: an SRV reads its port and target
             if owner:
                 transfer += (owner, entry, 100)
         # The PTRs stay even when `ignore empty_service` leaves the Service unserved: CoreDNS's

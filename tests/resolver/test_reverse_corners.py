@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clusterdns.codes import NOERROR, NXDOMAIN, PTR, A
+from clusterdns.codes import NOERROR, NXDOMAIN, PTR, SRV, A
 from clusterdns.config.settings import Config
 from clusterdns.names import split
 from clusterdns.pipeline import load
@@ -28,3 +28,23 @@ def test_ignore_empty_service_keeps_the_clusterip_ptr(tmp_path: Path) -> None:
     reverse = resolve(snap, split("70.70.96.10.in-addr.arpa"), PTR)
     assert reverse is not None and reverse.rcode == NOERROR
     assert [rr.rdata.text("cluster.local") for rr in reverse.answer] == ["empty.default.svc.cluster.local."]
+
+
+NO_PORTS = """apiVersion: v1
+kind: Service
+metadata: {name: noports, namespace: default}
+spec: {clusterIP: 10.96.30.32}
+"""
+
+
+def test_a_clusterip_service_without_ports_answers_a_but_no_srv(tmp_path: Path) -> None:
+    """The API server refuses it, but CoreDNS gives such a Service the sentinel port -1
+    (object/service.go ToService): A from the ClusterIP, no SRV (backend_lookup.go SRV skips
+    port -1). `check` warns."""
+    (tmp_path / "noports.yaml").write_text(NO_PORTS)
+    snap = load(Config(manifests=str(tmp_path), upstream=()))
+    a = resolve(snap, split("noports.default.svc.cluster.local"), A)
+    assert a is not None and a.rcode == NOERROR and [rr.rdata for rr in a.answer] == [bytes([10, 96, 30, 32])]
+    srv = resolve(snap, split("noports.default.svc.cluster.local"), SRV)
+    assert srv is not None and srv.rcode == NOERROR and not srv.answer and srv.authority
+    assert any(p.field == "spec.ports" and "required" in p.message for p in snap.problems)
