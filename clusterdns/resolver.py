@@ -17,7 +17,7 @@ from clusterdns.snapshot.table import Snapshot
 
 # CoreDNS adds an in-zone CNAME while at most maxCnameChainLength (10) records precede it
 # (plugin/backend_lookup.go A/AAAA): a chain of 11 ExternalNames ends in the addresses,
-# one of 12 in nothing. _external() is at `depth` after `depth` CNAMEs.
+# one of 12 in nothing. _external() at `depth` has `depth` CNAMEs before its own.
 MAX_CNAME_CHAIN = 10
 
 
@@ -86,7 +86,7 @@ def _apex(snap: Snapshot, qtype: int) -> Answer | None:
     return None
 
 
-def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
+def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int, depth: int = 0) -> Answer:
     if not rel and (apex := _apex(snap, qtype)):
         return apex
     if qtype == SOA:
@@ -104,7 +104,7 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int) -> Answer:
             return Answer(NOERROR, snap.static[(name, TXT)])
         return _negative(snap, NOERROR if snap.has_data(name) else NXDOMAIN)
     if name in snap.externals:
-        return _external(snap, name, qtype)
+        return _external(snap, name, qtype, depth)
     rrs, additional = snap.rrset(name, qtype)
     if rrs:
         return Answer(NOERROR, rrs, additional=additional)
@@ -133,17 +133,17 @@ def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:
     zone = next((z for z in snap.forward_zones if tlabels[len(tlabels) - len(z) :] == z and len(tlabels) > len(z)), None)
     if zone is None:
         return Answer(NOERROR, cname, chase=target)
-    # In-zone target: followed inside the plugin; the CNAME is kept only if the chain ends
-    # in records of the asked type (CoreDNS backend_lookup.go A/AAAA).
-    trel = ".".join(tlabels[: len(tlabels) - len(zone)])
+    if depth > MAX_CNAME_CHAIN:
+        return _negative(snap, NOERROR)  # this CNAME is not added, nor any before it
+    # In-zone target: followed inside the plugin, looked up as a question of its own (a
+    # Service, a port or endpoint name, a Pod name, another ExternalName: CoreDNS's A/AAAA
+    # ask Services() again); the CNAME is kept only if that ends in records of the asked type
+    # (backend_lookup.go A/AAAA).
     owner = Name(tlabels, in_zone=False)
-    if trel in snap.externals and depth < MAX_CNAME_CHAIN:
-        inner = _external(snap, trel, qtype, depth + 1)
-        tail = tuple(RR(owner if rr.owner is None else rr.owner, rr.rtype, rr.ttl, rr.rdata) for rr in inner.answer)
-        if inner.chase:
-            return Answer(NOERROR, cname + tail, chase=inner.chase)
-    else:
-        tail = tuple(RR(owner, rr.rtype, rr.ttl, rr.rdata) for rr in snap.rrset(trel, qtype)[0])
+    inner = _forward(snap, tlabels[: len(tlabels) - len(zone)], qtype, depth + 1)
+    tail = tuple(RR(owner if rr.owner is None else rr.owner, rr.rtype, rr.ttl, rr.rdata) for rr in inner.answer)
+    if inner.chase:
+        return Answer(NOERROR, cname + tail, chase=inner.chase)
     if not tail:
         return _negative(snap, NOERROR)
     return Answer(NOERROR, cname + tail)

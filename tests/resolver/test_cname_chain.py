@@ -48,3 +48,30 @@ def test_a_loop_ends_in_nodata(tmp_path: Path) -> None:
     (tmp_path / "loop.yaml").write_text(external("a", "b.default.svc.cluster.local") + external("b", "a.default.svc.cluster.local"))
     answer = resolve(load(Config(manifests=str(tmp_path), upstream=())), split("a.default.svc.cluster.local"), A)
     assert answer is not None and answer.rcode == NOERROR and not answer.answer and answer.authority
+
+
+MULTI = """apiVersion: v1
+kind: Service
+metadata: {name: multi, namespace: default}
+spec: {clusterIP: 10.96.30.30, ports: [{name: http, port: 80}, {name: dns, port: 53, protocol: UDP}]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "address"),
+    [
+        ("web.default.svc.cluster.local", "10.96.0.50"),  # a Service
+        ("10-1-2-3.default.pod.cluster.local", "10.1.2.3"),  # a Pod name (pods insecure)
+        # a port name: without underscores, as externalName is a DNS-1123 subdomain (the API's validation)
+        ("http.tcp.multi.default.svc.cluster.local", "10.96.30.30"),
+    ],
+)
+def test_an_in_zone_target_is_looked_up_as_a_question_of_its_own(tmp_path: Path, target: str, address: str) -> None:
+    """CoreDNS's A/AAAA follow an in-zone CNAME through Services() again (backend_lookup.go),
+    so the target may be any name the plugin answers, a Pod name or a port name included."""
+    (tmp_path / "svc.yaml").write_text(TARGET + "---\n" + MULTI + external("ext", target))
+    snap = load(Config(manifests=str(tmp_path), upstream=()))
+    answer = resolve(snap, split("ext.default.svc.cluster.local"), A)
+    assert answer is not None and answer.rcode == NOERROR
+    assert [rr.rtype for rr in answer.answer] == [CNAME, A]
+    assert ".".join(str(b) for b in answer.answer[1].rdata) == address
