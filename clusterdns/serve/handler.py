@@ -104,10 +104,11 @@ class Handler:
 
     def _through_chain(self, snap: Snapshot, request: Request, start: object) -> Result:
         query = request.query
-        if query.edns and query.edns.version != 0:
-            return self.error(request, BADVERS)  # RFC 6891 6.1.3
+        # The class first, then the EDNS version, in CoreDNS's order (core/dnsserver/server.go ServeDNS).
         if query.qclass != IN:
             return self.error(request, REFUSED)  # only class IN (C12)
+        if query.edns and query.edns.version != 0:
+            return self.error(request, BADVERS)  # RFC 6891 6.1.3
         if query.qtype in (AXFR, IXFR):
             return self.cluster.transfer(snap, request)
         block = self.blocks.find(query.labels)

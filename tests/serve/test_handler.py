@@ -73,6 +73,12 @@ def test_badvers(handler: Handler) -> None:
     assert r.rcode() == dns.rcode.BADVERS and r.edns == 0
 
 
+def test_the_class_is_refused_before_the_edns_version_is_looked_at(handler: Handler) -> None:
+    """CoreDNS's server.go ServeDNS refuses a class other than IN before edns.Version()."""
+    r = ask(handler, dns.message.make_query("web.shop.svc.cluster.local", "A", rdclass="CH", use_edns=1))
+    assert r.rcode() == dns.rcode.REFUSED and r.edns == 0
+
+
 def test_udp_truncation_keeps_question(handler: Handler) -> None:
     q = dns.message.make_query("big.shop.svc.cluster.local", "A", use_edns=False)
     wire = handler.respond(q.to_wire(), False)
