@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
-from clusterdns.names import NameRequest, ip_from_pod_label, parse_name, port_labels, split, under
+from clusterdns.model import EndpointPort, ServicePort
+from clusterdns.names import SVC, NameRequest, ip_from_pod_label, parse_name, port_labels, split, under
 from clusterdns.records import RR, Name
-from clusterdns.snapshot.table import Snapshot
+from clusterdns.snapshot.table import NO_PORT, Snapshot, backends
 
 # CoreDNS adds an in-zone CNAME while at most maxCnameChainLength (10) records precede it
 # (plugin/backend_lookup.go A/AAAA): a chain of 11 ExternalNames ends in the addresses,
@@ -96,6 +97,8 @@ def _forward(snap: Snapshot, rel: tuple[str, ...], qtype: int, depth: int = 0) -
     request = parse_name(rel)
     if request.pod_or_svc == "pod" and request.service:
         return _pod(snap, request, qtype, rel)
+    if len(rel) == 5 and request.pod_or_svc == SVC and request.valid and not (request.port and request.protocol):
+        return _any_port(snap, request, qtype)
     name = ".".join(_canonical(rel, request))
     if qtype == TXT:
         # TXT: only dns-version.<zone> has one (S2); elsewhere NODATA needs a name that
@@ -119,6 +122,32 @@ def _canonical(rel: tuple[str, ...], request: NameRequest) -> tuple[str, ...]:
     if request.pod_or_svc == "svc" and request.port:
         return port_labels(request.port, request.protocol) + rel[2:]
     return rel
+
+
+def _any_port(snap: Snapshot, request: NameRequest, qtype: int) -> Answer:
+    """`_._tcp.<svc>`, `_http._.<svc>`: a lone `_` is a port or protocol that matches any
+    (CoreDNS parse.go stripUnderscore leaves "", which matchPortAndProtocol lets match
+    anything): the Service's records for every port that matches, NXDOMAIN when none does."""
+    found = snap.contributions.get((request.namespace, request.service))
+    if found is None or request.namespace not in snap.namespaces:
+        return _negative(snap, NXDOMAIN)
+    svc, sname = found[0], f"{request.service}.{request.namespace}.{SVC}"
+    if svc.headless:  # the endpoints' own ports (kubernetes.go findServices)
+        wanted = {(a.ip, p.port if p else NO_PORT) for g in svc.endpoints for p in g.ports or (None,) if _matches(request, p) for a in g.addresses}
+    else:  # the Service's ports; none is CoreDNS's sentinel port -1 (object/service.go)
+        wanted = {(ip, p.port if p else NO_PORT) for p in svc.ports or (None,) if _matches(request, p) for ip in svc.cluster_ips}
+    entries = tuple(e for e in backends(snap.entries.get(sname, ())) if (e.host, e.port) in wanted)
+    if not entries:
+        return _negative(snap, NXDOMAIN)
+    rrs, additional = snap.records(entries, qtype)
+    return Answer(NOERROR, rrs, additional=additional) if rrs else _negative(snap, NOERROR)
+
+
+def _matches(request: NameRequest, port: ServicePort | EndpointPort | None) -> bool:
+    """matchPortAndProtocol: an empty port or protocol in the question matches any; a port-less
+    Service or slice has the sentinel port, of no name and no protocol."""
+    name, protocol = (port.name, port.protocol.lower()) if port else ("", "")
+    return (not request.port or request.port == name) and (not request.protocol or request.protocol == protocol)
 
 
 def _external(snap: Snapshot, name: str, qtype: int, depth: int = 0) -> Answer:

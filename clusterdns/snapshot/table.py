@@ -120,7 +120,10 @@ class Snapshot:
         found = self.entries.get(name)
         if not found:
             return (), ()
-        entries = backends(found)
+        return self.records(backends(found), qtype)
+
+    def records(self, entries: tuple[Backend, ...], qtype: int) -> tuple[tuple[RR, ...], tuple[RR, ...]]:
+        """(answer records, additional records) that these entries give for `qtype`."""
         if qtype in (A, AAAA):
             return _addresses(entries, qtype, self.ttl), ()
         if qtype == SRV:
