@@ -188,6 +188,8 @@ def _pod(snap: Snapshot, request: NameRequest, qtype: int, rel: tuple[str, ...])
     ip = ip_from_pod_label(label)
     if ip is None or (snap.pods == "verified" and ip.compressed not in snap.pod_ips.get(namespace, ())):
         return _negative(snap, NXDOMAIN)
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # `--ffff-a01-203`: an A, as msg.Service.HostType finds To4() != nil
     rtype = A if ip.version == 4 else AAAA
     address = RR(None, rtype, snap.ttl, ip.packed)
     if qtype == rtype:
@@ -216,7 +218,23 @@ def _reverse(snap: Snapshot, rel: tuple[str, ...], labels: tuple[str, ...], qtyp
             return Answer(NOERROR, rrs)
         return _negative(snap, NXDOMAIN if qtype in (TXT, PTR) else NOERROR)
     if qtype == PTR:
-        rrs = snap.ptr(".".join(labels))
+        rrs = snap.ptr(_ipv4_mapped_owner(labels) or ".".join(labels))
         if rrs:
             return Answer(NOERROR, rrs)
     return _negative(snap, NXDOMAIN)
+
+
+def _ipv4_mapped_owner(labels: tuple[str, ...]) -> str | None:
+    """The in-addr.arpa owner for the ip6.arpa name of ::ffff:a.b.c.d: CoreDNS reads that
+    name back into the address as Go prints it, a.b.c.d (dnsutil/reverse.go reverse6), and
+    looks the IPv4 address up."""
+    if len(labels) != 34 or labels[32:] != ("ip6", "arpa"):
+        return None
+    nibbles = "".join(reversed(labels[:32]))
+    if len(nibbles) != 32 or not nibbles.startswith("0" * 20 + "ffff"):
+        return None
+    try:
+        octets = bytes.fromhex(nibbles[24:])
+    except ValueError:
+        return None
+    return ".".join(str(b) for b in reversed(octets)) + ".in-addr.arpa"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns.codes import NOERROR, NXDOMAIN, PTR, SRV, A
+from clusterdns.codes import AAAA, NOERROR, NXDOMAIN, PTR, SRV, A
 from clusterdns.config.settings import Config
 from clusterdns.names import split
 from clusterdns.pipeline import load
@@ -118,3 +118,26 @@ def test_a_wild_port_of_a_headless_service_matches_its_endpoints_ports(tmp_path:
     assert tcp is not None and tcp.rcode == NOERROR and [rr.rdata[2] for rr in tcp.answer] == [8080]
     both = resolve(snap, split("_._.hl.default.svc.cluster.local"), A)
     assert both is not None and [rr.rdata for rr in both.answer] == [bytes([10, 1, 0, 1])]
+
+
+MAPPED = """apiVersion: v1
+kind: Service
+metadata: {name: multi, namespace: default}
+spec: {clusterIP: 10.96.30.30, ports: [{port: 80}]}
+"""
+
+
+def test_an_ipv4_mapped_ipv6_address_is_read_as_ipv4(tmp_path: Path) -> None:
+    """CoreDNS reads ::ffff:a.b.c.d as the IPv4 address: a Pod name `--ffff-a01-203` is an A
+    (msg.Service.HostType: To4() != nil), and its ip6.arpa name a PTR lookup of a.b.c.d
+    (dnsutil/reverse.go reverse6, which prints it as Go does)."""
+    (tmp_path / "svc.yaml").write_text(MAPPED)
+    snap = load(Config(manifests=str(tmp_path), upstream=(), zones=("cluster.local", "ip6.arpa")))
+    a = resolve(snap, split("--ffff-a01-203.default.pod.cluster.local"), A)
+    assert a is not None and a.rcode == NOERROR and [rr.rdata for rr in a.answer] == [bytes([10, 1, 2, 3])]
+    aaaa = resolve(snap, split("--ffff-a01-203.default.pod.cluster.local"), AAAA)
+    assert aaaa is not None and aaaa.rcode == NOERROR and not aaaa.answer
+    owner = ".".join(reversed("00000000000000000000ffff0a601e1e")) + ".ip6.arpa"
+    ptr = resolve(snap, split(owner), PTR)
+    assert ptr is not None and ptr.rcode == NOERROR
+    assert [rr.rdata.text("cluster.local") for rr in ptr.answer] == ["multi.default.svc.cluster.local."]
