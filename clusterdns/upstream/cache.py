@@ -9,15 +9,13 @@ What is cached, and for how long (`limit` is --cache SECONDS):
   aside), capped at min(limit, 3600) as CoreDNS caps success;
 - denial (NXDOMAIN, or NOERROR without answer records = NODATA): RFC 2308 5, the smaller of
   the SOA's own TTL and its MINIMUM field (and of any CNAME TTLs in the answer), capped at
-  min(limit, 1800) as CoreDNS caps denial. A denial without an SOA is not cached (RFC 2308 5:
-  SHOULD NOT);
+  min(limit, 1800) as CoreDNS caps denial; not cached without an SOA (RFC 2308 5: SHOULD NOT);
 - SERVFAIL from an upstream: --cache-servfail seconds (CoreDNS's `servfail`, default 5). Our
   own "no upstream answered" SERVFAIL never reaches the cache (CoreDNS does not cache it either);
 - never: truncated (TC) replies, replies without exactly one question, REFUSED, FORMERR,
   NOTIMP and every other RCODE, extended RCODEs, and replies whose TTL works out at 0.
-There is no minimum TTL: CoreDNS raises short TTLs to 5 s (`minttl`), we keep what the
-authority published (RFC 1035 3.2.1: TTL 0 means "do not cache"; Consul and other service
-discovery systems rely on short TTLs).
+No minimum TTL: CoreDNS raises short TTLs to 5 s (`minttl`), we keep the authority's (RFC
+1035 3.2.1: TTL 0 is "do not cache"; Consul and other service discovery rely on short TTLs).
 
 Entries are keyed by the lower-cased question name, QTYPE, QCLASS and the flags that change
 the answer: RD, CD, the DO bit and whether the query had an OPT record at all (the upstream's
@@ -26,22 +24,19 @@ reply mirrors it, and a client that sent none must get none, RFC 6891 7).
 Served answers count down: every TTL in the answer, authority and additional sections (OPT
 aside) becomes min(TTL, entry lifetime) - whole seconds since it was stored. An entry expires
 when its lifetime has passed, so a served TTL is never below 1. The reply that fills the cache is
-served the same way (age 0), so the first and later answers agree, as CoreDNS does ("avoid a
-jarring TTL experience"). Each hit gets the client's ID and the client's spelling of the name
-(the cached question's bytes are overwritten; the answers' compression pointers follow it).
+served the same way (age 0), as CoreDNS does ("avoid a jarring TTL experience"). Each hit gets
+the client's ID and spelling of the name (the answers' compression pointers follow it), and
+AA set; AD is cleared for a client that set neither DO nor AD (render()).
 
 Per-client EDNS options (COOKIE, Client Subnet, Padding) are dropped from the cached reply's
-OPT record, since they belonged to the first client's exchange; other options (Extended DNS
-Errors) are kept.
+OPT record (they were the first client's); others (Extended DNS Errors) are kept.
 
-Answers and denials are kept apart, as CoreDNS's two caches (success and denial), each
-bounded (--cache-size and --cache-denial-size entries, CoreDNS's 9984); the least recently
-used entry of the full one is evicted. A denial is looked up first, except a cached
-SERVFAIL, which never hides a live answer (plugin/cache/handler.go getIfNotStale).
+Answers and denials are kept apart, as CoreDNS's two caches, each bounded (--cache-size,
+--cache-denial-size: 9984) by evicting the least recently used. A denial is looked up first,
+except a SERVFAIL, which never hides a live answer (plugin/cache/handler.go getIfNotStale).
 
 With --serve-stale an entry stays usable that long after it expired: find() hands it back
-marked stale and the forwarder decides (upstream/forwarder.py). With --cache-keepttl every
-hit carries the TTL the entry was stored with.
+marked stale and the forwarder decides. --cache-keepttl serves the TTLs as stored.
 """
 
 from __future__ import annotations
@@ -52,7 +47,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clusterdns.codes import CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC, rcode_of
+from clusterdns.codes import AA, AD, CD, DO, NOERROR, NXDOMAIN, OPT, RD, SERVFAIL, SOA, TC, rcode_of
 from clusterdns.upstream.message import Malformed, find_opt, records, strip_opt_options
 from clusterdns.wire import FormErr, Query, read_question
 
@@ -65,6 +60,7 @@ DENIAL_CAP = 1800  # CoreDNS cache: max TTL for denial
 _TC = TC >> 8  # in byte 2
 _RD = RD >> 8  # in byte 2
 _CD = CD  # in byte 3
+_KEY_DO = 0x200  # in a key's flag bits
 
 CacheKey = tuple[bytes, bytes, int]  # (lower-cased wire qname, qtype+qclass, flag bits)
 
@@ -84,7 +80,7 @@ def zone_labels(zones: tuple[str, ...]) -> tuple[tuple[bytes, ...], ...]:
 
 def _flags(query: bytes, has_opt: bool, do: bool) -> int:
     """The key's flag bits: the query's RD and CD, whether it had an OPT record, its DO bit."""
-    return (query[2] & _RD) | (query[3] & _CD) | (0x100 if has_opt else 0) | (0x200 if do else 0)
+    return (query[2] & _RD) | (query[3] & _CD) | (0x100 if has_opt else 0) | (_KEY_DO if do else 0)
 
 
 @dataclass(slots=True, eq=False)
@@ -103,6 +99,7 @@ class CachedReply:
     last_hit: float = float("-inf")
     refreshing: bool = False  # one refresh at a time (item.go beginRefresh)
     retry_after: float = 0.0  # --serve-stale-recheck: no refresh before this
+    do: bool = False  # the DO bit of its key, so of every query it answers
 
 
 class Cache:
@@ -196,11 +193,15 @@ class Cache:
             return None
         return self.render(found[0], query, found[1])
 
-    def render(self, entry: CachedReply, query: bytes, age: float, ttl: int | None = None) -> bytes:
+    def render(self, entry: CachedReply, query: bytes, age: float, ttl: int | None = None, hit: bool = True) -> bytes:
         """The entry with the client's ID and question spelling, TTLs `age` seconds older (or
-        all `ttl`: a stale answer's). --cache-keepttl serves the stored TTLs."""
+        all `ttl`: a stale answer's). --cache-keepttl serves the stored TTLs. A hit is
+        authoritative (item.go toMsg: 'some DNS clients discard the *entire* packet when it's
+        non-authoritative'); AD stays only for a client that set DO or AD (RFC 6840 5.7-5.8)."""
         out = bytearray(entry.wire)
         out[0:2] = query[0:2]
+        out[2] |= AA >> 8 if hit else 0
+        out[3] &= 0xFF if entry.do or query[3] & AD else ~AD & 0xFF
         out[12 : entry.qname_end] = query[12 : entry.qname_end]
         pack = struct.pack_into
         age = 0 if self.keepttl and ttl is None else int(age)
@@ -218,10 +219,9 @@ class Cache:
             entry = self._entry(reply, key, query)
         except (Malformed, FormErr, struct.error):
             return reply
-        if entry is None:
-            return reply
-        if self.disabled[entry.kind] and under(key[0], self.disabled[entry.kind]):
-            return reply  # cache.go set: no insert under a disabled zone (lookups are unaffected)
+        if entry is None or (self.disabled[entry.kind] and under(key[0], self.disabled[entry.kind])):
+            # Not kept (cache.go set: nor under a disabled zone); AD as for a hit (cache.go WriteMsg).
+            return reply if key[2] & _KEY_DO or len(reply) < 12 or query[3] & AD else reply[:3] + bytes([reply[3] & ~AD & 0xFF]) + reply[4:]
         store = self._stores[entry.kind]
         old = store.pop(key, None)
         if old is not None:
@@ -234,7 +234,7 @@ class Cache:
             _, evicted = store.popitem(last=False)
             self.entries[evicted.kind] -= 1
             self.evictions[evicted.kind] += 1
-        return self.render(entry, query, 0)
+        return self.render(entry, query, 0, hit=False)
 
     def _usable(self, kind: str, key: CacheKey, now: float) -> tuple[CachedReply, float] | None:
         store = self._stores[kind]
@@ -279,7 +279,7 @@ class Cache:
         kind = SUCCESS if rcode == NOERROR and ancount else DENIAL
         written = max(int(lifetime), 1) if rcode == SERVFAIL else lifetime
         capped = tuple((at, min(ttl, int(written))) for at, ttl in ttls)
-        return CachedReply(reply, capped, question_end - 4, self.clock(), lifetime, kind, rcode == SERVFAIL, query)
+        return CachedReply(reply, capped, question_end - 4, self.clock(), lifetime, kind, rcode == SERVFAIL, query, do=bool(key[2] & _KEY_DO))
 
     def _lifetime(self, reply: bytes, rcode: int, ancount: int, nscount: int, ttls: list[tuple[int, int]],
                   found: list[tuple[int, int, int, int, int]]) -> float | None:

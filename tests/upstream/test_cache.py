@@ -296,6 +296,32 @@ def test_per_client_edns_options_are_dropped_from_the_cached_copy() -> None:
     assert hit is not None and [o.otype for o in dns.message.from_wire(hit).options] == [dns.edns.EDE]
 
 
+# CoreDNS's cache: a hit is authoritative (item.go toMsg sets Authoritative), the reply that
+# fills the cache is the upstream's (AA as it came); AD is cleared, on both, for a client that
+# set neither DO nor AD (cache.go WriteMsg, item.go toMsg; RFC 6840 5.7-5.8).
+@pytest.mark.parametrize(("client", "ad_kept"), [({}, False), ({"want_dnssec": True}, True), ({"flags": dns.flags.RD | dns.flags.AD}, True)],
+                         ids=["neither", "DO", "AD"])
+def test_a_hit_is_authoritative_and_ad_is_only_for_who_asks(client: dict[str, Any], ad_kept: bool) -> None:
+    q = dns.message.make_query("a.test.", "A", id=9, use_edns=0, **client)
+    wire = q.to_wire()
+    upstream = dns.message.make_response(q)
+    upstream.flags |= dns.flags.RA | dns.flags.AD
+    upstream.answer.append(dns.rrset.from_text("a.test.", 60, "IN", "A", "192.0.2.1"))
+    cache = Cache(30, 10, Clock())
+    key = cache.key(wire)
+    assert key is not None
+    first = dns.message.from_wire(cache.put(key, wire, upstream.to_wire()))
+    hit = dns.message.from_wire(cache.get(key, wire) or b"")
+    assert not first.flags & dns.flags.AA and hit.flags & dns.flags.AA
+    assert bool(first.flags & dns.flags.AD) == ad_kept and bool(hit.flags & dns.flags.AD) == ad_kept
+    assert first.flags & dns.flags.RA and hit.flags & dns.flags.RA
+    refused = dns.message.make_response(q)
+    refused.set_rcode(dns.rcode.REFUSED)
+    refused.flags |= dns.flags.AD
+    passed = dns.message.from_wire(cache.put(key, wire, refused.to_wire()))  # not kept, and AD as for the others
+    assert passed.rcode() == dns.rcode.REFUSED and bool(passed.flags & dns.flags.AD) == ad_kept
+
+
 @pytest.mark.parametrize("kind", ["no-question", "formerr", "notimp", "tc", "referral"])
 def test_not_cacheable_replies(kind: str) -> None:
     q = dns.message.make_query("a.test.", "A", id=3)
