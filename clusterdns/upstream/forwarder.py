@@ -18,6 +18,7 @@ from clusterdns.errors import ConfigError
 from clusterdns.upstream.cache import Cache, CachedReply, CacheKey, under, zone_labels
 from clusterdns.upstream.exchange import in_order, lookup_query, parsed, question_of
 from clusterdns.upstream.health import Health, UpstreamState
+from clusterdns.upstream.message import with_our_opt
 from clusterdns.upstream.pool import TCPPool
 from clusterdns.upstream.refresh import Refresher
 from clusterdns.wire import Query
@@ -165,7 +166,8 @@ class Forwarder:
         self.outstanding += 1
         try:
             deadline = asyncio.get_running_loop().time() + self.timeout
-            return await in_order(query, question, order, deadline, self.attempt_timeout, over_tcp, self.health.report, self.pool)
+            reply = await in_order(query, question, order, deadline, self.attempt_timeout, over_tcp, self.health.report, self.pool)
+            return None if reply is None else with_our_opt(reply, query)
         finally:
             self.outstanding -= 1
 
