@@ -161,7 +161,8 @@ class Handler:
             answer = self.ttl_cap.apply(answer, request.query.key[:-4])
         body = encode(answer.rcode, (answer.answer, answer.authority, answer.additional), request.wire, request.query, answer.zone_labels,
                       plugin=plugin)
-        self.answers.put(snap, request.query.key, body)
+        if not request.rewritten:
+            self.answers.put(snap, request.query.key, body)
         return self.send(request.query, assemble(body, request.wire, request.query, request.limit), plugin)
 
     async def ask(self, name: str, qtype: int) -> dns.message.Message | None:

@@ -28,6 +28,9 @@ class Request:
     # its reply, sent when no later source takes the question.
     fallthrough: bool = False
     fallback: bytes | None = None
+    # `rewrite name`: the question as the rules made it, not as a client asked it; its answers
+    # are not kept under its own name, where a client asking that name would skip the rules.
+    rewritten: bool = False
 
     @property
     def do(self) -> bool:

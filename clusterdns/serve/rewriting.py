@@ -35,7 +35,7 @@ def renamed(request: Request, rewritten: Rewritten) -> Request | None:
     name = b"".join(bytes([len(raw)]) + raw for raw in (label.encode("latin-1") for label in labels)) + b"\0"
     new = wire[:12] + name + wire[query.qname_end :]
     try:
-        return Request(new, parse_query(new), request.tcp, request.peer, request.limit)
+        return Request(new, parse_query(new), request.tcp, request.peer, request.limit, rewritten=True)
     except (FormErr, UnicodeEncodeError):
         return None
 

@@ -89,3 +89,19 @@ def test_a_bad_rule_is_an_error_with_its_line(tmp_path: Path) -> None:
     done = subprocess.run(clusterdns_argv("serve", "--corefile", str(path), "--listen", "127.0.0.1:0"), capture_output=True, text=True, timeout=30)
     assert done.returncode != 0
     assert f"{path}:2: rewrite: too few arguments for a name rule" in done.stderr
+
+
+def test_an_answer_to_a_rewritten_question_does_not_answer_that_name_for_others(tmp_path: Path) -> None:
+    """CoreDNS runs the rules on every query (rewrite.go ServeDNS), and its cache sits before
+    rewrite, keyed by the client's question. So a client asking the name a rule made for
+    another client still goes through the rules: here a second rule sends it elsewhere."""
+    rules = ("    rewrite name exact api.example.com svc1.testns.svc.cluster.local\n"
+             "    rewrite name exact svc1.testns.svc.cluster.local svc-dual-stack.testns.svc.cluster.local\n")
+    server = Server(clusterdns_argv("serve", "--corefile", str(corefile(tmp_path, rules)), "--listen", "127.0.0.1:0"))
+    try:
+        assert records(server.query("api.example.com.", "A")) == [f"api.example.com. {SVC1}"]
+        for _ in range(2):
+            direct = server.query("svc1.testns.svc.cluster.local.", "A")
+            assert records(direct) == ["svc1.testns.svc.cluster.local. 10.0.0.3"], "the second rule, every time"
+    finally:
+        server.stop()
