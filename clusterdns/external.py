@@ -11,7 +11,6 @@ that name up through its own chain (CoreDNS pkg/upstream); that is handed back a
 
 from __future__ import annotations
 
-import ipaddress
 import math
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import NamedTuple
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SERVFAIL, SOA, SRV, A
 from clusterdns.model import Service, ServicePort
-from clusterdns.names import endpoint_name, split, under
+from clusterdns.names import address_from_reverse, endpoint_name, split, under
 from clusterdns.records import RR, Name, SOAData
 from clusterdns.resolver import Answer
 from clusterdns.snapshot.external_addresses import host_kind
@@ -247,24 +246,6 @@ def _match(want_port: str, port: str, want_protocol: str, protocol: str) -> bool
 
 def _strip(label: str) -> str:
     return label[1:] if label.startswith("_") else label
-
-
-def address_from_reverse(labels: Labels) -> str:
-    """dnsutil.ExtractAddressFromReverse: the address a full in-addr.arpa or ip6.arpa name
-    stands for, in Go's text form (an IPv4-mapped IPv6 address prints as IPv4), or ""."""
-    if len(labels) < 3 or any("." in label for label in labels):
-        return ""
-    rest, suffix = labels[:-2][::-1], labels[-2:]
-    try:
-        if suffix == ("in-addr", "arpa"):
-            return str(ipaddress.IPv4Address(".".join(rest)))
-        if suffix == ("ip6", "arpa"):
-            # Four labels make a group; labels past a multiple of four are dropped (reverse6).
-            ip = ipaddress.IPv6Address(":".join("".join(rest[i : i + 4]) for i in range(0, len(rest) - 3, 4)))
-            return str(ip.ipv4_mapped or ip)
-    except ValueError:
-        pass
-    return ""
 
 
 # --- msg_to_dns.go -----------------------------------------------------------------------------

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv6Address, ip_address
 
 from clusterdns.codes import AAAA, NOERROR, PTR, A
 from clusterdns.manifests.hosts_file import Address, Hosts, HostsTable, Labels
-from clusterdns.names import under
+from clusterdns.names import address_from_reverse, under
 from clusterdns.records import RR, Name
 from clusterdns.resolver import Answer
-
-_HEX = frozenset("0123456789abcdef")
 
 
 class Action(enum.Enum):
@@ -62,18 +60,10 @@ def names_for(hosts: Hosts, ip: Address) -> tuple[Labels, ...]:
 
 
 def reverse_address(labels: Labels) -> Address | None:
-    """dnsutil.ExtractAddressFromReverse (plugin/pkg/dnsutil/reverse.go): a full
-    `d.c.b.a.in-addr.arpa` or 32-nibble `ip6.arpa` name, else None. An IPv4-mapped IPv6
-    name gives the IPv4 address (Go's String() of it)."""
-    if len(labels) == 6 and labels[4:] == ("in-addr", "arpa"):
-        try:
-            return IPv4Address(".".join(reversed(labels[:4])))
-        except ValueError:
-            return None
-    if len(labels) == 34 and labels[32:] == ("ip6", "arpa") and all(len(n) == 1 and n in _HEX for n in labels[:32]):
-        ip = IPv6Address(bytes.fromhex("".join(reversed(labels[:32]))))
-        return ip.ipv4_mapped or ip
-    return None
+    """The address a PTR question names (names.address_from_reverse, CoreDNS's
+    ExtractAddressFromReverse), else None."""
+    text = address_from_reverse(labels)
+    return ip_address(text) if text else None
 
 
 def answer(hosts: Hosts, labels: Labels, qtype: int) -> Outcome:

@@ -157,3 +157,23 @@ def parse_name(rel: tuple[str, ...]) -> NameRequest:
     if len(rest) == 4:
         return NameRequest(True, kind, namespace, service, port=rest[0].removeprefix("_"), protocol=rest[1].removeprefix("_"))
     return NameRequest(True, kind, namespace, service)
+
+
+def address_from_reverse(labels: tuple[str, ...]) -> str:
+    """dnsutil.ExtractAddressFromReverse (plugin/pkg/dnsutil/reverse.go), which the
+    kubernetes, hosts and k8s_external plugins read PTR questions with: the address a full
+    in-addr.arpa or ip6.arpa name (lower-case labels) stands for, in Go's text form (an
+    IPv4-mapped IPv6 address prints as IPv4), or ""."""
+    if len(labels) < 3 or any("." in label for label in labels):
+        return ""
+    rest, suffix = labels[:-2][::-1], labels[-2:]
+    try:
+        if suffix == ("in-addr", "arpa"):
+            return str(ipaddress.IPv4Address(".".join(rest)))
+        if suffix == ("ip6", "arpa"):
+            # Four labels make a group; labels past a multiple of four are dropped (reverse6).
+            ip = ipaddress.IPv6Address(":".join("".join(rest[i : i + 4]) for i in range(0, len(rest) - 3, 4)))
+            return str(ip.ipv4_mapped or ip)
+    except ValueError:
+        pass
+    return ""

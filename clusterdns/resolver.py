@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SOA, SRV, TXT, A
 from clusterdns.model import EndpointPort, ServicePort
-from clusterdns.names import SVC, NameRequest, ip_from_pod_label, parse_name, port_labels, split, under
+from clusterdns.names import SVC, NameRequest, address_from_reverse, ip_from_pod_label, parse_name, port_labels, reverse_owner, split, under
 from clusterdns.records import RR, Name
 from clusterdns.snapshot.table import NO_PORT, Snapshot, backends
 
@@ -218,23 +218,10 @@ def _reverse(snap: Snapshot, rel: tuple[str, ...], labels: tuple[str, ...], qtyp
             return Answer(NOERROR, rrs)
         return _negative(snap, NXDOMAIN if qtype in (TXT, PTR) else NOERROR)
     if qtype == PTR:
-        rrs = snap.ptr(_ipv4_mapped_owner(labels) or ".".join(labels))
+        # The address the name stands for, as CoreDNS's Reverse reads it (ExtractAddressFromReverse:
+        # ::ffff:a.b.c.d is a.b.c.d, labels past 32 nibbles are dropped), then its PTRs.
+        ip = address_from_reverse(labels)
+        rrs = snap.ptr(reverse_owner(ip)) if ip else ()
         if rrs:
             return Answer(NOERROR, rrs)
     return _negative(snap, NXDOMAIN)
-
-
-def _ipv4_mapped_owner(labels: tuple[str, ...]) -> str | None:
-    """The in-addr.arpa owner for the ip6.arpa name of ::ffff:a.b.c.d: CoreDNS reads that
-    name back into the address as Go prints it, a.b.c.d (dnsutil/reverse.go reverse6), and
-    looks the IPv4 address up."""
-    if len(labels) != 34 or labels[32:] != ("ip6", "arpa"):
-        return None
-    nibbles = "".join(reversed(labels[:32]))
-    if len(nibbles) != 32 or not nibbles.startswith("0" * 20 + "ffff"):
-        return None
-    try:
-        octets = bytes.fromhex(nibbles[24:])
-    except ValueError:
-        return None
-    return ".".join(str(b) for b in reversed(octets)) + ".in-addr.arpa"

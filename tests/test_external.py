@@ -19,8 +19,8 @@ import yaml
 
 from clusterdns.codes import AAAA, NOERROR, NXDOMAIN, A
 from clusterdns.config.settings import Config
-from clusterdns.external import ADDITIONAL, ANSWER, ExternalAnswer, ExternalOptions, Lookup, address_from_reverse, answer
-from clusterdns.names import split
+from clusterdns.external import ADDITIONAL, ANSWER, ExternalAnswer, ExternalOptions, Lookup, answer
+from clusterdns.names import address_from_reverse, split
 from clusterdns.pipeline import Pipeline, load
 from clusterdns.records import RR
 from clusterdns.resolver import Answer

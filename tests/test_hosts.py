@@ -536,7 +536,7 @@ REVERSE = [
     (ipaddress.ip_address("::ffff:10.0.0.2").reverse_pointer, "10.0.0.2"),  # Go prints it as IPv4
     (ipaddress.ip_address("::1").reverse_pointer.split(".", 1)[1], None),  # 31 nibbles
     ("g." + ipaddress.ip_address("::1").reverse_pointer.split(".", 1)[1], None),
-    ("x." + ipaddress.ip_address("::1").reverse_pointer, None),  # 33 labels: a deviation (Go drops the extra label)
+    ("x." + ipaddress.ip_address("::1").reverse_pointer, "::1"),  # 33 labels: Go's reverse6 drops the extra one
     ("10." + ipaddress.ip_address("::").reverse_pointer.split(".", 2)[2], None),  # 31 labels, one of two digits
 ]
 
