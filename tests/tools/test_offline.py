@@ -71,6 +71,14 @@ def test_export_zone_forward_and_reverse(tmp_path: Path) -> None:
     assert not any("\tA\t" in line for line in text)
 
 
+@pytest.mark.parametrize("command", [["export-zone", "--manifests", "{missing}", "-o", "{out}"], ["records", "{missing}"]])
+def test_a_missing_manifests_directory_is_an_error_not_an_empty_zone(tmp_path: Path, command: list[str]) -> None:
+    missing, out = tmp_path / "nope", tmp_path / "out.zone"
+    proc = run(*[part.format(missing=missing, out=out) for part in command])
+    assert proc.returncode == 2 and f"{missing}: manifests directory not found" in proc.stderr, proc.stderr
+    assert not out.exists() and proc.stdout == ""
+
+
 def test_records_of_a_cluster_domain_under_arpa() -> None:
     """--zone home.arpa (RFC 8375): its names are the cluster's, not reverse names."""
     proc = run("records", str(ZONES), "--zone", "home.arpa", "--zone", "in-addr.arpa")
