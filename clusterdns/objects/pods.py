@@ -132,7 +132,11 @@ def _replicas(r: Reader, spec: dict[str, Any]) -> int:
 
 
 def _workload_parts(r: Reader, data: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], PodTemplate, LabelSelector]:
-    namespace, name, meta = metadata(r, data, True, DNS1123_SUBDOMAIN, f"{r.kind} name (DNS-1123 subdomain)")
+    # A StatefulSet's Pods are named <name>-<ordinal> and take that as their hostname, a DNS-1123
+    # label (apps ValidateStatefulSetName, Pod spec.hostname): a dotted name can make no Pod.
+    grammar, what = (DNS1123_LABEL, "StatefulSet name (DNS-1123 label: its Pods' hostnames)") if r.kind == "StatefulSet" else \
+        (DNS1123_SUBDOMAIN, f"{r.kind} name (DNS-1123 subdomain)")
+    namespace, name, meta = metadata(r, data, True, grammar, what)
     spec = r.mapping(data.get("spec"), "spec")
     template = _template(r, spec)
     return namespace, name, meta, spec, template, _selector(r, spec, template)

@@ -151,7 +151,9 @@ def _endpoint_port(r: Reader, raw: Any, field: str, port_required: bool) -> Endp
         r.warn(f"{field}.port", "a port without a number is ignored")
         return None
     return EndpointPort(
-        name=r.string(entry.get("name"), f"{field}.name"),
+        # A DNS-1123 label, as the API validates it (discovery validatePorts, core ValidateEndpointPort):
+        # it becomes the SRV label _<name> and must be one label.
+        name=r.dns_name(entry.get("name"), f"{field}.name", DNS1123_LABEL, "port name (DNS-1123 label)", required=False),
         protocol=r.protocol(entry.get("protocol"), f"{field}.protocol"),
         port=r.port(entry.get("port"), f"{field}.port"),
     )

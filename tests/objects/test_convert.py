@@ -122,6 +122,33 @@ def test_invalid_names_are_errors(metadata: dict, field: str) -> None:
     assert info.value.problem.field == field
 
 
+TEMPLATE = {"metadata": {"labels": {"app": "s"}}}
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        # A StatefulSet's Pods take <name>-<ordinal> as their hostname, a DNS-1123 label.
+        ({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "dotted.sts"}, "spec": {"template": TEMPLATE}}, "metadata.name"),
+        # An endpoint port's name is a DNS-1123 label (discovery validatePorts): the SRV label _<name>.
+        ({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "x"}},
+          "addressType": "IPv4", "ports": [{"name": "Weird.Name", "port": 80}], "endpoints": []}, "ports[0].name"),
+        ({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "x"},
+          "subsets": [{"addresses": [{"ip": "10.1.0.1"}], "ports": [{"name": "a.b", "port": 80}]}]}, "subsets[0].ports[0].name"),
+    ],
+    ids=["statefulset-dotted-name", "slice-port-name", "endpoints-port-name"],
+)
+def test_names_that_would_make_invalid_dns_labels_are_errors(data: dict, field: str) -> None:
+    with pytest.raises(ManifestError) as info:
+        convert(data)
+    assert info.value.problem.field == field
+
+
+def test_a_dotted_deployment_name_is_still_a_subdomain() -> None:
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web.v2"}, "spec": {"template": TEMPLATE}}
+    assert isinstance(convert(deployment), k8s.Deployment)
+
+
 def test_missing_api_version_is_accepted() -> None:
     assert isinstance(convert({"kind": "Service", "metadata": {"name": "x"}, "spec": {"ports": [{"port": 1}]}}), k8s.Service)
     assert isinstance(
