@@ -38,14 +38,16 @@ def _external_ip(r: Reader, raw: Any, index: int) -> str:
     ip = _ip(r, raw, field)
     if ip:
         address = ipaddress.ip_address(ip)
-        special = _special(address)
+        special = special_address(address)
         if special:
             r.warn(field, f"{ip} may not be {special}{LEFT_OUT}")
             return ""
     return ip
 
 
-def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+def special_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Why the API server refuses this address for an endpoint or an external IP (core
+    validation ValidateEndpointIP / ValidateNonSpecialIP), or "" when it does not."""
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from clusterdns.model import EndpointAddress, EndpointPort, ServicePort
-from clusterdns.objects.external import external_addresses
+from clusterdns.objects.external import LEFT_OUT, external_addresses, special_address
 from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata
 from clusterdns.objects.kinds import (
     IP_FAMILIES,
@@ -187,15 +188,18 @@ def endpoints(r: Reader, data: dict[str, Any]) -> Endpoints:
             for j, a in enumerate(r.sequence(subset.get("notReadyAddresses"), f"{field}.notReadyAddresses"))
         ]
         ports = _endpoint_ports(r, subset.get("ports"), f"{field}.ports", port_required=True)
-        subsets.append(EndpointsSubset(tuple(addresses), ports))
+        subsets.append(EndpointsSubset(tuple(a for a in addresses if a is not None), ports))
     return Endpoints(namespace, name, tuple(subsets), r.source)
 
 
-def _endpoints_address(r: Reader, raw: Any, field: str, namespace: str, ready: bool) -> EndpointAddress:
+def _endpoints_address(r: Reader, raw: Any, field: str, namespace: str, ready: bool) -> EndpointAddress | None:
     entry = r.mapping(raw, field)
     pod_name, pod_namespace = _target_pod(r, entry.get("targetRef"), f"{field}.targetRef", namespace)
+    ip = _endpoint_ip(r, entry.get("ip"), f"{field}.ip", None)
+    if not ip:
+        return None
     return EndpointAddress(
-        ip=r.ip(entry.get("ip"), f"{field}.ip"),
+        ip=ip,
         hostname=r.hostname(entry.get("hostname"), f"{field}.hostname"),
         pod_name=pod_name,
         pod_namespace=pod_namespace,
@@ -217,12 +221,12 @@ def endpoint_slice(r: Reader, data: dict[str, Any]) -> EndpointSlice | None:
         return None
     endpoints: list[EndpointAddress] = []
     for i, raw in enumerate(r.sequence(data.get("endpoints"), "endpoints")):
-        endpoints.extend(_slice_endpoint(r, raw, f"endpoints[{i}]", namespace))
+        endpoints.extend(_slice_endpoint(r, raw, f"endpoints[{i}]", namespace, 6 if address_type == "IPv6" else 4))
     ports = _endpoint_ports(r, data.get("ports"), "ports", port_required=False)
     return EndpointSlice(namespace, name, labels.get(SERVICE_NAME_LABEL, ""), address_type, tuple(endpoints), ports, r.source)
 
 
-def _slice_endpoint(r: Reader, raw: Any, field: str, namespace: str) -> list[EndpointAddress]:
+def _slice_endpoint(r: Reader, raw: Any, field: str, namespace: str, family: int) -> list[EndpointAddress]:
     entry = r.mapping(raw, field)
     conditions = r.mapping(entry.get("conditions"), f"{field}.conditions")
     # discovery.k8s.io/v1: "ready" nil means ready (CoreDNS C15); "serving" nil means
@@ -240,9 +244,10 @@ def _slice_endpoint(r: Reader, raw: Any, field: str, namespace: str) -> list[End
     addresses = r.sequence(entry.get("addresses"), f"{field}.addresses")
     if not addresses:
         raise r.fail(f"{field}.addresses", "required: at least one address")
+    ips = [_endpoint_ip(r, a, f"{field}.addresses[{j}]", family) for j, a in enumerate(addresses)]
     return [
         EndpointAddress(
-            ip=r.ip(a, f"{field}.addresses[{j}]"),
+            ip=ip,
             hostname=hostname,
             pod_name=pod_name,
             pod_namespace=pod_namespace,
@@ -251,5 +256,21 @@ def _slice_endpoint(r: Reader, raw: Any, field: str, namespace: str) -> list[End
             serving=serving,
             terminating=terminating,
         )
-        for j, a in enumerate(addresses)
+        for ip in ips
+        if ip
     ]
+
+
+def _endpoint_ip(r: Reader, value: Any, field: str, family: int | None) -> str:
+    """An endpoint's address; "" (left out, with a warning) for one the API server refuses:
+    of the other family than the slice's addressType, or special (ValidateEndpointIP)."""
+    ip = r.ip(value, field)
+    address = ipaddress.ip_address(ip)
+    if family is not None and address.version != family:
+        r.warn(field, f"{ip} is not an IPv{family} address, as the slice's addressType says{LEFT_OUT}")
+        return ""
+    special = special_address(address)
+    if special:
+        r.warn(field, f"{ip} may not be {special}{LEFT_OUT}")
+        return ""
+    return ip

@@ -320,3 +320,20 @@ def test_stateful_set_fields() -> None:
     sts = convert({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "shop"}, "spec": spec})
     assert isinstance(sts, k8s.StatefulSet)
     assert (sts.service_name, sts.replicas, sts.ordinals_start, sts.template.ports[0].name) == ("db", 3, 5, "pg")
+
+
+def test_endpoint_addresses_the_api_server_refuses_are_left_out_with_a_warning() -> None:
+    """ValidateEndpointIP refuses the unspecified, loopback, link-local and link-local multicast
+    ranges, and an EndpointSlice's addresses must be of its addressType's family."""
+    problems: list[Problem] = []
+    data = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "x"}},
+            "addressType": "IPv4", "endpoints": [{"addresses": [a]} for a in ("fd00::1", "127.0.0.1", "0.0.0.0", "169.254.1.1", "224.0.0.1", "10.1.0.5")]}
+    slice_ = from_manifest(Document("m.yaml", "0", 1, data), problems)
+    assert isinstance(slice_, k8s.EndpointSlice) and [a.ip for a in slice_.endpoints] == ["10.1.0.5"]
+    assert [p.field for p in problems] == [f"endpoints[{i}].addresses[0]" for i in range(5)] and all("left out" in p.message for p in problems)
+    problems.clear()
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "x"},
+                 "subsets": [{"addresses": [{"ip": "::1"}, {"ip": "10.2.0.1"}], "ports": [{"port": 80}]}]}
+    found = from_manifest(Document("m.yaml", "0", 1, endpoints), problems)
+    assert isinstance(found, k8s.Endpoints) and [a.ip for a in found.subsets[0].addresses] == ["10.2.0.1"]
+    assert [p.field for p in problems] == ["subsets[0].addresses[0].ip"]
