@@ -59,7 +59,11 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
     is missing or invalid. Warnings about usable-but-odd objects go to `problems`.
     """
     kind = doc.data.get("kind")
-    if not isinstance(kind, str):
+    if not isinstance(kind, str) or not kind:
+        # A manifest (it has apiVersion or metadata) without a kind is a mistake kubectl refuses
+        # ("kind not set"); other YAML beside the manifests (a compose file) is skipped quietly.
+        if problems is not None and ("apiVersion" in doc.data or "metadata" in doc.data):
+            problems.append(Problem("warning", "no kind (a string): the document is skipped", file=doc.file, doc=doc.doc, line=doc.line, field="kind"))
         return None
     group = api_group(doc.data.get("apiVersion"))
     if group is None:  # apiVersion missing: assume the kind's usual group

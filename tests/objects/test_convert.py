@@ -337,3 +337,13 @@ def test_endpoint_addresses_the_api_server_refuses_are_left_out_with_a_warning()
     found = from_manifest(Document("m.yaml", "0", 1, endpoints), problems)
     assert isinstance(found, k8s.Endpoints) and [a.ip for a in found.subsets[0].addresses] == ["10.2.0.1"]
     assert [p.field for p in problems] == ["subsets[0].addresses[0].ip"]
+
+
+def test_a_manifest_without_a_kind_is_a_warning_other_yaml_is_skipped_quietly() -> None:
+    problems: list[Problem] = []
+    typo = {"apiVersion": "v1", "knd": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}
+    assert from_manifest(Document("m.yaml", "2", 9, typo), problems) is None
+    assert [(p.level, p.field, p.file, p.doc, p.line) for p in problems] == [("warning", "kind", "m.yaml", "2", 9)]
+    problems.clear()
+    compose = {"services": {"dns": {"image": "clusterdns"}}}  # a docker-compose.yml beside the manifests
+    assert from_manifest(Document("docker-compose.yml", "0", 1, compose), problems) is None and problems == []
