@@ -45,6 +45,12 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
         cluster_ips, headless = _cluster_ips(r, spec)
     selector = r.labels(spec.get("selector"), "spec.selector") or None  # `{}` is no selector (spec 2.4)
     ports = _service_ports(r, spec.get("ports"))
+    families = _ip_families(r, spec.get("ipFamilies"))
+    for i, (ip, family) in enumerate(zip(cluster_ips, families)):
+        # The API server refuses a Service whose ClusterIPs and ipFamilies disagree, entry by
+        # entry (core validation ValidateServiceClusterIPsRelatedFields).
+        if ("IPv6" if ":" in ip else "IPv4") != family:
+            raise r.fail(f"spec.ipFamilies[{i}]", f"{family} does not match the ClusterIP {ip}")
     if not ports and svc_type != "ExternalName" and not headless:
         r.warn("spec.ports", "required for a Service with a ClusterIP (the API server refuses it); served as CoreDNS serves it: A/AAAA, no SRV")
     return Service(
@@ -53,7 +59,7 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
         type=svc_type,
         cluster_ips=cluster_ips,
         headless=headless,
-        ip_families=_ip_families(r, spec.get("ipFamilies")),
+        ip_families=families,
         ip_family_policy=_ip_family_policy(r, spec.get("ipFamilyPolicy")),
         external_name=external_name,
         ports=ports,

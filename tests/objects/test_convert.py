@@ -347,3 +347,13 @@ def test_a_manifest_without_a_kind_is_a_warning_other_yaml_is_skipped_quietly() 
     problems.clear()
     compose = {"services": {"dns": {"image": "clusterdns"}}}  # a docker-compose.yml beside the manifests
     assert from_manifest(Document("docker-compose.yml", "0", 1, compose), problems) is None and problems == []
+
+
+def test_ip_families_that_disagree_with_the_cluster_ips_are_an_error() -> None:
+    """ValidateServiceClusterIPsRelatedFields: ipFamilies[i] is the family of clusterIPs[i]."""
+    spec = {"clusterIP": "10.96.0.12", "ipFamilies": ["IPv6"], "ports": [{"port": 80}]}
+    with pytest.raises(ManifestError) as info:
+        convert({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": spec})
+    assert info.value.problem.field == "spec.ipFamilies[0]"
+    both = {"clusterIPs": ["fd00::12", "10.96.0.12"], "ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 80}]}
+    assert isinstance(convert({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": both}), k8s.Service)
