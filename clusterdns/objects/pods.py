@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from typing import Any
 
@@ -131,12 +132,9 @@ def _replicas(r: Reader, spec: dict[str, Any]) -> int:
     return 1 if value is None else r.integer(value, "spec.replicas", 0, 1_000_000)  # API default 1
 
 
-def _workload_parts(r: Reader, data: dict[str, Any]) -> tuple[str, str, dict[str, Any], dict[str, Any], PodTemplate, LabelSelector]:
-    # A StatefulSet's Pods are named <name>-<ordinal> and take that as their hostname, a DNS-1123
-    # label (apps ValidateStatefulSetName, Pod spec.hostname): a dotted name can make no Pod.
-    grammar, what = (DNS1123_LABEL, "StatefulSet name (DNS-1123 label: its Pods' hostnames)") if r.kind == "StatefulSet" else \
-        (DNS1123_SUBDOMAIN, f"{r.kind} name (DNS-1123 subdomain)")
-    namespace, name, meta = metadata(r, data, True, grammar, what)
+def _workload_parts(r: Reader, data: dict[str, Any], grammar: re.Pattern[str] = DNS1123_SUBDOMAIN, what: str = "name (DNS-1123 subdomain)"
+                    ) -> tuple[str, str, dict[str, Any], dict[str, Any], PodTemplate, LabelSelector]:
+    namespace, name, meta = metadata(r, data, True, grammar, f"{r.kind} {what}")
     spec = r.mapping(data.get("spec"), "spec")
     template = _template(r, spec)
     return namespace, name, meta, spec, template, _selector(r, spec, template)
@@ -153,7 +151,9 @@ def replica_set(r: Reader, data: dict[str, Any]) -> ReplicaSet:
 
 
 def stateful_set(r: Reader, data: dict[str, Any]) -> StatefulSet:
-    namespace, name, _, spec, template, selector = _workload_parts(r, data)
+    # Its Pods are named <name>-<ordinal> and take that as their hostname, a DNS-1123 label
+    # (apps ValidateStatefulSetName, Pod spec.hostname): a dotted name can make no Pod.
+    namespace, name, _, spec, template, selector = _workload_parts(r, data, DNS1123_LABEL, "name (DNS-1123 label: its Pods' hostnames)")
     service_name = r.dns_name(spec.get("serviceName"), "spec.serviceName", DNS1035_LABEL, "Service name (DNS-1035 label)", required=False)
     ordinals = r.mapping(spec.get("ordinals"), "spec.ordinals")
     start = 0 if ordinals.get("start") is None else r.integer(ordinals.get("start"), "spec.ordinals.start", 0, 2**31 - 1)

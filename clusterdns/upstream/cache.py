@@ -78,6 +78,11 @@ def zone_labels(zones: tuple[str, ...]) -> tuple[tuple[bytes, ...], ...]:
     return tuple(() if z == "." else tuple(label.encode() for label in z.split(".")) for z in zones)
 
 
+def _keeps_ad(do: bool, query: bytes) -> bool:
+    """Whether a reply to `query` (its DO bit `do`) keeps AD: only for a client that set DO or AD."""
+    return do or bool(query[3] & AD)
+
+
 def _flags(query: bytes, has_opt: bool, do: bool) -> int:
     """The key's flag bits: the query's RD and CD, whether it had an OPT record, its DO bit."""
     return (query[2] & _RD) | (query[3] & _CD) | (0x100 if has_opt else 0) | (_KEY_DO if do else 0)
@@ -130,13 +135,8 @@ class Cache:
         self.clock = clock
         self.disabled = {SUCCESS: zone_labels(disable_success), DENIAL: zone_labels(disable_denial)}  # `disable success|denial ZONES`
         self._stores: dict[str, OrderedDict[CacheKey, CachedReply]] = {SUCCESS: OrderedDict(), DENIAL: OrderedDict()}
-        self.hits = {SUCCESS: 0, DENIAL: 0}
-        self.misses = 0
-        self.requests = 0
-        self.evictions = {SUCCESS: 0, DENIAL: 0}
-        self.entries = {SUCCESS: 0, DENIAL: 0}
-        self.prefetches = 0
-        self.served_stale = 0
+        self.hits, self.evictions, self.entries = {SUCCESS: 0, DENIAL: 0}, {SUCCESS: 0, DENIAL: 0}, {SUCCESS: 0, DENIAL: 0}
+        self.misses = self.requests = self.prefetches = self.served_stale = 0
         # Requests and hits the listeners answered from their copies of fresh entries
         # (serve/timed.py, in C too): [requests, success hits, denial hits].
         self.fast = [0, 0, 0]
@@ -201,7 +201,7 @@ class Cache:
         out = bytearray(entry.wire)
         out[0:2] = query[0:2]
         out[2] |= AA >> 8 if hit else 0
-        out[3] &= 0xFF if entry.do or query[3] & AD else ~AD & 0xFF
+        out[3] &= 0xFF if _keeps_ad(entry.do, query) else ~AD & 0xFF
         out[12 : entry.qname_end] = query[12 : entry.qname_end]
         pack = struct.pack_into
         age = 0 if self.keepttl and ttl is None else int(age)
@@ -221,7 +221,7 @@ class Cache:
             return reply
         if entry is None or (self.disabled[entry.kind] and under(key[0], self.disabled[entry.kind])):
             # Not kept (cache.go set: nor under a disabled zone); AD as for a hit (cache.go WriteMsg).
-            return reply if key[2] & _KEY_DO or len(reply) < 12 or query[3] & AD else reply[:3] + bytes([reply[3] & ~AD & 0xFF]) + reply[4:]
+            return reply if len(reply) < 12 or _keeps_ad(bool(key[2] & _KEY_DO), query) else reply[:3] + bytes([reply[3] & ~AD & 0xFF]) + reply[4:]
         store = self._stores[entry.kind]
         old = store.pop(key, None)
         if old is not None:
