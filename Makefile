@@ -8,7 +8,11 @@ ARGS ?=
 
 .PHONY: run test venv clean tools bench scale bytecode
 
-$(STAMP): pyproject.toml clusterdns/serve/_udpbatch.c
+# libyaml's headers (Debian: libyaml-dev) for the C YAML reader, installed when missing and
+# apt-get is there; without them the package builds anyway and reads YAML in Python.
+$(STAMP): pyproject.toml clusterdns/serve/_udpbatch.c clusterdns/manifests/_yamlstream.c
+	@[ -e /usr/include/yaml.h ] || ! command -v apt-get >/dev/null 2>&1 || { echo "installing libyaml-dev"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libyaml-dev >/dev/null; } || true
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
@@ -54,7 +58,7 @@ test: $(STAMP) tools bytecode
 	$(BIN)/python -m pytest -q $(ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info clusterdns/*.so clusterdns/serve/*.so
+	rm -rf $(VENV) build *.egg-info clusterdns/*.so clusterdns/serve/*.so clusterdns/manifests/*.so
 	find clusterdns -name __pycache__ -prune -exec rm -rf {} +
 
 # The Kubernetes envelope (issue 16): 10,000 Services + 150,000 Pods as Deployments, Pod YAML

@@ -3,6 +3,7 @@ for the plain data of manifests (see `_document`)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -63,6 +64,12 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
             return super().resolve(kind, value, implicit)
 
 
+try:  # the plain path in C, built when libyaml's headers were there (pyproject.toml)
+    from clusterdns.manifests import _yamlstream
+except ImportError:  # pragma: no cover - then every stream is read in Python
+    _yamlstream = None
+
+
 class _NotPlain(Exception):
     """A document `_document` leaves to PyYAML's own construction."""
 
@@ -95,15 +102,7 @@ def _document(loader: Any) -> Any:
             tag = event.tag
             if tag is None or tag == "!":
                 tag = resolve(ScalarNode, event.value, event.implicit)
-            if tag == _STR:
-                value = event.value
-            elif tag == _INT and event.value.isdigit() and event.value[0] != "0":  # ports: a plain decimal
-                value = int(event.value)
-            else:
-                scalar = _SCALARS.get(tag)
-                if scalar is None:
-                    raise _NotPlain(tag)
-                value = scalar(loader, ScalarNode(tag, event.value))
+            value = _constructed(loader, tag, event.value)
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
             if event.tag not in (None, "!", _MAP if cls is MappingStartEvent else _SEQ):
                 raise _NotPlain(event.tag)
@@ -138,6 +137,55 @@ def _document(loader: Any) -> Any:
             stack.append([value, _NO_KEY])
 
 
+def _constructed(loader: Any, tag: str, value: str) -> Any:
+    """A scalar's value by its tag, with PyYAML's scalar constructors; _NotPlain for a tag left to PyYAML."""
+    if tag == _STR:
+        return value
+    if tag == _INT and value.isdigit() and value[0] != "0":  # ports: a plain decimal
+        return int(value)
+    scalar = _SCALARS.get(tag)
+    if scalar is None:
+        raise _NotPlain(tag)
+    return scalar(loader, ScalarNode(tag, value))
+
+
+_PLAIN_LOADER = _Loader("")  # resolves and constructs the plain scalars the C reader asks about
+
+
+def _plain(value: str) -> Any:
+    """An untagged plain scalar's value, as _document makes it (the C reader's callback)."""
+    return _constructed(_PLAIN_LOADER, _PLAIN_LOADER.resolve(ScalarNode, value, (True, False)), value)
+
+
+# The C reader resolves by first byte, and always resolves an empty plain scalar: so only
+# while the resolvers start with single ASCII characters and the empty one (null) is there.
+if _yamlstream is not None and _SIMPLE_RESOLVERS and "" in _RESOLVED_FIRST and all(len(k) == 1 and k.isascii() for k in _RESOLVED_FIRST - {""}):
+    _yamlstream.configure(_plain, "".join(sorted(_RESOLVED_FIRST)).encode())
+else:  # pragma: no cover
+    _yamlstream = None
+
+# An explicit key `?` in a flow collection: libyaml 0.2.5 (linked by the C reader) and the
+# libyaml PyYAML bundles read `[ ? ]` differently (libyaml 588eabf, 840b65c), so the
+# Python reading decides.
+_FLOW_EXPLICIT_KEY = re.compile(r"\?(?=[\s\],]|$)")
+
+
+def _c_stream(text: str, chunks: list[tuple[str, int]]) -> list[Any] | None | bool:
+    """load_stream's documents read in C; None when they do not fit the chunks (as load_stream
+    finds), False when the C reader leaves the text to Python (see _yamlstream.c)."""
+    if _yamlstream is None or ("[" in text and _FLOW_EXPLICIT_KEY.search(text)):
+        return False
+    read = _yamlstream.load(text)
+    if read is None:
+        return False
+    if len(read) != len(chunks):
+        return None
+    for index, (line, data) in enumerate(read):
+        if data is not None and (line < chunks[index][1] or (index + 1 < len(chunks) and line >= chunks[index + 1][1])):
+            return None
+    return [data for _, data in read]
+
+
 def load_document(chunk: str) -> Any:
     """The one document of a chunk (None when empty), as `yaml.load` with a safe loader gives it."""
     loader = _Loader(chunk)
@@ -166,6 +214,9 @@ def load_stream(text: str, chunks: list[tuple[str, int]]) -> list[Any] | None:
     """
     if text.startswith("%") or "\n%" in text:  # a directive line
         return None
+    read = _c_stream(text, chunks)
+    if read is not False:
+        return read  # type: ignore[return-value]
     documents: list[Any] = []
     loader = _Loader(text)
     try:

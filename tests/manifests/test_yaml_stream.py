@@ -1,0 +1,148 @@
+"""manifests/_yamlstream.c: a stream's documents built in C are the ones the Python reading builds,
+and whatever the C reader does not build plainly it leaves to Python (False), never differs."""
+
+from __future__ import annotations
+
+import math
+import string
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clusterdns.manifests import yaml_fast
+from clusterdns.manifests.documents import split_documents
+from tests.manifests.test_documents import SERVICE, TRICKY_YAML
+
+built = pytest.mark.skipif(yaml_fast._yamlstream is None, reason="built without libyaml's headers")
+
+
+def test_the_c_reader_is_built_where_libyaml_headers_are() -> None:
+    """`make` installs libyaml-dev where apt-get can: then the suite runs the C reader."""
+    if Path("/usr/include/yaml.h").exists():
+        assert yaml_fast._yamlstream is not None
+
+
+def in_python(text: str) -> list | None:
+    """load_stream with the C reader turned off: what every stream got before it."""
+    saved, yaml_fast._yamlstream = yaml_fast._yamlstream, None
+    try:
+        return yaml_fast.load_stream(text, split_documents(text))
+    finally:
+        yaml_fast._yamlstream = saved
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, with the types of scalars (1 is not True) and NaN equal to itself."""
+    return repr(a) == repr(b)
+
+
+def check(text: str) -> list | None | bool:
+    """The C reading of `text`, after checking that load_stream gives what Python gives."""
+    directive = text.startswith("%") or "\n%" in text  # load_stream reads such a stream chunk by chunk, in Python
+    got = False if directive else yaml_fast._c_stream(text, split_documents(text))
+    assert same(yaml_fast.load_stream(text, split_documents(text)), in_python(text))
+    if got is not False:
+        assert same(got, in_python(text))
+    return got
+
+
+# Plain data, which the C reader builds itself (not False): YAML 1.1 scalars resolved as
+# PyYAML resolves them, quoted and block scalars as strings, repeated keys (the last wins).
+PLAIN = [
+    "a: 1\nb: yes\nc: 'yes'\nd: 0o17\ne: 017\nf: 0x1F\ng: 1_000\nh: 1:30\ni: 1.5e3\nj: .inf\nk: ~\nl: null\nm: True\nn: NO\n",
+    "t: 2001-12-14t21:59:43.10-05:00\nd: 2002-12-14\ni: 0b1010\nz: 0\no: 08\nn: -.NaN\np: +12\nq: -0\nr: 1.\ns: on\nu: Off\n",
+    "ports:\n- {name: http, port: 80, targetPort: 8080}\n- name: dns\n  port: 53\n  protocol: UDP\nlabels: {'true': true, '1': 1}\n",
+    "1: one\n~: nul\ntrue: t\n1.5: f\n2020-01-01: d\n'': empty\n",
+    "a: |\n  line\n   more\nb: >-\n  folded\n  text\nc: \"x\\ty\\u00e9\"\nd: 'it''s'\n",
+    "a:\nb: ''\nc: \"\"\nd: []\ne: {}\nf: [[], [{}]]\n",
+    "a: 1\na: 2\nb: {x: 1, x: 2}\n",
+    "just a string\n",
+    "- 1\n- [2, {3: 4}]\n",
+    "---\n---\n# only a comment\n---\nk: v\n...\n",
+    "ключ: значение\n名前: 値\nemoji: \U0001f600\n",
+    "url: http://example.com/a?b=c\nq: what?\n",
+    "".join(f"---\n# doc {i}\n" + SERVICE.format(name=f"s{i}") for i in range(30)),
+    "deep: " + "[" * 200 + "]" * 200 + "\n",
+]
+
+# Left to Python: tags, anchors and aliases, merge keys, `=`, complex keys, directives, errors,
+# nesting past the C reader's depth, and an explicit key in a flow collection.
+LEFT = [
+    "b: !!binary aGVsbG8=\n",
+    "s: !!str 2024-01-01\n",
+    "a: &m {x: 1}\nb: *m\n",
+    "base: &b {x: 1}\nd:\n  <<: *b\n",
+    "=: 1\n",
+    "? [1, 2]\n: v\n",
+    "%YAML 1.1\n---\na: 1\n",
+    "a: [1, 2\n",
+    "deep: " + "[" * 300 + "]" * 300 + "\n",
+    "a: [ ? ]\n",
+    "a: [ ? ] ]\n",
+    "a: !foo bar\n",
+]
+
+
+@built
+@pytest.mark.parametrize("text", PLAIN)
+def test_plain_data_is_built_in_c_as_python_builds_it(text: str) -> None:
+    assert check(text) is not False
+
+
+@built
+@pytest.mark.parametrize("text", LEFT)
+def test_what_is_not_plain_is_left_to_python(text: str) -> None:
+    assert check(text) is False
+
+
+@built
+@pytest.mark.parametrize("text", TRICKY_YAML)
+def test_tricky_yaml_reads_the_same(text: str) -> None:
+    check(text)
+
+
+@built
+def test_each_document_gets_its_content_line_or_the_chunks_are_read_alone() -> None:
+    text = "# head\n---\na: 1\n---\n\n\nb: 2\n"
+    assert yaml_fast._c_stream(text, split_documents(text)) == [{"a": 1}, {"b": 2}]
+    # Chunks that the documents do not fit (a `---` inside a block scalar, say): None, as in Python.
+    text = "a: |\n  x\n---\nb: 1\n"
+    chunks = [(text, 1)]
+    assert yaml_fast._c_stream(text, chunks) is None and yaml_fast.load_stream(text, chunks) is None
+
+
+@built
+def test_a_resolved_scalar_is_not_shared_as_a_mutable_value() -> None:
+    first, second = yaml_fast._c_stream("a: 1.5\nb: 2020-01-01\n", [("", 1)]), yaml_fast._c_stream("a: 1.5\n", [("", 1)])
+    assert first == [{"a": 1.5, "b": __import__("datetime").date(2020, 1, 1)}] and second == [{"a": 1.5}]
+    assert math.isnan(yaml_fast._c_stream("n: .nan\n", [("", 1)])[0]["n"])  # type: ignore[index]
+
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12),
+    st.sampled_from(["yes", "No", "on", "~", "0o17", "0x1f", "1_0", "1:30", ".inf", "2001-01-01", "08", "+1", "-", "- a", ": x", "#c", "''"]),
+)  # fmt: skip
+keys = st.one_of(st.text(alphabet=string.ascii_letters + string.digits + "-._/", max_size=10), st.integers(), st.booleans(), st.none())
+data = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=25)
+
+
+@built
+@settings(max_examples=300, deadline=None)
+@given(st.lists(data, min_size=1, max_size=4), st.sampled_from([False, True, None]), st.booleans())
+def test_dumped_data_is_built_in_c_as_python_builds_it(documents: list, flow: bool | None, unicode: bool) -> None:
+    text = yaml.safe_dump_all(documents, default_flow_style=flow, allow_unicode=unicode, explicit_start=True)
+    got = check(text)
+    if not ("[" in text and yaml_fast._FLOW_EXPLICIT_KEY.search(text)):  # `? key` beside a `[`: left to Python
+        assert got is not False
+
+
+@built
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.text(alphabet="\n -:#[]{}?&*!|>'\",%@`\\\t0aé", min_size=1, max_size=4))
+def test_damaged_manifests_read_as_python_reads_them(at: int, inserted: str) -> None:
+    text = "".join("---\n" + SERVICE.format(name=f"s{i}") for i in range(3))
+    at %= len(text)
+    check(text[:at] + inserted + text[at:])
