@@ -10,7 +10,7 @@ ARGS ?=
 
 # libyaml's headers (Debian: libyaml-dev) for the C YAML reader, installed when missing and
 # apt-get is there; without them the package builds anyway and reads YAML in Python.
-$(STAMP): pyproject.toml clusterdns/serve/_udpbatch.c clusterdns/manifests/_yamlstream.c
+$(STAMP): pyproject.toml clusterdns/serve/_udpbatch.c clusterdns/manifests/_yamlstream.c clusterdns/_frozen.c
 	@[ -e /usr/include/yaml.h ] || ! command -v apt-get >/dev/null 2>&1 || { echo "installing libyaml-dev"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libyaml-dev >/dev/null; } || true
 	$(PY) -m venv $(VENV)

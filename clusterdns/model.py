@@ -8,7 +8,7 @@ snapshot/ knows about YAML.
 
 from __future__ import annotations
 
-from dataclasses import field, fields
+from dataclasses import field
 
 from clusterdns.errors import Problem
 from clusterdns.frozen import frozen
@@ -152,10 +152,3 @@ class ClusterState:
     namespaces: frozenset[str] = ALWAYS_NAMESPACES
     problems: tuple[Problem, ...] = ()
 
-
-def fields_in_order(cls: type, *names: str) -> None:
-    """Hot loops build these types with positional arguments (1.3-1.7x faster than keywords):
-    fail loudly, at import, if their fields move."""
-    actual = tuple(f.name for f in fields(cls))
-    if actual != names:
-        raise RuntimeError(f"{cls.__name__} is built positionally as {names}, but its fields are {actual}")

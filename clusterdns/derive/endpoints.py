@@ -14,18 +14,15 @@ from clusterdns.derive.ipam import ip_family
 from clusterdns.derive.memo import Memo, ObjectKey, same
 from clusterdns.derive.pod_index import PodIndex, pod_index, selecting
 from clusterdns.derive.problems import problem
+from clusterdns.derive.service_ips import service_of
 from clusterdns.errors import Problem
-from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort, fields_in_order
+from clusterdns.frozen import maker
+from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.objects import kinds as k8s
 
 
 def with_endpoints(
-    services: list[Service],
-    objs: Objects,
-    pods: Sequence[Pod],
-    pod_ports: Sequence[tuple[k8s.ContainerPort, ...]],
-    problems: list[Problem],
-    memo: Memo,
+    services: list[Service], objs: Objects, pods: Sequence[Pod], pod_ports: Sequence[tuple[k8s.ContainerPort, ...]], problems: list[Problem], memo: Memo
 ) -> list[Service]:
     """Each Service's endpoints (spec 2.4, C15): its EndpointSlices, else its Endpoints, else its selector.
 
@@ -154,9 +151,9 @@ def _with_selected_endpoints(svc: Service, obj: k8s.Service, index: PodIndex, pr
 def _replace_endpoints(svc: Service, groups: tuple[EndpointGroup, ...], source: str) -> Service:
     if not groups and not source:
         return svc
-    s = svc  # positional (field order checked at import): 1.7x faster than keywords
-    return Service(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source, s.source,
-                   s.external_addresses)
+    s = svc
+    return service_of(s.namespace, s.name, s.type, s.cluster_ips, s.headless, s.external_name, s.ports, s.selector, s.publish_not_ready, groups, source,
+                      s.source, s.external_addresses)
 
 
 def _endpoints_of(svc: Service, slices: list[k8s.EndpointSlice] | None, endpoints: k8s.Endpoints | None) -> tuple[tuple[EndpointGroup, ...], str]:
@@ -279,8 +276,7 @@ def _selector_endpoints(
                     group = by_family.get(family)
                     if group is None:
                         group = by_family[family] = groups.setdefault((family, ports), [])
-                    # Positional (field order checked at import): 1.3x faster than keywords.
-                    group.append(EndpointAddress(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
+                    group.append(_address(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
     if eligible:
         _check_target_ports(svc, resolved, problems)
     ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise
@@ -297,4 +293,4 @@ def _check_target_ports(svc: Service, resolved: set[int], problems: list[Problem
             )
 
 
-fields_in_order(EndpointAddress, "ip", "hostname", "pod_name", "pod_namespace", "node_name", "ready", "serving", "terminating")
+_address = maker(EndpointAddress, "ip", "hostname", "pod_name", "pod_namespace", "node_name", "ready", "serving", "terminating")

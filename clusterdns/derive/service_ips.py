@@ -13,7 +13,8 @@ from clusterdns.derive.ipam import Band, Network, allocate, by_family, ip_family
 from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import display_name, problem
 from clusterdns.errors import Problem
-from clusterdns.model import Service, fields_in_order
+from clusterdns.frozen import maker
+from clusterdns.model import Service
 from clusterdns.names import external_target
 from clusterdns.objects import kinds as k8s
 
@@ -211,12 +212,13 @@ def _allocate_service_ips(keys: list[ObjectKey], net: Network, taken: set[int]) 
 
 
 def _service(obj: k8s.Service, cluster_ips: tuple[str, ...]) -> Service:
-    o = obj  # positional, as in _replace_endpoints
-    return Service(o.namespace, o.name, o.type, cluster_ips, o.headless, o.external_name, o.ports, o.selector, o.publish_not_ready, (), "", o.source,
+    o = obj
+    return service_of(o.namespace, o.name, o.type, cluster_ips, o.headless, o.external_name, o.ports, o.selector, o.publish_not_ready, (), "", o.source,
                    o.external_addresses)
 
 
-fields_in_order(
+# A Service as derive/ makes it, from every field in order (service_ips.py, endpoints.py).
+service_of = maker(
     Service,
     "namespace", "name", "type", "cluster_ips", "headless", "external_name", "ports", "selector", "publish_not_ready",
     "endpoints", "endpoints_source", "source", "external_addresses",

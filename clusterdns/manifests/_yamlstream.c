@@ -207,8 +207,9 @@ static PyObject *load(PyObject *self, PyObject *text) {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser))
         return PyErr_NoMemory();
+    /* No yaml_parser_set_encoding: libyaml's detection finds UTF-8 (these bytes cannot start
+       with a UTF-16 BOM) and skips a leading BOM, as it does for PyYAML's CParser. */
     yaml_parser_set_input_string(&parser, (const unsigned char *)data, (size_t)size);
-    yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING);
     PyObject *documents = PyList_New(0);
     int not_plain = 0;
     yaml_event_t event;
@@ -236,8 +237,12 @@ static PyObject *load(PyObject *self, PyObject *text) {
     }
     yaml_parser_delete(&parser);
     if (not_plain || documents == NULL) {
-        /* Any failure (the resolver's "not plain", a parse error, no memory): the stream is
-           read in Python instead, which gives its result or its error. */
+        /* A failure (the resolver's "not plain", a parse error, no memory): the stream is read
+           in Python instead, which gives its result or its error. An interrupt is not one. */
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            Py_XDECREF(documents);
+            return NULL;
+        }
         PyErr_Clear();
         Py_XDECREF(documents);
         Py_RETURN_NONE;

@@ -66,6 +66,8 @@ PLAIN = [
     "url: http://example.com/a?b=c\nq: what?\n",
     "".join(f"---\n# doc {i}\n" + SERVICE.format(name=f"s{i}") for i in range(30)),
     "deep: " + "[" * 200 + "]" * 200 + "\n",
+    "\ufeff--- a\n",  # a BOM is skipped, as libyaml skips it for PyYAML (found by a review)
+    "\ufeff- a\n - b\n",
 ]
 
 # Left to Python: tags, anchors and aliases, merge keys, `=`, complex keys, directives, errors,
@@ -83,6 +85,7 @@ LEFT = [
     "a: [ ? ]\n",
     "a: [ ? ] ]\n",
     "a: !foo bar\n",
+    "\ufeffa: 1\n b: 2\n",  # an error after a BOM
 ]
 
 
@@ -112,6 +115,20 @@ def test_each_document_gets_its_content_line_or_the_chunks_are_read_alone() -> N
     text = "a: |\n  x\n---\nb: 1\n"
     chunks = [(text, 1)]
     assert yaml_fast._c_stream(text, chunks) is None and yaml_fast.load_stream(text, chunks) is None
+
+
+@built
+def test_an_interrupt_in_the_resolver_is_not_taken_for_not_plain() -> None:
+    def interrupted(value: str) -> None:
+        raise KeyboardInterrupt
+
+    assert yaml_fast._yamlstream is not None
+    yaml_fast._yamlstream.configure(interrupted, b"1")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            yaml_fast._yamlstream.load("a: 1\n")
+    finally:
+        yaml_fast._yamlstream.configure(yaml_fast._plain, "".join(sorted(yaml_fast._RESOLVED_FIRST)).encode())
 
 
 @built
