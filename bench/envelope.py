@@ -178,8 +178,9 @@ def _add_port(path: Path, to: int) -> None:
     path.write_text(new)
 
 
-def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[str, float]:
-    """One fresh server: load s, RSS after the load, edit ms (median, max), RSS after `edits` edits."""
+def measure(directory: Path, extra: list[str], src: Path, edits: int, load_only: bool = False) -> dict[str, float]:
+    """One fresh server: load s, RSS after the load, edit ms (median, max), RSS after `edits` edits
+    (`load_only`: the load s alone)."""
     port = scale.free_port()
     cmd = [sys.executable, "-m", "clusterdns", "serve", "--manifests", str(directory), "--listen", f"127.0.0.1:{port}", "--upstream", "none",
            "--quiet", "--pod-cidr", POD_CIDR, *extra]
@@ -198,6 +199,8 @@ def measure(directory: Path, extra: list[str], src: Path, edits: int) -> dict[st
                 raise RuntimeError("no answer before the load timeout")
             time.sleep(0.005)
         load = time.perf_counter() - started
+        if load_only:
+            return {"load": load}
         time.sleep(1.0)  # the watcher's first poke after start-up
         row = {"load": load, "rss": rss_mb(proc.pid), "peak": rss_mb(proc.pid, "VmHWM")}
         latencies = [_timed_edit(files, k, port, _edit, 81, "http") for k in range(min(edits, len(files)))]
@@ -265,7 +268,9 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path, output: Path) -> None:
+def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path, output: Path, repeat: int = 3) -> None:
+    """Each layout: one server measured in full, and `repeat` - 1 more for the load alone (the load
+    shown is the median of `repeat`: one start on this shared VM moves by 10-25%)."""
     extra = scale.extra_flags(src)
     rows = []
     for layout in layouts:
@@ -277,8 +282,10 @@ def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path,
         row = {"layout": layout, "files": len(files), "mb": sum(f.stat().st_size for f in files) / 1e6, "parser": parser}
         row["loadavg"] = os.getloadavg()[0]  # other work on the machine (at or above the core count, serve reads on one core)
         row |= measure(directory, extra, src, edits)
+        row["loads"] = [row["load"]] + [measure(directory, extra, src, edits, load_only=True)["load"] for _ in range(repeat - 1)]
+        row["load"] = statistics.median(row["loads"])
         rows.append(row)
-        print(f"{layout:9}: load {row['load']:.2f} s" + (f" (parser alone {parser:.2f} s)" if parser is not None else "")
+        print(f"{layout:9}: load {row['load']:.2f} s (median of {', '.join(f'{x:.2f}' for x in row['loads'])})" + (f" (parser alone {parser:.2f} s)" if parser is not None else "")
               + f", RSS {row['rss']:.0f} MB (peak {row['peak']:.0f}), edit {row['edit']:.0f} ms median / {row['edit_max']:.0f} max, "
               f"RSS after {row['edits']} edits {row['rss_edits']:.0f} MB, a line added {row['line_edit']:.0f} ms; load average {row['loadavg']:.2f}", flush=True)
     text = table(rows)
@@ -292,5 +299,6 @@ def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path,
         "Load average: the machine's 1-minute figure as the server started (at or above the core count, the first load reads on one core).\n\n"
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(header + text + "\n")
+    loads = "".join(f"\n- {r['layout']}: loads {', '.join(f'{x:.2f}' for x in r['loads'])} s" for r in rows)
+    output.write_text(header + text + "\n\nEach load is the median of fresh servers' (the first also measured the edits):\n" + loads + "\n")
     print(f"\nwritten to {output}")

@@ -230,7 +230,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", type=int, nargs="+", default=[1000, 2500, 5000, 10000], help="Service counts")
     p.add_argument("--layouts", nargs="+", choices=["deploy", "pods"], default=["deploy", "pods"])
-    p.add_argument("--repeat", type=int, default=3, help="fresh servers per size (the median is shown)")
+    p.add_argument("--repeat", type=int, default=3, help="fresh servers per size, or per --envelope layout (the median load is shown)")
     p.add_argument("--workdir", type=Path, help="where to generate the clusters (default: a temporary directory)")
     p.add_argument("--output", type=Path, help="the table (default: bench/results/scale.md, with --envelope envelope.md)")
     p.add_argument("--src", type=Path, default=ROOT, help="run `python -m clusterdns` from this directory (before/after comparisons)")
@@ -246,7 +246,7 @@ def main() -> None:
         import envelope  # bench/envelope.py
 
         try:
-            envelope.run(args.services, args.envelope_layouts, args.edits, workdir, args.src, args.output or HERE / "results" / "envelope.md")
+            envelope.run(args.services, args.envelope_layouts, args.edits, workdir, args.src, args.output or HERE / "results" / "envelope.md", args.repeat)
         finally:
             if args.workdir is None:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -135,7 +135,7 @@ def test_scale_envelope_smoke(tmp_path) -> None:
     out = tmp_path / "envelope.md"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "scale.py"), "--envelope", "--services", "300", "--edits", "1", "--output", str(out),
-         "--workdir", str(tmp_path / "work")],
+         "--workdir", str(tmp_path / "work"), "--repeat", "2"],
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -146,3 +146,5 @@ def test_scale_envelope_smoke(tmp_path) -> None:
         assert 0 < float(r[9]) < 10_000, r  # the edits that add a line (parts 1 and 2)
     assert "(CSafeLoader)" in rows[1][4] and "(json.loads)" in rows[2][4]
     assert "4,500 Pods" in out.read_text() and (tmp_path / "work" / "envelope-pods-json-300" / "part00000.json").exists()
+    loads = [line for line in out.read_text().splitlines() if line.startswith("- deploy: loads ")]
+    assert len(loads) == 1 and len(loads[0].split(": loads ")[1].split(", ")) == 2, loads  # --repeat 2: the median of two starts
