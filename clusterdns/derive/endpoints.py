@@ -263,20 +263,23 @@ def _selector_endpoints(
     for container_ports, run in groupby(zip(pods, pod_ports), key=itemgetter(1)):
         ports, found = _resolve_ports(svc.ports, container_ports)
         by_family: dict[int, list[EndpointAddress]] = {}
+        before = eligible
         for pod, _ in run:
-            if pod.phase in ("Succeeded", "Failed") or not pod.ips:  # ShouldPodBeInEndpoints
+            ips = pod.ips
+            if not ips or pod.phase in ("Succeeded", "Failed"):  # ShouldPodBeInEndpoints
                 continue
             eligible += 1
-            resolved |= found
             hostname = pod.hostname if pod.hostname and pod.subdomain == name else ""
             ready = publish or (pod.ready and not pod.terminating)
-            for ip in pod.ips:
+            for ip in ips:
                 family = 6 if ":" in ip else 4
                 if families is None or family in families:
                     group = by_family.get(family)
                     if group is None:
                         group = by_family[family] = groups.setdefault((family, ports), [])
                     group.append(_address(ip, hostname, pod.name, pod.namespace, pod.node_name, ready, pod.ready, pod.terminating))
+        if eligible > before:
+            resolved |= found
     if eligible:
         _check_target_ports(svc, resolved, problems)
     ordered = sorted(groups.items(), key=lambda item: item[0][0])  # IPv4 groups first; stable otherwise
