@@ -79,9 +79,25 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# Each command's optional positionals, in order: argparse fills them only from the words before
+# the first option, so `records DIR --upstream none NAME` left NAME over (parse_args refused it).
+LATE_POSITIONALS = {"check": ("directory",), "records": ("directory", "name"), "export-zone": ("zone_name",)}
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args, with a command's positionals also taken from after its options."""
+    args, left = parser.parse_known_args(argv)
+    for dest in LATE_POSITIONALS.get(args.command, ()):
+        if left and getattr(args, dest) is None and not left[0].startswith("-"):
+            setattr(args, dest, left.pop(0))
+    if left:
+        parser.error(f"unrecognized arguments: {' '.join(left)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, argv)
     setup_logging(bool(getattr(args, "quiet", False)) or os.environ.get("CLUSTERDNS_QUIET", "").strip().lower() in TRUE)
     try:
         if args.command == "serve":

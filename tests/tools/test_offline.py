@@ -97,6 +97,19 @@ def test_records_under_a_name() -> None:
     assert sum("\tA\t" in l for l in lines) == 6  # the Service name and the three Pod names
 
 
+@pytest.mark.parametrize("order", [["{dir}", "{name}", "--ttl", "7"], ["{dir}", "--ttl", "7", "{name}"], ["--ttl", "7", "{dir}", "{name}"]])
+def test_records_takes_dir_and_name_before_or_after_the_options(order: list[str]) -> None:
+    """argparse alone fills the positionals only from the words before the first option (cli.parse)."""
+    argv = [a.format(dir=ZONES, name="cassandra.default.svc.cluster.local") for a in order]
+    lines = [l for l in run("records", *argv).stdout.splitlines() if not l.startswith(";")]
+    assert lines and all(l.split("\t")[0].endswith("cassandra.default.svc.cluster.local.") and l.split("\t")[1] == "7" for l in lines)
+
+
+def test_a_word_left_over_is_still_refused() -> None:
+    proc = run("records", str(ZONES), "--ttl", "7", "a.b", "extra")
+    assert proc.returncode == 2 and "unrecognized arguments: extra" in proc.stderr
+
+
 def test_explain_positive_name_names_the_manifests() -> None:
     out = run("records", str(ZONES), "--explain", "pod-a.headless1.default.svc.cluster.local").stdout
     assert "Service default/headless1 (headless) from 000-headless-endpoint-externalname/2-headless1.yaml:" in out
