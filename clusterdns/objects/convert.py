@@ -51,6 +51,11 @@ _CONVERTERS: dict[tuple[str, str], Callable[[Reader, dict[str, Any]], KubeObject
 
 _DEFAULT_GROUP = {kind: group for group, kind in _CONVERTERS if group != "extensions"}
 
+# The versions the API server has served each group's kinds in (extensions/v1beta1 and
+# apps/v1beta1-2 until 1.16, discovery.k8s.io/v1beta1 until 1.25): another one is refused by
+# kubectl ("no matches for kind ... in version ..."); read as the served one, with a warning.
+_VERSIONS = {"": ("v1",), "apps": ("v1", "v1beta2", "v1beta1"), "extensions": ("v1beta1",), "discovery.k8s.io": ("v1", "v1beta1")}
+
 
 def from_manifest(doc: Document, problems: list[Problem] | None = None, reading: Reading | None = None) -> KubeObject | None:
     """The slim object for a manifest document; None for kinds DNS does not read.
@@ -71,4 +76,10 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
     converter = _CONVERTERS.get((group, kind))
     if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
         return None
-    return converter(Reader(doc, kind, problems, reading or Reading()), doc.data)
+    r = Reader(doc, kind, problems, reading or Reading())
+    obj = converter(r, doc.data)
+    version = doc.data.get("apiVersion")
+    if isinstance(version, str) and version.rpartition("/")[2] not in _VERSIONS[group]:
+        served = " or ".join(f"{group}/{v}" if group else v for v in _VERSIONS[group])
+        r.warn("apiVersion", f"{version!r}: no such version of {kind} (Kubernetes serves {served}); read as if it were {served.split(' or ')[0]}")
+    return obj

@@ -349,6 +349,31 @@ def test_a_manifest_without_a_kind_is_a_warning_other_yaml_is_skipped_quietly() 
     assert from_manifest(Document("docker-compose.yml", "0", 1, compose), problems) is None and problems == []
 
 
+@pytest.mark.parametrize(
+    "api_version, kind, warned",
+    [
+        ("v2", "Service", "'v2': no such version of Service (Kubernetes serves v1); read as if it were v1"),
+        ("apps/v2", "Deployment", "'apps/v2': no such version of Deployment (Kubernetes serves apps/v1 or apps/v1beta2 or apps/v1beta1); read as if it were apps/v1"),
+        ("v1", "Service", None),
+        ("apps/v1beta2", "Deployment", None),
+        ("extensions/v1beta1", "Deployment", None),
+        ("discovery.k8s.io/v1beta1", "EndpointSlice", None),
+        ("discovery.k8s.io/v2", "EndpointSlice", "'discovery.k8s.io/v2': no such version of EndpointSlice (Kubernetes serves discovery.k8s.io/v1 or discovery.k8s.io/v1beta1); read as if it were discovery.k8s.io/v1"),
+    ],
+)
+def test_an_api_version_kubernetes_never_served_is_a_warning(api_version: str, kind: str, warned: str | None) -> None:
+    """kubectl refuses it ("no matches for kind Service in version v2"): the object is read as the served version, with a warning."""
+    bodies = {
+        "Service": {"spec": {"ports": [{"port": 80}]}},
+        "Deployment": {"spec": {"selector": {"matchLabels": {"app": "s"}}, "template": TEMPLATE}},
+        "EndpointSlice": {"addressType": "IPv4", "endpoints": [], "metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "web"}}},
+    }
+    data = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "web"}, **bodies[kind]}
+    problems: list[Problem] = []
+    assert from_manifest(Document("m.yaml", "0", 3, data), problems) is not None
+    assert [(p.field, p.message) for p in problems] == ([("apiVersion", warned)] if warned else [])
+
+
 def test_ip_families_that_disagree_with_the_cluster_ips_are_an_error() -> None:
     """ValidateServiceClusterIPsRelatedFields: ipFamilies[i] is the family of clusterIPs[i]."""
     spec = {"clusterIP": "10.96.0.12", "ipFamilies": ["IPv6"], "ports": [{"port": 80}]}
