@@ -51,6 +51,12 @@ FUZZ_ARGS ?=
 fuzz: $(STAMP)
 	$(BIN)/python bench/fuzz.py $(FUZZ_ARGS)
 
+# The C YAML reader against the Python reading: a million mutated manifests on every core,
+# texts that differ saved to tests/fuzz_corpus/yaml/ (replayed by tests/manifests/test_yaml_stream.py).
+.PHONY: fuzz-yaml
+fuzz-yaml: $(STAMP)
+	$(BIN)/python bench/fuzz_yaml.py $(FUZZ_ARGS)
+
 run: $(STAMP) bytecode
 	$(BIN)/clusterdns serve --manifests zones --listen $(LISTEN) --external-zone example.org $(ARGS)
 

@@ -148,3 +148,15 @@ def test_scale_envelope_smoke(tmp_path) -> None:
     assert "4,500 Pods" in out.read_text() and (tmp_path / "work" / "envelope-pods-json-300" / "part00000.json").exists()
     loads = [line for line in out.read_text().splitlines() if line.startswith("- deploy: loads ")]
     assert len(loads) == 1 and len(loads[0].split(": loads ")[1].split(", ")) == 2, loads  # --repeat 2: the median of two starts
+
+
+def test_fuzz_yaml_smoke() -> None:
+    """bench/fuzz_yaml.py (make fuzz-yaml) at 2,000 texts: every one agrees, and some are built in C."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import fuzz_yaml
+
+    from clusterdns.manifests import yaml_fast
+
+    run, built, differ = fuzz_yaml.campaign(2000, 20261207)
+    assert run == 2000 and differ == []
+    assert built > 100 or yaml_fast._yamlstream is None
