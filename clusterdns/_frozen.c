@@ -68,8 +68,11 @@ static PyObject *maker(PyObject *self, PyObject *args) {
     PyObject *names;
     if (!PyArg_ParseTuple(args, "O!O!:maker", &PyType_Type, &cls, &PyTuple_Type, &names))
         return NULL;
-    if (cls->tp_dictoffset != 0 || cls->tp_itemsize != 0 || !(cls->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
-        PyErr_Format(PyExc_TypeError, "%s: not a slotted class without __dict__", cls->tp_name);
+    /* Only object plus slots: a C base (dict, say) would have state of its own that tp_new
+       sets up and this skips, and so would a __new__ (found by a review). */
+    if (cls->tp_dictoffset != 0 || cls->tp_itemsize != 0 || !(cls->tp_flags & Py_TPFLAGS_HEAPTYPE) || cls->tp_base != &PyBaseObject_Type ||
+        cls->tp_new != PyBaseObject_Type.tp_new) {
+        PyErr_Format(PyExc_TypeError, "%s: not a slotted class of object without __dict__ or __new__", cls->tp_name);
         return NULL;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(names);

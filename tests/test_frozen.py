@@ -108,6 +108,13 @@ def test_a_maker_builds_the_object_the_class_builds() -> None:
         with pytest.raises(TypeError):
             frozen_module._c_maker(int, ("real",))  # not a slotted class of ours
 
+        @frozen
+        class OnDict(dict):  # type: ignore[type-arg]
+            x: int
+
+        with pytest.raises(TypeError):  # a C base's own state would be left unset (a review made this crash)
+            frozen_module._c_maker(OnDict, ("x",))
+
 
 def test_a_maker_refuses_fields_out_of_order() -> None:
     from clusterdns.frozen import maker

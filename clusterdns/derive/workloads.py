@@ -126,14 +126,12 @@ def _deployment_pods(d: k8s.Deployment) -> list[StampedPod]:
     t = d.template
     pod_hash = template_hash(t.digest)
     labels = _with_labels(t.labels, ("pod-template-hash", pod_hash))
-    return [StampedPod(d, name, labels, t.hostname, t.subdomain) for name in sorted(_generated_names(f"{d.name}-{pod_hash}-", d.replicas))]
+    return [StampedPod(d, name, labels, t.hostname, t.subdomain) for name in _generated_names(f"{d.name}-{pod_hash}-", d.replicas)]
 
 
-# Each workload's Pods are sorted by name, so that _merge_pods can put the workloads' runs of
-# Pods side by side rather than sort every Pod again.
 def _replica_set_pods(rs: k8s.ReplicaSet) -> list[StampedPod]:
     t = rs.template
-    return [StampedPod(rs, name, t.labels, t.hostname, t.subdomain) for name in sorted(_generated_names(f"{rs.name}-", rs.replicas))]
+    return [StampedPod(rs, name, t.labels, t.hostname, t.subdomain) for name in _generated_names(f"{rs.name}-", rs.replicas)]
 
 
 # A Pod's spec.hostname must be a DNS-1123 label (ValidatePodSpec), and the StatefulSet
@@ -154,7 +152,7 @@ def _stateful_set_pods(sts: k8s.StatefulSet) -> list[StampedPod]:
             sts.template.labels, ("statefulset.kubernetes.io/pod-name", name), ("apps.kubernetes.io/pod-index", str(ordinal))
         )
         pods.append(StampedPod(sts, name, labels, name, sts.service_name))
-    return sorted(pods, key=_name)  # web-10 before web-2
+    return pods
 
 
 def _daemon_set_pods(ds: k8s.DaemonSet, nodes: Sequence[str]) -> list[StampedPod]:
@@ -166,7 +164,7 @@ def _daemon_set_pods(ds: k8s.DaemonSet, nodes: Sequence[str]) -> list[StampedPod
     for node in nodes:
         name = f"{ds.name}-"[:MAX_GENERATED_BASE] + _encode(_digest_int(f"{ds.name}\x00{node}"), GENERATED_SUFFIX_LENGTH)
         pods.append(StampedPod(ds, name, t.labels, t.hostname, t.subdomain, node))
-    return sorted(pods, key=_name)
+    return pods
 
 
 def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec]:
@@ -247,12 +245,13 @@ def _controlled(found: list[Problem], objs: Objects) -> set[tuple[str, str, str]
 def _merge_pods(problems: list[Problem], bare: list[k8s.Pod], groups: list[list[StampedPod]]) -> list[PodSpec]:
     """Pod manifests first, then workloads' Pods of other names, sorted by (namespace, name).
 
-    Each workload's Pods are sorted, and their names start with the workload's: the runs
-    are put in order by their first Pods, each Pod manifest a run of its own, and joined
-    when no run overlaps the next (150,000 Pods: 140 -> 40 ms). When one does (a name
-    two of them make, say), every Pod is sorted by its key.
+    A workload's Pods' names start with the workload's: each workload's Pods, sorted, are a
+    run; the runs are put in order by their first Pods, each Pod manifest a run of its own,
+    and joined when no run overlaps the next (150,000 Pods: 140 -> 40 ms). When one does (a
+    name two of them make, say), every Pod is sorted by its key, each workload's walked in
+    the order it makes them, for the warnings' order.
     """
-    runs: list[Sequence[PodSpec]] = [g for g in groups if g]
+    runs: list[Sequence[PodSpec]] = [sorted(g, key=_name) for g in groups if g]
     if runs:
         runs += [(p,) for p in bare]
         runs.sort(key=_first_key)
