@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """The long differential campaign for the C YAML reader (`make fuzz-yaml`).
 
-Mutated manifests (the repository's own YAML files and tests/manifests/test_yaml_stream.py's
+Mutated manifests (the repository's tracked YAML files and tests/manifests/test_yaml_stream.py's
 cases, with characters inserted, cut and spliced in) through `yaml_fast._c_stream`, which must
 either leave a text to the Python reading (False) or give exactly what the Python reading
 gives, types included. tests/manifests/test_yaml_stream.py runs a few hundred such texts;
 this runs millions on every core, and saves each text that differs to tests/fuzz_corpus/yaml/,
-which the tests replay from then on. (A crash ends the run: for memory errors, build the
-extension with -fsanitize=address and run this against it.)
+which the tests replay from then on. The texts are made in chunks of 10,000, chunk k from
+the seed and k, so a seed gives the same texts on any number of processes. A process that
+dies (a crash in C) ends the run, with the text it was reading saved there too.
 
     python bench/fuzz_yaml.py                        # 1 million texts, every core
     python bench/fuzz_yaml.py --count 100000 --seed 7
@@ -17,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import multiprocessing
 import os
 import random
+import subprocess
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,9 +37,14 @@ ALPHABET = "\n -:#[]{}?&*!|>'\",%@`\\\t0aé~.+=<\ufeff\x00"
 
 
 def seeds() -> list[str]:
-    """The texts mutated: the repository's YAML (first 4 KB of each) and the case tables."""
-    files = sorted(p for p in ROOT.glob("**/*.y*ml") if ".venv" not in p.parts and ".git" not in p.parts)
-    return [p.read_text(errors="replace")[:4096] for p in files] + PLAIN + LEFT
+    """The texts mutated: the repository's tracked YAML (first 4 KB of each; not the saved
+    failures, so that a seed gives the same texts tomorrow) and the case tables."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "*.yaml", "*.yml"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):  # not a checkout: every YAML file there
+        listed = [str(p.relative_to(ROOT)) for p in ROOT.glob("**/*.y*ml") if ".venv" not in p.parts]
+    files = sorted(ROOT / f for f in listed if not f.startswith("tests/fuzz_corpus/"))
+    return [p.read_text(errors="replace")[:4096] for p in files if p.is_file()] + PLAIN + LEFT
 
 
 def mutate(rng: random.Random, texts: list[str]) -> str:
@@ -54,12 +63,18 @@ def mutate(rng: random.Random, texts: list[str]) -> str:
     return text
 
 
-def campaign(count: int, seed: int) -> tuple[int, int, list[str]]:
-    """(texts run, texts the C reader built, texts that differ) for `count` mutations from `seed`."""
-    rng, texts = random.Random(seed), seeds()
+CHUNK = 10_000  # texts per chunk; chunk k of a campaign comes from (seed, k)
+
+
+def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None) -> tuple[int, int, list[str]]:
+    """(texts run, texts the C reader built, texts that differ) for `count` texts of chunk
+    `chunk` of the campaign `seed`; each text is first written to `reading`, if given."""
+    rng, texts = random.Random(f"{seed}/{chunk}"), seeds()
     built, differ = 0, []
     for _ in range(count):
         text = mutate(rng, texts)
+        if reading is not None:
+            reading.write_bytes(text.encode("utf-8", "surrogatepass"))
         verdict = agrees(text)
         if verdict is None:
             differ.append(text)
@@ -67,8 +82,9 @@ def campaign(count: int, seed: int) -> tuple[int, int, list[str]]:
     return count, built, differ
 
 
-def _job(job: tuple[int, int]) -> tuple[int, int, list[str]]:
-    return campaign(*job)
+def _chunk(job: tuple[int, int, int, str]) -> tuple[int, int, list[str]]:
+    count, seed, chunk, scratch = job
+    return campaign(count, seed, chunk, Path(scratch) / f"{os.getpid()}.yaml")
 
 
 def save(text: str) -> Path:
@@ -84,12 +100,20 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock, printed)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: every core)")
     args = parser.parse_args()
+    if args.count < 1 or args.jobs < 1:
+        parser.error("--count and --jobs must be at least 1")
     seed = args.seed if args.seed is not None else int(time.time())
-    per = -(-args.count // args.jobs)
     print(f"fuzz-yaml: {args.count:,} texts, seed {seed}, {args.jobs} processes", flush=True)
     started = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
-        results = pool.map(_job, [(per, seed + i) for i in range(args.jobs)])
+    with tempfile.TemporaryDirectory() as scratch:
+        jobs = [(min(CHUNK, args.count - start), seed, k, scratch) for k, start in enumerate(range(0, args.count, CHUNK))]
+        try:
+            with ProcessPoolExecutor(args.jobs) as pool:
+                results = list(pool.map(_chunk, jobs))
+        except BrokenProcessPool:  # a process died: the texts the processes were reading (one of them killed it)
+            for text in sorted(Path(scratch).glob("*.yaml")):
+                print(f"  a process died reading: {save(text.read_bytes().decode('utf-8', 'surrogatepass'))}")
+            return 2
     run, built, differ = sum(r[0] for r in results), sum(r[1] for r in results), [t for r in results for t in r[2]]
     for text in differ:
         print(f"  differs: {save(text)}")

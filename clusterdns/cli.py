@@ -87,8 +87,10 @@ LATE_POSITIONALS = {"check": ("directory",), "records": ("directory", "name"), "
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """parse_args, with a command's positionals also taken from after its options."""
     args, left = parser.parse_known_args(argv)
+    ended = left[:1] == ["--"]  # what follows `--` is positional, whatever it starts with
+    left = left[1:] if ended else left
     for dest in LATE_POSITIONALS.get(args.command, ()):
-        if left and getattr(args, dest) is None and not left[0].startswith("-"):
+        if left and getattr(args, dest) is None and (ended or not left[0].startswith("-")):
             setattr(args, dest, left.pop(0))
     if left:
         parser.error(f"unrecognized arguments: {' '.join(left)}")

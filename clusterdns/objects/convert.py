@@ -51,10 +51,27 @@ _CONVERTERS: dict[tuple[str, str], Callable[[Reader, dict[str, Any]], KubeObject
 
 _DEFAULT_GROUP = {kind: group for group, kind in _CONVERTERS if group != "extensions"}
 
-# The versions the API server has served each group's kinds in (extensions/v1beta1 and
-# apps/v1beta1-2 until 1.16, discovery.k8s.io/v1beta1 until 1.25): another one is refused by
-# kubectl ("no matches for kind ... in version ..."); read as the served one, with a warning.
-_VERSIONS = {"": ("v1",), "apps": ("v1", "v1beta2", "v1beta1"), "extensions": ("v1beta1",), "discovery.k8s.io": ("v1", "v1beta1")}
+# The versions the API server has served each kind in (apps/v1beta1 and v1beta2 and
+# extensions/v1beta1 until 1.16, discovery.k8s.io/v1beta1 until 1.25; the register.go of each
+# k8s.io/api group version): kubectl refuses another ("no matches for kind ... in version ...").
+# Such an object is read as the version served now, with a warning.
+_SERVED: dict[tuple[str, str], tuple[str, ...]] = {
+    **{("", kind): ("v1",) for kind in ("Namespace", "Node", "Service", "Endpoints", "Pod")},
+    ("discovery.k8s.io", "EndpointSlice"): ("v1", "v1beta1", "v1alpha1"),
+    ("apps", "Deployment"): ("v1", "v1beta2", "v1beta1"),
+    ("apps", "StatefulSet"): ("v1", "v1beta2", "v1beta1"),
+    ("apps", "ReplicaSet"): ("v1", "v1beta2"),
+    ("apps", "DaemonSet"): ("v1", "v1beta2"),
+    **{("extensions", kind): ("v1beta1",) for kind in ("Deployment", "ReplicaSet", "DaemonSet")},
+}
+
+
+def _never_served(r: Reader, api_version: Any, group: str, kind: str) -> None:
+    """A warning when `api_version` is a version Kubernetes never served `kind` in."""
+    if not isinstance(api_version, str) or api_version.rpartition("/")[2] in _SERVED.get((group, kind), ()):
+        return
+    now = f"{_DEFAULT_GROUP[kind]}/v1" if _DEFAULT_GROUP[kind] else "v1"
+    r.warn("apiVersion", f"{api_version!r}: Kubernetes never served {kind} in that version; read as {now}")
 
 
 def from_manifest(doc: Document, problems: list[Problem] | None = None, reading: Reading | None = None) -> KubeObject | None:
@@ -78,8 +95,6 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
         return None
     r = Reader(doc, kind, problems, reading or Reading())
     obj = converter(r, doc.data)
-    version = doc.data.get("apiVersion")
-    if isinstance(version, str) and version.rpartition("/")[2] not in _VERSIONS[group]:
-        served = " or ".join(f"{group}/{v}" if group else v for v in _VERSIONS[group])
-        r.warn("apiVersion", f"{version!r}: no such version of {kind} (Kubernetes serves {served}); read as if it were {served.split(' or ')[0]}")
+    if obj is not None:  # (an ignored one, an FQDN EndpointSlice, has said so)
+        _never_served(r, doc.data.get("apiVersion"), group, kind)
     return obj

@@ -50,14 +50,27 @@ def check(text: str) -> list | None | bool:
 
 
 def agrees(text: str) -> bool | None:
-    """True: the C reader built `text` as Python does; False: it left it to Python; None: they differ
-    (bench/fuzz_yaml.py's verdict)."""
+    """bench/fuzz_yaml.py's verdict on `text`: True when the C reader built it (documents, not
+    None) as Python does; False when it left it to Python, or both readings raise the same;
+    None when they differ in any way."""
+    chunks = split_documents(text)
     try:
-        return check(text) is not False
-    except AssertionError:
+        expected = in_python(text)
+    except Exception as e:  # noqa: BLE001 - the Python reading's own error (a lone surrogate)
+        try:
+            yaml_fast.load_stream(text, chunks)
+        except type(e):
+            return False
         return None
-    except Exception:  # noqa: BLE001 - what the Python reading raises (a lone surrogate): the C reader left it
-        return False
+    directive = text.startswith("%") or "\n%" in text
+    try:
+        got = False if directive else yaml_fast._c_stream(text, chunks)
+        read = yaml_fast.load_stream(text, chunks)
+    except Exception:  # noqa: BLE001 - the C reader raised where Python did not
+        return None
+    if not same(read, expected) or (got is not False and not same(got, expected)):
+        return None
+    return isinstance(got, list)
 
 
 FAILURES = Path(__file__).resolve().parent.parent / "fuzz_corpus" / "yaml"  # texts that once differed

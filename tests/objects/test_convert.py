@@ -352,20 +352,28 @@ def test_a_manifest_without_a_kind_is_a_warning_other_yaml_is_skipped_quietly() 
 @pytest.mark.parametrize(
     "api_version, kind, warned",
     [
-        ("v2", "Service", "'v2': no such version of Service (Kubernetes serves v1); read as if it were v1"),
-        ("apps/v2", "Deployment", "'apps/v2': no such version of Deployment (Kubernetes serves apps/v1 or apps/v1beta2 or apps/v1beta1); read as if it were apps/v1"),
+        ("v2", "Service", "'v2': Kubernetes never served Service in that version; read as v1"),
+        ("apps/v2", "Deployment", "'apps/v2': Kubernetes never served Deployment in that version; read as apps/v1"),
+        ("extensions/v1", "Deployment", "'extensions/v1': Kubernetes never served Deployment in that version; read as apps/v1"),
+        ("apps/v1beta1", "DaemonSet", "'apps/v1beta1': Kubernetes never served DaemonSet in that version; read as apps/v1"),  # apps/v1beta1/register.go
+        ("apps/v1beta1", "ReplicaSet", "'apps/v1beta1': Kubernetes never served ReplicaSet in that version; read as apps/v1"),
+        ("extensions/v1beta1", "StatefulSet", "'extensions/v1beta1': Kubernetes never served StatefulSet in that version; read as apps/v1"),
+        ("discovery.k8s.io/v2", "EndpointSlice", "'discovery.k8s.io/v2': Kubernetes never served EndpointSlice in that version; read as discovery.k8s.io/v1"),
         ("v1", "Service", None),
-        ("apps/v1beta2", "Deployment", None),
+        ("apps/v1beta1", "StatefulSet", None),
+        ("apps/v1beta2", "DaemonSet", None),
         ("extensions/v1beta1", "Deployment", None),
         ("discovery.k8s.io/v1beta1", "EndpointSlice", None),
-        ("discovery.k8s.io/v2", "EndpointSlice", "'discovery.k8s.io/v2': no such version of EndpointSlice (Kubernetes serves discovery.k8s.io/v1 or discovery.k8s.io/v1beta1); read as if it were discovery.k8s.io/v1"),
+        ("discovery.k8s.io/v1alpha1", "EndpointSlice", None),
     ],
 )
 def test_an_api_version_kubernetes_never_served_is_a_warning(api_version: str, kind: str, warned: str | None) -> None:
     """kubectl refuses it ("no matches for kind Service in version v2"): the object is read as the served version, with a warning."""
+    workload = {"spec": {"selector": {"matchLabels": {"app": "s"}}, "template": TEMPLATE}}
     bodies = {
         "Service": {"spec": {"ports": [{"port": 80}]}},
-        "Deployment": {"spec": {"selector": {"matchLabels": {"app": "s"}}, "template": TEMPLATE}},
+        "Deployment": workload, "DaemonSet": workload, "ReplicaSet": workload,
+        "StatefulSet": {"spec": {**workload["spec"], "serviceName": "web"}},
         "EndpointSlice": {"addressType": "IPv4", "endpoints": [], "metadata": {"name": "s", "labels": {"kubernetes.io/service-name": "web"}}},
     }
     data = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "web"}, **bodies[kind]}

@@ -97,7 +97,9 @@ def test_records_under_a_name() -> None:
     assert sum("\tA\t" in l for l in lines) == 6  # the Service name and the three Pod names
 
 
-@pytest.mark.parametrize("order", [["{dir}", "{name}", "--ttl", "7"], ["{dir}", "--ttl", "7", "{name}"], ["--ttl", "7", "{dir}", "{name}"]])
+@pytest.mark.parametrize(
+    "order", [["{dir}", "{name}", "--ttl", "7"], ["{dir}", "--ttl", "7", "{name}"], ["--ttl", "7", "{dir}", "{name}"], ["{dir}", "--ttl", "7", "--", "{name}"]]
+)
 def test_records_takes_dir_and_name_before_or_after_the_options(order: list[str]) -> None:
     """argparse alone fills the positionals only from the words before the first option (cli.parse)."""
     argv = [a.format(dir=ZONES, name="cassandra.default.svc.cluster.local") for a in order]
