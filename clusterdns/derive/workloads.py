@@ -248,7 +248,7 @@ def _merge_pods(problems: list[Problem], bare: list[k8s.Pod], groups: list[list[
 
     A workload's Pods' names start with the workload's: each workload's Pods, sorted, are a
     run; the runs are put in order by their first Pods, each Pod manifest a run of its own,
-    and joined when no run overlaps the next (150,000 Pods: 140 -> 40 ms). When one does (a
+    and joined when no run overlaps the next (150,000 Pods: 115 -> 37 ms). When one does (a
     name two of them make, say), every Pod is sorted by its key, each workload's walked in
     the order it makes them, for the warnings' order.
     """
