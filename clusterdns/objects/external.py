@@ -36,18 +36,21 @@ def _external_ip(r: Reader, raw: Any, index: int) -> str:
     belong to a node (k8s.io/kubernetes pkg/apis/core/validation ValidateNonSpecialIP)."""
     field = f"spec.externalIPs[{index}]"
     ip = _ip(r, raw, field)
-    if ip:
-        address = ipaddress.ip_address(ip)
-        special = special_address(address)
-        if special:
-            r.warn(field, f"{ip} may not be {special}{LEFT_OUT}")
-            return ""
+    return not_special(r, ip, field) if ip else ""
+
+
+def not_special(r: Reader, ip: str, field: str) -> str:
+    """`ip`, or "" (left out, with a warning at `field`) when the API server refuses it for an
+    endpoint or an external IP (core validation ValidateEndpointIP / ValidateNonSpecialIP)."""
+    special = _special(ipaddress.ip_address(ip))
+    if special:
+        r.warn(field, f"{ip} may not be {special}{LEFT_OUT}")
+        return ""
     return ip
 
 
-def special_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """Why the API server refuses this address for an endpoint or an external IP (core
-    validation ValidateEndpointIP / ValidateNonSpecialIP), or "" when it does not."""
+def _special(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """Why such an address is refused, or ""."""
     if address.is_unspecified:
         return "unspecified"
     if address.is_loopback:

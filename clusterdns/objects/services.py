@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from clusterdns.model import EndpointAddress, EndpointPort, ServicePort
-from clusterdns.objects.external import LEFT_OUT, external_addresses, special_address
+from clusterdns.objects.external import LEFT_OUT, external_addresses, not_special
 from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata
 from clusterdns.objects.kinds import (
     IP_FAMILIES,
@@ -270,13 +269,8 @@ def _slice_endpoint(r: Reader, raw: Any, field: str, namespace: str, family: int
 def _endpoint_ip(r: Reader, value: Any, field: str, family: int | None) -> str:
     """An endpoint's address; "" (left out, with a warning) for one the API server refuses:
     of the other family than the slice's addressType, or special (ValidateEndpointIP)."""
-    ip = r.ip(value, field)
-    address = ipaddress.ip_address(ip)
-    if family is not None and address.version != family:
+    ip = r.ip(value, field)  # canonical text: IPv6 has a colon, IPv4 none
+    if family is not None and (6 if ":" in ip else 4) != family:
         r.warn(field, f"{ip} is not an IPv{family} address, as the slice's addressType says{LEFT_OUT}")
         return ""
-    special = special_address(address)
-    if special:
-        r.warn(field, f"{ip} may not be {special}{LEFT_OUT}")
-        return ""
-    return ip
+    return not_special(r, ip, field)
