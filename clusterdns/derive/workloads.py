@@ -147,9 +147,7 @@ MAX_STATEFUL_SET_NAME = 52
 def _stateful_set_pods(sts: k8s.StatefulSet) -> list[StampedPod]:
     # Names <sts>-<ordinal> from ordinals.start; initIdentity sets hostname = pod name and
     # subdomain = serviceName; updateIdentity adds two labels (spec 2.3).
-    pods: list[StampedPod] = []
-    if len(sts.name) > MAX_STATEFUL_SET_NAME:
-        return pods
+    pods = []
     for ordinal in range(sts.ordinals_start, sts.ordinals_start + sts.replicas):
         name = f"{sts.name}-{ordinal}"
         labels = _with_labels(
@@ -188,9 +186,8 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
         if (rs.namespace, "ReplicaSet", rs.name) not in controlled:
             groups.append(reuse("stamped", rs, None, _replica_set_pods, rs))
     for sts in objs.stateful_sets:
-        if (sts.namespace, "StatefulSet", sts.name) not in controlled:
+        if (sts.namespace, "StatefulSet", sts.name) not in controlled and _makes_pods(sts, problems):
             groups.append(reuse("stamped", sts, None, _stateful_set_pods, sts))
-            _check_name(sts, problems)
     for ds in objs.daemon_sets:
         if (ds.namespace, "DaemonSet", ds.name) not in controlled:
             groups.append(reuse("stamped", ds, nodes, _daemon_set_pods, ds, nodes))
@@ -200,12 +197,16 @@ def all_pods(objs: Objects, problems: list[Problem], memo: Memo) -> list[PodSpec
     return memo.reuse_step("all_pods", (objs.pods, groups), None, problems, _merge_pods, objs.pods, groups)
 
 
-def _check_name(sts: k8s.StatefulSet, problems: list[Problem]) -> None:
-    """One warning for a StatefulSet whose Pods the API server would refuse (MAX_STATEFUL_SET_NAME)."""
-    if sts.replicas and len(sts.name) > MAX_STATEFUL_SET_NAME:
+def _makes_pods(sts: k8s.StatefulSet, problems: list[Problem]) -> bool:
+    """False for a StatefulSet whose Pods the API server would refuse (MAX_STATEFUL_SET_NAME),
+    with one warning when it asks for some."""
+    if len(sts.name) <= MAX_STATEFUL_SET_NAME:
+        return True
+    if sts.replicas:
         message = (f"{len(sts.name)} characters: its Pods' label controller-revision-hash=<name>-<hash> would be longer than 63 "
                    f"characters (a name over {MAX_STATEFUL_SET_NAME}, kubernetes#64023), which the API server refuses: it makes no Pods")
         problems.append(problem(sts, "warning", message, "metadata.name"))
+    return False
 
 
 def _patched_merge(
