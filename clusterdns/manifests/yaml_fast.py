@@ -176,8 +176,12 @@ def _c_stream(text: str, chunks: list[tuple[str, int]]) -> list[Any] | None | bo
     if _yamlstream is None or ("[" in text and _FLOW_EXPLICIT_KEY.search(text)):
         return False
     read = _yamlstream.load(text)
-    if read is None:
-        return False
+    return False if read is None else _in_chunks(read, chunks)
+
+
+def _in_chunks(read: list[tuple[int, Any]], chunks: list[tuple[str, int]]) -> list[Any] | None:
+    """The documents of `read` ((line of its content, data) each), when there is one per chunk
+    and each starts inside its own; None otherwise (then every chunk is read alone)."""
     if len(read) != len(chunks):
         return None
     for index, (line, data) in enumerate(read):
@@ -214,25 +218,21 @@ def load_stream(text: str, chunks: list[tuple[str, int]]) -> list[Any] | None:
     """
     if text.startswith("%") or "\n%" in text:  # a directive line
         return None
-    read = _c_stream(text, chunks)
-    if read is not False:
-        return read  # type: ignore[return-value]
-    documents: list[Any] = []
+    in_c = _c_stream(text, chunks)
+    if in_c is not False:
+        return in_c  # type: ignore[return-value]
+    read: list[tuple[int, Any]] = []
     loader = _Loader(text)
     try:
         loader.get_event()  # StreamStartEvent
         while not loader.check_event(StreamEndEvent):
-            index = len(documents)
-            if index >= len(chunks):
+            if len(read) >= len(chunks):
                 return None
             loader.get_event()  # DocumentStartEvent
             line = loader.peek_event().start_mark.line + 1  # where the content starts
-            data = _document(loader)
-            if data is not None and (line < chunks[index][1] or (index + 1 < len(chunks) and line >= chunks[index + 1][1])):
-                return None
-            documents.append(data)
+            read.append((line, _document(loader)))
     except Exception:  # noqa: BLE001 - read chunk by chunk instead: each document's own result or error
         return None
     finally:
         loader.dispose()
-    return documents if len(documents) == len(chunks) else None
+    return _in_chunks(read, chunks)
