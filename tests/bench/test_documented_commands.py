@@ -1,6 +1,7 @@
 """The bench commands README.md's Performance section and docs/scaling.md show: each names a script
 under bench/ and only flags that script takes (its --help lists them). Running them is what
-`make bench` and `make scale-envelope` are for; a test can keep them from going stale."""
+`make bench` and `make scale-envelope` are for; a test can keep them from going stale, and the make
+targets the docs name from going missing."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ def test_a_documented_bench_command_uses_flags_its_script_takes(doc: str, script
     assert (ROOT / script).exists(), f"{doc}: {script} does not exist"
     for flag in re.findall(r"(?<!\S)(--[\w-]+)", args):
         assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", usage(script)), f"{doc}: {script} takes no {flag}"
+
+
+def test_every_make_target_the_docs_name_is_in_the_makefile() -> None:
+    """`make fuzz-yaml`, `make scale-envelope`...: each target README.md and docs/ tell users to run exists."""
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    named = {t for doc in ("README.md", *(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md")))
+             for t in re.findall(r"`make ([\w-]+)", (ROOT / doc).read_text())}
+    assert {"run", "test", "bench", "fuzz-yaml"} <= named and named <= targets, named - targets
