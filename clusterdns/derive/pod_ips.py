@@ -11,8 +11,7 @@ from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import problem
 from clusterdns.derive.workloads import PodSpec, StampedPod
 from clusterdns.errors import Problem
-from clusterdns.frozen import maker
-from clusterdns.model import Pod
+from clusterdns.model import Pod, make_pod
 from clusterdns.objects import kinds as k8s
 
 
@@ -133,7 +132,7 @@ def _model_pod(p: PodSpec, ips: tuple[str, ...], owners: dict[int, tuple[tuple[s
         return _stamped(p, ips, _owned_by(p, owners))
     if p.ips == ips:
         return p
-    return _pod(p.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, p.ports, ips, p.phase, p.ready, p.terminating, p.owners, p.source)
+    return make_pod(p.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, p.ports, ips, p.phase, p.ready, p.terminating, p.owners, p.source)
 
 
 def _owned_by(p: StampedPod, owners: dict[int, tuple[tuple[str, str], ...]]) -> tuple[tuple[str, str], ...]:
@@ -148,10 +147,6 @@ def _stamped(p: StampedPod, ips: tuple[str, ...], owned_by: tuple[tuple[str, str
     """A workload's Pod as the cluster has it. It has no status: Running, Ready, not
     terminating (spec 2.4)."""
     workload = p.owner
-    return _pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, workload.template.ports, ips, "Running", True, False, owned_by,
+    return make_pod(workload.namespace, p.name, p.labels, p.hostname, p.subdomain, p.node_name, workload.template.ports, ips, "Running", True, False, owned_by,
                workload.source)
 
-
-_pod = maker(
-    Pod, "namespace", "name", "labels", "hostname", "subdomain", "node_name", "ports", "ips", "phase", "ready", "terminating", "owners", "source"
-)  # fmt: skip

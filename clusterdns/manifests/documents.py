@@ -41,6 +41,9 @@ def json_documents(rel: str, text: str) -> Iterator[ReadResult]:
     except json.JSONDecodeError as e:
         yield Problem("error", f"invalid JSON: {e.msg} (column {e.colno})", file=rel, doc="0", line=e.lineno)
         return
+    except RecursionError:  # json's C scanner counts its depth against the recursion limit
+        yield Problem("error", "invalid JSON: nested too deeply (the limit is about 1,000 levels)", file=rel, doc="0", line=first_content_line(text, 1))
+        return
     line = first_content_line(text, 1)
     yield from expand(rel, "0", line, data)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gc
 import os
 from array import array
@@ -77,13 +78,14 @@ def gc_paused() -> Iterator[None]:
 
 def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: Sequence[int], previous_lines: Sequence[int]) -> FileDocuments:
     rel = PurePosixPath(relpath).as_posix()
+    read = _read_utf8 if rel.lower().endswith(".json") else _read_text
     try:
-        text = _read_text(Path(root) / rel)
+        text = read(Path(root) / rel)
     except OSError as e:
         return FileDocuments([Problem("error", f"cannot read file: {e.strerror or e}", file=rel)])
     except UnicodeDecodeError as e:
         return FileDocuments([Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)])
-    if rel.lower().endswith(".json"):
+    if isinstance(text, bytes):
         entries, keys, same = json_file(rel, text, previous)
         return FileDocuments(entries, keys, kept={i: (i, 0) for i in same}, by_item=True)
     chunks = split_documents(text)
@@ -99,6 +101,15 @@ def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: Sequenc
 def _read_text(path: Path) -> str:
     """The file as text; its bytes are let go before it is parsed (a 60 MB dump: 60 MB less at the peak)."""
     return path.read_bytes().decode("utf-8-sig")
+
+
+def _read_utf8(path: Path) -> bytes:
+    """The file's bytes less a UTF-8 BOM, checked to be UTF-8 as _read_text checks them (JSON is
+    parsed from bytes: json_items.py)."""
+    data = path.read_bytes()
+    if not data.isascii():  # 0.5 ms for 11 MB of ASCII, against 6 ms to decode it
+        data.decode("utf-8-sig")
+    return data[3:] if data.startswith(codecs.BOM_UTF8) else data
 
 
 # --- directory walk ---------------------------------------------------------------

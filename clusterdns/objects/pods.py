@@ -9,25 +9,39 @@ import re
 import sys
 from typing import Any
 
-from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata, owners
+from clusterdns.model import make_pod
+from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, PROTOCOL_OF, Reader, label_value, metadata, owners
 from clusterdns.objects.kinds import ContainerPort, DaemonSet, Deployment, LabelSelector, Pod, PodTemplate, ReplicaSet, StatefulSet
 
 
 def _container_ports(r: Reader, pod_spec: dict[str, Any], prefix: str) -> tuple[ContainerPort, ...]:
     ports = []
     for i, raw in enumerate(r.sequence(pod_spec.get("containers"), f"{prefix}.containers")):
-        container = r.mapping(raw, f"{prefix}.containers[{i}]")
+        container = r.entry(raw, f"{prefix}.containers", i)
         for j, p in enumerate(r.sequence(container.get("ports"), f"{prefix}.containers[{i}].ports")):
-            field = f"{prefix}.containers[{i}].ports[{j}]"
-            entry = r.mapping(p, field)
-            ports.append(
-                ContainerPort(
-                    name=r.string(entry.get("name"), f"{field}.name"),
-                    port=r.port(entry.get("containerPort"), f"{field}.containerPort"),
-                    protocol=r.protocol(entry.get("protocol"), f"{field}.protocol"),
-                )
-            )
+            ports.append(_plain_port(p) or _container_port(r, p, f"{prefix}.containers[{i}].ports[{j}]"))
     return r.share(tuple(ports))
+
+
+def _plain_port(entry: Any) -> ContainerPort | None:
+    """A port as nearly every manifest writes it (a name or none, a port number, TCP, UDP, SCTP or
+    no protocol), read without naming its fields for errors it cannot have; None otherwise."""
+    if type(entry) is not dict:
+        return None
+    name, port, protocol = entry.get("name"), entry.get("containerPort"), entry.get("protocol", "TCP")
+    protocol = PROTOCOL_OF.get(protocol) if type(protocol) is str else None
+    if (name is None or type(name) is str) and type(port) is int and 1 <= port <= 65535 and protocol is not None:
+        return ContainerPort(name or "", port, protocol)
+    return None
+
+
+def _container_port(r: Reader, raw: Any, field: str) -> ContainerPort:
+    entry = r.mapping(raw, field)
+    return ContainerPort(
+        name=r.string(entry.get("name"), f"{field}.name"),
+        port=r.port(entry.get("containerPort"), f"{field}.containerPort"),
+        protocol=r.protocol(entry.get("protocol"), f"{field}.protocol"),
+    )
 
 
 def _pod_identity(r: Reader, pod_spec: dict[str, Any], prefix: str) -> tuple[str, str]:
@@ -43,40 +57,34 @@ def pod(r: Reader, data: dict[str, Any]) -> Pod:
     status = r.mapping(data.get("status"), "status")
     hostname, subdomain = _pod_identity(r, spec, "spec")
     phase = sys.intern(r.string(status.get("phase"), "status.phase") or "Running")
-    return Pod(
-        namespace=namespace,
-        name=name,
-        labels=r.labels(meta.get("labels"), "metadata.labels"),
-        hostname=hostname,
-        subdomain=subdomain,
-        node_name=r.share(r.string(spec.get("nodeName"), "spec.nodeName")),  # a Node's Pods share its name
-        ports=_container_ports(r, spec, "spec"),
-        ips=_pod_ips(r, status),
-        phase=phase,
-        ready=_pod_ready(r, status, phase),
-        terminating=meta.get("deletionTimestamp") is not None,
-        owners=owners(r, meta),
-        source=r.source,
-    )
+    labels = r.labels(meta.get("labels"), "metadata.labels")
+    node_name = r.share(r.string(spec.get("nodeName"), "spec.nodeName"))  # a Node's Pods share its name
+    ports = _container_ports(r, spec, "spec")
+    ips = _pod_ips(r, status)
+    ready = _pod_ready(r, status, phase)
+    terminating = meta.get("deletionTimestamp") is not None
+    return make_pod(namespace, name, labels, hostname, subdomain, node_name, ports, ips, phase, ready, terminating, owners(r, meta), r.source)
 
 
 def _pod_ips(r: Reader, status: dict[str, Any]) -> tuple[str, ...]:
     """status.podIPs (or podIP), canonical, deduplicated, IPv4 first."""
     ips: list[str] = []
-    if status.get("podIP"):
-        ips.append(r.ip(status["podIP"], "status.podIP"))
+    first = status.get("podIP")
+    if first:
+        ips.append(r.ip(first, "status.podIP"))
     for i, raw in enumerate(r.sequence(status.get("podIPs"), "status.podIPs")):
-        entry = raw if isinstance(raw, str) else r.mapping(raw, f"status.podIPs[{i}]").get("ip")
-        ip = r.ip(entry, f"status.podIPs[{i}].ip")
+        entry = raw if isinstance(raw, str) else r.entry(raw, "status.podIPs", i).get("ip")
+        # podIPs[0] is podIP (the API server keeps them so): the same text, read once.
+        ip = ips[0] if first and entry == first else r.ip(entry, f"status.podIPs[{i}].ip")
         if ip not in ips:
             ips.append(ip)
-    return tuple(sorted(ips, key=lambda ip: ":" in ip))
+    return tuple(sorted(ips, key=lambda ip: ":" in ip)) if len(ips) > 1 else tuple(ips)
 
 
 def _pod_ready(r: Reader, status: dict[str, Any], phase: str) -> bool:
     """The PodReady condition when written; otherwise a status-less Pod counts as Ready (spec 2.4)."""
     for i, raw in enumerate(r.sequence(status.get("conditions"), "status.conditions")):
-        condition = r.mapping(raw, f"status.conditions[{i}]")
+        condition = r.entry(raw, "status.conditions", i)
         if condition.get("type") == "Ready":
             return label_value(condition.get("status")).lower() == "true"
     return phase == "Running"
