@@ -16,6 +16,19 @@ class ConfigError(ClusterDNSError):
     """A setting that cannot be used; raised at start-up only."""
 
 
+SHOWN = 60  # characters of a value a message quotes
+
+
+def shown(value: object) -> str:
+    """A value as a message quotes it (its repr), cut after SHOWN characters with its length
+    said: a 4,301-digit port or a 100 KB label is named, not printed whole."""
+    text = repr(value)
+    if len(text) <= SHOWN + 20:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str | list | dict) else f"{len(text):,} characters written"
+    return f"{text[:SHOWN]}... ({size})"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One error or warning found while reading manifests or deriving the cluster.

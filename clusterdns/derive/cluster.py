@@ -17,7 +17,7 @@ from clusterdns.derive.pod_ips import explicit_addresses, pods_with_ips
 from clusterdns.derive.problems import problem
 from clusterdns.derive.service_ips import services_with_ips
 from clusterdns.derive.workloads import all_pods
-from clusterdns.errors import Problem
+from clusterdns.errors import Problem, shown
 from clusterdns.manifests.files import gc_paused
 from clusterdns.model import ClusterState, Service
 from clusterdns.objects import kinds as k8s
@@ -66,7 +66,7 @@ def check_stateful_sets(sets: Sequence[k8s.StatefulSet], services: Sequence[Serv
         if svc is None:
             problems.append(
                 problem(
-                    sts, "warning", f"serviceName {sts.service_name!r}: no such Service; its Pods get no DNS names", "spec.serviceName"
+                    sts, "warning", f"serviceName {shown(sts.service_name)}: no such Service; its Pods get no DNS names", "spec.serviceName"
                 )
             )
         elif not svc.headless:
@@ -74,7 +74,7 @@ def check_stateful_sets(sets: Sequence[k8s.StatefulSet], services: Sequence[Serv
                 problem(
                     sts,
                     "warning",
-                    f"serviceName {sts.service_name!r} is not headless (clusterIP: None); its Pods get no DNS names",
+                    f"serviceName {shown(sts.service_name)} is not headless (clusterIP: None); its Pods get no DNS names",
                     "spec.serviceName",
                 )
             )

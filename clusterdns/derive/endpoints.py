@@ -15,7 +15,7 @@ from clusterdns.derive.memo import Memo, ObjectKey, same
 from clusterdns.derive.pod_index import PodIndex, pod_index, selecting
 from clusterdns.derive.problems import problem
 from clusterdns.derive.service_ips import service_of
-from clusterdns.errors import Problem
+from clusterdns.errors import Problem, shown
 from clusterdns.frozen import maker
 from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.objects import kinds as k8s
@@ -201,7 +201,7 @@ def _check_named_ports(svc: Service, groups: Sequence[EndpointGroup], problems: 
         return
     for i, port in enumerate(svc.ports):
         if port.name and port.name not in endpoint_names:
-            message = f"port {port.name!r} has no endpoint port of the same name: its endpoints get no SRV record"
+            message = f"port {shown(port.name)} has no endpoint port of the same name: its endpoints get no SRV record"
             problems.append(problem(svc, "warning", message, f"spec.ports[{i}].name"))
 
 
@@ -291,7 +291,7 @@ def _check_target_ports(svc: Service, resolved: set[int], problems: list[Problem
         if isinstance(sp.target_port, str) and i not in resolved:
             problems.append(
                 problem(
-                    svc, "warning", f"targetPort {sp.target_port!r} is not a container port of any selected Pod", f"spec.ports[{i}].targetPort"
+                    svc, "warning", f"targetPort {shown(sp.target_port)} is not a container port of any selected Pod", f"spec.ports[{i}].targetPort"
                 )
             )
 

@@ -12,7 +12,7 @@ from clusterdns.config.settings import Config
 from clusterdns.derive.ipam import Band, Network, allocate, by_family, ip_family, to_int, to_text
 from clusterdns.derive.memo import Memo, ObjectKey
 from clusterdns.derive.problems import display_name, problem
-from clusterdns.errors import Problem
+from clusterdns.errors import Problem, shown
 from clusterdns.frozen import maker
 from clusterdns.model import Service
 from clusterdns.names import external_target
@@ -109,7 +109,7 @@ def _check_external_names(services: Sequence[k8s.Service], problems: list[Proble
     """CoreDNS does not serve an IP written as externalName (coredns/coredns#2164, spec C10)."""
     for svc in services:
         if svc.type == "ExternalName" and svc.external_name and not external_target(svc.external_name):
-            message = f"externalName {svc.external_name!r} is an IP address; CoreDNS does not serve it"
+            message = f"externalName {shown(svc.external_name)} is an IP address; CoreDNS does not serve it"
             problems.append(problem(svc, "warning", message, "spec.externalName"))
 
 

@@ -78,15 +78,18 @@ def gc_paused() -> Iterator[None]:
 
 def _read_file(root: str | Path, relpath: str | PurePosixPath, previous: Sequence[int], previous_lines: Sequence[int]) -> FileDocuments:
     rel = PurePosixPath(relpath).as_posix()
-    read = _read_utf8 if rel.lower().endswith(".json") else _read_text
+    path, is_json = Path(root) / rel, rel.lower().endswith(".json")
     try:
-        text = read(Path(root) / rel)
+        if is_json:
+            data = _read_utf8(path)  # JSON is parsed from its bytes
+        else:
+            text = _read_text(path)
     except OSError as e:
         return FileDocuments([Problem("error", f"cannot read file: {e.strerror or e}", file=rel)])
     except UnicodeDecodeError as e:
         return FileDocuments([Problem("error", f"not UTF-8 text (byte {e.start})", file=rel)])
-    if isinstance(text, bytes):
-        entries, keys, same = json_file(rel, text, previous)
+    if is_json:
+        entries, keys, same = json_file(rel, data, previous)
         return FileDocuments(entries, keys, kept={i: (i, 0) for i in same}, by_item=True)
     chunks = split_documents(text)
     keys = document_keys(chunks)

@@ -11,6 +11,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from types import MappingProxyType
 
 from clusterdns.config.settings import Config
+from clusterdns.errors import shown
 from clusterdns.names import under, unfit, zone_labels
 
 Labels = tuple[str, ...]  # a name's lower-case labels without the root: ("example", "org"); the root is ()
@@ -114,13 +115,13 @@ class _Builder:
         fields = _fields(raw.split(b"#", 1)[0])  # everything from the first `#` is a comment
         if len(fields) < 2:
             if fields:
-                self.skipped.append((number, f"{fields[0]!r} alone: a line needs an address and a name"))
+                self.skipped.append((number, f"{shown(fields[0])} alone: a line needs an address and a name"))
             return
         if fields[0] not in self.ips:
             ip = _parse_ip(fields[0])
             self.ips[fields[0]] = None if ip is None else (ip, ip.packed)
         if (parsed := self.ips[fields[0]]) is None:
-            self.skipped.append((number, f"{fields[0]!r} is not an IP address"))
+            self.skipped.append((number, f"{shown(fields[0])} is not an IP address"))
             return
         for field in fields[1:]:
             self.name(number, parsed, field)
@@ -128,12 +129,12 @@ class _Builder:
     def name(self, number: int, parsed: tuple[Address, bytes], field: str) -> None:
         labels, (ip, packed) = _name(field), parsed
         if not self.everywhere and not under(labels, self.zones):
-            self.skipped.append((number, f"{field!r} is outside the zones of hosts"))
+            self.skipped.append((number, f"{shown(field)} is outside the zones of hosts"))
             return
         if problem := _bad_name(labels):
             # Deviation: CoreDNS keeps such a name; no question can ask for it, and a PTR to it
             # cannot be packed (the reply is lost), so it is dropped here, with a warning.
-            self.skipped.append((number, f"{field!r} is not a DNS name: {problem}"))
+            self.skipped.append((number, f"{shown(field)} is not a DNS name: {problem}"))
             return
         family = 0 if ip.version == 4 else 1
         if labels and labels[0] == "*":  # wildcard.go isWildcardName: `*.` first; never a PTR

@@ -29,11 +29,32 @@ _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
 _INT = "tag:yaml.org,2002:int"
+
+
+def _or_text(construct: Any) -> Any:
+    """PyYAML's scalar constructor, giving the scalar's text where it raises ValueError.
+
+    An impossible date (`2024-02-30`, which PyYAML's timestamp pattern matches) or an integer
+    of more than 4,300 digits (Python's limit for reading one, sys.get_int_max_str_digits) is
+    the string it is written as, as Kubernetes' own YAML reader has it: go-yaml's resolve.go
+    (vendored as sigs.k8s.io/yaml/goyaml.v3) gives a plain scalar that is no valid timestamp
+    or number in range its text. Without this, one such value stopped the whole read."""
+
+    def construct_or_text(loader: Any, node: ScalarNode) -> Any:
+        try:
+            return construct(loader, node)
+        except ValueError:
+            return node.value
+
+    return construct_or_text
+
+
 # PyYAML's own constructors for the YAML 1.1 scalars (`yes` is a bool, `0o17` an int, ...).
 _SCALARS = {
     f"tag:yaml.org,2002:{name}": SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]
     for name in ("null", "bool", "int", "float", "binary", "timestamp")
 }
+_SCALARS.update({tag: _or_text(_SCALARS[tag]) for tag in (_INT, "tag:yaml.org,2002:timestamp")})
 # First characters for which a plain scalar may be something other than a string.
 _RESOLVED_FIRST = frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k is not None)
 _SIMPLE_RESOLVERS = None not in _BaseLoader.yaml_implicit_resolvers and not _BaseLoader.yaml_path_resolvers
@@ -63,6 +84,9 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                 return tag
             return super().resolve(kind, value, implicit)
 
+
+for _tag, _construct in _SCALARS.items():  # yaml.load(..., Loader=_Loader) constructs as _document does
+    _Loader.add_constructor(_tag, _construct)
 
 try:  # the plain path in C, built when libyaml's headers were there (pyproject.toml)
     from clusterdns.manifests import _yamlstream
@@ -141,7 +165,7 @@ def _constructed(loader: Any, tag: str, value: str) -> Any:
     """A scalar's value by its tag, with PyYAML's scalar constructors; _NotPlain for a tag left to PyYAML."""
     if tag == _STR:
         return value
-    if tag == _INT and value.isdigit() and value[0] != "0":  # ports: a plain decimal
+    if tag == _INT and value.isdigit() and value[0] != "0" and len(value) < 20:  # ports: a plain decimal
         return int(value)
     scalar = _SCALARS.get(tag)
     if scalar is None:

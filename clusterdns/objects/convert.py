@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from clusterdns.errors import Problem
+from clusterdns.errors import Problem, shown
 from clusterdns.manifests.documents import Document
 from clusterdns.model import Source
 from clusterdns.objects import pods, services
@@ -71,7 +71,7 @@ def _never_served(r: Reader, api_version: Any, group: str, kind: str) -> None:
     if not isinstance(api_version, str) or api_version.rpartition("/")[2] in _SERVED.get((group, kind), ()):
         return
     now = f"{_DEFAULT_GROUP[kind]}/v1" if _DEFAULT_GROUP[kind] else "v1"
-    r.warn("apiVersion", f"{api_version!r}: Kubernetes never served {kind} in that version; read as {now}")
+    r.warn("apiVersion", f"{shown(api_version)}: Kubernetes never served {kind} in that version; read as {now}")
 
 
 def from_manifest(doc: Document, problems: list[Problem] | None = None, reading: Reading | None = None) -> KubeObject | None:

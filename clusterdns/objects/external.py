@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from clusterdns.errors import ManifestError
+from clusterdns.errors import ManifestError, shown
 from clusterdns.objects.fields import DNS1123_SUBDOMAIN, Reader
 
 LEFT_OUT = "; this entry is left out"
@@ -79,10 +79,10 @@ def _ingress(r: Reader, raw: Any, field: str) -> str:
         return ""
     name = hostname.strip().lower().rstrip(".")  # an FQDN may end in "."
     if _is_ip(name):
-        r.warn(f"{field}.hostname", f"{hostname!r} must be a DNS name, not an IP address{LEFT_OUT}")
+        r.warn(f"{field}.hostname", f"{shown(hostname)} must be a DNS name, not an IP address{LEFT_OUT}")
         return ""
     if len(name) > 253 or not DNS1123_SUBDOMAIN.fullmatch(name):
-        r.warn(f"{field}.hostname", f"{hostname!r} is not a valid DNS name{LEFT_OUT}")
+        r.warn(f"{field}.hostname", f"{shown(hostname)} is not a valid DNS name{LEFT_OUT}")
         return ""
     return name
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from socket import AF_INET, inet_ntoa, inet_pton
 from typing import Any, TypeVar
 
-from clusterdns.errors import ManifestError, Problem
+from clusterdns.errors import ManifestError, Problem, shown
 from clusterdns.manifests.documents import Document
 from clusterdns.model import Source
 from clusterdns.objects.kinds import PROTOCOLS, Labels
@@ -108,11 +108,11 @@ class Reader:
             return value
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise self.fail(field, f"must be true or false, not {value!r}")
+        raise self.fail(field, f"must be true or false, not {shown(value)}")
 
     def integer(self, value: Any, field: str, low: int, high: int) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(field, f"must be an integer, not {_type_name(value)} {value!r}")
+            raise self.fail(field, f"must be an integer, not {_type_name(value)} {shown(value)}")
         if not low <= value <= high:
             raise self.fail(field, f"{value} is out of range {low}-{high}")
         return value
@@ -127,7 +127,7 @@ class Reader:
             return "TCP"  # API default
         proto = PROTOCOL_OF.get(self.string(value, field).upper())
         if proto is None:
-            raise self.fail(field, f"unsupported protocol {value!r} (TCP, UDP or SCTP)")
+            raise self.fail(field, f"unsupported protocol {shown(value)} (TCP, UDP or SCTP)")
         return proto
 
     def ip(self, value: Any, field: str) -> str:
@@ -143,7 +143,7 @@ class Reader:
                 raise ValueError(text)
             return ipaddress.ip_address(text).compressed
         except ValueError:
-            raise self.fail(field, f"{value!r} is not an IP address") from None
+            raise self.fail(field, f"{shown(value)} is not an IP address") from None
 
     def dns_name(self, value: Any, field: str, grammar: re.Pattern[str], what: str, required: bool = True) -> str:
         text = self.string(value, field)
@@ -153,7 +153,7 @@ class Reader:
             return ""
         limit = 253 if grammar is DNS1123_SUBDOMAIN else 63
         if len(text) > limit or not grammar.fullmatch(text):
-            raise self.fail(field, f"{text!r} is not a valid {what}")
+            raise self.fail(field, f"{shown(text)} is not a valid {what}")
         return text
 
     def hostname(self, value: Any, field: str) -> str:

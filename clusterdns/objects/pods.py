@@ -9,6 +9,7 @@ import re
 import sys
 from typing import Any
 
+from clusterdns.errors import shown
 from clusterdns.model import make_pod
 from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, PROTOCOL_OF, Reader, label_value, metadata, owners
 from clusterdns.objects.kinds import ContainerPort, DaemonSet, Deployment, LabelSelector, Pod, PodTemplate, ReplicaSet, StatefulSet
@@ -124,7 +125,7 @@ def _selector(r: Reader, spec: dict[str, Any], template: PodTemplate) -> LabelSe
         entry = r.mapping(e, field)
         op = r.string(entry.get("operator"), f"{field}.operator")
         if op not in ("In", "NotIn", "Exists", "DoesNotExist"):
-            raise r.fail(f"{field}.operator", f"unknown operator {op!r}")
+            raise r.fail(f"{field}.operator", f"unknown operator {shown(op)}")
         values = tuple(label_value(v) for v in r.sequence(entry.get("values"), f"{field}.values"))
         expressions.append((r.string(entry.get("key"), f"{field}.key"), op, values))
     result = LabelSelector(r.labels(selector.get("matchLabels"), "spec.selector.matchLabels"), tuple(expressions))

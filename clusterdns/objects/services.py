@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterdns.errors import shown
 from clusterdns.model import EndpointAddress, EndpointPort, ServicePort
 from clusterdns.objects.external import LEFT_OUT, external_addresses, not_special
 from clusterdns.objects.fields import DNS1035_LABEL, DNS1123_LABEL, DNS1123_SUBDOMAIN, Reader, label_value, metadata
@@ -31,7 +32,7 @@ def service(r: Reader, data: dict[str, Any]) -> Service:
     spec = r.mapping(data.get("spec"), "spec")
     svc_type = r.string(spec.get("type"), "spec.type") or "ClusterIP"
     if svc_type not in SERVICE_TYPES:
-        raise r.fail("spec.type", f"unknown Service type {svc_type!r}")
+        raise r.fail("spec.type", f"unknown Service type {shown(svc_type)}")
     annotations = r.mapping(meta.get("annotations"), "metadata.annotations")
     publish = r.flag(spec.get("publishNotReadyAddresses"), "spec.publishNotReadyAddresses")
     publish = publish or label_value(annotations.get(TOLERATE_UNREADY)).lower() == "true"
@@ -75,7 +76,7 @@ def _external_name(r: Reader, value: Any) -> str:
     if not text:
         raise r.fail(field, "required for type ExternalName")
     if len(text) > 253 or not DNS1123_SUBDOMAIN.fullmatch(text):
-        raise r.fail(field, f"{value!r} is not a valid DNS name")
+        raise r.fail(field, f"{shown(value)} is not a valid DNS name")
     return text
 
 
@@ -85,7 +86,7 @@ def _cluster_ips(r: Reader, spec: dict[str, Any]) -> tuple[tuple[str, ...], bool
     many = [r.string(v, f"spec.clusterIPs[{i}]").strip() for i, v in enumerate(r.sequence(spec.get("clusterIPs"), "spec.clusterIPs"))]
     many = [v for v in many if v]
     if single and many and single != many[0]:
-        raise r.fail("spec.clusterIPs[0]", f"{many[0]!r} must match spec.clusterIP {single!r}")
+        raise r.fail("spec.clusterIPs[0]", f"{shown(many[0])} must match spec.clusterIP {shown(single)}")
     written = many or ([single] if single else [])
     if any(v == "None" for v in written):
         if len(written) > 1:
@@ -104,7 +105,7 @@ def _ip_families(r: Reader, value: Any) -> tuple[str, ...]:
     families = tuple(r.string(v, f"spec.ipFamilies[{i}]") for i, v in enumerate(r.sequence(value, "spec.ipFamilies")))
     for i, family in enumerate(families):
         if family not in IP_FAMILIES:
-            raise r.fail(f"spec.ipFamilies[{i}]", f"unknown IP family {family!r} (IPv4 or IPv6)")
+            raise r.fail(f"spec.ipFamilies[{i}]", f"unknown IP family {shown(family)} (IPv4 or IPv6)")
     if len(set(families)) != len(families):
         raise r.fail("spec.ipFamilies", "an IP family is listed twice")
     return families
@@ -113,7 +114,7 @@ def _ip_families(r: Reader, value: Any) -> tuple[str, ...]:
 def _ip_family_policy(r: Reader, value: Any) -> str:
     policy = r.string(value, "spec.ipFamilyPolicy")
     if policy and policy not in IP_FAMILY_POLICIES:
-        raise r.fail("spec.ipFamilyPolicy", f"unknown policy {policy!r}")
+        raise r.fail("spec.ipFamilyPolicy", f"unknown policy {shown(policy)}")
     return policy
 
 
@@ -220,7 +221,7 @@ def endpoint_slice(r: Reader, data: dict[str, Any]) -> EndpointSlice | None:
     labels = dict(r.labels(meta.get("labels"), "metadata.labels"))
     address_type = r.string(data.get("addressType"), "addressType") or "IPv4"
     if address_type not in ("IPv4", "IPv6", "FQDN"):
-        raise r.fail("addressType", f"unknown address type {address_type!r}")
+        raise r.fail("addressType", f"unknown address type {shown(address_type)}")
     if address_type == "FQDN":  # deprecated and never read by CoreDNS
         r.warn("addressType", "FQDN EndpointSlices are ignored")
         return None

@@ -3,6 +3,7 @@ and whatever the C reader does not build plainly it leaves to Python (False), ne
 
 from __future__ import annotations
 
+import datetime
 import math
 import string
 from pathlib import Path
@@ -12,8 +13,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from clusterdns.config.settings import Config
 from clusterdns.manifests import yaml_fast
 from clusterdns.manifests.documents import split_documents
+from clusterdns.objects.store import ManifestStore
 from tests.manifests.test_documents import SERVICE, TRICKY_YAML
 
 built = pytest.mark.skipif(yaml_fast._yamlstream is None, reason="built without libyaml's headers")
@@ -73,6 +76,11 @@ def test_texts_that_once_differed_read_the_same(path: Path) -> None:
     assert agrees(path.read_bytes().decode("utf-8", "surrogatepass")) is not None
 
 
+# What PyYAML's constructors raised ValueError on (found in review: `clusterdns check` ended in a
+# traceback, and the server kept its previous data for every file): the text it is written
+# as, as go-yaml, Kubernetes' YAML reader, resolves it. A date that exists stays a date.
+IMPOSSIBLE = "d: 2024-02-30\nt: 2024-13-01T00:00:00Z\nn: " + "1" * 4301 + "\nm: -" + "2" * 4400 + "\nok: 2024-02-29\n"
+
 # Plain data, which the C reader builds itself (not False): YAML 1.1 scalars resolved as
 # PyYAML resolves them, quoted and block scalars as strings, repeated keys (the last wins).
 PLAIN = [
@@ -92,6 +100,7 @@ PLAIN = [
     "deep: " + "[" * 200 + "]" * 200 + "\n",
     "\ufeff--- a\n",  # a BOM is skipped, as libyaml skips it for PyYAML (found by a review)
     "\ufeff- a\n - b\n",
+    IMPOSSIBLE,
 ]
 
 # Left to Python: tags, anchors and aliases, merge keys, `=`, complex keys, directives, errors,
@@ -160,6 +169,21 @@ def test_resolved_scalars_keep_their_values_through_the_c_readers_cache() -> Non
     first, second = yaml_fast._c_stream("a: 1.5\nb: 2020-01-01\n", [("", 1)]), yaml_fast._c_stream("a: 1.5\n", [("", 1)])
     assert first == [{"a": 1.5, "b": __import__("datetime").date(2020, 1, 1)}] and second == [{"a": 1.5}]
     assert math.isnan(yaml_fast._c_stream("n: .nan\n", [("", 1)])[0]["n"])  # type: ignore[index]
+
+
+def test_impossible_dates_and_overlong_integers_read_as_their_text() -> None:
+    expected = {"d": "2024-02-30", "t": "2024-13-01T00:00:00Z", "n": "1" * 4301, "m": "-" + "2" * 4400, "ok": datetime.date(2024, 2, 29)}
+    assert in_python(IMPOSSIBLE) == [expected]
+    assert yaml_fast.load_document(IMPOSSIBLE) == expected == yaml.load(IMPOSSIBLE, Loader=yaml_fast._Loader)  # noqa: S506 (safe)
+    if yaml_fast._yamlstream is not None:
+        assert yaml_fast._c_stream(IMPOSSIBLE, split_documents(IMPOSSIBLE)) == [expected]
+
+
+def test_a_service_annotated_with_an_impossible_date_is_read(tmp_path: Path) -> None:
+    (tmp_path / "svc.yaml").write_text(SERVICE.format(name="web").replace("metadata:\n", "metadata:\n  annotations:\n    built: 2024-02-30\n"))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    assert [o.name for o in store.objects()] == ["web"] and store.problems() == []
 
 
 scalars = st.one_of(

@@ -176,3 +176,25 @@ def test_a_nested_items_list_is_not_taken_for_the_lists_items(tmp_path: Path) ->
     fresh.refresh()
     assert [type(o).__name__ for o in store.objects()] == ["Pod", "Service"]
     assert store.objects() == fresh.objects()
+
+
+@pytest.mark.parametrize("change", ["blank lines before the List", "the List's apiVersion"])
+def test_a_reread_after_the_lists_own_line_or_apiversion_changed_holds_what_a_fresh_read_gives(tmp_path: Path, change: str) -> None:
+    """Found in review: the items the same, but what they are read with changed. Their
+    Sources' line is the List's (so blank lines above move it), and a typed List's items
+    take its apiVersion (v2 never existed for a Service: a warning on each)."""
+    items = [{"metadata": {"name": f"s{i}"}, "spec": {"clusterIP": "None", "ports": [{"port": 80 + i}]}} for i in range(3)]
+    path = tmp_path / "services.json"
+    path.write_text(json.dumps({"apiVersion": "v1", "kind": "ServiceList", "items": items}, indent=4))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    if change == "blank lines before the List":
+        path.write_text("\n\n\n" + path.read_text())
+    else:
+        path.write_text(json.dumps({"apiVersion": "v2", "kind": "ServiceList", "items": items}, indent=4))
+    store.refresh()
+    fresh = ManifestStore(tmp_path, Config())
+    fresh.refresh()
+    assert store.objects() == fresh.objects() and store.problems() == fresh.problems()
+    assert {o.source.line for o in fresh.objects()} == {4 if change == "blank lines before the List" else 1}
+    assert len(fresh.problems()) == (3 if change == "the List's apiVersion" else 0)
