@@ -8,7 +8,8 @@ gives, types included. tests/manifests/test_yaml_stream.py runs a few hundred su
 this runs millions on every core, and saves each text that differs to tests/fuzz_corpus/yaml/,
 which the tests replay from then on. The texts are made in chunks of 10,000, chunk k from
 the seed and k, so a seed gives the same texts on any number of processes. A process that
-dies (a crash in C) ends the run, with the text it was reading saved there too.
+dies (a crash in C) ends the run, with the text it was reading saved there too
+(bench/campaign.py).
 
     python bench/fuzz_yaml.py                        # 1 million texts, every core
     python bench/fuzz_yaml.py --count 100000 --seed 7
@@ -16,20 +17,16 @@ dies (a crash in C) ends the run, with the text it was reading saved there too.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import os
 import random
 import subprocess
 import sys
-import tempfile
-import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from campaign import parse_args, run_campaign  # noqa: E402
 
 from tests.manifests.test_yaml_stream import FAILURES, LEFT, PLAIN, agrees  # noqa: E402
 
@@ -63,9 +60,6 @@ def mutate(rng: random.Random, texts: list[str]) -> str:
     return text
 
 
-CHUNK = 10_000  # texts per chunk; chunk k of a campaign comes from (seed, k)
-
-
 def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None) -> tuple[int, int, list[str]]:
     """(texts run, texts the C reader built, texts that differ) for `count` texts of chunk
     `chunk` of the campaign `seed`; each text is first written to `reading`, if given."""
@@ -82,42 +76,13 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
     return count, built, differ
 
 
-def _chunk(job: tuple[int, int, int, str]) -> tuple[int, int, list[str]]:
-    count, seed, chunk, scratch = job
-    return campaign(count, seed, chunk, Path(scratch) / f"{os.getpid()}.yaml")
-
-
-def save(text: str) -> Path:
-    path = FAILURES / f"{hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()[:16]}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(text.encode("utf-8", "surrogatepass"))
-    return path
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1_000_000, help="texts to run (default 1 million)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: from the clock, printed)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: every core)")
-    args = parser.parse_args()
-    if args.count < 1 or args.jobs < 1:
-        parser.error("--count and --jobs must be at least 1")
-    seed = args.seed if args.seed is not None else int(time.time())
-    print(f"fuzz-yaml: {args.count:,} texts, seed {seed}, {args.jobs} processes", flush=True)
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        jobs = [(min(CHUNK, args.count - start), seed, k, scratch) for k, start in enumerate(range(0, args.count, CHUNK))]
-        try:
-            with ProcessPoolExecutor(args.jobs) as pool:
-                results = list(pool.map(_chunk, jobs))
-        except BrokenProcessPool:  # a process died: the texts the processes were reading (one of them killed it)
-            for text in sorted(Path(scratch).glob("*.yaml")):
-                print(f"  a process died reading: {save(text.read_bytes().decode('utf-8', 'surrogatepass'))}")
-            return 2
-    run, built, differ = sum(r[0] for r in results), sum(r[1] for r in results), [t for r in results for t in r[2]]
-    for text in differ:
-        print(f"  differs: {save(text)}")
-    print(f"fuzz-yaml: {run:,} texts in {time.perf_counter() - started:.0f} s, {built:,} built in C, {len(differ)} differ")
+    count, seed, jobs = parse_args(__doc__.splitlines()[0], 1_000_000)
+    result = run_campaign("fuzz-yaml", campaign, count, seed, jobs, FAILURES, ".yaml")
+    if result is None:
+        return 2
+    run, built, differ, seconds = result
+    print(f"fuzz-yaml: {run:,} texts in {seconds:.0f} s, {built:,} built in C, {len(differ)} differ")
     return 1 if differ else 0
 
 

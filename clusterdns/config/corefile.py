@@ -14,7 +14,7 @@ from typing import Any
 
 from clusterdns.config.addresses import DEFAULT_PORT, hostport_text
 from clusterdns.config.convert import convert_value
-from clusterdns.config.corefile_syntax import ServerBlock, parse_corefile, zone
+from clusterdns.config.corefile_syntax import ServerBlock, decimal, parse_corefile, zone
 from clusterdns.config.plugins import ACCEPTED, HANDLERS
 from clusterdns.config.plugins.context import Block, Context, Forward
 from clusterdns.errors import ConfigError
@@ -143,7 +143,7 @@ class _Mapper(Context):
         host = text
         if text.count(":") == 1:
             host, _, p = text.partition(":")
-            if not p.isdigit() or not 0 < int(p) <= 65535:
+            if not decimal(p) or not 0 < int(p) <= 65535:
                 raise self.error(sb, f"server block {key!r}: bad port {p!r}")
             port = int(p)
         try:

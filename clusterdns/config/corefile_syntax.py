@@ -243,6 +243,12 @@ _GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
+def decimal(text: str) -> bool:
+    """Whether a Corefile argument is a plain decimal number, as Go's strconv.Atoi reads one
+    (str.isdigit() alone takes "²", which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_duration(text: str) -> float:
     """A Go duration (`5s`, `500ms`, `1m30s`, `0`) in seconds; ValueError otherwise."""
     if text in ("0", "+0"):

@@ -114,7 +114,7 @@ class Reader:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(field, f"must be an integer, not {_type_name(value)} {shown(value)}")
         if not low <= value <= high:
-            raise self.fail(field, f"{value} is out of range {low}-{high}")
+            raise self.fail(field, f"{shown(value)} is out of range {low}-{high}")
         return value
 
     def port(self, value: Any, field: str) -> int:

@@ -146,8 +146,8 @@ def _target_port(r: Reader, value: Any, field: str) -> int | str | None:
     if value is None or value == "":
         return None  # the API defaults it to `port`
     if isinstance(value, str):
-        if value.isdigit():
-            return r.integer(int(value), field, 1, 65535)
+        if value.isascii() and value.isdigit():  # not str.isdigit() alone: int("²") raises
+            return r.integer(int(value) if len(value) <= 5 else 65536, field, 1, 65535)  # 65536: out of range, however long
         return value
     return r.integer(value, field, 1, 65535)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from clusterdns.codes import CNAME
 from clusterdns.config.settings import Config
-from clusterdns.errors import Problem
+from clusterdns.errors import Problem, shown
 from clusterdns.frozen import maker
 from clusterdns.model import Service
 from clusterdns.names import MAX_LABEL, MAX_NAME, SVC, endpoint_name, external_target, octets, port_labels, service_name, split, unfit
@@ -212,6 +212,11 @@ def _external(sname: str, svc: Service, ttl: int, zones: tuple[str, ...]) -> Con
         # Its CNAME could not be encoded in a zone transfer (RFC 1035 2.3.4): left out, as
         # every other record of a name that cannot go on the wire.
         return Contribution({}, problems=_unfit_problems(svc, unfit_names))
+    why = unfit(split(target), 0)
+    if why:  # the API takes a label over 63 octets in externalName (IsDNS1123Subdomain counts only the 253)
+        src = svc.source
+        message = f"externalName {shown(target)}: {why}: its CNAME is not served"
+        return Contribution({}, problems=(Problem("warning", message, src.file, src.doc, src.line, "Service", f"{svc.namespace}/{svc.name}", "spec.externalName"),))
     cname = (RR(None, CNAME, ttl, Name(split(target), in_zone=False)),)
     return Contribution({}, static=(((sname, CNAME), cname),), externals=((sname, target),))
 

@@ -221,6 +221,10 @@ def test_unsupported_kubernetes_option_names_its_line(tmp_path: Path) -> None:
         ("kubernetes\n cache {\n bogus\n }", 'Corefile:4: cache option "bogus" is not supported'),
         ("kubernetes\n prometheus :9153\n prometheus :9154", "Corefile:4: prometheus conflicts with Corefile:3"),
         ("kubernetes\n ready nowhere:1", "Corefile:3: bad address 'nowhere:1'"),
+        # A digit that is not ASCII ("²".isdigit() is true, int("²") raises): refused as Go's Atoi refuses it.
+        ("kubernetes {\n ttl ²\n }", 'Corefile:3: kubernetes option "ttl": \'²\' must be a whole number of seconds, 0-3600'),
+        ("kubernetes\n cache {\n prefetch ²\n }", "Corefile:4: cache prefetch: prefetch amount should be positive"),
+        ("kubernetes\n cache {\n success 100 ²\n }", "Corefile:4: cache success: cache TTL can not be zero or negative: ²"),
     ],
 )
 def test_plugin_errors_name_their_line(body: str, message: str) -> None:

@@ -85,6 +85,7 @@ def test_external_name_is_lower_cased_without_trailing_dot() -> None:
         ({"ports": [{"port": 70000}]}, "spec.ports[0].port"),
         ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
         ({"ports": [{"port": 80, "targetPort": 0}]}, "spec.ports[0].targetPort"),
+        ({"ports": [{"port": 80, "targetPort": "9" * 4400}]}, "spec.ports[0].targetPort"),  # found by make fuzz-manifests: int() raised
         ({"clusterIP": "10.0.0.300"}, "spec.clusterIP"),
         ({"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.2"]}, "spec.clusterIPs[0]"),
         ({"type": "ExternalName"}, "spec.externalName"),
@@ -97,6 +98,7 @@ def test_service_errors_name_the_field(spec: dict, field: str) -> None:
     with pytest.raises(ManifestError) as info:
         convert({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": spec}, "svc.yaml", 7)
     problem = info.value.problem
+    assert len(problem.message) < 200  # a long value is quoted cut short
     assert (problem.level, problem.field, problem.file, problem.line, problem.kind, problem.name) == (
         "error",
         field,

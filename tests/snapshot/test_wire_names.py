@@ -13,6 +13,7 @@ from typing import Any
 
 import dns.message
 import dns.name
+import dns.rcode
 import dns.rdatatype
 import dns.rrset
 from hypothesis import HealthCheck, given, settings
@@ -52,7 +53,7 @@ def services(draw: st.DrawFn, index: int) -> list[dict[str, Any]]:
     name = draw(labels(first="abcdefghijklmnopqrstuvwxyz"))
     namespace = draw(labels())
     if draw(st.integers(0, 4)) == 0:
-        spec = {"type": "ExternalName", "externalName": f"{draw(labels())}.example.test"}
+        spec = {"type": "ExternalName", "externalName": f"{draw(labels(1, 70))}.example.test"}  # over 63: left out
         return [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": namespace}, "spec": spec}]
     headless = draw(st.booleans())
     port_name = draw(st.one_of(st.just(""), labels()))
@@ -152,3 +153,19 @@ def test_an_externalname_too_long_for_the_zone_is_left_out() -> None:
     wire = dns.message.make_query(zone, "AXFR").to_wire()
     owners = {r.name.to_text() for m in transfer.messages(snap, wire, parse_query(wire), 4) for r in dns.message.from_wire(m).answer}
     assert f"short.default.svc.{zone}." in owners and not any(o.startswith(name) for o in owners)
+
+
+def test_an_externalname_with_a_label_over_63_octets_is_left_out() -> None:
+    """Found by make fuzz-manifests: the API takes it (IsDNS1123Subdomain counts only the 253
+    octets), and the CNAME went out with a 70-octet label, which dnspython and dig reject
+    (BadLabelType). Now a warning names the field, and the name is answered as one whose
+    externalName CoreDNS cannot serve (an IP address: NXDOMAIN)."""
+    target = "x" * 70 + ".example.com"
+    docs = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ext", "namespace": "default"},
+             "spec": {"type": "ExternalName", "externalName": target}}]
+    config = Config()
+    snap = build(config, docs)
+    assert [(p.field, p.message) for p in snap.problems] == [
+        ("spec.externalName", f"externalName '{target[:59]}... (82 characters): label xxxxxxxxxxxxxxxx... has 70 octets (at most 63): its CNAME is not served")]
+    msg = reply(Handler(snap, config), "ext.default.svc.cluster.local", dns.rdatatype.A)
+    assert msg.rcode() == dns.rcode.NXDOMAIN and not msg.answer

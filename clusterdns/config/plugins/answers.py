@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 
-from clusterdns.config.corefile_syntax import Directive, parse_duration, zone
+from clusterdns.config.corefile_syntax import Directive, decimal, parse_duration, zone
 from clusterdns.config.plugins.context import Block, Context
 from clusterdns.errors import ConfigError
 from clusterdns.rewrite import parse_rule
@@ -80,7 +80,7 @@ def _hosts_option(m: Context, opt: Directive) -> None:
     what = f"hosts {opt.name}"
     if opt.name == "ttl":
         m.arity(opt, 1, 1, what)
-        if not opt.args[0].isdigit() or not 1 <= int(opt.args[0]) <= 65535:
+        if not decimal(opt.args[0]) or not 1 <= int(opt.args[0]) <= 65535:
             raise m.error(opt, f"{what}: ttl provided is invalid: {opt.args[0]!r} (1-65535 seconds)")
         m.set("hosts_ttl", opt.args[0], opt, what)
     elif opt.name == "reload":
@@ -117,7 +117,7 @@ def k8s_external(m: Context, e: Directive, block: Block) -> None:
             raise m.error(opt, f"k8s_external: unknown property '{opt.name}'")
         if opt.name in ("apex", "ttl"):
             m.arity(opt, 1, 1, what)
-            if opt.name == "ttl" and (not opt.args[0].isdigit() or int(opt.args[0]) > 3600):
+            if opt.name == "ttl" and (not decimal(opt.args[0]) or int(opt.args[0]) > 3600):
                 raise m.error(opt, f"{what}: ttl must be in range [0, 3600]")
             m.set(f"external_{opt.name}", opt.args[0], opt, what)
         elif opt.name == "headless":

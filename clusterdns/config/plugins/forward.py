@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from clusterdns.config.addresses import parse_hostport
-from clusterdns.config.corefile_syntax import Directive, parse_duration, zone
+from clusterdns.config.corefile_syntax import Directive, decimal, parse_duration, zone
 from clusterdns.config.plugins.context import Block, Context, Forward
 from clusterdns.errors import ConfigError
 
@@ -87,7 +87,7 @@ def cache(m: Context, e: Directive, block: Block) -> None:
     """`cache [TTL] [ZONES...] { ... }`: forwarded answers only (clusterdns never caches its own
     zones, which is what kubeadm's `disable` lines ask for them)."""
     args = list(e.args)
-    if args and args[0].lstrip("-").isdigit():
+    if args and decimal(args[0].lstrip("-")):
         if int(args[0]) <= 0:
             raise m.error(e, f"cache TTL can not be zero or negative: {args[0]}")
         m.set("cache", args.pop(0), e, "cache")
@@ -137,7 +137,7 @@ def _capacity(m: Context, opt: Directive) -> None:
     m.arity(opt, 1, 3, what)
     m.set("cache_size" if opt.name == "success" else "cache_denial_size", opt.args[0], opt, what)
     if len(opt.args) > 1:
-        if not opt.args[1].isdigit() or int(opt.args[1]) <= 0:
+        if not decimal(opt.args[1]) or int(opt.args[1]) <= 0:
             raise m.error(opt, f"{what}: cache TTL can not be zero or negative: {opt.args[1]}")
         if opt.name == "success":
             m.raw["cache"] = (opt.args[1], m.where(opt))  # the block's TTL beats the directive's (setup.go)
@@ -150,14 +150,14 @@ def _capacity(m: Context, opt: Directive) -> None:
 def _prefetch(m: Context, opt: Directive) -> None:
     """`prefetch AMOUNT [DURATION [PERCENTAGE%]]` (setup.go)."""
     m.arity(opt, 1, 3, "cache prefetch")
-    if not opt.args[0].isdigit():
+    if not decimal(opt.args[0]):
         raise m.error(opt, "cache prefetch: prefetch amount should be positive")
     m.set("cache_prefetch", opt.args[0], opt, "cache prefetch")
     if len(opt.args) > 1:
         m.set("cache_prefetch_window", repr(_duration(m, opt, opt.args[1])), opt, "cache prefetch")
     if len(opt.args) > 2:
         pct = opt.args[2]
-        if not pct.endswith("%") or not pct[:-1].isdigit():
+        if not pct.endswith("%") or not decimal(pct[:-1]):
             raise m.error(opt, f"cache prefetch: last character of percentage should be `%`, but is: {pct!r}")
         if not 10 <= int(pct[:-1]) <= 90:
             raise m.error(opt, "cache prefetch: percentage should fall in range [10, 90]")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from clusterdns.config.corefile_syntax import Directive, zone
+from clusterdns.config.corefile_syntax import Directive, decimal, zone
 from clusterdns.config.plugins.context import Block, Context
 from clusterdns.errors import ConfigError
 
@@ -56,7 +56,7 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
         return "pods", opt.args[0]
     if n == "ttl":
         m.arity(opt, 1, 1, what)
-        if not opt.args[0].isdigit() or not 0 <= int(opt.args[0]) <= 3600:
+        if not decimal(opt.args[0]) or not 0 <= int(opt.args[0]) <= 3600:
             raise m.error(opt, f"{what}: {opt.args[0]!r} must be a whole number of seconds, 0-3600")
         return "ttl", opt.args[0]
     if n == "namespaces":

@@ -1,0 +1,32 @@
+"""bench/fuzz_manifests.py (`make fuzz-manifests`): the texts it once failed on read now, and a
+short campaign finds nothing (the long one runs 100,000 texts and more)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.process import ROOT
+
+sys.path.insert(0, str(ROOT / "bench"))
+import fuzz_manifests  # noqa: E402
+
+
+@pytest.mark.parametrize("path", sorted(fuzz_manifests.CORPUS.glob("*.txt")), ids=lambda p: p.name)
+def test_texts_that_once_failed_read_now(tmp_path: Path, path: Path) -> None:
+    """Each: the text read before it, then it, through one pipeline, answered and compared
+    with a fresh load (fuzz_manifests.check). The first two: a 4,301-digit targetPort (int()
+    raised) and an externalName label of 70 octets on the wire."""
+    fuzz_manifests.replay(path.read_bytes().decode("utf-8", "surrogatepass"), tmp_path)
+
+
+def test_the_corpus_holds_what_the_fixes_were_found_with() -> None:
+    assert len(list(fuzz_manifests.CORPUS.glob("*.txt"))) >= 2
+
+
+def test_a_short_campaign_finds_nothing() -> None:
+    run, clean, failed = fuzz_manifests.campaign(1500, 20261207)
+    assert run == 1500 and failed == []
+    assert 50 < clean < 1500  # some texts read without a problem, most find one
