@@ -70,3 +70,16 @@ def run_campaign(name: str, run: ChunkRun, count: int, seed: int, jobs: int, fol
     for text in failed:
         print(f"  failed: {save(folder, text, suffix)}")
     return sum(r[0] for r in results), sum(r[1] for r in results), failed, time.perf_counter() - started
+
+
+def main(name: str, doc: str, run: ChunkRun, default_count: int, folder: Path, suffix: str, counted: str, failed: str) -> int:
+    """A campaign's command: its options, its run, and a last line with the texts `counted`
+    (said as e.g. "built in C") and those that `failed` (e.g. "differ"). Exit 1 when any
+    failed, 2 when a process died."""
+    count, seed, jobs = parse_args(doc.splitlines()[0], default_count)
+    result = run_campaign(name, run, count, seed, jobs, folder, suffix)
+    if result is None:
+        return 2
+    done, good, bad, seconds = result
+    print(f"{name}: {done:,} texts in {seconds:.0f} s, {good:,} {counted}, {len(bad)} {failed}")
+    return 1 if bad else 0

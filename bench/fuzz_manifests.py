@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import dns.message  # noqa: E402
 import dns.reversename  # noqa: E402
-from campaign import parse_args, run_campaign  # noqa: E402
+from campaign import main as campaign_main  # noqa: E402
 
 from clusterdns.codes import AAAA, A  # noqa: E402
 from clusterdns.config.settings import Config  # noqa: E402
@@ -201,15 +201,5 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
     return count, clean, failed
 
 
-def main() -> int:
-    count, seed, jobs = parse_args(__doc__.splitlines()[0], 100_000)
-    result = run_campaign("fuzz-manifests", campaign, count, seed, jobs, CORPUS, ".txt")
-    if result is None:
-        return 2
-    run, clean, failed, seconds = result
-    print(f"fuzz-manifests: {run:,} texts in {seconds:.0f} s, {clean:,} read without a problem, {len(failed)} failed")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(campaign_main("fuzz-manifests", __doc__, campaign, 100_000, CORPUS, ".txt", "read without a problem", "failed"))

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from campaign import parse_args, run_campaign  # noqa: E402
+from campaign import main as campaign_main  # noqa: E402
 
 from tests.manifests.test_yaml_stream import FAILURES, LEFT, PLAIN, agrees  # noqa: E402
 
@@ -76,15 +76,5 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
     return count, built, differ
 
 
-def main() -> int:
-    count, seed, jobs = parse_args(__doc__.splitlines()[0], 1_000_000)
-    result = run_campaign("fuzz-yaml", campaign, count, seed, jobs, FAILURES, ".yaml")
-    if result is None:
-        return 2
-    run, built, differ, seconds = result
-    print(f"fuzz-yaml: {run:,} texts in {seconds:.0f} s, {built:,} built in C, {len(differ)} differ")
-    return 1 if differ else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(campaign_main("fuzz-yaml", __doc__, campaign, 1_000_000, FAILURES, ".yaml", "built in C", "differ"))
