@@ -3,7 +3,7 @@ campaign run in chunks on every core, and each text that fails saved where the t
 
 Chunk k of a campaign is made from (seed, k) alone, so a seed gives the same texts on any
 number of processes. Each process writes the text it is reading to a scratch file first: a
-process that dies (a crash in C) ends the run with that text saved too.
+process that dies (a crash in C), or a chunk that raises, ends the run with that text saved.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _chunk(job: tuple[ChunkRun, int, int, int, str, str]) -> tuple[int, int, lis
 
 def run_campaign(name: str, run: ChunkRun, count: int, seed: int, jobs: int, folder: Path, suffix: str) -> tuple[int, int, list[str], float] | None:
     """(texts run, texts counted, texts that failed, seconds) of every chunk of the campaign, each
-    failure saved to `folder` and printed. None when a process died (the texts being read then
-    are saved and printed instead)."""
+    failure saved to `folder` and printed. None when a process died or a chunk raised (the
+    texts being read then are saved and printed instead)."""
     print(f"{name}: {count:,} texts, seed {seed}, {jobs} processes", flush=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
@@ -62,9 +62,10 @@ def run_campaign(name: str, run: ChunkRun, count: int, seed: int, jobs: int, fol
         try:
             with ProcessPoolExecutor(jobs) as pool:
                 results = list(pool.map(_chunk, chunks))
-        except BrokenProcessPool:  # a process died: one of the texts being read killed it
+        except Exception as e:  # noqa: BLE001 - a process died (BrokenProcessPool) or a chunk raised: one of the texts being read did it
+            what = "a process died" if isinstance(e, BrokenProcessPool) else f"a chunk raised {e!r}"
             for text in sorted(Path(scratch).glob(f"*{suffix}")):
-                print(f"  a process died reading: {save(folder, text.read_bytes().decode('utf-8', 'surrogatepass'), suffix)}")
+                print(f"  {what} reading: {save(folder, text.read_bytes().decode('utf-8', 'surrogatepass'), suffix)}")
             return None
     failed = [text for r in results for text in r[2]]
     for text in failed:

@@ -5,12 +5,12 @@ Each text is a manifest file made from the repository's own (zones/ and tests/cl
 its values replaced by odd ones (wrong types, numbers out of range, impossible dates, long
 and invalid names, deep nesting) and its text cut and spliced, written as YAML or as JSON.
 One Pipeline per chunk reads them one after the other, as a server reloads edits, and for
-each the pipeline must give a snapshot (every problem a Problem, never an exception), every
-name that snapshot holds must be answered by the handler with a reply dnspython reads (so no
-label over 63 octets or name over 255 reaches the wire), and every 10th snapshot of a file
-without an error (one with an error serves its last good version) must be the one a fresh
-load of the same file gives. A text that fails is saved, after the text read
-before it, to tests/fuzz_corpus/manifests/, which tests/test_fuzz_manifests.py replays.
+each the pipeline must give a snapshot (every problem a Problem, never an exception) that
+goes out in a zone transfer and answers the names it holds (fuzz_manifests.check) in
+messages dnspython reads, so that no label over 63 octets or name over 255 reaches the
+wire; the snapshot of a file without an error must be the one a fresh load gives. A text
+that fails is saved, after the text read before it, to tests/fuzz_corpus/manifests/, which
+tests/bench/test_fuzz_manifests.py replays.
 
     python bench/fuzz_manifests.py                        # 100,000 texts, every core
     python bench/fuzz_manifests.py --count 20000 --seed 7
@@ -44,14 +44,17 @@ from campaign import main as campaign_main  # noqa: E402
 from clusterdns.codes import AAAA, A  # noqa: E402
 from clusterdns.config.settings import Config  # noqa: E402
 from clusterdns.pipeline import Pipeline, load  # noqa: E402
+from clusterdns.serve import transfer  # noqa: E402
 from clusterdns.serve.handler import Handler  # noqa: E402
 from clusterdns.snapshot.xfr import zone_records  # noqa: E402
+from clusterdns.wire import parse_query  # noqa: E402
 
 CORPUS = ROOT / "tests" / "fuzz_corpus" / "manifests"
 THEN = "\n#### fuzz-manifests: then\n"  # a saved failure: the text read before, THEN, the text
 ODD = [None, True, 0, -1, 65536, 2**63, 1.5, "", "x" * 70, "a" * 300, "A_b", "-", "10.96.0.1", "::1", "1.2.3.4.5", "None",
        "é.example", "a..b", "web", "TCP", "Ready", [], {}, [1], ["x"], {"a": 1}, {"name": None}, [[[]]]]  # fmt: skip
-SNIPPETS = ["2024-02-30", "1" * 4301, "1e400", "-.inf", ".nan", "0x1F", "0o17", "1_0", "~", "!!binary aGk=", "&a x", "*a",
+SNIPPETS = ["2024-02-30", "1" * 4301, "0x" + "f" * 3600, "0o" + "7" * 5000, "0b" + "1" * 15000, "59:" * 2500 + "1", "!!int abc",
+            "1e400", "-.inf", ".nan", "0x1F", "0o17", "1_0", "~", "!!binary aGk=", "&a x", "*a",
             "<<: {a: 1}", "\ufeff", "\x00", "\\ud800", "NaN", "[" * 300, "{}", "'", '"', "\t", "\r\n"]  # fmt: skip
 ALPHABET = "\n -:#[]{}\",\\0a.eé"
 LOOP = asyncio.new_event_loop()
@@ -137,9 +140,15 @@ def mutated(rng: random.Random, pool: list[list[Any]]) -> tuple[str, str]:
     return (spliced(rng, text) if rng.random() < 0.4 else text), suffix
 
 
-def check(pipeline: Pipeline, config: Config, fresh: bool) -> None:
-    """The reload's snapshot answers every name it holds, and is a fresh load's when `fresh`."""
+def check(pipeline: Pipeline, config: Config) -> None:
+    """The reload's snapshot goes out whole in a zone transfer and answers the names it holds
+    (the first 40 of them, and 20 of its addresses' PTRs), every message one dnspython reads;
+    and, for a file without an error (one with an error serves its last good version), it
+    is the snapshot a fresh load of the same file gives."""
     snapshot = pipeline.refresh().snapshot
+    axfr = dns.message.make_query("cluster.local", "AXFR").to_wire()
+    for message in transfer.messages(snapshot, axfr, parse_query(axfr), 2):
+        dns.message.from_wire(message)
     handler = Handler(snapshot, config)
     records = list(zone_records(snapshot))
     owners = sorted({".".join((*rr.owner.labels, "cluster.local")) if rr.owner else "cluster.local" for rr in records})
@@ -153,7 +162,7 @@ def check(pipeline: Pipeline, config: Config, fresh: bool) -> None:
             result = LOOP.run_until_complete(result)[0]  # (reply, its counter key)
         reply = dns.message.from_wire(result)  # type: ignore[arg-type]
         assert reply.id == query.id, name
-    if fresh and all(state.good for state in pipeline.store.files.values()):  # a file with an error serves its last good version
+    if all(state.good for state in pipeline.store.files.values()):
         again = load(config)
         assert (snapshot.state, snapshot.entries, snapshot.static, snapshot.problems) == (again.state, again.entries, again.static, again.problems)
         assert list(snapshot.contributions.items()) == list(again.contributions.items())
@@ -161,7 +170,7 @@ def check(pipeline: Pipeline, config: Config, fresh: bool) -> None:
 
 def replay(record: str, scratch: Path) -> None:
     """A saved failure (see campaign()) read again: the text before, then the text, by one
-    pipeline, the second compared with a fresh load; raises what check() finds."""
+    pipeline (check() after each); raises what check() finds."""
     head, _, texts = record.partition("\n")
     before, _, text = texts.partition(THEN)
     config = Config(manifests=str(scratch))
@@ -170,7 +179,7 @@ def replay(record: str, scratch: Path) -> None:
         for old in scratch.glob("m.*"):
             old.unlink()
         (scratch / f"m{suffix}").write_bytes(each.encode("utf-8", "surrogatepass"))
-        check(pipeline, config, fresh=i == 1)
+        check(pipeline, config)
 
 
 def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None) -> tuple[int, int, list[str]]:
@@ -191,7 +200,7 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
                 (root / f"m{before_suffix}").unlink(missing_ok=True)
             (root / f"m{suffix}").write_bytes(text.encode("utf-8", "surrogatepass"))
             try:
-                check(pipeline, config, fresh=n % 10 == 0)
+                check(pipeline, config)
                 clean += not pipeline.snapshot.problems  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001 - what the campaign looks for
                 failed.append(record)

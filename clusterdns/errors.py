@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -19,9 +20,18 @@ class ConfigError(ClusterDNSError):
 SHOWN = 60  # characters of a value a message quotes
 
 
+def printable(number: int) -> bool:
+    """Whether str() can write the integer: Python refuses past sys.get_int_max_str_digits()
+    decimal digits (4,300 by default), which a hex or octal literal can pass."""
+    limit = sys.get_int_max_str_digits()
+    return not limit or number.bit_length() < limit * 3.32  # log2(10) bits a digit, rounded down
+
+
 def shown(value: object) -> str:
     """A value as a message quotes it (its repr), cut after SHOWN characters with its length
     said: a 4,301-digit port or a 100 KB label is named, not printed whole."""
+    if isinstance(value, int) and not printable(value):
+        return f"an integer of {value.bit_length():,} bits"
     text = repr(value)
     if len(text) <= SHOWN + 20:
         return text
@@ -54,7 +64,8 @@ class Problem:
             where += f":{self.line}"
         if self.doc:
             where += f" (document {self.doc})"
-        what = f"{self.kind} {self.name}".strip()
+        name = self.name if len(self.name) <= SHOWN + 20 else f"{self.name[:SHOWN]}... ({len(self.name):,} characters)"  # as shown() cuts values
+        what = f"{self.kind} {name}".strip()
         parts = [f"{self.level}: {where}"]
         if what:
             parts.append(what)

@@ -17,7 +17,7 @@ from clusterdns.config.convert import convert_value
 from clusterdns.config.corefile_syntax import ServerBlock, decimal, parse_corefile, zone
 from clusterdns.config.plugins import ACCEPTED, HANDLERS
 from clusterdns.config.plugins.context import Block, Context, Forward
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 # Plugins a server block that only forwards a zone (a stub domain) may also hold: the
 # server-wide ones, and the cache (each upstream group has its own).
@@ -138,18 +138,18 @@ class _Mapper(Context):
         if "://" in text:
             scheme, _, text = text.partition("://")
             if scheme.lower() != "dns":
-                raise self.error(sb, f"server block {key!r}: {scheme}:// is not supported by clusterdns (plain DNS over UDP and TCP only)")
+                raise self.error(sb, f"server block {shown(key)}: {scheme}:// is not supported by clusterdns (plain DNS over UDP and TCP only)")
         port = None
         host = text
         if text.count(":") == 1:
             host, _, p = text.partition(":")
             if not decimal(p) or not 0 < int(p) <= 65535:
-                raise self.error(sb, f"server block {key!r}: bad port {p!r}")
+                raise self.error(sb, f"server block {shown(key)}: bad port {shown(p)}")
             port = int(p)
         try:
             return zone(host), port
         except ConfigError as e:
-            raise self.error(sb, f"server block {key!r}: {e}") from None
+            raise self.error(sb, f"server block {shown(key)}: {e}") from None
 
     def listen(self, blocks: list[Block]) -> None:
         ports = {b.port for b in blocks if b.port is not None}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from clusterdns.config.addresses import normalize_zone
 from clusterdns.config.corefile_import import Importer, same_line
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ class _Parser:
                 if self.pos < len(self.tokens):
                     after = self.tokens[self.pos]
                     if same_line(self.tokens[self.pos - 1], after) and not after.brace("}"):
-                        raise self.error(after, f"unexpected {after.text!r} after '}}': start a new line")
+                        raise self.error(after, f"unexpected {shown(after.text)} after '}}': start a new line")
                 break
             args.append(u)
             prev = u
@@ -244,9 +244,10 @@ _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0,
 
 
 def decimal(text: str) -> bool:
-    """Whether a Corefile argument is a plain decimal number, as Go's strconv.Atoi reads one
-    (str.isdigit() alone takes "²", which int() refuses)."""
-    return text.isascii() and text.isdigit()
+    """Whether a Corefile argument is a plain decimal number that fits Go's int, as strconv.Atoi
+    reads one (str.isdigit() alone takes "²", which int() refuses, and 5,000 digits, which
+    int() refuses past Python's limit); the callers check the range they need."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 def parse_duration(text: str) -> float:
@@ -257,12 +258,17 @@ def parse_duration(text: str) -> float:
     while pos < len(text):
         m = _GO_DURATION.match(text, pos)
         if not m:
-            raise ValueError(f"bad duration {text!r}: expected a Go duration like 5s, 500ms or 1m30s")
+            raise ValueError(f"bad duration {shown(text)}: expected a Go duration like 5s, 500ms or 1m30s")
         total += float(m.group(1)) * _UNIT[m.group(2)]
         pos = m.end()
     if not text:
         raise ValueError("empty duration")
+    if total > _MAX_DURATION:  # Go's time.Duration is int64 nanoseconds: ParseDuration refuses more
+        raise ValueError(f"bad duration {shown(text)}: out of range (at most about 292 years)")
     return total
+
+
+_MAX_DURATION = (2**63 - 1) / 1e9  # seconds
 
 
 def zone(text: str) -> str:
@@ -274,10 +280,10 @@ def zone(text: str) -> str:
         try:
             net = ipaddress.ip_network(text, strict=False)
         except ValueError:
-            raise ConfigError(f"bad zone {text!r}") from None
+            raise ConfigError(f"bad zone {shown(text)}") from None
         bits = 8 if net.version == 4 else 4
         if net.prefixlen % bits:
-            raise ConfigError(f"zone {text!r}: the prefix must be a multiple of {bits} to name a reverse zone")
+            raise ConfigError(f"zone {shown(text)}: the prefix must be a multiple of {bits} to name a reverse zone")
         labels = net.network_address.reverse_pointer.split(".")
         return ".".join(labels[(net.max_prefixlen - net.prefixlen) // bits :])
     return normalize_zone(text)

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import yaml
-from yaml.constructor import SafeConstructor
+from yaml.constructor import ConstructorError, SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -19,6 +19,8 @@ from yaml.events import (
     StreamEndEvent,
 )
 from yaml.nodes import ScalarNode
+
+from clusterdns.errors import printable, shown
 
 try:  # libyaml is ~10x faster than the pure-Python loader
     _BaseLoader: type = yaml.CSafeLoader
@@ -32,19 +34,26 @@ _INT = "tag:yaml.org,2002:int"
 
 
 def _or_text(construct: Any) -> Any:
-    """PyYAML's scalar constructor, giving the scalar's text where it raises ValueError.
+    """PyYAML's int or timestamp constructor, giving a plain scalar it cannot make its text.
 
     An impossible date (`2024-02-30`, which PyYAML's timestamp pattern matches) or an integer
-    of more than 4,300 digits (Python's limit for reading one, sys.get_int_max_str_digits) is
-    the string it is written as, as Kubernetes' own YAML reader has it: go-yaml's resolve.go
-    (vendored as sigs.k8s.io/yaml/goyaml.v3) gives a plain scalar that is no valid timestamp
-    or number in range its text. Without this, one such value stopped the whole read."""
+    too long to print (past Python's 4,300 decimal digits, sys.get_int_max_str_digits; hex,
+    octal and base 60 are read without that limit) is the string it is written as: what
+    go-yaml v2, which Kubernetes reads YAML with (sigs.k8s.io/yaml), makes of a plain scalar
+    that is no valid timestamp and no number it can hold (resolve.go). Without this, one
+    such value stopped the whole read. A value tagged explicitly (`!!int abc`) that is none
+    is a problem of its document, as in go-yaml."""
 
     def construct_or_text(loader: Any, node: ScalarNode) -> Any:
         try:
-            return construct(loader, node)
-        except ValueError:
+            value = construct(loader, node)
+        except ValueError as e:
+            if _PLAIN_LOADER.resolve(ScalarNode, node.value, (True, False)) != node.tag:  # tagged, not resolved
+                raise ConstructorError(None, None, f"{shown(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}: {e}", node.start_mark) from None
             return node.value
+        if value.__class__ is int and not printable(value):
+            return node.value
+        return value
 
     return construct_or_text
 

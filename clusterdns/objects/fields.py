@@ -111,6 +111,9 @@ class Reader:
         raise self.fail(field, f"must be true or false, not {shown(value)}")
 
     def integer(self, value: Any, field: str, low: int, high: int) -> int:
+        if isinstance(value, str) and len(value) > 18 and value.isascii() and value.lstrip("-").isdigit():
+            # A number too long for any reader (yaml_fast._or_text and documents._json_loads keep its text)
+            raise self.fail(field, f"{shown(value)} is out of range {low}-{high}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(field, f"must be an integer, not {_type_name(value)} {shown(value)}")
         if not low <= value <= high:

@@ -225,6 +225,10 @@ def test_unsupported_kubernetes_option_names_its_line(tmp_path: Path) -> None:
         ("kubernetes {\n ttl ²\n }", 'Corefile:3: kubernetes option "ttl": \'²\' must be a whole number of seconds, 0-3600'),
         ("kubernetes\n cache {\n prefetch ²\n }", "Corefile:4: cache prefetch: prefetch amount should be positive"),
         ("kubernetes\n cache {\n success 100 ²\n }", "Corefile:4: cache success: cache TTL can not be zero or negative: ²"),
+        # Numbers past Go's int (and Python's 4,300 digits for int()), found in review: a traceback before.
+        ("kubernetes {\n ttl " + "1" * 5000 + "\n }", "Corefile:3: kubernetes option \"ttl\": '" + "1" * 59 + "... (5,000 characters) must be a whole"),
+        ("kubernetes\n cache {\n serve_stale 1h immediate " + "9" * 400 + "s\n }", "Corefile:4: serve_stale: bad duration '999"),
+        ("kubernetes\n cache {\n serve_stale 3000000h\n }", "(at most about 292 years)"),
     ],
 )
 def test_plugin_errors_name_their_line(body: str, message: str) -> None:

@@ -79,7 +79,8 @@ def test_texts_that_once_differed_read_the_same(path: Path) -> None:
 # What PyYAML's constructors raised ValueError on (found in review: `clusterdns check` ended in a
 # traceback, and the server kept its previous data for every file): the text it is written
 # as, as go-yaml, Kubernetes' YAML reader, resolves it. A date that exists stays a date.
-IMPOSSIBLE = "d: 2024-02-30\nt: 2024-13-01T00:00:00Z\nn: " + "1" * 4301 + "\nm: -" + "2" * 4400 + "\nok: 2024-02-29\n"
+IMPOSSIBLE = ("d: 2024-02-30\nt: 2024-13-01T00:00:00Z\nn: " + "1" * 4301 + "\nm: -" + "2" * 4400 + "\nok: 2024-02-29\n"
+              "h: 0x" + "f" * 3600 + "\ns: " + "59:" * 2500 + "1\nbig: 0x" + "f" * 16 + "\n")  # hex and base 60: no digit limit in int()
 
 # Plain data, which the C reader builds itself (not False): YAML 1.1 scalars resolved as
 # PyYAML resolves them, quoted and block scalars as strings, repeated keys (the last wins).
@@ -172,11 +173,23 @@ def test_resolved_scalars_keep_their_values_through_the_c_readers_cache() -> Non
 
 
 def test_impossible_dates_and_overlong_integers_read_as_their_text() -> None:
-    expected = {"d": "2024-02-30", "t": "2024-13-01T00:00:00Z", "n": "1" * 4301, "m": "-" + "2" * 4400, "ok": datetime.date(2024, 2, 29)}
+    expected = {"d": "2024-02-30", "t": "2024-13-01T00:00:00Z", "n": "1" * 4301, "m": "-" + "2" * 4400, "ok": datetime.date(2024, 2, 29),
+                "h": "0x" + "f" * 3600, "s": "59:" * 2500 + "1", "big": 2**64 - 1}
     assert in_python(IMPOSSIBLE) == [expected]
     assert yaml_fast.load_document(IMPOSSIBLE) == expected == yaml.load(IMPOSSIBLE, Loader=yaml_fast._Loader)  # noqa: S506 (safe)
     if yaml_fast._yamlstream is not None:
         assert yaml_fast._c_stream(IMPOSSIBLE, split_documents(IMPOSSIBLE)) == [expected]
+
+
+def test_a_value_tagged_as_what_it_is_not_is_a_problem_of_its_document(tmp_path: Path) -> None:
+    """`!!int abc`: an explicit tag is not read leniently (go-yaml refuses it too); the
+    document's problem names its line and column."""
+    (tmp_path / "svc.yaml").write_text(SERVICE.format(name="web") + "---\n" + SERVICE.format(name="api").replace("port: 80", "port: !!int abc"))
+    store = ManifestStore(tmp_path, Config())
+    store.refresh()
+    assert [str(p) for p in store.problems()] == [
+        "error: svc.yaml:15 (document 1): invalid YAML: 'abc' is not a valid int: invalid literal for int() with base 10: 'abc' (column 11)"]
+    assert agrees("a: !!int abc\n") is False  # the C reader leaves it to Python, which refuses it
 
 
 def test_a_service_annotated_with_an_impossible_date_is_read(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import shlex
 
 from clusterdns.config.corefile_syntax import Directive, decimal, parse_duration, zone
 from clusterdns.config.plugins.context import Block, Context
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 from clusterdns.rewrite import parse_rule
 
 
@@ -81,7 +81,7 @@ def _hosts_option(m: Context, opt: Directive) -> None:
     if opt.name == "ttl":
         m.arity(opt, 1, 1, what)
         if not decimal(opt.args[0]) or not 1 <= int(opt.args[0]) <= 65535:
-            raise m.error(opt, f"{what}: ttl provided is invalid: {opt.args[0]!r} (1-65535 seconds)")
+            raise m.error(opt, f"{what}: ttl provided is invalid: {shown(opt.args[0])} (1-65535 seconds)")
         m.set("hosts_ttl", opt.args[0], opt, what)
     elif opt.name == "reload":
         m.arity(opt, 1, 1, what)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from clusterdns.config.addresses import parse_hostport
 from clusterdns.config.corefile_syntax import Directive, decimal, parse_duration, zone
 from clusterdns.config.plugins.context import Block, Context, Forward
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 # forward's options (plugin/forward/setup.go parseBlock) that take one value -> the setting.
 FORWARD_VALUES = {"policy": "upstream_policy", "max_fails": "max_fails", "max_concurrent": "max_concurrent",
@@ -111,7 +111,7 @@ def cache_option(m: Context, opt: Directive, block: Block) -> None:
     elif name == "disable":
         m.arity(opt, 1, None, "cache disable")
         if opt.args[0] not in ("success", "denial"):
-            raise m.error(opt, f'cache type for disable must be "success" or "denial", not {opt.args[0]!r}')
+            raise m.error(opt, f'cache type for disable must be "success" or "denial", not {shown(opt.args[0])}')
         try:
             zones = [zone(z) for z in opt.args[1:]] or block.zones
         except ConfigError as err:
@@ -158,7 +158,7 @@ def _prefetch(m: Context, opt: Directive) -> None:
     if len(opt.args) > 2:
         pct = opt.args[2]
         if not pct.endswith("%") or not decimal(pct[:-1]):
-            raise m.error(opt, f"cache prefetch: last character of percentage should be `%`, but is: {pct!r}")
+            raise m.error(opt, f"cache prefetch: last character of percentage should be `%`, but is: {shown(pct)}")
         if not 10 <= int(pct[:-1]) <= 90:
             raise m.error(opt, "cache prefetch: percentage should fall in range [10, 90]")
         m.set("cache_prefetch_percent", pct[:-1], opt, "cache prefetch")

@@ -7,7 +7,7 @@ from typing import Any
 
 from clusterdns.config.corefile_syntax import Directive, decimal, zone
 from clusterdns.config.plugins.context import Block, Context
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 # kubernetes options about reaching an API server: clusterdns has none, it reads --manifests.
 KUBERNETES_API_OPTIONS = ("endpoint", "tls", "kubeconfig", "startup_timeout", "apiserver_qps", "apiserver_burst", "apiserver_max_inflight")
@@ -57,7 +57,7 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
     if n == "ttl":
         m.arity(opt, 1, 1, what)
         if not decimal(opt.args[0]) or not 0 <= int(opt.args[0]) <= 3600:
-            raise m.error(opt, f"{what}: {opt.args[0]!r} must be a whole number of seconds, 0-3600")
+            raise m.error(opt, f"{what}: {shown(opt.args[0])} must be a whole number of seconds, 0-3600")
         return "ttl", opt.args[0]
     if n == "namespaces":
         m.arity(opt, 1, None, what)
@@ -73,7 +73,7 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
     if n == "ignore":
         m.arity(opt, 1, 1, what)
         if opt.args[0] != "empty_service":
-            raise m.error(opt, f"{what}: only `ignore empty_service` exists, not {opt.args[0]!r}")
+            raise m.error(opt, f"{what}: only `ignore empty_service` exists, not {shown(opt.args[0])}")
         return "ignore_empty_service", True
     if n == "manifests":
         m.arity(opt, 1, 1, what)

@@ -7,7 +7,7 @@ import ipaddress
 from clusterdns.config.addresses import HEALTH_PORT, hostport_text, parse_hostport
 from clusterdns.config.corefile_syntax import Directive, parse_duration
 from clusterdns.config.plugins.context import Block, Context, PluginHandler
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 
 def bind(m: Context, e: Directive, block: Block) -> None:
@@ -74,7 +74,7 @@ def errors(m: Context, e: Directive, block: Block) -> None:
             except ValueError as err:
                 raise m.error(opt, f"errors consolidate: {err}") from None
             if len(opt.args) == 3 and opt.args[2] not in ("warning", "error", "info", "debug"):
-                raise m.error(opt, f"errors consolidate: unknown log level {opt.args[2]!r}")
+                raise m.error(opt, f"errors consolidate: unknown log level {shown(opt.args[2])}")
 
 
 def reload(m: Context, e: Directive, block: Block) -> None:
