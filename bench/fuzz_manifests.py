@@ -168,14 +168,20 @@ def check(pipeline: Pipeline, config: Config) -> None:
         assert list(snapshot.contributions.items()) == list(again.contributions.items())
 
 
+# The settings a chunk reads with, by chunk: the default (kubeadm's), then the options that
+# change names and answers (endpoint_pod_names, pods verified or disabled, ignore empty_service).
+SETTINGS: list[dict[str, Any]] = [{}, {"endpoint_pod_names": True, "pods": "verified"}, {"pods": "disabled", "ignore_empty_service": True}]
+
+
 def replay(record: str, scratch: Path) -> None:
     """A saved failure (see campaign()) read again: the text before, then the text, by one
     pipeline (check() after each); raises what check() finds."""
     head, _, texts = record.partition("\n")
     before, _, text = texts.partition(THEN)
-    config = Config(manifests=str(scratch))
+    suffixes, settings = head.split()[:2], head.split()[2:] or ["0"]
+    config = Config(manifests=str(scratch), **SETTINGS[int(settings[0])])
     pipeline = Pipeline(scratch, config)
-    for i, (each, suffix) in enumerate(zip((before, text), head.split(), strict=True)):
+    for each, suffix in zip((before, text), suffixes, strict=True):
         for old in scratch.glob("m.*"):
             old.unlink()
         (scratch / f"m{suffix}").write_bytes(each.encode("utf-8", "surrogatepass"))
@@ -189,11 +195,12 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
     clean = 0
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        config = Config(manifests=str(root))
+        settings = chunk % len(SETTINGS)
+        config = Config(manifests=str(root), **SETTINGS[settings])
         pipeline, before, before_suffix = Pipeline(root, config), "", ".yaml"
-        for n in range(count):
+        for _ in range(count):
             text, suffix = mutated(rng, pool)
-            record = f"{before_suffix} {suffix}\n{before}{THEN}{text}"  # what replay() reads
+            record = f"{before_suffix} {suffix} {settings}\n{before}{THEN}{text}"  # what replay() reads
             if reading is not None:
                 reading.write_bytes(record.encode("utf-8", "surrogatepass"))
             if suffix != before_suffix:
