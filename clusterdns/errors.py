@@ -16,8 +16,12 @@ class ClusterDNSError(Exception):
 class ConfigError(ClusterDNSError):
     """A setting that cannot be used; raised at start-up only."""
 
+    def __str__(self) -> str:  # a word too long to read (a 5,000-digit "plugin name") is cut as shown() cuts
+        return _LONG_WORD.sub(lambda m: f"{m[0][:SHOWN]}... ({len(m[0]):,} characters)", super().__str__())
+
 
 SHOWN = 60  # characters of a value a message quotes
+_LONG_WORD = re.compile(rf"[^\s'\"/]{{{SHOWN + 21},}}")  # not across a "/": a path is kept whole
 
 
 def printable(number: int) -> bool:
