@@ -235,6 +235,21 @@ def test_plugin_errors_name_their_line(body: str, message: str) -> None:
     assert message in error_of("cluster.local {\n" + body + "\n}\n")
 
 
+@pytest.mark.parametrize(
+    "corefile",
+    [".:53 {\n kubernetes in-addr.arpa cluster.local ip6.arpa\n}\n", "in-addr.arpa cluster.local ip6.arpa {\n kubernetes\n}\n"],
+)
+def test_the_cluster_domain_is_the_first_zone_that_is_not_reverse(corefile: str) -> None:
+    """setup.go's primaryZoneIndex: a reverse zone written first is no error (found by the
+    Corefile mutation test; the settings refused it as `--zone in-addr.arpa`)."""
+    got, _ = values(corefile)
+    assert got["zones"][0] == "cluster.local" and set(got["zones"]) == {"cluster.local", "in-addr.arpa", "ip6.arpa"}
+
+
+def test_a_kubernetes_block_of_reverse_zones_only_is_refused() -> None:
+    assert "Corefile:2: kubernetes: non-reverse zone name must be used" in error_of(".:53 {\n kubernetes in-addr.arpa ip6.arpa\n}\n")
+
+
 def test_kubernetes_options() -> None:
     got, _ = values(
         "cluster.local in-addr.arpa {\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clusterdns.config.addresses import is_reverse_zone
 from clusterdns.config.corefile_syntax import Directive, decimal, zone
 from clusterdns.config.plugins.context import Block, Context
 from clusterdns.errors import ConfigError, shown
@@ -26,6 +27,12 @@ def kubernetes(m: Context, e: Directive, block: Block) -> None:
     if "." in zones:
         raise m.error(e, "kubernetes: clusterdns cannot serve the root zone '.': name the cluster domain,"
                          " like `kubernetes cluster.local in-addr.arpa ip6.arpa`")
+    # The cluster domain is the first zone that is not a reverse one, wherever it stands
+    # (setup.go, primaryZoneIndex); clusterdns's settings list it first.
+    forward = [z for z in zones if not is_reverse_zone(z)]
+    if not forward:
+        raise m.error(e, "kubernetes: non-reverse zone name must be used (the cluster domain, like cluster.local)")
+    zones = [forward[0], *(z for z in zones if z != forward[0])]
     # The plugin's defaults, not kubeadm's: the Corefile says what it wants.
     values: dict[str, Any] = {
         "zones": zones, "pods": "disabled", "ttl": "5", "fallthrough": ["none"], "namespaces": [],
