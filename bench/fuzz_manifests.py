@@ -4,8 +4,9 @@
 Each text is a manifest file made from the repository's own (zones/ and tests/clusters/),
 its values replaced by odd ones (wrong types, numbers out of range, impossible dates, long
 and invalid names, deep nesting) and its text cut and spliced, written as YAML or as JSON.
-One Pipeline per chunk reads them one after the other, as a server reloads edits, and for
-each the pipeline must give a snapshot (every problem a Problem, never an exception) that
+A third of each chunk's texts is read with each of three settings (SETTINGS), by one
+Pipeline each, one text after the other as a server reloads edits, and for each the
+pipeline must give a snapshot (every problem a Problem, never an exception) that
 goes out in a zone transfer and answers the names it holds (fuzz_manifests.check) in
 messages dnspython reads, so that no label over 63 octets or name over 255 reaches the
 wire; the snapshot of a file without an error must be the one a fresh load gives. A text
@@ -46,6 +47,7 @@ from clusterdns.config.settings import Config  # noqa: E402
 from clusterdns.pipeline import Pipeline, load  # noqa: E402
 from clusterdns.serve import transfer  # noqa: E402
 from clusterdns.serve.handler import Handler  # noqa: E402
+from clusterdns.snapshot.table import Snapshot  # noqa: E402
 from clusterdns.snapshot.xfr import zone_records  # noqa: E402
 from clusterdns.wire import parse_query  # noqa: E402
 
@@ -155,6 +157,10 @@ def check(pipeline: Pipeline, config: Config) -> None:
     addresses = sorted({ipaddress.ip_address(rr.rdata) for rr in records if rr.rtype in (A, AAAA)}, key=str)
     questions = [(name, qtype) for i, name in enumerate(owners[:40]) for qtype in (("A", "SRV") if i % 2 else ("ANY", "AAAA"))]
     questions += [(dns.reversename.from_address(str(address)).to_text(), "PTR") for address in addresses[:20]]
+    # Pod names (spec 4.1): the Pods' own addresses where `pods verified` keeps them, and a few others
+    pods = [(namespace, ip) for namespace, ips in sorted(snapshot.pod_ips.items())[:5] for ip in sorted(ips)[:4]]
+    pods += [("default", str(address)) for address in addresses[:5]]
+    questions += [(f"{ip.replace('.', '-').replace(':', '-')}.{namespace}.pod.cluster.local", "A" if "." in ip else "AAAA") for namespace, ip in pods]
     for name, qtype in questions:
         query = dns.message.make_query(name, qtype)
         result = handler.respond(query.to_wire(), tcp=True)
@@ -168,39 +174,51 @@ def check(pipeline: Pipeline, config: Config) -> None:
         assert list(snapshot.contributions.items()) == list(again.contributions.items())
 
 
-# The settings a chunk reads with, by chunk: the default (kubeadm's), then the options that
-# change names and answers (endpoint_pod_names, pods verified or disabled, ignore empty_service).
+# The settings each chunk reads a third of its texts with: the default (kubeadm's), then the
+# options that change names and answers (endpoint_pod_names, pods verified or disabled,
+# ignore empty_service).
 SETTINGS: list[dict[str, Any]] = [{}, {"endpoint_pod_names": True, "pods": "verified"}, {"pods": "disabled", "ignore_empty_service": True}]
 
 
-def replay(record: str, scratch: Path) -> None:
+def replay(record: str, scratch: Path) -> Snapshot:
     """A saved failure (see campaign()) read again: the text before, then the text, by one
-    pipeline (check() after each); raises what check() finds."""
+    pipeline with the settings it failed with (check() after each); raises what check()
+    finds, or gives the last snapshot."""
     head, _, texts = record.partition("\n")
     before, _, text = texts.partition(THEN)
-    suffixes, settings = head.split()[:2], head.split()[2:] or ["0"]
-    config = Config(manifests=str(scratch), **SETTINGS[int(settings[0])])
+    suffixes, settings = head.split(" ", 2)[:2], json.loads(head.split(" ", 2)[2]) if head.count(" ") >= 2 else {}
+    config = Config(manifests=str(scratch), **settings)
     pipeline = Pipeline(scratch, config)
     for each, suffix in zip((before, text), suffixes, strict=True):
         for old in scratch.glob("m.*"):
             old.unlink()
         (scratch / f"m{suffix}").write_bytes(each.encode("utf-8", "surrogatepass"))
         check(pipeline, config)
+    return pipeline.snapshot  # type: ignore[return-value]
 
 
 def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None) -> tuple[int, int, list[str]]:
-    """(texts run, texts read without a problem, failures) for `count` texts of chunk `chunk`."""
+    """(texts run, texts read without a problem, failures) for `count` texts of chunk `chunk`:
+    a part with each of SETTINGS, one pipeline each."""
     rng, pool = random.Random(f"{seed}/{chunk}"), seeds()
+    parts = [count // len(SETTINGS) + (i < count % len(SETTINGS)) for i in range(len(SETTINGS))]
+    clean, failed = 0, []
+    for settings, part in zip(SETTINGS, parts, strict=True):
+        part_clean, part_failed = _part(rng, pool, part, settings, reading)
+        clean, failed = clean + part_clean, failed + part_failed
+    return count, clean, failed
+
+
+def _part(rng: random.Random, pool: list[list[Any]], count: int, settings: dict[str, Any], reading: Path | None) -> tuple[int, list[str]]:
     failed: list[str] = []
     clean = 0
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        settings = chunk % len(SETTINGS)
-        config = Config(manifests=str(root), **SETTINGS[settings])
+        config = Config(manifests=str(root), **settings)
         pipeline, before, before_suffix = Pipeline(root, config), "", ".yaml"
         for _ in range(count):
             text, suffix = mutated(rng, pool)
-            record = f"{before_suffix} {suffix} {settings}\n{before}{THEN}{text}"  # what replay() reads
+            record = f"{before_suffix} {suffix} {json.dumps(settings)}\n{before}{THEN}{text}"  # what replay() reads
             if reading is not None:
                 reading.write_bytes(record.encode("utf-8", "surrogatepass"))
             if suffix != before_suffix:
@@ -214,7 +232,7 @@ def campaign(count: int, seed: int, chunk: int = 0, reading: Path | None = None)
                 print(traceback.format_exc(limit=-3), file=sys.stderr)
                 pipeline = Pipeline(root, config)  # start again from a fresh one
             before, before_suffix = text, suffix
-    return count, clean, failed
+    return clean, failed
 
 
 if __name__ == "__main__":

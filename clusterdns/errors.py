@@ -16,12 +16,14 @@ class ClusterDNSError(Exception):
 class ConfigError(ClusterDNSError):
     """A setting that cannot be used; raised at start-up only."""
 
-    def __str__(self) -> str:  # a word too long to read (a 5,000-digit "plugin name") is cut as shown() cuts
-        return _LONG_WORD.sub(lambda m: f"{m[0][:SHOWN]}... ({len(m[0]):,} characters)", super().__str__())
+    def __str__(self) -> str:  # a quoted value too long to read (a 5,000-digit "plugin name") is cut, as shown() cuts
+        return _LONG_QUOTED.sub(lambda m: f"{m[1]}{m[2][:SHOWN]}...{m[1]} ({len(m[2]):,} characters)", super().__str__())
 
 
 SHOWN = 60  # characters of a value a message quotes
-_LONG_WORD = re.compile(rf"[^\s'\"/]{{{SHOWN + 21},}}")  # not across a "/": a path is kept whole
+# A quoted value without spaces (prose between two apostrophes has some): what a message
+# quotes of the user's text; its paths are not quoted, so they stay whole.
+_LONG_QUOTED = re.compile(rf"(['\"])([^'\"\s]{{{SHOWN + 21},}})\1")
 
 
 def printable(number: int) -> bool:

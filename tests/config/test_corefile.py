@@ -240,14 +240,24 @@ def test_plugin_errors_name_their_line(body: str, message: str) -> None:
     [".:53 {\n kubernetes in-addr.arpa cluster.local ip6.arpa\n}\n", "in-addr.arpa cluster.local ip6.arpa {\n kubernetes\n}\n"],
 )
 def test_the_cluster_domain_is_the_first_zone_that_is_not_reverse(corefile: str) -> None:
-    """setup.go's primaryZoneIndex: a reverse zone written first is no error (found by the
-    Corefile mutation test; the settings refused it as `--zone in-addr.arpa`)."""
-    got, _ = values(corefile)
+    """setup.go's primaryZoneIndex, but for the bare reverse roots, which CoreDNS's IsReverse
+    does not count as reverse (it would serve the cluster under in-addr.arpa): the zone the
+    user meant, with a warning (found by the Corefile mutation test; the settings refused it
+    as `--zone in-addr.arpa`)."""
+    got, warnings = values(corefile)
     assert got["zones"][0] == "cluster.local" and set(got["zones"]) == {"cluster.local", "in-addr.arpa", "ip6.arpa"}
+    assert [w.split(": ", 1)[1] for w in warnings if "CoreDNS would take" in w] == [
+        "kubernetes: in-addr.arpa is written first, which CoreDNS would take as the cluster domain"
+        " (its IsReverse wants a label before in-addr.arpa); clusterdns takes cluster.local: write it first"]
+
+
+def test_a_cidr_reverse_zone_written_first_is_what_coredns_skips_too() -> None:
+    got, warnings = values(".:53 {\n kubernetes 10.0.0.0/8 cluster.local\n}\n")
+    assert got["zones"] == ("cluster.local", "10.in-addr.arpa") and not [w for w in warnings if "cluster domain" in w]
 
 
 def test_a_kubernetes_block_of_reverse_zones_only_is_refused() -> None:
-    assert "Corefile:2: kubernetes: non-reverse zone name must be used" in error_of(".:53 {\n kubernetes in-addr.arpa ip6.arpa\n}\n")
+    assert "Corefile:2: kubernetes: only reverse zones: name the cluster domain too" in error_of(".:53 {\n kubernetes in-addr.arpa ip6.arpa\n}\n")
 
 
 def test_kubernetes_options() -> None:

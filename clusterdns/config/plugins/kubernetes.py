@@ -27,12 +27,7 @@ def kubernetes(m: Context, e: Directive, block: Block) -> None:
     if "." in zones:
         raise m.error(e, "kubernetes: clusterdns cannot serve the root zone '.': name the cluster domain,"
                          " like `kubernetes cluster.local in-addr.arpa ip6.arpa`")
-    # The cluster domain is the first zone that is not a reverse one, wherever it stands
-    # (setup.go, primaryZoneIndex); clusterdns's settings list it first.
-    forward = [z for z in zones if not is_reverse_zone(z)]
-    if not forward:
-        raise m.error(e, "kubernetes: non-reverse zone name must be used (the cluster domain, like cluster.local)")
-    zones = [forward[0], *(z for z in zones if z != forward[0])]
+    zones = _cluster_domain_first(m, e, zones)
     # The plugin's defaults, not kubeadm's: the Corefile says what it wants.
     values: dict[str, Any] = {
         "zones": zones, "pods": "disabled", "ttl": "5", "fallthrough": ["none"], "namespaces": [],
@@ -52,6 +47,24 @@ def kubernetes(m: Context, e: Directive, block: Block) -> None:
             values[name], lines[name] = value, opt
     for name, value in values.items():
         m.set(name, value, lines[name], "kubernetes")
+
+
+def _cluster_domain_first(m: Context, e: Directive, zones: list[str]) -> list[str]:
+    """The zones with the cluster domain first: the first that is not a reverse zone, wherever
+    it is written, as CoreDNS takes its primary zone (setup.go, primaryZoneIndex).
+
+    One deliberate difference: CoreDNS's dnsutil.IsReverse wants a label before `in-addr.arpa.`
+    or `ip6.arpa.`, so for it the bare reverse roots are not reverse zones, and one written
+    first becomes the cluster domain (Services at `web.default.svc.in-addr.arpa`, their PTRs
+    pointing there). clusterdns takes the zone the user meant, and says so; a block of
+    reverse zones alone has no cluster domain to take."""
+    forward = [z for z in zones if not is_reverse_zone(z)]
+    if not forward:
+        raise m.error(e, "kubernetes: only reverse zones: name the cluster domain too, like `kubernetes cluster.local in-addr.arpa ip6.arpa`")
+    if zones[0] in ("in-addr.arpa", "ip6.arpa"):
+        m.warn(e, f"kubernetes: {zones[0]} is written first, which CoreDNS would take as the cluster domain"
+                  f" (its IsReverse wants a label before {zones[0]}); clusterdns takes {forward[0]}: write it first")
+    return [forward[0], *(z for z in zones if z != forward[0])]
 
 
 def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -> tuple[str | None, Any]:
