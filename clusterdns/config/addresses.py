@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 Address = tuple[str, int]
 
@@ -20,11 +20,11 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise ConfigError(f"bad address {text!r}: missing ']'")
+            raise ConfigError(f"bad address {shown(text)}: missing ']'")
         host, rest = text[1:end], text[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise ConfigError(f"bad address {text!r}")
+                raise ConfigError(f"bad address {shown(text)}")
             port = _port(rest[1:], text)
     elif text.count(":") == 1:
         host, _, p = text.partition(":")
@@ -34,7 +34,7 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise ConfigError(f"bad address {text!r}: {host!r} is not an IP address") from None
+            raise ConfigError(f"bad address {shown(text)}: {shown(host)} is not an IP address") from None
         host = "127.0.0.1"
     return host, port
 
@@ -48,9 +48,9 @@ def _port(text: str, whole: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise ConfigError(f"bad port in {whole!r}") from None
+        raise ConfigError(f"bad port in {shown(whole)}") from None
     if not 0 <= port <= 65535:
-        raise ConfigError(f"port out of range in {whole!r}")
+        raise ConfigError(f"port out of range in {shown(whole)}")
     return port
 
 
@@ -96,4 +96,4 @@ def network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError as e:
-        raise ConfigError(f"bad CIDR {text!r}: {e}") from None
+        raise ConfigError(f"bad CIDR {shown(text)}: {e}") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from clusterdns.config.settings import Setting, settings
-from clusterdns.errors import ClusterDNSError, ConfigError
+from clusterdns.errors import ClusterDNSError, ConfigError, shown
 
 TRUE = ("1", "true", "yes", "on")
 FALSE = ("0", "false", "no", "off")
@@ -31,7 +31,7 @@ def convert_value(name: str, value: Any, where: str) -> Any:
             return value
         if isinstance(value, str) and value.strip().lower() in TRUE + FALSE:
             return value.strip().lower() in TRUE
-        raise ConfigError(f"{where}: expected true or false, not {value!r}")
+        raise ConfigError(f"{where}: expected true or false, not {shown(value)}")
     if s.repeat:
         items = value if isinstance(value, (list, tuple)) else _scalar(value, where).split(",")
         return tuple(_convert_one(s, item, where) for item in items if not isinstance(item, str) or item.strip())
@@ -46,16 +46,18 @@ def _scalar(value: Any, where: str) -> str:
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a word or number, not {str(value).lower()} (quote it if you mean the text)")
     if value is None or isinstance(value, (dict, list, tuple)):
-        shown = "null" if value is None else "a mapping" if isinstance(value, dict) else "a nested list"
-        raise ConfigError(f"{where}: expected a word or number, not {shown}")
+        what = "null" if value is None else "a mapping" if isinstance(value, dict) else "a nested list"
+        raise ConfigError(f"{where}: expected a word or number, not {what}")
     return str(value).strip()
 
 
 def _convert_one(s: Setting, value: Any, where: str) -> Any:
     text = _scalar(value, where)
     if s.choices and text not in s.choices:
-        raise ConfigError(f"{where}: {text!r} is not one of {', '.join(s.choices)}")
+        raise ConfigError(f"{where}: {shown(text)} is not one of {', '.join(s.choices)}")
     try:
         return (s.convert or str)(text)
     except (ValueError, ClusterDNSError) as e:
+        if s.convert in (int, float):  # Python's own words ("invalid literal for int()") are not the user's
+            raise ConfigError(f"{where}: expected {'a whole number' if s.convert is int else 'a number'}, not {shown(text)}") from None
         raise ConfigError(f"{where}: {e}") from None

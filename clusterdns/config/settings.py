@@ -22,7 +22,7 @@ from clusterdns.config.addresses import (
     normalize_zone,
     parse_hostport,
 )
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 from clusterdns.rewrite import parse_rule
 
 
@@ -35,14 +35,14 @@ def _ip(text: str) -> str:
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:
-        raise ConfigError(f"bad IP address {text!r}") from None
+        raise ConfigError(f"bad IP address {shown(text)}") from None
 
 
 def _stub_domain(text: str) -> tuple[str, str]:
     """`ZONE=ADDR[,ADDR...]` -> (zone, the addresses as given, comma-separated); checked here."""
     zone, sep, addresses = text.partition("=")
     if not sep or not zone.strip() or not addresses.strip():
-        raise ConfigError(f"stub domain {text!r}: expected ZONE=ADDR[,ADDR...], like consul.local=10.150.0.1")
+        raise ConfigError(f"stub domain {shown(text)}: expected ZONE=ADDR[,ADDR...], like consul.local=10.150.0.1")
     for address in addresses.split(","):
         parse_hostport(address.strip(), 53)
     return normalize_zone(zone), ",".join(a.strip() for a in addresses.split(","))
@@ -57,7 +57,7 @@ def _hosts_line(text: str) -> str:
     """An inline hosts line: an address and at least one name (plugin/hosts/hostsfile.go)."""
     fields = text.split("#", 1)[0].split()
     if len(fields) < 2:
-        raise ConfigError(f"hosts line {text!r}: expected an address and at least one name")
+        raise ConfigError(f"hosts line {shown(text)}: expected an address and at least one name")
     _ip(fields[0].split("%", 1)[0])
     return " ".join(fields)
 
@@ -368,7 +368,7 @@ class Config:
             raise ConfigError(f"--ttl {self.ttl}: must be 0-3600")
         for name, _, spec in settings():
             if spec.choices and getattr(self, name) not in spec.choices:
-                raise ConfigError(f"{spec.flag} {getattr(self, name)!r}: must be one of {', '.join(spec.choices)}")
+                raise ConfigError(f"{spec.flag} {shown(getattr(self, name))}: must be one of {', '.join(spec.choices)}")
         if not self.zones:
             raise ConfigError("at least one --zone is needed")
         if is_reverse_zone(self.zones[0]):

@@ -20,7 +20,7 @@ from clusterdns.config.convert import convert_value
 from clusterdns.config.corefile import load_corefile
 from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import Config, settings
-from clusterdns.errors import ConfigError
+from clusterdns.errors import ConfigError, shown
 
 log = logging.getLogger("clusterdns")
 UNSET = object()  # a flag not given (None is a real value: `--health none`)
@@ -43,6 +43,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     """The settings of a YAML config file, converted; ConfigError naming the file and key."""
     import yaml
 
+    from clusterdns.manifests.yaml_fast import LENIENT_SCALARS
+
     class Loader(yaml.SafeLoader):
         """safe_load, but a key given twice in one mapping is an error, not the last one winning."""
 
@@ -51,9 +53,12 @@ def load_config_file(path: str) -> dict[str, Any]:
             for key_node, _ in node.value:
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
-                    raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: setting {key!r} given twice")
+                    raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: setting {shown(key)} given twice")
                 seen.add(key)
             return super().construct_mapping(node, deep)
+
+    for tag, construct in LENIENT_SCALARS.items():  # 2024-02-30 or 5,000 digits: the text, which the setting then refuses by name
+        Loader.add_constructor(tag, construct)
 
     try:
         with open(path, encoding="utf-8") as f:
@@ -74,10 +79,10 @@ def load_config_file(path: str) -> dict[str, Any]:
         name = keys.get(str(key).strip().replace("-", "_"))
         if name is None:
             close = difflib.get_close_matches(str(key).replace("-", "_"), sorted(set(keys.values())), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{path}: unknown setting {key!r}{hint}; the settings are the long flags of `clusterdns serve`")
+            hint = f" (did you mean {shown(close[0])}?)" if close else ""
+            raise ConfigError(f"{path}: unknown setting {shown(key)}{hint}; the settings are the long flags of `clusterdns serve`")
         if name in values:
-            raise ConfigError(f"{path}: setting {name!r} given twice")
+            raise ConfigError(f"{path}: setting {shown(name)} given twice")
         values[name] = convert_value(name, value, f"{path}: {key}")
     return values
 
@@ -140,7 +145,7 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
             raw = env.get(f"CLUSTERDNS_{name.upper()}")
             if raw is None:
                 continue
-            value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={raw!r}")
+            value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={shown(raw)}")
         values[name] = tuple(value) if s.repeat and value is not None else value
     return Config(**values)
 

@@ -63,7 +63,8 @@ _SCALARS = {
     f"tag:yaml.org,2002:{name}": SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]
     for name in ("null", "bool", "int", "float", "binary", "timestamp")
 }
-_SCALARS.update({tag: _or_text(_SCALARS[tag]) for tag in (_INT, "tag:yaml.org,2002:timestamp")})
+LENIENT_SCALARS = {tag: _or_text(_SCALARS[tag]) for tag in (_INT, "tag:yaml.org,2002:timestamp")}  # also read by config/sources.py
+_SCALARS.update(LENIENT_SCALARS)
 # First characters for which a plain scalar may be something other than a string.
 _RESOLVED_FIRST = frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k is not None)
 _SIMPLE_RESOLVERS = None not in _BaseLoader.yaml_implicit_resolvers and not _BaseLoader.yaml_path_resolvers
