@@ -38,7 +38,7 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[As
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, yaml.YAMLError, ValueError) as e:  # ValueError: a value PyYAML cannot make (2024-02-30)
         raise ConfigError(f"--cases {path}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise ConfigError(f"--cases {path}: no `cases:` list")

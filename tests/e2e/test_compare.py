@@ -116,7 +116,7 @@ def test_positive_only_compares_answers(servers: dict[str, Server], capsys: pyte
     assert code == 1 and "web.shop.svc.cluster.local. A" in out and "authority:" not in out and "additional:" not in out
 
 
-def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.CaptureFixture[str]) -> None:
+def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     dead = closed_port()[1]
     code, out = run(capsys, "--against", f"127.0.0.1:{dead}", "--self", address(servers["a"]), "--manifests", str(DUMP), "--timeout", "0.2")
     assert code == 2 and "against 127.0.0.1:" in out and "no answer over UDP" in out
@@ -130,6 +130,10 @@ def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.Cap
     assert code == 2 and "--profile nope" in out
     code, out = run(capsys, "--against", address(servers["a"]), "--manifests", "/nonexistent/dir")
     assert code == 2 and "no such directory" in out
+    bad_date = tmp_path / "cases.yaml"  # a value PyYAML cannot make: a traceback before
+    bad_date.write_text("cases:\n- qname: a\n  qtype: 2024-02-30\n")
+    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(bad_date))
+    assert code == 2 and f"--cases {bad_date}: day is out of range for month" in out
     with pytest.raises(SystemExit) as e:
         cli.main(["compare", "--manifests", str(DUMP)])  # --against is required (argparse exits 2)
     assert e.value.code == 2
