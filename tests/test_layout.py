@@ -20,7 +20,7 @@ PACKAGE = ROOT / "clusterdns"
 # In pipeline order; a stage may import any stage before it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("vocabulary", ("clusterdns", "clusterdns.errors", "clusterdns.codes", "clusterdns.names", "clusterdns.rewrite", "clusterdns.rewrite_re2",
-                    "clusterdns.frozen", "clusterdns.model", "clusterdns.records")),
+                    "clusterdns.frozen", "clusterdns.model", "clusterdns.records", "clusterdns.yaml_scalars")),
     ("config", ("clusterdns.config",)),
     ("manifests", ("clusterdns.manifests",)),
     ("objects", ("clusterdns.objects",)),

@@ -43,7 +43,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     """The settings of a YAML config file, converted; ConfigError naming the file and key."""
     import yaml
 
-    from clusterdns.manifests.yaml_fast import LENIENT_SCALARS
+    from clusterdns.yaml_scalars import LENIENT_SCALARS
 
     class Loader(yaml.SafeLoader):
         """safe_load, but a key given twice in one mapping is an error, not the last one winning."""

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
     DocumentEndEvent,
@@ -20,7 +20,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from clusterdns.errors import printable, shown
+from clusterdns.yaml_scalars import LENIENT_SCALARS
 
 try:  # libyaml is ~10x faster than the pure-Python loader
     _BaseLoader: type = yaml.CSafeLoader
@@ -33,38 +33,12 @@ _SEQ = "tag:yaml.org,2002:seq"
 _INT = "tag:yaml.org,2002:int"
 
 
-def _or_text(construct: Any) -> Any:
-    """PyYAML's int or timestamp constructor, giving a plain scalar it cannot make its text.
-
-    An impossible date (`2024-02-30`, which PyYAML's timestamp pattern matches) or an integer
-    too long to print (past Python's 4,300 decimal digits, sys.get_int_max_str_digits; hex,
-    octal and base 60 are read without that limit) is the string it is written as: what
-    go-yaml v2, which Kubernetes reads YAML with (sigs.k8s.io/yaml), makes of a plain scalar
-    that is no valid timestamp and no number it can hold (resolve.go). Without this, one
-    such value stopped the whole read. A value tagged explicitly (`!!int abc`) that is none
-    is a problem of its document, as in go-yaml."""
-
-    def construct_or_text(loader: Any, node: ScalarNode) -> Any:
-        try:
-            value = construct(loader, node)
-        except ValueError as e:
-            if _PLAIN_LOADER.resolve(ScalarNode, node.value, (True, False)) != node.tag:  # tagged, not resolved
-                raise ConstructorError(None, None, f"{shown(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}: {e}", node.start_mark) from None
-            return node.value
-        if value.__class__ is int and not printable(value):
-            return node.value
-        return value
-
-    return construct_or_text
-
-
 # PyYAML's own constructors for the YAML 1.1 scalars (`yes` is a bool, `0o17` an int, ...).
 _SCALARS = {
     f"tag:yaml.org,2002:{name}": SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]
     for name in ("null", "bool", "int", "float", "binary", "timestamp")
 }
-LENIENT_SCALARS = {tag: _or_text(_SCALARS[tag]) for tag in (_INT, "tag:yaml.org,2002:timestamp")}  # also read by config/sources.py
-_SCALARS.update(LENIENT_SCALARS)
+_SCALARS.update(LENIENT_SCALARS)  # an impossible date or an overlong integer: its text (yaml_scalars.py)
 # First characters for which a plain scalar may be something other than a string.
 _RESOLVED_FIRST = frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k is not None)
 _SIMPLE_RESOLVERS = None not in _BaseLoader.yaml_implicit_resolvers and not _BaseLoader.yaml_path_resolvers
