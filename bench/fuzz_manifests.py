@@ -56,6 +56,7 @@ THEN = "\n#### fuzz-manifests: then\n"  # a saved failure: the text read before,
 ODD = [None, True, 0, -1, 65536, 2**63, 1.5, "", "x" * 70, "a" * 300, "A_b", "-", "10.96.0.1", "::1", "1.2.3.4.5", "None",
        "é.example", "a..b", "web", "TCP", "Ready", [], {}, [1], ["x"], {"a": 1}, {"name": None}, [[[]]]]  # fmt: skip
 SNIPPETS = ["2024-02-30", "1" * 4301, "0x" + "f" * 3600, "0o" + "7" * 5000, "0b" + "1" * 15000, "59:" * 2500 + "1", "!!int abc",
+            "!!float abc", "!!bool maybe", "!!timestamp abc",
             "1e400", "-.inf", ".nan", "0x1F", "0o17", "1_0", "~", "!!binary aGk=", "&a x", "*a",
             "<<: {a: 1}", "\ufeff", "\x00", "\\ud800", "NaN", "[" * 300, "{}", "'", '"', "\t", "\r\n"]  # fmt: skip
 ALPHABET = "\n -:#[]{}\",\\0a.eé"

@@ -41,8 +41,12 @@ def shown(value: object) -> str:
     text = repr(value)
     if len(text) <= SHOWN + 20:
         return text
-    size = f"{len(value):,} characters" if isinstance(value, str | list | dict) else f"{len(text):,} characters written"
-    return f"{text[:SHOWN]}... ({size})"
+    return f"{text[:SHOWN]}... ({len(value) if isinstance(value, str) else len(text):,} characters)"
+
+
+def cut(text: str) -> str:
+    """Text of the user's that a message writes unquoted (a selector), cut as shown() cuts."""
+    return text if len(text) <= SHOWN + 20 else f"{text[:SHOWN]}... ({len(text):,} characters)"
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,10 @@ FIRST = 3  # the objects a repeated problem names
 def problem_class(p: Problem) -> tuple[str, str, str, str]:
     """What problems that repeat share: level, kind, field (indices left out) and message
     (values left out): `selector app=a matches no Pods` and `... app=b ...` are one class."""
-    return p.level, p.kind, _INDEX.sub("[*]", p.field), _VALUE.sub("…", p.message)
+    return p.level, p.kind, _INDEX.sub("[*]", p.field), _VALUE.sub("…", _CUT.sub("", p.message))
+
+
+_CUT = re.compile(r"\.\.\. \([\d,]+ characters\)")  # what shown() and cut() add to a long value: one class with the short ones
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,8 @@ class Repeated:
         same_field = all(p.field == first.field for p in self.problems)
         field = f"field {first.field if same_field else _INDEX.sub('[*]', first.field)}: " if first.field else ""
         alike = "" if all(p.message == first.message for p in self.problems) else " (and alike)"
-        shown = ", ".join(_where(p) for p in heapq.nsmallest(FIRST, self.problems, key=lambda p: (p.file, p.line)))
-        return f"{self.level}: {what}: {field}{first.message}{alike} (first: {shown}; {n - FIRST} more: `clusterdns check` lists every one)"
+        first_few = ", ".join(_where(p) for p in heapq.nsmallest(FIRST, self.problems, key=lambda p: (p.file, p.line)))
+        return f"{self.level}: {what}: {field}{first.message}{alike} (first: {first_few}; {n - FIRST} more: `clusterdns check` lists every one)"
 
 
 def _where(p: Problem) -> str:

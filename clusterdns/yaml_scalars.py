@@ -15,22 +15,24 @@ _RESOLVER = yaml.resolver.Resolver()  # the implicit tags of YAML 1.1, as the sa
 
 
 def _or_text(construct: Any) -> Any:
-    """PyYAML's int or timestamp constructor, giving a plain scalar it cannot make its text.
+    """PyYAML's constructor of a scalar type, giving a plain scalar it cannot make its text.
 
     An impossible date (`2024-02-30`, which PyYAML's timestamp pattern matches) or an integer
     too long to print (past Python's 4,300 decimal digits, sys.get_int_max_str_digits; hex,
     octal and base 60 are read without that limit) is the string it is written as: what
     go-yaml v2, which Kubernetes reads YAML with (sigs.k8s.io/yaml), makes of a plain scalar
     that is no valid timestamp and no number it can hold (resolve.go). Without this, one
-    such value stopped the whole read. A value tagged explicitly (`!!int abc`) that is none
-    is a problem of its document, as in go-yaml."""
+    such value stopped the whole read. A value tagged explicitly (`!!int abc`, `!!bool maybe`,
+    `!!timestamp abc`) that is none is a problem of its document, as in go-yaml."""
 
     def construct_or_text(loader: Any, node: ScalarNode) -> Any:
         try:
             value = construct(loader, node)
-        except ValueError as e:
+        except Exception as e:  # noqa: BLE001 - ValueError, KeyError (`!!bool maybe`), AttributeError (`!!timestamp abc`)
             if _RESOLVER.resolve(ScalarNode, node.value, (True, False)) != node.tag:  # tagged, not resolved
-                raise ConstructorError(None, None, f"{shown(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}: {e}", node.start_mark) from None
+                raise ConstructorError(None, None, f"{shown(node.value)} is not a valid {node.tag.rsplit(':', 1)[-1]}", node.start_mark) from None
+            if not isinstance(e, ValueError):
+                raise
             return node.value
         if value.__class__ is int and not printable(value):
             return node.value
@@ -39,7 +41,8 @@ def _or_text(construct: Any) -> Any:
     return construct_or_text
 
 
-# Tag -> constructor, for a loader's add_constructor() (manifests/yaml_fast.py, config/sources.py).
+# Tag -> constructor, for a loader's add_constructor() (manifests/yaml_fast.py, config/sources.py):
+# the scalars whose constructors can fail (null, str and binary cannot, or raise YAML's own error).
 LENIENT_SCALARS = {
-    tag: _or_text(SafeConstructor.yaml_constructors[tag]) for tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:timestamp")
+    f"tag:yaml.org,2002:{name}": _or_text(SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]) for name in ("int", "float", "bool", "timestamp")
 }

@@ -58,6 +58,8 @@ def _convert_one(s: Setting, value: Any, where: str) -> Any:
     try:
         return (s.convert or str)(text)
     except (ValueError, ClusterDNSError) as e:
+        if s.convert is int and text.isascii() and text.lstrip("-").isdigit():  # past int()'s 4,300 digits
+            raise ConfigError(f"{where}: {shown(text)} is out of range") from None
         if s.convert in (int, float):  # Python's own words ("invalid literal for int()") are not the user's
             raise ConfigError(f"{where}: expected {'a whole number' if s.convert is int else 'a number'}, not {shown(text)}") from None
         raise ConfigError(f"{where}: {e}") from None

@@ -116,12 +116,12 @@ def _with_default(help: str, default: Any) -> str:
     if "default" in help or default in ((), None, ""):
         return help
     if isinstance(default, tuple) and len(default) == 2 and isinstance(default[1], int):
-        shown = hostport_text(*default)  # one address
+        text = hostport_text(*default)  # one address
     elif isinstance(default, tuple):
-        shown = " ".join(hostport_text(*d) if isinstance(d, tuple) else str(d) for d in default)
+        text = " ".join(hostport_text(*d) if isinstance(d, tuple) else str(d) for d in default)
     else:
-        shown = str(default)
-    return f"{help} (default: {shown})"
+        text = str(default)
+    return f"{help} (default: {text})"
 
 
 def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:

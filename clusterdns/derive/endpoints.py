@@ -15,7 +15,7 @@ from clusterdns.derive.memo import Memo, ObjectKey, same
 from clusterdns.derive.pod_index import PodIndex, pod_index, selecting
 from clusterdns.derive.problems import problem
 from clusterdns.derive.service_ips import service_of
-from clusterdns.errors import Problem, shown
+from clusterdns.errors import Problem, cut, shown
 from clusterdns.frozen import maker
 from clusterdns.model import EndpointAddress, EndpointGroup, EndpointPort, Pod, Service, ServicePort
 from clusterdns.objects import kinds as k8s
@@ -251,8 +251,8 @@ def _selector_endpoints(
     """
     assert svc.selector is not None
     if not pods:
-        shown = ",".join(f"{k}={v}" for k, v in svc.selector)
-        problems.append(problem(svc, "warning", f"selector {shown} matches no Pods", "spec.selector"))
+        selector = ",".join(f"{k}={v}" for k, v in svc.selector)
+        problems.append(problem(svc, "warning", f"selector {cut(selector)} matches no Pods", "spec.selector"))
         return ()
     groups: dict[tuple[int, tuple[EndpointPort, ...]], list[EndpointAddress]] = {}
     resolved: set[int] = set()  # indexes of Service ports with a named targetPort found

@@ -51,7 +51,7 @@ def json_documents(rel: str, text: str) -> Iterator[ReadResult]:
 
 def _json_loads(text: str) -> Any:
     """json.loads, with an integer of more than 4,300 digits (Python's limit for reading one,
-    sys.get_int_max_str_digits) read as its text, as the YAML reader has it (yaml_fast._or_text):
+    sys.get_int_max_str_digits) read as its text, as the YAML reader has it (yaml_scalars._or_text):
     one such number in a field DNS does not read no longer stops the file's read."""
     try:
         return json.loads(text)  # 10x faster than reading the same text as YAML

@@ -111,8 +111,8 @@ class Reader:
         raise self.fail(field, f"must be true or false, not {shown(value)}")
 
     def integer(self, value: Any, field: str, low: int, high: int) -> int:
-        if isinstance(value, str) and len(value) > 18 and value.isascii() and value.lstrip("-").isdigit():
-            # A number too long for any reader (yaml_fast._or_text and documents._json_loads keep its text)
+        if isinstance(value, str) and len(value) > sys.get_int_max_str_digits() > 0 and value.isascii() and value.lstrip("-").isdigit():
+            # A number too long to read, kept as its text (yaml_scalars._or_text, documents._json_loads)
             raise self.fail(field, f"{shown(value)} is out of range {low}-{high}")
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(field, f"must be an integer, not {_type_name(value)} {shown(value)}")

@@ -146,8 +146,11 @@ def _target_port(r: Reader, value: Any, field: str) -> int | str | None:
     if value is None or value == "":
         return None  # the API defaults it to `port`
     if isinstance(value, str):
-        if value.isascii() and value.isdigit():  # not str.isdigit() alone: int("²") raises
-            return r.integer(int(value) if len(value) <= 5 else 65536, field, 1, 65535)  # 65536: out of range, however long
+        if value.isascii() and value.isdigit():  # "8080" quoted: the number (not str.isdigit() alone: int("²") raises)
+            number = value.lstrip("0") or "0"
+            if len(number) > 5:  # out of range however long, and never past int()'s digit limit
+                raise r.fail(field, f"{shown(value)} is out of range 1-65535")
+            return r.integer(int(number), field, 1, 65535)
         return value
     return r.integer(value, field, 1, 65535)
 

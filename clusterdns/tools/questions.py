@@ -35,10 +35,17 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[As
     """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
     import yaml
 
+    from clusterdns.yaml_scalars import LENIENT_SCALARS
+
+    class Loader(yaml.SafeLoader):
+        """safe_load, with the scalars read as manifests read them (2024-02-30: its text)."""
+
+    for tag, construct in LENIENT_SCALARS.items():
+        Loader.add_constructor(tag, construct)
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError, ValueError) as e:  # ValueError: a value PyYAML cannot make (2024-02-30)
+            data = yaml.load(f, Loader=Loader)  # noqa: S506 (a SafeLoader)
+    except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"--cases {path}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise ConfigError(f"--cases {path}: no `cases:` list")

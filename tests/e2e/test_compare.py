@@ -130,10 +130,10 @@ def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.Cap
     assert code == 2 and "--profile nope" in out
     code, out = run(capsys, "--against", address(servers["a"]), "--manifests", "/nonexistent/dir")
     assert code == 2 and "no such directory" in out
-    bad_date = tmp_path / "cases.yaml"  # a value PyYAML cannot make: a traceback before
-    bad_date.write_text("cases:\n- qname: a\n  qtype: 2024-02-30\n")
-    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(bad_date))
-    assert code == 2 and f"--cases {bad_date}: day is out of range for month" in out
+    bad_value = tmp_path / "cases.yaml"  # a value PyYAML cannot make: a traceback before
+    bad_value.write_text("cases:\n- qname: a\n  qtype: !!timestamp abc\n")
+    code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(bad_value))
+    assert code == 2 and f"--cases {bad_value}: " in out and "'abc' is not a valid timestamp" in out
     with pytest.raises(SystemExit) as e:
         cli.main(["compare", "--manifests", str(DUMP)])  # --against is required (argparse exits 2)
     assert e.value.code == 2

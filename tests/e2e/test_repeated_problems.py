@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clusterdns.errors import Problem, Repeated, summarize
+from clusterdns.errors import Problem, Repeated, shown, summarize
 from tests.helpers.process import QUIET_HTTP, ROOT, Server, clusterdns_argv
 
 SERVICES, REPLICAS = 2000, 10  # 20,000 Pods from Deployments
@@ -79,3 +79,6 @@ def test_a_class_is_what_stays_when_the_values_are_left_out() -> None:
     assert str(out[3]).startswith("warning: 4 Services: field spec.ports[*].name: a Service with several ports must name each one (first: ")
     two_classes = selectors[:2] + [_p(f"clusterIP 10.0.0.{i} is outside --service-cidr", i) for i in range(2)]
     assert summarize(two_classes) == two_classes
+    # A long value cut short (errors.shown) is of the class of the short ones (found in review).
+    names = [_p(f"{shown(n)} is not a valid DNS name", i) for i, n in enumerate(["a_b", "c_d", "x_" * 60, "y_" * 70])]
+    assert [type(x) for x in summarize(names)] == [Repeated]

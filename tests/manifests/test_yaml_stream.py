@@ -181,15 +181,16 @@ def test_impossible_dates_and_overlong_integers_read_as_their_text() -> None:
         assert yaml_fast._c_stream(IMPOSSIBLE, split_documents(IMPOSSIBLE)) == [expected]
 
 
-def test_a_value_tagged_as_what_it_is_not_is_a_problem_of_its_document(tmp_path: Path) -> None:
-    """`!!int abc`: an explicit tag is not read leniently (go-yaml refuses it too); the
-    document's problem names its line and column."""
-    (tmp_path / "svc.yaml").write_text(SERVICE.format(name="web") + "---\n" + SERVICE.format(name="api").replace("port: 80", "port: !!int abc"))
+@pytest.mark.parametrize("tagged", ["!!int abc", "!!float abc", "!!bool maybe", "!!timestamp abc"])
+def test_a_value_tagged_as_what_it_is_not_is_a_problem_of_its_document(tmp_path: Path, tagged: str) -> None:
+    """An explicit tag is not read leniently (go-yaml refuses it too); the document's problem
+    names its line and column (a review found `!!float abc` and the others still raising)."""
+    (tmp_path / "svc.yaml").write_text(SERVICE.format(name="web") + "---\n" + SERVICE.format(name="api").replace("port: 80", f"port: {tagged}"))
     store = ManifestStore(tmp_path, Config())
     store.refresh()
-    assert [str(p) for p in store.problems()] == [
-        "error: svc.yaml:15 (document 1): invalid YAML: 'abc' is not a valid int: invalid literal for int() with base 10: 'abc' (column 11)"]
-    assert agrees("a: !!int abc\n") is False  # the C reader leaves it to Python, which refuses it
+    value, kind = tagged.split()[1], tagged.split()[0][2:]
+    assert [str(p) for p in store.problems()] == [f"error: svc.yaml:15 (document 1): invalid YAML: '{value}' is not a valid {kind} (column 11)"]
+    assert agrees(f"a: {tagged}\n") is False  # the C reader leaves it to Python, which refuses it
 
 
 def test_a_service_annotated_with_an_impossible_date_is_read(tmp_path: Path) -> None:
@@ -214,7 +215,12 @@ def test_dumped_data_is_built_in_c_as_python_builds_it(documents: list, flow: bo
     text = yaml.safe_dump_all(documents, default_flow_style=flow, allow_unicode=unicode, explicit_start=True)
     verdict = agrees(text)
     assert verdict is not None
-    if not ("[" in text and yaml_fast._FLOW_EXPLICIT_KEY.search(text)):  # `? key` beside a `[`: left to Python
+    explicit_key = "[" in text and yaml_fast._FLOW_EXPLICIT_KEY.search(text)  # `? key` beside a `[`: left to Python
+    # A YAML 1.1 line break written raw (NEL, LS, PS: allow_unicode keeps them) counts as a line
+    # for libyaml and not for the `---` split, so both readings read the chunks alone (found
+    # by a random draw: ['\x85', [], None]).
+    line_break = any(c in text for c in "\x85\u2028\u2029")
+    if not explicit_key and not line_break:
         assert verdict is True
 
 

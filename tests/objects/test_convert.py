@@ -392,3 +392,18 @@ def test_ip_families_that_disagree_with_the_cluster_ips_are_an_error() -> None:
     assert info.value.problem.field == "spec.ipFamilies[0]"
     both = {"clusterIPs": ["fd00::12", "10.96.0.12"], "ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "PreferDualStack", "ports": [{"port": 80}]}
     assert isinstance(convert({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": both}), k8s.Service)
+
+
+@pytest.mark.parametrize(("target", "read", "message"), [
+    ("000080", 80, ""),  # a quoted number with leading zeros is still the number (as before a review)
+    ("123456", None, "'123456' is out of range 1-65535"),  # the number written, not a stand-in
+    ("9" * 4400, None, "'" + "9" * 59 + "... (4,400 characters) is out of range 1-65535"),
+])
+def test_a_quoted_target_port_is_its_number(target: str, read: int | None, message: str) -> None:
+    doc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"ports": [{"port": 80, "targetPort": target}]}}
+    if read is not None:
+        assert convert(doc, "svc.yaml", 7).ports[0].target_port == read
+        return
+    with pytest.raises(ManifestError) as info:
+        convert(doc, "svc.yaml", 7)
+    assert info.value.problem.message == message
