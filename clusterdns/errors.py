@@ -74,8 +74,7 @@ class Problem:
             where += f":{self.line}"
         if self.doc:
             where += f" (document {self.doc})"
-        name = self.name if len(self.name) <= SHOWN + 20 else f"{self.name[:SHOWN]}... ({len(self.name):,} characters)"  # as shown() cuts values
-        what = f"{self.kind} {name}".strip()
+        what = f"{self.kind} {cut(self.name)}".strip()
         parts = [f"{self.level}: {where}"]
         if what:
             parts.append(what)

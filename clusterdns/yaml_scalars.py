@@ -3,7 +3,7 @@ constructors, but a plain scalar they cannot make is its text, as Kubernetes' re
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
@@ -41,8 +41,18 @@ def _or_text(construct: Any) -> Any:
     return construct_or_text
 
 
-# Tag -> constructor, for a loader's add_constructor() (manifests/yaml_fast.py, config/sources.py):
-# the scalars whose constructors can fail (null, str and binary cannot, or raise YAML's own error).
+# Tag -> constructor: the scalars whose constructors can fail (null, str and binary cannot,
+# or raise YAML's own error). manifests/yaml_fast.py also builds scalars with them directly.
 LENIENT_SCALARS = {
     f"tag:yaml.org,2002:{name}": _or_text(SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{name}"]) for name in ("int", "float", "bool", "timestamp")
 }
+
+Loader = TypeVar("Loader", bound=type)
+
+
+def lenient(loader: Loader) -> Loader:
+    """A class decorator: the safe loader `loader` constructs its scalars with LENIENT_SCALARS
+    (the manifests', --config's and --cases' readers)."""
+    for tag, construct in LENIENT_SCALARS.items():
+        loader.add_constructor(tag, construct)  # type: ignore[attr-defined]
+    return loader

@@ -43,8 +43,9 @@ def load_config_file(path: str) -> dict[str, Any]:
     """The settings of a YAML config file, converted; ConfigError naming the file and key."""
     import yaml
 
-    from clusterdns.yaml_scalars import LENIENT_SCALARS
+    from clusterdns.yaml_scalars import lenient
 
+    @lenient  # 2024-02-30 or 5,000 digits: the text, which the setting then refuses by name
     class Loader(yaml.SafeLoader):
         """safe_load, but a key given twice in one mapping is an error, not the last one winning."""
 
@@ -56,9 +57,6 @@ def load_config_file(path: str) -> dict[str, Any]:
                     raise ConfigError(f"{path}:{key_node.start_mark.line + 1}: setting {shown(key)} given twice")
                 seen.add(key)
             return super().construct_mapping(node, deep)
-
-    for tag, construct in LENIENT_SCALARS.items():  # 2024-02-30 or 5,000 digits: the text, which the setting then refuses by name
-        Loader.add_constructor(tag, construct)
 
     try:
         with open(path, encoding="utf-8") as f:

@@ -20,7 +20,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from clusterdns.yaml_scalars import LENIENT_SCALARS
+from clusterdns.yaml_scalars import LENIENT_SCALARS, lenient
 
 try:  # libyaml is ~10x faster than the pure-Python loader
     _BaseLoader: type = yaml.CSafeLoader
@@ -46,6 +46,7 @@ _resolved: dict[str, str] = {}  # plain scalar -> tag, for those that start with
 _RESOLVED_MAX = 20_000
 
 
+@lenient  # yaml.load(..., Loader=_Loader) constructs as _document does
 class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """The safe loader; a plain scalar's tag is resolved once per distinct value.
 
@@ -68,9 +69,6 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
                 return tag
             return super().resolve(kind, value, implicit)
 
-
-for _tag, _construct in _SCALARS.items():  # yaml.load(..., Loader=_Loader) constructs as _document does
-    _Loader.add_constructor(_tag, _construct)
 
 try:  # the plain path in C, built when libyaml's headers were there (pyproject.toml)
     from clusterdns.manifests import _yamlstream

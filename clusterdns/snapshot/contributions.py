@@ -12,6 +12,7 @@ from typing import Any
 
 from clusterdns.codes import CNAME
 from clusterdns.config.settings import Config
+from clusterdns.derive.problems import problem
 from clusterdns.errors import Problem, shown
 from clusterdns.frozen import maker
 from clusterdns.model import Service
@@ -195,12 +196,7 @@ def _without(svc: Service, entries: dict[str, Entries], cluster_ptr: tuple[Backe
 
 def _unfit_problems(svc: Service, unfit_names: dict[str, str]) -> tuple[Problem, ...]:
     """One warning per name that cannot be encoded, naming the Service and where it was read."""
-    src = svc.source
-    return tuple(
-        Problem("warning", f"{name}.<zone>: {reason}: its records are not served", src.file, src.doc, src.line, "Service",
-                f"{svc.namespace}/{svc.name}")
-        for name, reason in unfit_names.items()
-    )
+    return tuple(problem(svc, "warning", f"{name}.<zone>: {reason}: its records are not served") for name, reason in unfit_names.items())
 
 
 def _external(sname: str, svc: Service, ttl: int, zones: tuple[str, ...]) -> Contribution:
@@ -214,9 +210,7 @@ def _external(sname: str, svc: Service, ttl: int, zones: tuple[str, ...]) -> Con
         return Contribution({}, problems=_unfit_problems(svc, unfit_names))
     why = unfit(split(target), 0)
     if why:  # the API takes a label over 63 octets in externalName (IsDNS1123Subdomain counts only the 253)
-        src = svc.source
-        message = f"externalName {shown(target)}: {why}: its CNAME is not served"
-        return Contribution({}, problems=(Problem("warning", message, src.file, src.doc, src.line, "Service", f"{svc.namespace}/{svc.name}", "spec.externalName"),))
+        return Contribution({}, problems=(problem(svc, "warning", f"externalName {shown(target)}: {why}: its CNAME is not served", "spec.externalName"),))
     cname = (RR(None, CNAME, ttl, Name(split(target), in_zone=False)),)
     return Contribution({}, static=(((sname, CNAME), cname),), externals=((sname, target),))
 

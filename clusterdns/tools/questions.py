@@ -35,13 +35,12 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[As
     """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
     import yaml
 
-    from clusterdns.yaml_scalars import LENIENT_SCALARS
+    from clusterdns.yaml_scalars import lenient
 
+    @lenient
     class Loader(yaml.SafeLoader):
         """safe_load, with the scalars read as manifests read them (2024-02-30: its text)."""
 
-    for tag, construct in LENIENT_SCALARS.items():
-        Loader.add_constructor(tag, construct)
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f, Loader=Loader)  # noqa: S506 (a SafeLoader)
