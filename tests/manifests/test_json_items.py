@@ -96,40 +96,19 @@ class Recording(dict):  # type: ignore[type-arg]
         super().__init__({k: _recording(v, (*path, k), seen) for k, v in data.items()})
         self.path, self.seen = path, seen
 
-    def get(self, key: Any, default: Any = None) -> Any:
-        self.seen.add((*self.path, key))
-        return super().get(key, default)
 
-    def __getitem__(self, key: Any) -> Any:
-        self.seen.add((*self.path, key))
-        return super().__getitem__(key)
+def _noting(read: Any, key_of: Any) -> Any:
+    """`read` (a dict method), noting first the path it reads: its key's, or "*" (every key)."""
+    def noting(self: Recording, *args: Any) -> Any:
+        self.seen.add((*self.path, key_of(args)))
+        return read(self, *args)
+    return noting
 
-    def __contains__(self, key: Any) -> bool:
-        self.seen.add((*self.path, key))
-        return super().__contains__(key)
 
-    def _whole(self) -> None:  # every key: the mapping is read whole
-        self.seen.add((*self.path, "*"))
-
-    def items(self) -> Any:
-        self._whole()
-        return super().items()
-
-    def keys(self) -> Any:
-        self._whole()
-        return super().keys()
-
-    def values(self) -> Any:
-        self._whole()
-        return super().values()
-
-    def __iter__(self) -> Any:
-        self._whole()
-        return super().__iter__()
-
-    def __len__(self) -> int:
-        self._whole()
-        return super().__len__()
+for _name in ("get", "__getitem__", "__contains__"):  # one key: the first argument
+    setattr(Recording, _name, _noting(getattr(dict, _name), lambda args: args[0]))
+for _name in ("items", "keys", "values", "__iter__", "__len__"):  # the mapping read whole
+    setattr(Recording, _name, _noting(getattr(dict, _name), lambda args: "*"))
 
 
 def _recording(value: Any, path: tuple[str, ...], seen: set[tuple[str, ...]]) -> Any:
