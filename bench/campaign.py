@@ -3,7 +3,8 @@ campaign run in chunks on every core, and each text that fails saved where the t
 
 Chunk k of a campaign is made from (seed, k) alone, so a seed gives the same texts on any
 number of processes. Each process writes the text it is reading to a scratch file first: a
-process that dies (a crash in C), or a chunk that raises, ends the run with that text saved.
+process that dies (a crash in C) ends the run with the texts then being read saved; a chunk
+that raises, with the text it raised on.
 """
 
 from __future__ import annotations
@@ -46,9 +47,19 @@ def save(folder: Path, text: str, suffix: str) -> Path:
     return path
 
 
+class ChunkRaised(Exception):
+    """A chunk raised: the text it was reading, and what it raised."""
+
+
 def _chunk(job: tuple[ChunkRun, int, int, int, str, str]) -> tuple[int, int, list[str]]:
     run, count, seed, chunk, scratch, suffix = job
-    return run(count, seed, chunk, Path(scratch) / f"{os.getpid()}{suffix}")
+    reading = Path(scratch) / f"{os.getpid()}{suffix}"
+    try:
+        result = run(count, seed, chunk, reading)
+    except Exception as e:  # noqa: BLE001 - the text, not the other processes' (they finish theirs)
+        raise ChunkRaised(reading.read_text(encoding="utf-8", errors="surrogatepass"), repr(e)) from None
+    reading.unlink(missing_ok=True)  # done: only the texts of a process that died stay
+    return result
 
 
 def run_campaign(name: str, run: ChunkRun, count: int, seed: int, jobs: int, folder: Path, suffix: str) -> tuple[int, int, list[str], float] | None:
@@ -62,10 +73,12 @@ def run_campaign(name: str, run: ChunkRun, count: int, seed: int, jobs: int, fol
         try:
             with ProcessPoolExecutor(jobs) as pool:
                 results = list(pool.map(_chunk, chunks))
-        except Exception as e:  # noqa: BLE001 - a process died (BrokenProcessPool) or a chunk raised: one of the texts being read did it
-            what = "a process died" if isinstance(e, BrokenProcessPool) else f"a chunk raised {e!r}"
+        except ChunkRaised as e:
+            print(f"  a chunk raised {e.args[1]} reading: {save(folder, e.args[0], suffix)}")
+            return None
+        except BrokenProcessPool:  # a process died: one of the texts still being read did it
             for text in sorted(Path(scratch).glob(f"*{suffix}")):
-                print(f"  {what} reading: {save(folder, text.read_bytes().decode('utf-8', 'surrogatepass'), suffix)}")
+                print(f"  a process died reading: {save(folder, text.read_text(encoding='utf-8', errors='surrogatepass'), suffix)}")
             return None
     failed = [text for r in results for text in r[2]]
     for text in failed:

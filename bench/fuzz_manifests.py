@@ -143,7 +143,7 @@ def mutated(rng: random.Random, pool: list[list[Any]]) -> tuple[str, str]:
     return (spliced(rng, text) if rng.random() < 0.4 else text), suffix
 
 
-def check(pipeline: Pipeline, config: Config) -> None:
+def check(pipeline: Pipeline) -> None:
     """The reload's snapshot goes out whole in a zone transfer and answers the names it holds
     (the first 40 of them, and 20 of its addresses' PTRs), every message one dnspython reads;
     and, for a file without an error (one with an error serves its last good version), it
@@ -152,7 +152,7 @@ def check(pipeline: Pipeline, config: Config) -> None:
     axfr = dns.message.make_query("cluster.local", "AXFR").to_wire()
     for message in transfer.messages(snapshot, axfr, parse_query(axfr), 2):
         dns.message.from_wire(message)
-    handler = Handler(snapshot, config)
+    handler = Handler(snapshot, pipeline.config)
     records = list(zone_records(snapshot))
     owners = sorted({".".join((*rr.owner.labels, "cluster.local")) if rr.owner else "cluster.local" for rr in records})
     addresses = sorted({ipaddress.ip_address(rr.rdata) for rr in records if rr.rtype in (A, AAAA)}, key=str)
@@ -170,7 +170,7 @@ def check(pipeline: Pipeline, config: Config) -> None:
         reply = dns.message.from_wire(result)  # type: ignore[arg-type]
         assert reply.id == query.id, name
     if all(state.good for state in pipeline.store.files.values()):
-        again = load(config)
+        again = load(pipeline.config)
         assert (snapshot.state, snapshot.entries, snapshot.static, snapshot.problems) == (again.state, again.entries, again.static, again.problems)
         assert list(snapshot.contributions.items()) == list(again.contributions.items())
 
@@ -194,7 +194,7 @@ def replay(record: str, scratch: Path) -> Snapshot:
         for old in scratch.glob("m.*"):
             old.unlink()
         (scratch / f"m{suffix}").write_bytes(each.encode("utf-8", "surrogatepass"))
-        check(pipeline, config)
+        check(pipeline)
     return pipeline.snapshot  # type: ignore[return-value]
 
 
@@ -226,13 +226,14 @@ def _part(rng: random.Random, pool: list[list[Any]], count: int, settings: dict[
                 (root / f"m{before_suffix}").unlink(missing_ok=True)
             (root / f"m{suffix}").write_bytes(text.encode("utf-8", "surrogatepass"))
             try:
-                check(pipeline, config)
+                check(pipeline)
                 clean += not pipeline.snapshot.problems  # type: ignore[union-attr]
+                before = text
             except Exception:  # noqa: BLE001 - what the campaign looks for
                 failed.append(record)
                 print(traceback.format_exc(limit=-3), file=sys.stderr)
-                pipeline = Pipeline(root, config)  # start again from a fresh one
-            before, before_suffix = text, suffix
+                pipeline, before = Pipeline(root, config), ""  # start again from a fresh one, as replay() does
+            before_suffix = suffix
     return clean, failed
 
 
