@@ -12,6 +12,7 @@ import pytest
 
 from clusterdns.config.corefile import corefile_values
 from clusterdns.config.corefile_syntax import parse_duration
+from clusterdns.config.settings import Config
 from clusterdns.errors import ConfigError
 from tests.helpers.cases import BASE, DATA, FIXTURE, PROFILES
 from tests.helpers.process import CASES, ROOT, clusterdns_argv, config_of
@@ -237,7 +238,8 @@ def test_plugin_errors_name_their_line(body: str, message: str) -> None:
 
 @pytest.mark.parametrize(
     "corefile",
-    [".:53 {\n kubernetes in-addr.arpa cluster.local ip6.arpa\n}\n", "in-addr.arpa cluster.local ip6.arpa {\n kubernetes\n}\n"],
+    [".:53 {\n kubernetes in-addr.arpa cluster.local ip6.arpa\n}\n", "in-addr.arpa cluster.local ip6.arpa {\n kubernetes\n}\n",
+     ".:53 {\n kubernetes ip6.arpa 10.0.0.0/8 cluster.local in-addr.arpa\n}\n"],
 )
 def test_the_cluster_domain_is_the_first_zone_that_is_not_reverse(corefile: str) -> None:
     """setup.go's primaryZoneIndex, but for the bare reverse roots, which CoreDNS's IsReverse
@@ -245,10 +247,18 @@ def test_the_cluster_domain_is_the_first_zone_that_is_not_reverse(corefile: str)
     user meant, with a warning (found by the Corefile mutation test; the settings refused it
     as `--zone in-addr.arpa`)."""
     got, warnings = values(corefile)
-    assert got["zones"][0] == "cluster.local" and set(got["zones"]) == {"cluster.local", "in-addr.arpa", "ip6.arpa"}
+    first = corefile.split()[3] if corefile.startswith(".") else "in-addr.arpa"
+    assert got["zones"][0] == "cluster.local" and {"cluster.local", "in-addr.arpa", "ip6.arpa"} <= set(got["zones"])
     assert [w.split(": ", 1)[1] for w in warnings if "CoreDNS would take" in w] == [
-        "kubernetes: in-addr.arpa is written first, which CoreDNS would take as the cluster domain"
-        " (its IsReverse wants a label before in-addr.arpa); clusterdns takes cluster.local: write it first"]
+        f"kubernetes: {first} is written first, which CoreDNS would take as the cluster domain"
+        f" (its IsReverse wants a label before {first}); clusterdns takes cluster.local: write it first"]
+
+
+def test_the_zone_flag_still_wants_the_cluster_domain_first() -> None:
+    """docs/corefile.md: only the Corefile reorders; `--zone` takes what is written."""
+    with pytest.raises(ConfigError) as e:
+        Config(zones=("in-addr.arpa", "cluster.local"))
+    assert "the first zone is the cluster domain and cannot be a reverse zone" in str(e.value)
 
 
 def test_a_cidr_reverse_zone_written_first_is_what_coredns_skips_too() -> None:

@@ -85,7 +85,6 @@ def test_external_name_is_lower_cased_without_trailing_dot() -> None:
         ({"ports": [{"port": 70000}]}, "spec.ports[0].port"),
         ({"ports": [{"port": 80, "protocol": "ICMP"}]}, "spec.ports[0].protocol"),
         ({"ports": [{"port": 80, "targetPort": 0}]}, "spec.ports[0].targetPort"),
-        ({"ports": [{"port": 80, "targetPort": "9" * 4400}]}, "spec.ports[0].targetPort"),  # found by make fuzz-manifests: int() raised
         ({"clusterIP": "10.0.0.300"}, "spec.clusterIP"),
         ({"clusterIP": "10.0.0.1", "clusterIPs": ["10.0.0.2"]}, "spec.clusterIPs[0]"),
         ({"type": "ExternalName"}, "spec.externalName"),
@@ -397,7 +396,7 @@ def test_ip_families_that_disagree_with_the_cluster_ips_are_an_error() -> None:
 @pytest.mark.parametrize(("target", "read", "message"), [
     ("000080", 80, ""),  # a quoted number with leading zeros is still the number (as before a review)
     ("123456", None, "'123456' is out of range 1-65535"),  # the number written, not a stand-in
-    ("9" * 4400, None, "'" + "9" * 59 + "... (4,400 characters) is out of range 1-65535"),
+    ("9" * 4400, None, "'" + "9" * 59 + "... (4,400 characters) is out of range 1-65535"),  # found by make fuzz-manifests: int() raised
 ])
 def test_a_quoted_target_port_is_its_number(target: str, read: int | None, message: str) -> None:
     doc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "shop"}, "spec": {"ports": [{"port": 80, "targetPort": target}]}}
