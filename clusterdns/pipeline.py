@@ -16,6 +16,7 @@ from pathlib import Path
 from clusterdns.config.settings import Config
 from clusterdns.derive.cluster import derive
 from clusterdns.derive.memo import Memo
+from clusterdns.errors import ConfigError
 from clusterdns.manifests.hosts_file import Fingerprint, hosts_of
 from clusterdns.manifests.hosts_file import reload as reload_hosts
 from clusterdns.objects.store import Change, ManifestStore
@@ -42,7 +43,11 @@ class Pipeline:
 
     def __init__(self, root: str | Path, config: Config, previous: Snapshot | None = None) -> None:
         """`previous`: the snapshot served before a configuration reload, so the first build here
-        keeps its serial when the records come out the same."""
+        keeps its serial when the records come out the same. A directory that is not there is
+        a ConfigError (exit 2 at start-up), not an empty zone; one that goes away later is a
+        problem of the next refresh (manifests/files.py list_files), and the last good data stays."""
+        if not Path(root).is_dir():
+            raise ConfigError(f"{root}: manifests directory not found")
         self.config = config
         self.store = ManifestStore(root, config)
         self.memo: Memo | None = None  # derive()'s memo of the last refresh

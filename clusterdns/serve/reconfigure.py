@@ -16,7 +16,6 @@ import asyncio
 import logging
 import signal
 from dataclasses import fields, replace
-from pathlib import Path
 from typing import Protocol
 
 from clusterdns.config.addresses import Address
@@ -133,8 +132,6 @@ async def apply(server: Server, new: Config) -> bool:
         log.info("configuration re-read: nothing changed")
         return False
     loop = asyncio.get_running_loop()
-    if not Path(new.manifests).is_dir():
-        raise ConfigError(f"--manifests {new.manifests}: no such directory")
     same_manifests = new.manifests == old.manifests
     pipeline = Pipeline(new.manifests, new, server.pipeline.snapshot if same_manifests else None)
     snapshot = (await loop.run_in_executor(None, lambda: pipeline.refresh(full=True))).snapshot

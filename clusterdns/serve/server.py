@@ -7,7 +7,6 @@ import logging
 import signal
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from clusterdns.config.addresses import Address
@@ -55,10 +54,7 @@ class Server:
         self.reloader: Reloader | None = None
         self.serves_ops = False
         self.stopping: asyncio.Event | None = None
-        root = Path(config.manifests)
-        if not root.is_dir():
-            raise ConfigError(f"--manifests {root}: no such directory")
-        self.pipeline = Pipeline(root, config)
+        self.pipeline = Pipeline(config.manifests, config)
         self.reload_lock = threading.Lock()
         self.reports = Reports(config.manifests)
         self.watcher: Watcher | None = None

@@ -248,8 +248,6 @@ def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[AskedQuestio
     if args.profile:
         raise ConfigError("--profile goes with --cases")
     config = config_from_args(args)
-    if not os.path.isdir(config.manifests):
-        raise ConfigError(f"--manifests {config.manifests}: no such directory")
     snap = load_snapshot(config)
     questions = questions_from_snapshot(snap, config, args.positive_only, args.zone_records)
     return questions, f"manifests {config.manifests}"

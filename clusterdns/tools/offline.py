@@ -7,11 +7,10 @@ import argparse
 import dataclasses
 import logging
 import sys
-from pathlib import Path
 
 from clusterdns.config.settings import Config
 from clusterdns.config.sources import config_from_args
-from clusterdns.errors import ConfigError, summarize
+from clusterdns.errors import summarize
 from clusterdns.pipeline import Pipeline, load
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.explain import explain
@@ -23,9 +22,7 @@ log = logging.getLogger("clusterdns")
 def load_snapshot(config: Config, quiet: bool = False) -> Snapshot:
     """Read the manifests once, as `serve` would, and compile the snapshot; log its problems
     (a problem that repeats as one line: `check` lists every one). A directory that is not
-    there is an error (exit 2), not an empty zone."""
-    if not Path(config.manifests).is_dir():
-        raise ConfigError(f"{config.manifests}: manifests directory not found")
+    there is an error (exit 2), not an empty zone (Pipeline)."""
     snap = load(config)
     for problem in summarize(snap.problems):
         if not quiet or problem.level == "error":

@@ -129,7 +129,7 @@ def test_network_and_usage_errors(servers: dict[str, Server], capsys: pytest.Cap
     code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(CASES / "coredns-unit.yaml"), "--profile", "nope")
     assert code == 2 and "--profile nope" in out
     code, out = run(capsys, "--against", address(servers["a"]), "--manifests", "/nonexistent/dir")
-    assert code == 2 and "no such directory" in out
+    assert code == 2 and "manifests directory not found" in out
     bad_value = tmp_path / "cases.yaml"  # a value PyYAML cannot make: a traceback before
     bad_value.write_text("cases:\n- qname: a\n  qtype: !!timestamp abc\n")
     code, out = run(capsys, "--against", address(servers["a"]), "--cases", str(bad_value))

@@ -110,6 +110,11 @@ def test_an_edited_corefile_applies_under_load_and_a_broken_one_is_kept_out(upst
         # Mended: taken at the next look.
         path.write_text(corefile(port, first))
         wait_until(lambda: addresses(server, "example.test.") == ["192.0.2.1"], "the mended file applies", timeout=10)
+        # The manifests moved to a directory that is not there: kept out, the Services still answer.
+        missing = tmp_path / "gone"
+        path.write_text(corefile(port, first).replace(f"manifests {UNIT_FIXTURE}", f"manifests {missing}"))
+        assert server.wait_for_output(f"still serving the previous one: {missing}: manifests directory not found"), server.output
+        assert addresses(server, SERVICE) != []
     finally:
         server.stop()
 

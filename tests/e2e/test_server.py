@@ -134,7 +134,7 @@ def test_ipv6_listen(serve) -> None:
 def test_missing_manifests_directory_fails_fast(tmp_path: Path) -> None:
     proc = subprocess.run(clusterdns_argv("serve", "--manifests", str(tmp_path / "nope"), "--listen", "127.0.0.1:0"),
                           capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2 and "no such directory" in proc.stderr
+    assert proc.returncode == 2 and "manifests directory not found" in proc.stderr
 
 
 def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
