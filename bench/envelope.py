@@ -15,7 +15,8 @@ peak VmHWM beside it), one-file edit ms (a Service's port changed in part k, k =
 SRV answer showing it; median and max of the edits; the watcher's 50 ms debounce included),
 RSS after the edits; then, beside the targets, edits that add a line (a second port on part k's
 first Service, k = 20..24: every later document or List item moves); for pods-yaml also how long PyYAML's C loader (CSafeLoader) alone takes
-to parse the same files, and for pods-json json.loads alone, in the same run.
+to parse the same files, and for pods-json json.loads alone and clusterdns's own JSON reading alone
+(msgspec, one core: the floor under that load), in the same run.
 
     .venv/bin/python bench/scale.py --envelope                 # or: make scale-envelope
     .venv/bin/python bench/scale.py --envelope --services 1000 --edits 5 --layouts deploy
@@ -147,6 +148,26 @@ def parse_alone(directory: Path, layout: str) -> float | None:
     return time.perf_counter() - started
 
 
+# clusterdns's own JSON reading (manifests/json_items.py json_file: msgspec splits a List and decodes
+# only the fields DNS reads of each Pod), on one core in the `src` checkout: the floor under the
+# pods-json load, which then still makes the objects, derives and builds the snapshot.
+_READ_ALONE = """
+import pathlib, sys, time
+from clusterdns.manifests.json_items import json_file
+paths = sorted(pathlib.Path(sys.argv[1]).glob("part*"))
+started = time.perf_counter()
+for path in paths:
+    json_file(path.name, path.read_bytes(), ())
+print(time.perf_counter() - started)
+"""
+
+
+def read_alone(directory: Path, src: Path) -> float | None:
+    """Seconds clusterdns's JSON reading alone takes for the files, on one core (None before src had it)."""
+    done = subprocess.run([sys.executable, "-c", _READ_ALONE, str(directory)], cwd=src, capture_output=True, text=True)
+    return float(done.stdout) if done.returncode == 0 else None
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     match = re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.MULTILINE)
     return int(match.group(1)) / 1024 if match else float("nan")
@@ -259,6 +280,8 @@ def table(rows: list[dict]) -> str:
         limit = max(LOAD_S, PARSER_RATIO * r["parser"]) if r["layout"] == "pods-yaml" else LOAD_S
         target = f"≤ {LOAD_S:.0f}" if limit == LOAD_S else f"≤ {PARSER_RATIO}× parser = {limit:.2f}"
         parser = "" if r["parser"] is None else f"{r['parser']:.2f}" + (" (json.loads)" if r["layout"] == "pods-json" else " (CSafeLoader)")
+        if r.get("read") is not None:
+            parser += f"; {r['read']:.2f} (clusterdns's reading, msgspec)"
         growth = r["rss_edits"] / r["rss"]
         lines.append(
             f"| {r['layout']} | {r['files']} ({r['mb']:.0f}) | {r['load']:.2f} ({target}: {_mark(r['load'] <= limit)}) | {parser} "
@@ -280,12 +303,14 @@ def run(services: int, layouts: list[str], edits: int, workdir: Path, src: Path,
         files = sorted(directory.glob("part*"))
         parser = parse_alone(directory, layout)
         row = {"layout": layout, "files": len(files), "mb": sum(f.stat().st_size for f in files) / 1e6, "parser": parser}
+        row["read"] = read_alone(directory, src) if layout == "pods-json" else None
         row["loadavg"] = os.getloadavg()[0]  # other work on the machine (at or above the core count, serve reads on one core)
         row |= measure(directory, extra, src, edits)
         row["loads"] = [row["load"]] + [measure(directory, extra, src, edits, load_only=True)["load"] for _ in range(repeat - 1)]
         row["load"] = statistics.median(row["loads"])
         rows.append(row)
         print(f"{layout:9}: load {row['load']:.2f} s (median of {', '.join(f'{x:.2f}' for x in row['loads'])})" + (f" (parser alone {parser:.2f} s)" if parser is not None else "")
+              + (f" (clusterdns's reading alone {row['read']:.2f} s)" if row["read"] is not None else "")
               + f", RSS {row['rss']:.0f} MB (peak {row['peak']:.0f}), edit {row['edit']:.0f} ms median / {row['edit_max']:.0f} max, "
               f"RSS after {row['edits']} edits {row['rss_edits']:.0f} MB, a line added {row['line_edit']:.0f} ms; load average {row['loadavg']:.2f}", flush=True)
     text = table(rows)

@@ -145,6 +145,8 @@ def test_scale_envelope_smoke(tmp_path) -> None:
         assert 0 < float(r[3].split()[0]) < 30 and 10 < float(r[5].split()[0]) < 300 and 0 < float(r[7].split()[0]) < 10_000, r
         assert 0 < float(r[9]) < 10_000, r  # the edits that add a line (parts 1 and 2)
     assert "(CSafeLoader)" in rows[1][4] and "(json.loads)" in rows[2][4]
+    read = rows[2][4].split("; ")[1].strip()  # clusterdns's own JSON reading alone, beside json.loads
+    assert read.endswith(" (clusterdns's reading, msgspec)") and 0 < float(read.split()[0]) < 30, rows[2][4]
     assert "4,500 Pods" in out.read_text() and (tmp_path / "work" / "envelope-pods-json-300" / "part00000.json").exists()
     loads = [line for line in out.read_text().splitlines() if line.startswith("- deploy: loads ")]
     assert len(loads) == 1 and len(loads[0].split(": loads ")[1].split(", ")) == 2, loads  # --repeat 2: the median of two starts
