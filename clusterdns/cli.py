@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from clusterdns import __version__
 from clusterdns.config.addresses import HEALTH_PORT
@@ -19,10 +21,31 @@ from clusterdns.tools import compare, offline, status
 log = logging.getLogger("clusterdns")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clusterdns", description="Authoritative cluster DNS from Kubernetes manifests, no cluster needed.")
+class CommandParser(argparse.ArgumentParser):
+    """argparse's parser, saying a mistake in two lines (the error, and where the options are
+    listed) instead of the whole usage first; an option is taken only when spelled in full
+    (`--manifest` is refused, not read as --manifests: a later flag would change its meaning)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+        self.commands: dict[str, CommandParser] = {}
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists the {'commands' if self.commands else 'options'})\n")
+
+    def unrecognized(self, words: list[str]) -> NoReturn:
+        """Words no option or positional took, with the option meant when one is close."""
+        options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        guesses = [close[0] for w in words if w.startswith("--") for close in [difflib.get_close_matches(w.split("=")[0], options, n=1)] if close]
+        self.error(f"unrecognized arguments: {' '.join(words)}" + (f" (did you mean {', '.join(guesses)}?)" if guesses else ""))
+
+
+def build_parser() -> CommandParser:
+    parser = CommandParser(prog="clusterdns", description="Authoritative cluster DNS from Kubernetes manifests, no cluster needed.")
     parser.add_argument("--version", action="version", version=f"clusterdns {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    parser.commands = sub.choices  # type: ignore[assignment]
     serve = sub.add_parser("serve", help="serve DNS for the manifests directory")
     add_config_flags(serve)
     export = sub.add_parser("export-zone", help="print the records as an RFC 1035 zone file (for NSD, Knot, BIND)")
@@ -84,7 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
 LATE_POSITIONALS = {"check": ("directory",), "records": ("directory", "name"), "export-zone": ("zone_name",)}
 
 
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+def parse(parser: CommandParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """parse_args, with a command's positionals also taken from after its options."""
     args, left = parser.parse_known_args(argv)
     ended = left[:1] == ["--"]  # what follows `--` is positional, whatever it starts with
@@ -93,7 +116,7 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
         if left and getattr(args, dest) is None and (ended or not left[0].startswith("-")):
             setattr(args, dest, left.pop(0))
     if left:
-        parser.error(f"unrecognized arguments: {' '.join(left)}")
+        parser.commands[args.command].unrecognized(left)
     return args
 
 

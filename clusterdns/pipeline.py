@@ -47,7 +47,10 @@ class Pipeline:
         a ConfigError (exit 2 at start-up), not an empty zone; one that goes away later is a
         problem of the next refresh (manifests/files.py list_files), and the last good data stays."""
         if not Path(root).is_dir():
-            raise ConfigError(f"{root}: manifests directory not found")
+            hint = " (it is a file: give the directory the manifests are in)" if Path(root).exists() else ""
+            if str(root) == Config.__dataclass_fields__["manifests"].default:  # nothing named a directory
+                hint = " (the default: give --manifests DIR, or `manifests DIR` in the Corefile's kubernetes block)"
+            raise ConfigError(f"{root}: manifests directory not found{hint}")
         self.config = config
         self.store = ManifestStore(root, config)
         self.memo: Memo | None = None  # derive()'s memo of the last refresh

@@ -26,6 +26,8 @@ def convert_value(name: str, value: Any, where: str) -> Any:
     default, s = _settings()[name]
     if value is None:
         raise ConfigError(f"{where}: no value given")
+    if value is False and "'none' to turn off" in s.help:  # `health: off` (YAML 1.1 reads off, no as false)
+        raise ConfigError(f"{where}: YAML reads this as false; write none to turn it off")
     if s.switch:
         if isinstance(value, bool):
             return value

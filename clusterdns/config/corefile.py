@@ -64,7 +64,7 @@ class _Mapper(Context):
                 elif e.block:
                     raise self.error(e, f"{e.name}: clusterdns takes no options for it")
             else:
-                raise self.error(e, f'plugin "{e.name}" is not supported by clusterdns')
+                raise self.unknown(e, "plugin", e.name, [*HANDLERS, *ACCEPTED])
             block.plugins.append(e)
         return block
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import math
 import shlex
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -17,6 +18,7 @@ from clusterdns.config.addresses import (
     READY_PORT,
     Address,
     endpoint,
+    hostport_text,
     is_reverse_zone,
     network,
     normalize_zone,
@@ -91,6 +93,12 @@ class Setting:
 def setting(default: Any, **kw: Any) -> Any:
     """A dataclass field carrying its CLI description in metadata (defaults are immutable: tuples)."""
     return field(default=default, metadata={"setting": Setting(**kw)})
+
+
+# The numbers whose range no other check below states; for those that may be 0, what 0 means.
+_POSITIVE = frozenset({"poll_interval", "upstream_timeout", "cache_prefetch_window"})
+_NOT_NEGATIVE = {"rate_limit": "off", "tcp_max_queries": "no limit", "lameduck": "close at once", "cache": "off",
+                 "cache_size": "nothing kept", "cache_denial_size": "nothing kept"}
 
 
 @dataclass(frozen=True)
@@ -377,9 +385,27 @@ class Config:
             network(cidr)
         if not self.listen:
             raise ConfigError("at least one --listen address is needed")
+        if "none" in self.upstream and len(self.upstream) > 1:  # else `none` silently won over the addresses
+            raise ConfigError(f"--upstream none (forward nothing) cannot go with addresses: {', '.join(u for u in self.upstream if u != 'none')}")
+        twice = [a for i, a in enumerate(self.listen) if a[1] and a in self.listen[:i]]  # (port 0: a new port each)
+        if twice:  # else the second bind fails as if another process held the port
+            raise ConfigError(f"--listen {hostport_text(*twice[0])}: the same address is given twice")
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers {self.workers}: must be 1-64")
+        self._check_numbers()
         self._check_cache()
+
+    def _check_numbers(self) -> None:
+        """Every number finite, and those the checks below leave open in the range they mean:
+        a poll period of 0 or less would spin a core, a negative rate limit would drop every answer."""
+        for name, _, spec in settings():
+            value = getattr(self, name)
+            if type(value) is float and not math.isfinite(value):
+                raise ConfigError(f"{spec.flag} {value}: must be a finite number")
+            if name in _POSITIVE and value <= 0:
+                raise ConfigError(f"{spec.flag} {value:g}: must be more than 0")
+            if name in _NOT_NEGATIVE and value < 0:
+                raise ConfigError(f"{spec.flag} {value:g}: cannot be negative (0: {_NOT_NEGATIVE[name]})")
 
     def _check_cache(self) -> None:
         """The ranges CoreDNS's cache setup accepts (plugin/cache/setup.go)."""

@@ -100,13 +100,27 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             if s.choices:
                 kw["choices"] = s.choices
             if s.convert:
-                kw["type"] = s.convert
+                kw["type"] = _flag_type(s.convert)
             if s.repeat:
                 kw["action"] = "append"
         parser.add_argument(s.flag, **kw)
     # Unset flags are told apart from `none` values: None for repeatable flags (argparse
     # appends to the default), a sentinel for the rest.
     parser.set_defaults(**{name: None if s.repeat else UNSET for name, _, s in settings() if not s.switch})
+
+
+def _flag_type(convert: Any) -> Any:
+    """A setting's converter as argparse calls it: its ConfigError becomes argparse's own error
+    (`argument --listen: port out of range in '127.0.0.1:99999'`, exit 2), not a traceback."""
+
+    def flag_value(text: str) -> Any:
+        try:
+            return convert(text)
+        except ConfigError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    flag_value.__name__ = getattr(convert, "__name__", "value")  # what argparse names on a ValueError
+    return flag_value
 
 
 def _with_default(help: str, default: Any) -> str:

@@ -29,6 +29,8 @@ def list_files(root: str | Path) -> tuple[list[str], list[Problem]]:
         return [], [Problem("error", "manifests directory not found", file=str(root))]
     problems: list[Problem] = []
     paths = sorted(_walk(base, PurePosixPath(), {os.path.realpath(base)}, problems))
+    if not paths:  # a typo in the path, or files not yet written: said, not an empty zone in silence
+        problems.append(Problem("warning", f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) here yet: the cluster is empty", file=str(root)))
     return paths, problems
 
 

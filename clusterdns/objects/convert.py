@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +76,29 @@ def _never_served(r: Reader, api_version: Any, group: str, kind: str) -> None:
     r.warn("apiVersion", f"{shown(api_version)}: Kubernetes never served {kind} in that version; read as {now}")
 
 
+# The kinds each built-in group we read serves besides ours (k8s.io/api register.go): skipped
+# quietly. Another kind in these groups is one kubectl refuses; when it is one of ours misspelled
+# (`kind: service`, `Servce`), the warning names it instead of the document vanishing.
+_OTHER_KINDS = {
+    "": {"Binding", "ComponentStatus", "ConfigMap", "Event", "LimitRange", "PersistentVolume", "PersistentVolumeClaim", "PodTemplate",
+         "ReplicationController", "ResourceQuota", "Secret", "ServiceAccount", "Eviction", "Scale", "Status"},
+    "apps": {"ControllerRevision", "Scale"},
+    "extensions": {"Ingress", "NetworkPolicy", "PodSecurityPolicy", "Scale"},
+    "discovery.k8s.io": set(),
+}
+_OUR_KINDS = sorted({kind for _, kind in _CONVERTERS})
+
+
+@functools.lru_cache(maxsize=256)
+def _misspelled(group: str, kind: str) -> str | None:
+    """The kind of ours `kind` is a misspelling of, in a built-in group; None otherwise."""
+    if group not in _OTHER_KINDS or kind in _OTHER_KINDS[group]:
+        return None
+    same = [ours for ours in _OUR_KINDS if ours.lower() == kind.lower()]
+    close = same or difflib.get_close_matches(kind, _OUR_KINDS, n=1, cutoff=0.8)
+    return close[0] if close else None
+
+
 def from_manifest(doc: Document, problems: list[Problem] | None = None, reading: Reading | None = None) -> KubeObject | None:
     """The slim object for a manifest document; None for kinds DNS does not read.
 
@@ -92,6 +117,10 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
         group = _DEFAULT_GROUP.get(kind, "")
     converter = _CONVERTERS.get((group, kind))
     if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
+        meant = _misspelled(group, kind)
+        if meant is not None and problems is not None:
+            problems.append(Problem("warning", f"{shown(kind)} is no kind of the {group or 'core'} API (kubectl refuses it: no matches for kind);"
+                                    f" did you mean {meant}? The document is skipped", file=doc.file, doc=doc.doc, line=doc.line, field="kind"))
         return None
     r = Reader(doc, kind, problems, reading or Reading())
     obj = converter(r, doc.data)

@@ -188,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="print the questions and exit, asking nothing")
     parser.add_argument("--verbose", "-v", action="store_true", help="also list the questions that match")
     add_config_flags(parser)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
+    for action in parser._actions:  # compare has no default directory: the questions come from one or the other
+        if action.dest == "manifests":
+            action.help = "ask about the names of the manifests in this directory (give this or --cases)"
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

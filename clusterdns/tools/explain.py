@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.config.settings import Config
 from clusterdns.model import EndpointAddress, Pod, Service
-from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split
+from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split, unfit
 from clusterdns.resolver import find_zone, resolve
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.zonefile import rr_line
@@ -22,6 +22,9 @@ from clusterdns.tools.zonefile import rr_line
 def explain(snap: Snapshot, config: Config, name: str) -> list[str]:
     """Lines of explanation for one name: the answers by type, then the reasons."""
     labels = split(name.lower())
+    wrong = "an empty label (two dots in a row, or a leading dot)" if "" in labels else unfit(labels, 0)
+    if wrong:  # what dig refuses to send and a server could not be asked (RFC 1035 2.3.4)
+        return [f"{name}: not a valid DNS name: {wrong}; no query can ask it"]
     found = find_zone(snap, labels)
     if found is None:
         return [f"{name}: not in our zones ({', '.join(config.zones)}): forwarded to the upstream, or REFUSED without one"]

@@ -8,9 +8,10 @@ import dataclasses
 import logging
 import sys
 
+from clusterdns.config.addresses import is_reverse_zone
 from clusterdns.config.settings import Config
 from clusterdns.config.sources import config_from_args
-from clusterdns.errors import summarize
+from clusterdns.errors import ConfigError, summarize
 from clusterdns.pipeline import Pipeline, load
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.explain import explain
@@ -33,6 +34,10 @@ def load_snapshot(config: Config, quiet: bool = False) -> Snapshot:
 def run_export(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     zone = (args.zone_name or config.cluster_domain).lower().rstrip(".")
+    if not _exportable(zone, config.zones):
+        external = " (a k8s_external zone: its records are the LoadBalancer addresses, asked live)" if zone in config.external_zones else ""
+        raise ConfigError(f"export-zone {zone}: not one of the --zone zones{external}; they are {', '.join(config.zones)}"
+                          " (a reverse zone may also be one below them, such as 10.in-addr.arpa)")
     text = export(load_snapshot(config), zone)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:
@@ -40,6 +45,12 @@ def run_export(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _exportable(zone: str, zones: tuple[str, ...]) -> bool:
+    """A zone the server is authoritative for: a --zone, or a reverse zone inside a reverse --zone
+    (its PTRs are a part of that zone's)."""
+    return zone in zones or (is_reverse_zone(zone) and any(zone.endswith("." + z) for z in zones if is_reverse_zone(z)))
 
 
 def _with_directory(args: argparse.Namespace) -> Config:
@@ -85,6 +96,9 @@ def run_records(args: argparse.Namespace) -> int:
         if under and not (name == under or name.endswith("." + under)):
             continue
         groups.setdefault(group or _group(name, zone), []).append(rr_line(owner, rr, origin))
+    if under and not groups:  # as grep: nothing found is exit 1, with the command that says why
+        log.error("no records at or below %s: `clusterdns records --explain %s` says why", under, under)
+        return 1
     for group in sorted(groups, key=lambda g: (g != "zone", g == "reverse", g)):
         print(f"; {group}")
         print("\n".join(groups[group]))

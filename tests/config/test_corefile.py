@@ -205,8 +205,13 @@ def test_unsupported_kubernetes_option_names_its_line(tmp_path: Path) -> None:
     "body, message",
     [
         ("kubernetes {\n ttl 4000\n }", 'Corefile:3: kubernetes option "ttl": \'4000\' must be a whole number of seconds, 0-3600'),
-        ("kubernetes {\n pods everything\n }", "Corefile:3: 'everything' is not one of disabled, insecure, verified"),
+        ("kubernetes {\n pods everything\n }", "Corefile:3: kubernetes option \"pods\": 'everything' is not one of disabled, insecure, verified"),
         ("kubernetes {\n ignore nothing\n }", "Corefile:3: kubernetes option \"ignore\": only `ignore empty_service` exists"),
+        # A misspelled plugin or option: the one meant, when one is close (a walk through the docs found none offered).
+        ("kubernetes {\n podz insecure\n }", 'Corefile:3: kubernetes option "podz" is not supported by clusterdns (did you mean "pods"?)'),
+        ("kubernetes\n forwrd . 127.0.0.1", 'Corefile:3: plugin "forwrd" is not supported by clusterdns (did you mean "forward"?)'),
+        ("kubernetes\n forward . 127.0.0.1 {\n  max_fail 3\n }", 'Corefile:4: forward option "max_fail" is not supported by clusterdns (did you mean "max_fails"?)'),
+        ("kubernetes\n cache {\n  prefech 10\n }", 'Corefile:4: cache option "prefech" is not supported by clusterdns (did you mean "prefetch"?)'),
         ("kubernetes {\n ttl\n }", 'Corefile:3: kubernetes option "ttl" takes 1 argument, not 0'),
         ("kubernetes {\n ttl 5\n ttl 6\n }", 'Corefile:4: kubernetes option "ttl" is given twice (also at Corefile:3)'),
         ("kubernetes\n kubernetes", "Corefile:3: kubernetes: only one server block may contain kubernetes (it is already at Corefile:2)"),

@@ -4,6 +4,7 @@ below flags and CLUSTERDNS_* variables, above the defaults."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ def test_every_setting_can_come_from_the_file(tmp_path: Path) -> None:
         ("pods: all\n", "pods: 'all' is not one of disabled, insecure, verified"),
         ("listen: nowhere:53\n", "listen: bad address 'nowhere:53'"),
         ("health:\n", "health: no value given"),
-        ("health: off\n", "health: expected a word or number, not false (quote it if you mean the text)"),
+        ("health: off\n", "health: YAML reads this as false; write none to turn it off"),  # the docs' word for it
+        ("zones: off\n", "zones: expected a word or number, not false (quote it if you mean the text)"),
         ("noendpoints: maybe\n", "noendpoints: expected true or false, not 'maybe'"),
         ("ttl: [1, 2]\n", "ttl: expected one value, not a list"),
         ("zones: {a: b}\n", "zones: expected a word or number, not a mapping"),
@@ -180,3 +182,13 @@ def test_relaxed_service_names_from_the_flag_the_environment_and_the_file(tmp_pa
     assert refused.returncode == 1 and "'7up' is not a valid Service name" in refused.stdout, refused.stdout
     served = subprocess.run(check, capture_output=True, text=True, env={**os.environ, "CLUSTERDNS_RELAXED_SERVICE_NAMES": "1"})
     assert served.returncode == 0 and "1 services" in served.stdout, served.stdout
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("rate_limit: -5\n", "--rate-limit -5: cannot be negative (0: off)"),  # was taken, and every answer dropped
+    ("poll_interval: -1\n", "--poll-interval -1: must be more than 0"),  # was taken, and a core spun polling
+    ("upstream_timeout: .nan\n", "--upstream-timeout nan: must be a finite number"),
+])
+def test_numbers_out_of_their_range_are_refused_from_a_file_too(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config_of("--config", str(write(tmp_path, text)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +19,8 @@ import dns.query
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.process import QUIET_HTTP, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
+from tests.helpers import digout
+from tests.helpers.process import QUIET_HTTP, ROOT, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -343,3 +345,40 @@ def test_a_worker_that_does_not_answer_in_time_is_asked_once(serve) -> None:
         assert server.output.count(f"worker {child} did not report its counts") == 1
     finally:
         os.kill(child, signal.SIGCONT)
+
+
+README_TEXT = (ROOT / "README.md").read_text()
+
+
+def _readme_status() -> list[str]:
+    """The lines the README shows for `clusterdns status` against `make run`."""
+    return next(shown for command, shown, _ in digout.shell_steps(README_TEXT) if command == "clusterdns status")
+
+
+def _variable(line: str) -> str:
+    """A README line with the serial and the milliseconds left open (`...`)."""
+    return re.sub(r"serial \d+; \d+ ms", "serial ...; ... ms", line).replace("manifests zones;", "manifests ...;").replace("127.0.0.1:5353", "...")
+
+
+def test_readme_status_and_reload_lines_are_what_make_run_prints(tmp_path: Path) -> None:
+    """README: `clusterdns status` against `make run` (its flags, a copy of zones/), and the reload
+    line after a file with one Service is added; the same lines but the serial, the times and the paths."""
+    zones = tmp_path / "zones"
+    shutil.copytree(ROOT / "zones", zones)
+    server = Server(clusterdns_argv("serve", "--manifests", str(zones), "--listen", "127.0.0.1:0", "--external-zone", "example.org",
+                                    "--upstream", "none", *OPS))
+    try:
+        health = endpoint(server, "health").removeprefix("http://").removesuffix("/health")
+        run = subprocess.run(clusterdns_argv("status", "--health", health), capture_output=True, text=True, timeout=30, cwd=ROOT)
+        expected = _readme_status()
+        assert len(expected) == 4 and run.returncode == 0
+        assert [digout.line_matches(_variable(e), a) for e, a in zip(expected, run.stdout.splitlines())] == [True] * 4, run.stdout
+        (zones / "added.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: added}\nspec: {ports: [{port: 80}]}\n")
+        said = re.search(r"^clusterdns: reloaded zones: .*$", README_TEXT, re.M)
+        assert said is not None, "the README's reload line changed"
+        shown = _variable(said.group(0)).replace("reloaded zones:", "reloaded ...:")
+        assert server.wait_for_output(r"reloaded .*: 1 added"), server.output
+        line = next(x for x in server.output.splitlines() if "reloaded " in x)
+        assert digout.line_matches(shown, line), line
+    finally:
+        server.stop()

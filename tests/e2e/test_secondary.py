@@ -9,6 +9,7 @@ transfer's SRV weights, and knows none of CoreDNS's negative-answer rules).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -155,6 +156,10 @@ def test_nsd_secondary_follows_clusterdns(primary_and_secondary: tuple[Server, N
     # (an empty non-terminal such as _tcp.<svc> is NXDOMAIN here, NODATA there).
     code, out = compare(capsys, primary, nsd, manifests)
     assert code == 1 and "rcode: NXDOMAIN | NOERROR" in out, out
+    said = re.search(r"the full comparison finds (\d+) of (\d+) questions differing", " ".join((ROOT / "docs" / "compare.md").read_text().split()))
+    assert said is not None, "docs/compare.md no longer says how many questions the full comparison finds differing"
+    found = re.search(r"^(\d+) questions: \d+ equal, (\d+) differ$", out, re.M)
+    assert found is not None and (found[2], found[1]) == (said[1], said[2]), (found and found[0], said[0])  # as docs/compare.md says
 
     # A new Service: clusterdns reloads, bumps the serial and sends NOTIFY; NSD pulls the zone.
     staged = manifests.parent / "late.yaml"

@@ -406,3 +406,34 @@ def test_a_quoted_target_port_is_its_number(target: str, read: int | None, messa
     with pytest.raises(ManifestError) as info:
         convert(doc, "svc.yaml", 7)
     assert info.value.problem.message == message
+
+
+# (apiVersion, kind, the kind meant or None: skipped quietly). kubectl refuses a kind its group
+# does not serve ("no matches for kind"); one of ours misspelled is named, other kinds are not.
+MISSPELLED = [
+    ("v1", "service", "Service"),
+    ("v1", "Servce", "Service"),
+    (None, "Pods", "Pod"),
+    ("apps/v1", "deployment", "Deployment"),
+    ("apps/v1", "Statefulset", "StatefulSet"),
+    ("discovery.k8s.io/v1", "EndpointSlices", "EndpointSlice"),
+    ("v1", "ConfigMap", None),  # a real kind of the core group
+    ("v1", "ServiceAccount", None),
+    ("apps/v1", "ControllerRevision", None),
+    ("serving.knative.dev/v1", "Service", None),  # a CRD's own kind
+    ("example.com/v1", "service", None),
+    ("v1", "Widget", None),  # nothing of ours it could be
+]
+
+
+@pytest.mark.parametrize(("api_version", "kind", "meant"), MISSPELLED)
+def test_a_misspelled_kind_is_a_warning_that_names_the_kind_meant(api_version: str | None, kind: str, meant: str | None) -> None:
+    data = {"kind": kind, "metadata": {"name": "x"}} | ({"apiVersion": api_version} if api_version else {})
+    problems: list[Problem] = []
+    assert from_manifest(Document("m.yaml", "0", 3, data), problems) is None
+    if meant is None:
+        assert problems == []
+    else:
+        (p,) = problems
+        assert (p.level, p.field, p.line) == ("warning", "kind", 3)
+        assert p.message.startswith(f"'{kind}' is no kind of the ") and f"did you mean {meant}? The document is skipped" in p.message

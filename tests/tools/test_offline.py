@@ -79,6 +79,29 @@ def test_a_missing_manifests_directory_is_an_error_not_an_empty_zone(tmp_path: P
     assert not out.exists() and proc.stdout == ""
 
 
+@pytest.mark.parametrize(("zone", "said"), [
+    ("zones", "export-zone zones: not one of the --zone zones; they are cluster.local, in-addr.arpa, ip6.arpa"),  # a DIR given for the ZONE
+    ("example.org", "export-zone example.org: not one of the --zone zones (a k8s_external zone"),
+    ("svc.cluster.local", "export-zone svc.cluster.local: not one of the --zone zones"),
+])
+def test_export_zone_refuses_a_zone_it_does_not_serve(zone: str, said: str) -> None:
+    """Before, any name was taken as the origin of the cluster's records: `export-zone zones` wrote
+    `api.default.svc.zones.`, and the k8s_external zone got records the server never answers."""
+    proc = run("export-zone", "--manifests", str(ZONES), "--external-zone", "example.org", zone)
+    assert proc.returncode == 2 and said in proc.stderr and proc.stdout == "", proc.stderr
+
+
+def test_export_zone_takes_a_reverse_zone_below_a_reverse_zone() -> None:
+    proc = run("export-zone", "--manifests", str(ZONES), "10.in-addr.arpa")
+    assert proc.returncode == 0 and "10.10.233.10.in-addr.arpa.\t5\tIN\tPTR\tmyclusterip.default.svc.cluster.local." in proc.stdout, proc.stderr
+
+
+def test_records_under_a_name_with_none_is_exit_1_and_says_why() -> None:
+    proc = run("records", str(ZONES), "nope.default.svc.cluster.local")
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert "no records at or below nope.default.svc.cluster.local: `clusterdns records --explain nope.default.svc.cluster.local` says why" in proc.stderr
+
+
 def test_records_of_a_cluster_domain_under_arpa() -> None:
     """--zone home.arpa (RFC 8375): its names are the cluster's, not reverse names."""
     proc = run("records", str(ZONES), "--zone", "home.arpa", "--zone", "in-addr.arpa")
@@ -187,3 +210,14 @@ def test_readme_tool_examples(command: str) -> None:
         want = digout.normalise(line)
         assert want in output[at:], f"{command}: no line {line!r} (in order) in\n" + "\n".join(output)
         at = output.index(want, at) + 1
+
+
+@pytest.mark.parametrize(("name", "why"), [
+    ("bad..name", "an empty label (two dots in a row, or a leading dot)"),
+    ("a..default.svc.cluster.local", "an empty label"),  # was explained as the namespace's NODATA
+    ("x" * 64 + ".default.svc.cluster.local", "has 64 octets (at most 63)"),
+])
+def test_explain_an_invalid_name_says_so(name: str, why: str) -> None:
+    """RFC 1035 2.3.4: such a name cannot be asked (dig refuses it), so it is not 'forwarded' nor NODATA."""
+    proc = run("records", str(ZONES), "--explain", name)
+    assert proc.returncode == 0 and proc.stdout.startswith(f"{name}: not a valid DNS name: ") and why in proc.stdout, proc.stdout

@@ -3,7 +3,8 @@ where it came from, the server block's own facts, and warnings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -63,6 +64,11 @@ class Context:
 
     def error(self, at: Located | int, message: str) -> ConfigError:
         return ConfigError(f"{self.where(at)}: {message}")
+
+    def unknown(self, at: Located | int, what: str, name: str, known: Iterable[str]) -> ConfigError:
+        """`what "name" is not supported`, with the known word it is closest to, if any."""
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        return self.error(at, f'{what} "{name}" is not supported by clusterdns' + (f' (did you mean "{close[0]}"?)' if close else ""))
 
     def warn(self, at: Located | int, message: str) -> None:
         self.warnings.append(f"{self.where(at)}: {message}")

@@ -58,7 +58,7 @@ def forward_option(m: Context, opt: Directive) -> None:
     name = opt.name
     what = f"forward {name}"
     if name not in FORWARD_OPTIONS:
-        raise m.error(opt, f'forward option "{name}" is not supported by clusterdns')
+        raise m.unknown(opt, "forward option", name, FORWARD_OPTIONS)
     if name in FORWARD_SWITCHES:
         m.arity(opt, 0, 0, what)
         m.set(FORWARD_SWITCHES[name], True, opt, what)
@@ -80,7 +80,7 @@ def forward_option(m: Context, opt: Directive) -> None:
         previous = m.raw.get("forward_except", ([], ""))[0]
         m.raw["forward_except"] = (previous + zones, m.where(opt))  # repeated `except` lines add up (setup.go)
     else:
-        raise m.error(opt, f'forward option "{name}" is not supported by clusterdns')
+        raise m.unknown(opt, "forward option", name, FORWARD_OPTIONS)
 
 
 def cache(m: Context, e: Directive, block: Block) -> None:
@@ -105,7 +105,7 @@ def cache(m: Context, e: Directive, block: Block) -> None:
 def cache_option(m: Context, opt: Directive, block: Block) -> None:
     name = opt.name
     if name not in CACHE_OPTIONS:
-        raise m.error(opt, f'cache option "{name}" is not supported by clusterdns')
+        raise m.unknown(opt, "cache option", name, CACHE_OPTIONS)
     if name in ("success", "denial"):
         _capacity(m, opt)
     elif name == "disable":
@@ -128,7 +128,7 @@ def cache_option(m: Context, opt: Directive, block: Block) -> None:
         m.arity(opt, 0, 0, "cache keepttl")
         m.set("cache_keepttl", True, opt, "cache keepttl")
     else:
-        raise m.error(opt, f'cache option "{name}" is not supported by clusterdns')
+        raise m.unknown(opt, "cache option", name, CACHE_OPTIONS)
 
 
 def _capacity(m: Context, opt: Directive) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from clusterdns.config.addresses import is_reverse_zone
 from clusterdns.config.corefile_syntax import Directive, decimal, zone
 from clusterdns.config.plugins.context import Block, Context
+from clusterdns.config.settings import POD_MODES
 from clusterdns.errors import ConfigError, shown
 
 # kubernetes options about reaching an API server: clusterdns has none, it reads --manifests.
@@ -70,9 +71,11 @@ def _cluster_domain_first(m: Context, e: Directive, zones: list[str]) -> list[st
 def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -> tuple[str | None, Any]:
     n = opt.name
     if n not in KUBERNETES_OPTIONS:
-        raise m.error(opt, f"{what} is not supported")
+        raise m.unknown(opt, "kubernetes option", n, KUBERNETES_OPTIONS)
     if n == "pods":
         m.arity(opt, 1, 1, what)
+        if opt.args[0] not in POD_MODES:
+            raise m.error(opt, f"{what}: {shown(opt.args[0])} is not one of {', '.join(POD_MODES)}")
         return "pods", opt.args[0]
     if n == "ttl":
         m.arity(opt, 1, 1, what)
@@ -101,4 +104,4 @@ def kubernetes_option(m: Context, opt: Directive, what: str, zones: list[str]) -
     if n in KUBERNETES_API_OPTIONS:
         m.warn(opt, f"kubernetes {n}: ignored: clusterdns talks to no API server, it reads the manifests directory")
         return None, None
-    raise m.error(opt, f"{what} is not supported")
+    raise m.unknown(opt, "kubernetes option", n, KUBERNETES_OPTIONS)
