@@ -76,6 +76,20 @@ WATCH_MODES = ("auto", "poll", "off")
 UPSTREAM_POLICIES = ("random", "round_robin", "sequential")
 LOADBALANCE_POLICIES = ("round_robin", "off")
 
+# The settings that change only how a running server listens, answers, forwards and caches:
+# `check`, `records`, `export-zone` and `compare` take them too (one command line for serve and
+# them), but their --help does not list them (tests/config/test_sources.py checks that none of
+# these is read on the way from the manifests to the snapshot).
+SERVING_ONLY = frozenset({
+    "listen", "upstream", "watch", "poll_interval", "health", "ready", "metrics", "lameduck", "reload", "reload_jitter", "transfer_to",
+    "notify", "log_queries", "upstream_policy", "upstream_timeout", "max_fails", "max_concurrent", "cache", "cache_caps_own", "cache_size",
+    "cache_zones", "cache_disable_success", "cache_disable_denial", "cache_denial_size", "cache_denial_ttl", "cache_servfail",
+    "cache_keepttl", "cache_prefetch", "cache_prefetch_window", "cache_prefetch_percent", "serve_stale", "serve_stale_mode",
+    "serve_stale_ttl", "serve_stale_recheck", "serve_stale_verify_timeout", "stub_domains", "uncached_stubs", "forward_except",
+    "force_tcp", "prefer_udp", "health_check", "failfast", "upstream_expire", "max_idle_conns", "serve_zones", "rewrite", "loadbalance",
+    "loop_detect", "allow_forward", "rate_limit", "tcp_max_queries", "workers",
+})
+
 
 @dataclass(frozen=True)
 class Setting:

@@ -19,7 +19,7 @@ from clusterdns.config.addresses import hostport_text
 from clusterdns.config.convert import convert_value
 from clusterdns.config.corefile import load_corefile
 from clusterdns.config.reread import ConfigSources
-from clusterdns.config.settings import Config, settings
+from clusterdns.config.settings import SERVING_ONLY, Config, settings
 from clusterdns.errors import ConfigError, shown
 
 log = logging.getLogger("clusterdns")
@@ -88,10 +88,14 @@ def load_config_file(path: str) -> dict[str, Any]:
 # --- flags and the environment -----------------------------------------------------------------
 
 
-def add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per Config field, from its Setting; the help shows the default (_with_default)."""
+def add_config_flags(parser: argparse.ArgumentParser, offline: bool = False) -> None:
+    """One flag per Config field, from its Setting; the help shows the default (_with_default).
+    `offline`: a command that reads the manifests once (check, records, ...): the SERVING_ONLY
+    flags are taken but not listed, and the manifests are not said to be watched."""
     for name, default, s in settings():
         kw: dict[str, Any] = {"dest": name, "help": _with_default(s.help, default) if not s.switch else s.help}
+        if offline:
+            kw["help"] = argparse.SUPPRESS if name in SERVING_ONLY else kw["help"].replace(" (watched)", "")
         if s.switch:
             kw["action"] = "store_true"
         else:

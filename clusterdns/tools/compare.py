@@ -187,7 +187,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS", help="per query (default 2)")
     parser.add_argument("--list", action="store_true", help="print the questions and exit, asking nothing")
     parser.add_argument("--verbose", "-v", action="store_true", help="also list the questions that match")
-    add_config_flags(parser)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
+    parser.epilog = "The flags of `clusterdns serve` that only change how it listens, answers or forwards are taken too, and not listed here."
+    add_config_flags(parser, offline=True)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
     for action in parser._actions:  # compare has no default directory: the questions come from one or the other
         if action.dest == "manifests":
             action.help = "ask about the names of the manifests in this directory (give this or --cases)"

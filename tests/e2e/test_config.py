@@ -4,12 +4,13 @@ below flags and CLUSTERDNS_* variables, above the defaults."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from clusterdns.config.settings import settings
+from clusterdns.config.settings import SERVING_ONLY, settings
 from clusterdns.errors import ConfigError
 from tests.helpers.cases import FIXTURE
 from tests.helpers.process import ROOT, Server, clusterdns_argv, config_of
@@ -60,3 +61,36 @@ def test_serve_help_shows_every_default() -> None:
         if not s.switch and default not in ((), None, ""):
             assert "default" in lines[s.flag], lines[s.flag]
     assert "(default: 127.0.0.1:5353)" in lines["--listen"] and "(default: auto)" in lines["--watch"]
+
+
+def _listed_flags(command: str) -> set[str]:
+    run = subprocess.run(clusterdns_argv(command, "--help"), capture_output=True, text=True, timeout=30, cwd=ROOT, env={**os.environ, "COLUMNS": "400"})
+    assert run.returncode == 0, run.stderr
+    return {line.split()[0].rstrip(",") for line in run.stdout.split("options:", 1)[1].splitlines() if line.startswith("  -")}
+
+
+@pytest.mark.parametrize("command", ["check", "records", "export-zone", "compare"])
+def test_offline_help_lists_what_shapes_the_records_and_takes_the_rest(command: str) -> None:
+    """The offline commands list the settings that shape the snapshot, not serve's listening, forwarding
+    and caching ones (273 lines of check --help before, most of them about a server it never starts);
+    those are still taken, so one command line works for serve and check."""
+    listed = _listed_flags(command)
+    by_name = {name: s.flag for name, _, s in settings()}
+    shaping = {"--manifests", "--zone", "--ttl", "--pods", "--service-cidr", "--external-zone"} | ({"--config"} if command != "compare" else set())
+    assert shaping <= listed, shaping - listed
+    assert not {by_name[name] for name in SERVING_ONLY} & listed
+    run = subprocess.run(clusterdns_argv(command, "--help"), capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert "only change how it listens, answers or forwards are taken too" in " ".join(run.stdout.split())
+    assert "(watched)" not in run.stdout
+
+
+def test_no_serving_only_setting_is_read_on_the_way_to_the_snapshot() -> None:
+    """SERVING_ONLY (hidden from the offline commands' help) holds no setting the stages from the
+    manifests to the snapshot, or the offline tools, read: else `check --help` would hide one that
+    changes what it prints."""
+    stages = [ROOT / "clusterdns" / d for d in ("derive", "snapshot", "objects", "manifests", "tools")]
+    files = [p for d in stages for p in d.rglob("*.py")] + [ROOT / "clusterdns" / f for f in ("pipeline.py", "resolver.py", "hosts.py", "external.py", "records.py")]
+    read = {m for f in files for m in re.findall(r"\b\w*config\w*\.(\w+)", f.read_text())}
+    assert read >= {"manifests", "pods", "ttl", "service_cidr"}  # the pattern finds what they read
+    assert read & SERVING_ONLY == set()
+    assert SERVING_ONLY <= {name for name, _, _ in settings()}
