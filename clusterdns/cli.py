@@ -37,7 +37,10 @@ class CommandParser(argparse.ArgumentParser):
     def unrecognized(self, words: list[str]) -> NoReturn:
         """Words no option or positional took, with the option meant when one is close."""
         options = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-        guesses = [close[0] for w in words if w.startswith("--") for close in [difflib.get_close_matches(w.split("=")[0], options, n=1)] if close]
+        flags = [w.split("=")[0] for w in words if w.startswith("--")]
+        if any(f in options for f in flags):  # an option after `--`, where every word is positional
+            self.error(f"unrecognized arguments: {' '.join(words)} (options go before --)")
+        guesses = [close[0] for f in flags for close in [difflib.get_close_matches(f, options, n=1, cutoff=0.75)] if close]
         self.error(f"unrecognized arguments: {' '.join(words)}" + (f" (did you mean {', '.join(guesses)}?)" if guesses else ""))
 
 

@@ -18,8 +18,9 @@ from operator import attrgetter
 from typing import NamedTuple
 
 from clusterdns.codes import AAAA, CNAME, NOERROR, NS, NXDOMAIN, PTR, SERVFAIL, SOA, SRV, A
+from clusterdns.config.settings import Config
 from clusterdns.model import Service, ServicePort
-from clusterdns.names import address_from_reverse, endpoint_name, split, under
+from clusterdns.names import address_from_reverse, endpoint_name, split, under, zone_labels
 from clusterdns.records import RR, Name, SOAData
 from clusterdns.resolver import Answer
 from clusterdns.snapshot.external_addresses import host_kind
@@ -43,6 +44,12 @@ class ExternalOptions:
     fallthrough: tuple[Labels, ...] = ()  # NXDOMAIN under these goes on; () the root, every name
     kubernetes_ttl: int | None = None  # SRV and CNAME records (CoreDNS's s.TTL); None: the snapshot's --ttl
     namespaces: tuple[str, ...] | None = None  # kubernetes `namespaces`; None: the snapshot's; (): every one
+
+    @classmethod
+    def of(cls, config: Config) -> ExternalOptions:
+        """The options the settings give (--external-zone, --external-apex, ...)."""
+        return cls(zone_labels(config.external_zones), config.external_apex, config.external_ttl, config.external_headless,
+                   zone_labels(config.external_fallthrough))
 
 
 @dataclass(frozen=True, slots=True)

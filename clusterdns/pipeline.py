@@ -44,12 +44,12 @@ class Pipeline:
     def __init__(self, root: str | Path, config: Config, previous: Snapshot | None = None) -> None:
         """`previous`: the snapshot served before a configuration reload, so the first build here
         keeps its serial when the records come out the same. A directory that is not there is
-        a ConfigError (exit 2 at start-up), not an empty zone; one that goes away later is a
-        problem of the next refresh (manifests/files.py list_files), and the last good data stays."""
+        a ConfigError (exit 2 at start-up), not an empty zone; one that goes away later is an
+        error of the next refresh, and what was read from it keeps serving (objects/store.py)."""
         if not Path(root).is_dir():
             hint = " (it is a file: give the directory the manifests are in)" if Path(root).exists() else ""
             if str(root) == Config.__dataclass_fields__["manifests"].default:  # nothing named a directory
-                hint = " (the default: give --manifests DIR, or `manifests DIR` in the Corefile's kubernetes block)"
+                hint = " (zones is the default: give --manifests DIR, or `manifests DIR` in the Corefile's kubernetes block)"
             raise ConfigError(f"{root}: manifests directory not found{hint}")
         self.config = config
         self.store = ManifestStore(root, config)
@@ -64,7 +64,7 @@ class Pipeline:
         anything changed; the previous snapshot stays the answer when nothing did."""
         previous = self.snapshot
         change = self.store.refresh(full=full)
-        if not self.first and not change.files:
+        if not self.first and not change.files and not change.walk:
             return Update(change, previous, previous)  # type: ignore[arg-type]
         if self.first:
             self._read_hosts()

@@ -109,10 +109,16 @@ def setting(default: Any, **kw: Any) -> Any:
     return field(default=default, metadata={"setting": Setting(**kw)})
 
 
+def _canonical_host(host: str) -> str:
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        return host
+
+
 # The numbers whose range no other check below states; for those that may be 0, what 0 means.
-_POSITIVE = frozenset({"poll_interval", "upstream_timeout", "cache_prefetch_window"})
-_NOT_NEGATIVE = {"rate_limit": "off", "tcp_max_queries": "no limit", "lameduck": "close at once", "cache": "off",
-                 "cache_size": "nothing kept", "cache_denial_size": "nothing kept"}
+_POSITIVE = frozenset({"poll_interval"})
+_NOT_NEGATIVE = {"rate_limit": "off", "tcp_max_queries": "no limit", "lameduck": "close at once", "cache": "off", "cache_prefetch_window": "none"}
 
 
 @dataclass(frozen=True)
@@ -401,7 +407,8 @@ class Config:
             raise ConfigError("at least one --listen address is needed")
         if "none" in self.upstream and len(self.upstream) > 1:  # else `none` silently won over the addresses
             raise ConfigError(f"--upstream none (forward nothing) cannot go with addresses: {', '.join(u for u in self.upstream if u != 'none')}")
-        twice = [a for i, a in enumerate(self.listen) if a[1] and a in self.listen[:i]]  # (port 0: a new port each)
+        seen = [(_canonical_host(host), port) for host, port in self.listen]  # [0::1] is [::1]
+        twice = [a for i, a in enumerate(self.listen) if a[1] and seen[i] in seen[:i]]  # (port 0: a new port each)
         if twice:  # else the second bind fails as if another process held the port
             raise ConfigError(f"--listen {hostport_text(*twice[0])}: the same address is given twice")
         if not 1 <= self.workers <= 64:
@@ -441,6 +448,13 @@ class Config:
             raise ConfigError(f"--external-ttl {self.external_ttl}: must be 0-3600")
         if self.max_fails < 0 or self.max_concurrent < 0:
             raise ConfigError("--max-fails and --max-concurrent cannot be negative (CoreDNS forward: max_fails 0 turns health checks off)")
+        # What a forwarder and its cache cannot work with (checked here, so that `check` says it too).
+        if not 0 < self.upstream_timeout <= 60:
+            raise ConfigError(f"--upstream-timeout {self.upstream_timeout:g}: must be more than 0 and at most 60 seconds")
+        if self.max_concurrent < 1:
+            raise ConfigError(f"--max-concurrent {self.max_concurrent}: must be at least 1")
+        if self.cache_size < 1 or self.cache_denial_size < 1:
+            raise ConfigError(f"--cache-size {self.cache_size}, --cache-denial-size {self.cache_denial_size}: must be at least 1")
         if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
             raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
         self._check_reload()

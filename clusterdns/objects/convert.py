@@ -90,12 +90,15 @@ _OUR_KINDS = sorted({kind for _, kind in _CONVERTERS})
 
 
 @functools.lru_cache(maxsize=256)
-def _misspelled(group: str, kind: str) -> str | None:
-    """The kind of ours `kind` is a misspelling of, in a built-in group; None otherwise."""
-    if group not in _OTHER_KINDS or kind in _OTHER_KINDS[group]:
+def _misspelled(group: str, kind: str, versioned: bool) -> str | None:
+    """The kind of ours `kind` is a misspelling of (or is, in another group), in a built-in group;
+    None otherwise. A typed list (`DeploymentList` whose items are no list) is none; without an
+    apiVersion the group is a guess, so only a kind of ours in other letter case counts
+    (`APIService` is not a misspelled Service)."""
+    if group not in _OTHER_KINDS or kind in _OTHER_KINDS[group] or kind.endswith("List"):
         return None
     same = [ours for ours in _OUR_KINDS if ours.lower() == kind.lower()]
-    close = same or difflib.get_close_matches(kind, _OUR_KINDS, n=1, cutoff=0.8)
+    close = same or (difflib.get_close_matches(kind, _OUR_KINDS, n=1, cutoff=0.8) if versioned else [])
     return close[0] if close else None
 
 
@@ -117,10 +120,12 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
         group = _DEFAULT_GROUP.get(kind, "")
     converter = _CONVERTERS.get((group, kind))
     if converter is None:  # another kind, or a CRD that reuses a name (Knative's Service)
-        meant = _misspelled(group, kind)
+        meant = _misspelled(group, kind, "apiVersion" in doc.data)
         if meant is not None and problems is not None:
+            # One of ours in another group (apiVersion v1 on a Deployment), or misspelled in its own.
+            hint = f"it is served in {_DEFAULT_GROUP[meant] or 'core'}/v1" if meant == kind else f"did you mean {meant}?"
             problems.append(Problem("warning", f"{shown(kind)} is no kind of the {group or 'core'} API (kubectl refuses it: no matches for kind);"
-                                    f" did you mean {meant}? The document is skipped", file=doc.file, doc=doc.doc, line=doc.line, field="kind"))
+                                    f" {hint} The document is skipped", file=doc.file, doc=doc.doc, line=doc.line, field="kind"))
         return None
     r = Reader(doc, kind, problems, reading or Reading())
     obj = converter(r, doc.data)

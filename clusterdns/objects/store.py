@@ -51,6 +51,7 @@ class Change:
     modified: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     kept_last_good: list[str] = field(default_factory=list)
+    walk: bool = False  # the walk's own problems changed (the directory went away or came back)
 
     @property
     def files(self) -> int:
@@ -76,7 +77,13 @@ class ManifestStore:
     def refresh(self, full: bool = False) -> Change:
         """Rescan the directory; re-read new and changed files (every file when `full`)."""
         change = Change()
-        paths, self.walk_problems = list_files(self.root)
+        paths, walk_problems = list_files(self.root)
+        gone = not paths and not self.root.is_dir()
+        if gone and self.files:  # an unmounted volume, a directory being swapped: what was read keeps serving
+            walk_problems = [Problem("error", "manifests directory not found: serving the files read from it before until it is back", file=str(self.root))]
+        change.walk, self.walk_problems = walk_problems != self.walk_problems, walk_problems
+        if gone:
+            return change  # nothing to remove, nothing to read
         current = set(paths)
         for rel in [r for r in self.files if r not in current]:
             del self.files[rel]

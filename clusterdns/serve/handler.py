@@ -78,9 +78,7 @@ class Handler:
         if config.hosts_file is not None or config.hosts:
             sources.append(HostsEntries(self))
         if config.external_zones:
-            options = ExternalOptions(zone_labels(config.external_zones), config.external_apex, config.external_ttl, config.external_headless,
-                                      zone_labels(config.external_fallthrough))
-            sources.append(ExternalNames(self, options))
+            sources.append(ExternalNames(self, ExternalOptions.of(config)))
         return sources
 
     def respond(self, wire: bytes, tcp: bool = False, peer: str | None = None) -> Result:

@@ -8,13 +8,15 @@ the walk stops at NXDOMAIN.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from clusterdns.codes import AAAA, CNAME, NXDOMAIN, PTR, RCODE_LABELS, SRV, TXT, TYPE_LABELS, A
 from clusterdns.config.settings import Config
+from clusterdns.external import ExternalOptions
+from clusterdns.external import answer as external_answer
 from clusterdns.model import EndpointAddress, Pod, Service
-from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split, unfit
-from clusterdns.resolver import find_zone, resolve
+from clusterdns.names import NameRequest, endpoint_name, ip_from_pod_label, parse_name, port_labels, split, under, unfit
+from clusterdns.resolver import Answer, find_zone, resolve
 from clusterdns.snapshot.table import Snapshot
 from clusterdns.tools.zonefile import rr_line
 
@@ -27,21 +29,33 @@ def explain(snap: Snapshot, config: Config, name: str) -> list[str]:
         return [f"{name}: not a valid DNS name: {wrong}; no query can ask it"]
     found = find_zone(snap, labels)
     if found is None:
-        return [f"{name}: not in our zones ({', '.join(config.zones)}): forwarded to the upstream, or REFUSED without one"]
+        return _external(snap, config, name, labels) or [
+            f"{name}: not in our zones ({', '.join(config.zones)}): forwarded to the upstream, or REFUSED without one"]
     zone, reverse = found
     zone_text = ".".join(zone)
     lines = [f"{name.rstrip('.')}. (zone {zone_text})"]
-    lines += _answers(snap, labels, zone_text, reverse)
+    lines += _answers(lambda qtype: resolve(snap, labels, qtype), labels, zone_text, (PTR,) if reverse else (A, AAAA, SRV, CNAME, TXT))
     rel = labels[: len(labels) - len(zone)]
     lines += list(_reverse_reasons(snap, labels) if reverse else _forward_reasons(snap, config, rel))
     return lines
 
 
-def _answers(snap: Snapshot, labels: tuple[str, ...], zone: str, reverse: bool) -> list[str]:
+def _external(snap: Snapshot, config: Config, name: str, labels: tuple[str, ...]) -> list[str]:
+    """A name in a k8s_external zone (--external-zone): its answers, from the same function the server asks."""
+    options = ExternalOptions.of(config)
+    zone = max((z for z in options.zones if under(labels, (z,))), key=len, default=None)
+    if zone is None:
+        return []
+    zone_text = ".".join(zone)
+    lines = [f"{name.rstrip('.')}. (k8s_external zone {zone_text}: the Services' external IPs and LoadBalancer addresses)"]
+    return lines + _answers(lambda qtype: external_answer(snap, options, labels, qtype), labels, zone_text, (A, AAAA, SRV, CNAME))
+
+
+def _answers(ask: Callable[[int], Answer | None], labels: tuple[str, ...], zone: str, qtypes: tuple[int, ...]) -> list[str]:
     out = []
-    for qtype in (PTR,) if reverse else (A, AAAA, SRV, CNAME, TXT):
+    for qtype in qtypes:
         text = TYPE_LABELS[qtype]
-        answer = resolve(snap, labels, qtype)
+        answer = ask(qtype)
         if answer is None:
             continue
         if answer.answer:
@@ -50,6 +64,8 @@ def _answers(snap: Snapshot, labels: tuple[str, ...], zone: str, reverse: bool) 
                 out.append("  " + rr_line(owner if rr.owner is None else rr.owner.text(zone), rr, zone))
             if answer.chase:
                 out.append(f"  (then the upstream's {text} records for {answer.chase}.)")
+            for lookup in getattr(answer, "lookups", ()):  # a LoadBalancer's hostname: looked up when asked
+                out.append(f"  (then the {TYPE_LABELS.get(lookup.qtype, lookup.qtype)} records of {lookup.name}., looked up when asked)")
         else:
             out.append(f"  {text}: {RCODE_LABELS.get(answer.rcode, answer.rcode)}{'' if answer.rcode == NXDOMAIN else ' (NODATA)'}")
     return out

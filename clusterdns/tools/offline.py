@@ -36,8 +36,8 @@ def run_export(args: argparse.Namespace) -> int:
     zone = (args.zone_name or config.cluster_domain).lower().rstrip(".")
     if not _exportable(zone, config.zones):
         external = " (a k8s_external zone: its records are the LoadBalancer addresses, asked live)" if zone in config.external_zones else ""
-        raise ConfigError(f"export-zone {zone}: not one of the --zone zones{external}; they are {', '.join(config.zones)}"
-                          " (a reverse zone may also be one below them, such as 10.in-addr.arpa)")
+        below = " (or a reverse zone below a reverse one)" if config.reverse_zones else ""
+        raise ConfigError(f"export-zone {zone}: not one of the --zone zones{external}; they are {', '.join(config.zones)}{below}")
     text = export(load_snapshot(config), zone)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as f:

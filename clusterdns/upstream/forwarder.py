@@ -14,7 +14,6 @@ import dns.message
 
 from clusterdns.config.addresses import Address
 from clusterdns.config.settings import Config
-from clusterdns.errors import ConfigError
 from clusterdns.upstream.cache import Cache, CachedReply, CacheKey, under, zone_labels
 from clusterdns.upstream.exchange import in_order, lookup_query, parsed, question_of
 from clusterdns.upstream.health import Health, UpstreamState
@@ -40,20 +39,6 @@ def query_deadline(upstream_timeout: float) -> float:
     most --upstream-timeout, plus a TCP retry if the reply was truncated.
     """
     return min(DEADLINE_CAP, 2 * upstream_timeout + 0.5)
-
-
-def check(config: Config) -> None:
-    """The forward and cache settings a Forwarder cannot work with."""
-    if not 0 < config.upstream_timeout <= 60:
-        raise ConfigError(f"--upstream-timeout {config.upstream_timeout}: must be more than 0 and at most 60 seconds")
-    if config.max_fails < 0:
-        raise ConfigError(f"--max-fails {config.max_fails}: must be 0 (never mark down) or more")
-    if config.max_concurrent < 1:
-        raise ConfigError(f"--max-concurrent {config.max_concurrent}: must be at least 1")
-    if config.cache < 0:
-        raise ConfigError(f"--cache {config.cache}: must be 0 (off) or more seconds")
-    if config.cache_size < 1 or config.cache_denial_size < 1:
-        raise ConfigError(f"--cache-size {config.cache_size}, --cache-denial-size {config.cache_denial_size}: must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +76,6 @@ class Forwarder:
 
     def __init__(self, upstreams: Sequence[Address], config: Config | None = None, zone: str = ".") -> None:
         config = config if config is not None else Config()
-        check(config)
         self.zone = zone  # "." for the default upstreams, else the stub domain
         self.upstreams = tuple(upstreams)
         self.policy = config.upstream_policy

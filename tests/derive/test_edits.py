@@ -340,3 +340,29 @@ def test_the_nameserver_records_of_a_patched_snapshot_are_those_of_now(tmp_path:
     got = pipeline.refresh().snapshot
     assert sorted(k for k in got.static if k[0] == "ns.dns") == [("ns.dns", 1)]  # s0's ClusterIP: IPv4 only
     assert got.static == load(config).static
+
+
+def test_a_manifests_directory_that_goes_away_keeps_serving_what_was_read(tmp_path: Path) -> None:
+    """An unmounted volume or a directory being swapped: an error, and the last files' Services stay
+    (they were all dropped before, every name NXDOMAIN); back empty, the cluster is empty and said so;
+    back with its file, served again and the error gone."""
+    root = tmp_path / "m"
+    root.mkdir()
+    text = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {ports: [{port: 80}]}\n"
+    (root / "s.yaml").write_text(text)
+    pipeline = Pipeline(root, Config(manifests=str(root)))
+    assert [s.name for s in pipeline.refresh(full=True).snapshot.state.services] == ["web"]
+    (root / "s.yaml").unlink()
+    root.rmdir()
+    gone = pipeline.refresh()
+    assert gone.rebuilt and [s.name for s in gone.snapshot.state.services] == ["web"]
+    assert [(p.level, p.message) for p in gone.snapshot.problems] == [
+        ("error", "manifests directory not found: serving the files read from it before until it is back")]
+    assert not pipeline.refresh().rebuilt  # still gone: nothing new to say
+    root.mkdir()
+    empty = pipeline.refresh()
+    assert list(empty.snapshot.state.services) == []
+    assert [p.message for p in empty.snapshot.problems] == ["no manifest files (.yaml, .yml, .json) here yet: the cluster is empty"]
+    (root / "s.yaml").write_text(text)
+    back = pipeline.refresh()
+    assert [s.name for s in back.snapshot.state.services] == ["web"] and list(back.snapshot.problems) == []

@@ -4,6 +4,7 @@ because argparse only turns a converter's ValueError into its own error)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -24,6 +25,7 @@ MISTAKES = [
     (["serve", "--ttl", "abc"], "clusterdns serve: error: argument --ttl: invalid int value: 'abc'"),
     # An option misspelled: the one meant, from the command's own options; no abbreviations.
     (["serve", "--upstrem", "none"], "clusterdns serve: error: unrecognized arguments: --upstrem none (did you mean --upstream?)"),
+    (["check", "--", "zones", "--upstream", "none"], "clusterdns check: error: unrecognized arguments: --upstream none (options go before --)"),
     (["check", "--manifest", "zones"], "clusterdns check: error: unrecognized arguments: --manifest (did you mean --manifests?)"),  # zones: its DIR
     ([], "clusterdns: error: the following arguments are required: command\n(`clusterdns --help` lists the commands)"),
     # Numbers out of the range they mean (settings.py _check_numbers): -1 would spin a core.
@@ -70,9 +72,10 @@ def test_no_directory_named_says_the_default_and_where_to_name_one(tmp_path: Pat
     corefile = tmp_path / "Corefile"
     corefile.write_text(".:5300 {\n    kubernetes cluster.local\n}\n")
     for argv in (["check"], ["check", "--corefile", str(corefile)]):
-        run = subprocess.run(clusterdns_argv(*argv), capture_output=True, text=True, timeout=30, cwd=tmp_path)
+        # From a directory without zones/ (PYTHONPATH: this checkout's package, not one installed elsewhere).
+        run = subprocess.run(clusterdns_argv(*argv), capture_output=True, text=True, timeout=30, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert run.returncode == 2, run.stderr
-        assert run.stderr == ("clusterdns: zones: manifests directory not found (the default: give --manifests DIR,"
+        assert run.stderr == ("clusterdns: zones: manifests directory not found (zones is the default: give --manifests DIR,"
                               " or `manifests DIR` in the Corefile's kubernetes block)\n"), run.stderr
 
 

@@ -371,7 +371,7 @@ def test_readme_status_and_reload_lines_are_what_make_run_prints(tmp_path: Path)
         health = endpoint(server, "health").removeprefix("http://").removesuffix("/health")
         run = subprocess.run(clusterdns_argv("status", "--health", health), capture_output=True, text=True, timeout=30, cwd=ROOT)
         expected = _readme_status()
-        assert len(expected) == 4 and run.returncode == 0
+        assert len(expected) == 4 and run.returncode == 0 and len(run.stdout.splitlines()) == 4, run.stdout
         assert [digout.line_matches(_variable(e), a) for e, a in zip(expected, run.stdout.splitlines())] == [True] * 4, run.stdout
         (zones / "added.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: added}\nspec: {ports: [{port: 80}]}\n")
         said = re.search(r"^clusterdns: reloaded zones: .*$", README_TEXT, re.M)

@@ -413,7 +413,7 @@ def test_a_quoted_target_port_is_its_number(target: str, read: int | None, messa
 MISSPELLED = [
     ("v1", "service", "Service"),
     ("v1", "Servce", "Service"),
-    (None, "Pods", "Pod"),
+    (None, "Pods", None),  # no apiVersion: not even a close spelling (kubectl wants the apiVersion first)
     ("apps/v1", "deployment", "Deployment"),
     ("apps/v1", "Statefulset", "StatefulSet"),
     ("discovery.k8s.io/v1", "EndpointSlices", "EndpointSlice"),
@@ -423,6 +423,12 @@ MISSPELLED = [
     ("serving.knative.dev/v1", "Service", None),  # a CRD's own kind
     ("example.com/v1", "service", None),
     ("v1", "Widget", None),  # nothing of ours it could be
+    ("apps/v1", "DeploymentList", None),  # a typed list whose items are no list
+    ("v1", "EndpointsList", None),
+    (None, "APIService", None),  # no apiVersion: the group is a guess, only another letter case counts
+    (None, "service", "Service"),
+    ("v1", "Deployment", "apps/v1"),  # one of ours in another group: where it is served
+    ("discovery.k8s.io/v1", "Endpoints", "core/v1"),
 ]
 
 
@@ -436,4 +442,5 @@ def test_a_misspelled_kind_is_a_warning_that_names_the_kind_meant(api_version: s
     else:
         (p,) = problems
         assert (p.level, p.field, p.line) == ("warning", "kind", 3)
-        assert p.message.startswith(f"'{kind}' is no kind of the ") and f"did you mean {meant}? The document is skipped" in p.message
+        hint = f"it is served in {meant}" if "/" in meant else f"did you mean {meant}?"
+        assert p.message.startswith(f"'{kind}' is no kind of the ") and f"; {hint} The document is skipped" in p.message, p.message

@@ -71,7 +71,7 @@ def test_export_zone_forward_and_reverse(tmp_path: Path) -> None:
     assert not any("\tA\t" in line for line in text)
 
 
-@pytest.mark.parametrize("command", [["export-zone", "--manifests", "{missing}", "-o", "{out}"], ["records", "{missing}"]])
+@pytest.mark.parametrize("command", [["export-zone", "--manifests", "{missing}", "-o", "{out}"], ["records", "{missing}"], ["check", "{missing}"]])
 def test_a_missing_manifests_directory_is_an_error_not_an_empty_zone(tmp_path: Path, command: list[str]) -> None:
     missing, out = tmp_path / "nope", tmp_path / "out.zone"
     proc = run(*[part.format(missing=missing, out=out) for part in command])
@@ -221,3 +221,14 @@ def test_explain_an_invalid_name_says_so(name: str, why: str) -> None:
     """RFC 1035 2.3.4: such a name cannot be asked (dig refuses it), so it is not 'forwarded' nor NODATA."""
     proc = run("records", str(ZONES), "--explain", name)
     assert proc.returncode == 0 and proc.stdout.startswith(f"{name}: not a valid DNS name: ") and why in proc.stdout, proc.stdout
+
+
+def test_explain_a_k8s_external_name_gives_its_answers() -> None:
+    """--explain of a name in an --external-zone: the answers k8s_external gives (external.answer, the
+    server's own function), not 'not in our zones: forwarded' as before."""
+    proc = run("records", str(ZONES), "--external-zone", "example.org", "--explain", "myloadbalance.default.example.org")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0].startswith("myloadbalance.default.example.org. (k8s_external zone example.org"), proc.stdout
+    assert "  myloadbalance.default.example.org.\t5\tIN\tA\t203.0.113.100" in lines and "  AAAA: NOERROR (NODATA)" in lines
+    missing = run("records", str(ZONES), "--external-zone", "example.org", "--explain", "nope.default.example.org").stdout.splitlines()
+    assert missing[1:] == ["  A: NXDOMAIN", "  AAAA: NXDOMAIN", "  SRV: NXDOMAIN", "  CNAME: NXDOMAIN"], missing
