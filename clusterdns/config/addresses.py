@@ -60,10 +60,14 @@ def endpoint(text: str, default_port: int) -> Address | None:
 
 
 def normalize_zone(text: str) -> str:
-    """Lower-case, no trailing dot; `.` stays the root."""
+    """Lower-case, no trailing dot; `.` stays the root. A name no query could carry (an empty
+    label, a label over 63 octets, over 255 in all: RFC 1035 2.3.4) is refused."""
     zone = text.strip().lower().rstrip(".")
     if not zone:
         raise ConfigError("empty zone name")
+    labels = zone.split(".")
+    if "" in labels or any(len(label.encode()) > 63 for label in labels) or len(zone.encode()) + 2 > 255:
+        raise ConfigError(f"zone {shown(text)}: not a valid domain name (empty labels, a label over 63 octets or over 255 in all)")
     return zone
 
 

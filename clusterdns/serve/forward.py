@@ -72,7 +72,7 @@ class Upstream:
             return error_reply(wire, REFUSED, query.qname_end + 4, query.edns), key(query.qtype, REFUSED, self.plugin, request.do)
         if reply is None:
             # CoreDNS's errors plugin line for a failed lookup.
-            errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered within the deadline (%s)",
+            errors_log.error("[ERROR] plugin/errors: 2 %s. %s: no upstream answered: each refused, was unreachable or too slow (%s)",
                              ".".join(query.labels), type_text(query.qtype), ", ".join(f"{h}:{p}" for h, p in self.forwarder.upstreams))
             return error_reply(wire, SERVFAIL, query.qname_end + 4, query.edns), key(query.qtype, SERVFAIL, self.plugin, request.do)
         return truncate_forwarded(reply, wire, query, request.limit), key(query.qtype, rcode_of(reply), self.plugin, request.do)

@@ -16,11 +16,12 @@ from pathlib import Path
 import dns.exception
 import dns.message
 import dns.query
+import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers import digout
-from tests.helpers.process import QUIET_HTTP, ROOT, UNIT_FIXTURE, Server, clusterdns_argv, udp_ports_of, udp_sockets, wait_until
+from tests.helpers.process import QUIET_HTTP, ROOT, UNIT_FIXTURE, Server, clusterdns_argv, free_port, udp_ports_of, udp_sockets, wait_until
 
 FIXTURE = UNIT_FIXTURE
 OPS = ["--health", "127.0.0.1:0", "--ready", "127.0.0.1:0", "--metrics", "127.0.0.1:0"]
@@ -380,5 +381,22 @@ def test_readme_status_and_reload_lines_are_what_make_run_prints(tmp_path: Path)
         assert server.wait_for_output(r"reloaded .*: 1 added"), server.output
         line = next(x for x in server.output.splitlines() if "reloaded " in x)
         assert digout.line_matches(shown, line), line
+    finally:
+        server.stop()
+
+
+def test_readme_error_line_of_a_failed_forward(tmp_path: Path) -> None:
+    """README: the errors plugin's line when no upstream answers (here one that refuses at once,
+    which the line said was 'within the deadline' before)."""
+    said = re.search(r"^\[ERROR\] plugin/errors: .*$", README_TEXT, re.M)
+    assert said is not None, "the README's [ERROR] line changed"
+    closed = free_port()  # nothing listens there: the kernel refuses
+    server = Server(clusterdns_argv("serve", "--manifests", str(FIXTURE), "--listen", "127.0.0.1:0", "--upstream", f"127.0.0.1:{closed}", *OPS))
+    try:
+        reply = dns.query.udp(dns.message.make_query("example.com.", "A"), server.host, port=server.port, timeout=5)
+        assert reply.rcode() == dns.rcode.SERVFAIL
+        assert server.wait_for_output(r"\[ERROR\] plugin/errors: .*example\.com\. A"), server.output
+        line = next(x for x in server.output.splitlines() if x.startswith("[ERROR] plugin/errors"))
+        assert line == said.group(0).replace("(127.0.0.1:1)", f"(127.0.0.1:{closed})"), (line, said.group(0))
     finally:
         server.stop()
