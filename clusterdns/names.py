@@ -17,6 +17,11 @@ MAX_NAME = 255  # octets in a name on the wire, length octets and root included 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")  # a DNS-1123 label, lower case
 
 
+def is_dns1123_label(text: str) -> bool:
+    """A name a Namespace (or a Pod's hostname) can have: at most 63 of a-z, 0-9 and '-', not at either end."""
+    return _LABEL.fullmatch(text) is not None
+
+
 def service_name(name: str, namespace: str) -> str:
     """`<svc>.<ns>.svc`, relative to the zone (spec S3)."""
     return f"{name}.{namespace}.{SVC}"

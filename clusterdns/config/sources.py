@@ -21,6 +21,7 @@ from clusterdns.config.corefile import load_corefile
 from clusterdns.config.reread import ConfigSources
 from clusterdns.config.settings import SERVING_ONLY, Config, settings
 from clusterdns.errors import ConfigError, shown
+from clusterdns.names import is_dns1123_label
 
 log = logging.getLogger("clusterdns")
 UNSET = object()  # a flag not given (None is a real value: `--health none`)
@@ -163,7 +164,11 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
                 continue
             value = False if s.switch and not raw.strip() else convert_value(name, raw, f"CLUSTERDNS_{name.upper()}={shown(raw)}")
         values[name] = tuple(value) if s.repeat and value is not None else value
-    return Config(**values)
+    config = Config(**values)
+    for namespace in config.namespaces:  # CoreDNS takes any word too; this one can match nothing
+        if not is_dns1123_label(namespace):
+            log.warning("--namespaces %s: no namespace can be named so (a DNS-1123 label: a-z, 0-9 and '-'): it matches none", shown(namespace))
+    return config
 
 
 def config_sources(args: argparse.Namespace, environ: dict[str, str] | None = None) -> ConfigSources:

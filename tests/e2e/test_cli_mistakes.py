@@ -87,3 +87,13 @@ def test_an_empty_directory_is_a_warning_not_silence(tmp_path: Path) -> None:
     assert run.returncode == 0
     assert run.stdout.splitlines() == [f"warning: {tmp_path}: no manifest files (.yaml, .yml, .json) here yet: the cluster is empty",
                                        f"{tmp_path}: 0 files, 0 services, 0 pods: 0 errors, 1 warnings"], run.stdout
+
+
+def test_a_namespace_no_namespace_can_have_is_a_warning() -> None:
+    """--namespaces (or a Corefile's `namespaces`) with a word no Namespace can be named: CoreDNS takes it
+    silently and matches nothing; clusterdns takes it and says so, once."""
+    run = subprocess.run(clusterdns_argv("check", "zones", "--upstream", "none", "--namespaces", "Bad_NS,default"),
+                         capture_output=True, text=True, timeout=30, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    said = "clusterdns: --namespaces 'Bad_NS': no namespace can be named so (a DNS-1123 label: a-z, 0-9 and '-'): it matches none"
+    assert run.stderr.count(said) == 1 and "'default'" not in run.stderr, run.stderr
