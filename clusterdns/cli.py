@@ -66,10 +66,11 @@ def build_parser() -> CommandParser:
     records.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
     records.add_argument("name", nargs="?", metavar="NAME", help="only records at or below this name")
     records.add_argument("--explain", metavar="NAME", help="say which manifests made each record of NAME, or why it is NXDOMAIN")
-    for p in (serve, export, check, records):  # docs/corefile.md
+    compared = sub.add_parser("compare", help="ask clusterdns and another DNS server the same questions and diff the answers")
+    compare.add_arguments(compared)
+    for p in (serve, export, check, records, compared):  # docs/corefile.md
         p.add_argument("--config", metavar="FILE", help="YAML file of settings (keys: these flags' names); flags and CLUSTERDNS_* beat it")
         p.add_argument("--corefile", metavar="FILE", help="CoreDNS Corefile (the subset in docs/corefile.md); flags, CLUSTERDNS_* and --config beat it")
-    compare.add_arguments(sub.add_parser("compare", help="ask clusterdns and another DNS server the same questions and diff the answers"))
     status = sub.add_parser("status", help="ask a running server how its last reload went (via its /status endpoint)")
     status.add_argument("--health", default=f"127.0.0.1:{HEALTH_PORT}", metavar="HOST:PORT", help="the server's --health address")
     status.add_argument("--json", action="store_true", help="print the raw JSON")

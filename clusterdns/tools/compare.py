@@ -191,7 +191,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser, offline=True)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
     for action in parser._actions:  # compare has no default directory: the questions come from one or the other
         if action.dest == "manifests":
-            action.help = "ask about the names of the manifests in this directory (give this or --cases)"
+            action.help = "ask about the names of the manifests in this directory (give this, a --corefile or --config that names it, or --cases)"
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -240,7 +240,9 @@ def compare(questions: Sequence[AskedQuestion], mine: Asker, theirs: Asker, opti
 
 
 def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[AskedQuestion], str]:
-    manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ
+    # The manifests from the flag, the environment, or the settings files (a Corefile's `manifests`).
+    files = [f for f in (args.config, args.corefile, os.environ.get("CLUSTERDNS_CONFIG"), os.environ.get("CLUSTERDNS_COREFILE")) if f]
+    manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ or bool(files)
     if args.cases and args.manifests is not UNSET:
         raise ConfigError("give --cases or --manifests, not both")
     if args.cases:
@@ -248,7 +250,7 @@ def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[AskedQuestio
             raise ConfigError("--zone-records needs --manifests")
         return questions_from_cases(args.cases, args.profile, out), args.cases
     if not manifests_given:
-        raise ConfigError("give --cases FILE or --manifests DIR: where do the questions come from?")
+        raise ConfigError("give --cases FILE or --manifests DIR (directly, or as the manifests of a --corefile or --config): where do the questions come from?")
     if args.profile:
         raise ConfigError("--profile goes with --cases")
     config = config_from_args(args)

@@ -151,3 +151,16 @@ def test_report_goes_to_the_given_stream(servers: dict[str, Server]) -> None:
         theirs.close()
     assert n == 1
     assert "= db.shop.svc.cluster.local. A NOERROR" in out.getvalue()
+
+
+def test_the_questions_of_a_corefile_are_those_of_its_manifests_and_zones(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """compare --corefile (the Corefile a team runs): its kubernetes block's manifests and zones make
+    the questions, as --manifests with the same --zone flags does; before, compare took no --corefile."""
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:53 {{\n    kubernetes cluster.local in-addr.arpa {{\n        manifests {DUMP}\n        pods disabled\n    }}\n}}\n")
+    code, from_corefile = run(capsys, "--against", "127.0.0.1:9", "--corefile", str(corefile), "--list")
+    assert code == 0 and "cluster.local. SOA" in from_corefile, from_corefile
+    code, from_flags = run(capsys, "--against", "127.0.0.1:9", "--manifests", str(DUMP), "--zone", "cluster.local", "--zone", "in-addr.arpa",
+                           "--pods", "disabled", "--fallthrough", "none", "--list")  # (no `fallthrough` in the block)
+    assert code == 0 and from_corefile.splitlines() == from_flags.splitlines()
+    assert from_flags != run(capsys, "--against", "127.0.0.1:9", "--manifests", str(DUMP), "--list")[1]  # the Corefile's settings count

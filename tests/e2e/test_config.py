@@ -76,7 +76,7 @@ def test_offline_help_lists_what_shapes_the_records_and_takes_the_rest(command: 
     those are still taken, so one command line works for serve and check."""
     listed = _listed_flags(command)
     by_name = {name: s.flag for name, _, s in settings()}
-    shaping = {"--manifests", "--zone", "--ttl", "--pods", "--service-cidr", "--external-zone"} | ({"--config"} if command != "compare" else set())
+    shaping = {"--manifests", "--zone", "--ttl", "--pods", "--service-cidr", "--external-zone", "--config", "--corefile"}
     assert shaping <= listed, shaping - listed
     assert not {by_name[name] for name in SERVING_ONLY} & listed
     run = subprocess.run(clusterdns_argv(command, "--help"), capture_output=True, text=True, timeout=30, cwd=ROOT)
