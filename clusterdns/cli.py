@@ -44,9 +44,6 @@ class CommandParser(argparse.ArgumentParser):
         self.error(f"unrecognized arguments: {' '.join(words)}" + (f" (did you mean {', '.join(guesses)}?)" if guesses else ""))
 
 
-OFFLINE_EPILOG = "The flags of `clusterdns serve` that only change how it listens, answers or forwards are taken too, and not listed here."
-
-
 def build_parser() -> CommandParser:
     parser = CommandParser(prog="clusterdns", description="Authoritative cluster DNS from Kubernetes manifests, no cluster needed.")
     parser.add_argument("--version", action="version", version=f"clusterdns {__version__}")
@@ -54,14 +51,14 @@ def build_parser() -> CommandParser:
     parser.commands = sub.choices  # type: ignore[assignment]
     serve = sub.add_parser("serve", help="serve DNS for the manifests directory")
     add_config_flags(serve)
-    export = sub.add_parser("export-zone", help="print the records as an RFC 1035 zone file (for NSD, Knot, BIND)", epilog=OFFLINE_EPILOG)
+    export = sub.add_parser("export-zone", help="print the records as an RFC 1035 zone file (for NSD, Knot, BIND)")
     add_config_flags(export, offline=True)
     export.add_argument("zone_name", nargs="?", metavar="ZONE", help="zone to export (default: the cluster domain)")
     export.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
-    check = sub.add_parser("check", help="read the manifests as serve would and report every error and warning", epilog=OFFLINE_EPILOG)
+    check = sub.add_parser("check", help="read the manifests as serve would and report every error and warning")
     add_config_flags(check, offline=True)
     check.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
-    records = sub.add_parser("records", help="print the records served (zone-file lines), or explain one name", epilog=OFFLINE_EPILOG)
+    records = sub.add_parser("records", help="print the records served (zone-file lines), or explain one name")
     add_config_flags(records, offline=True)
     records.add_argument("directory", nargs="?", metavar="DIR", help="the manifests directory (default: --manifests)")
     records.add_argument("name", nargs="?", metavar="NAME", help="only records at or below this name")

@@ -106,7 +106,9 @@ def octets(labels: tuple[str, ...]) -> int:
 
 def unfit(labels: tuple[str, ...], room: int) -> str:
     """Why a name cannot go on the wire below a zone whose labels take `room` octets
-    (RFC 1035 2.3.4), or "" when it can."""
+    (RFC 1035 2.3.4: no empty label inside a name, none over 63 octets, 255 in all), or "" when it can."""
+    if "" in labels:
+        return "an empty label"
     for label in labels:
         if len(label) > MAX_LABEL:
             return f"label {label[:16]}... has {len(label)} octets (at most {MAX_LABEL})"

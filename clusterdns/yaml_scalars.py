@@ -56,3 +56,9 @@ def lenient(loader: Loader) -> Loader:
     for tag, construct in LENIENT_SCALARS.items():
         loader.add_constructor(tag, construct)  # type: ignore[attr-defined]
     return loader
+
+
+@lenient
+class SafeLoader(yaml.SafeLoader):
+    """yaml.SafeLoader with LENIENT_SCALARS: the reader of --config and --cases files (the manifests
+    have their own, manifests/yaml_fast.py, lenient in the same way)."""

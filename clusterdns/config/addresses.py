@@ -6,6 +6,7 @@ import functools
 import ipaddress
 
 from clusterdns.errors import ConfigError, shown
+from clusterdns.names import split, unfit
 
 Address = tuple[str, int]
 
@@ -14,7 +15,8 @@ HEALTH_PORT, READY_PORT, METRICS_PORT = 8080, 8181, 9153  # CoreDNS's health, re
 
 
 def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
-    """Parse `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or `:PORT` into (host, port)."""
+    """Parse `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT` or `:PORT` into (host, port); the host in its
+    canonical form (`0::1` is `::1`, localhost is 127.0.0.1), so one address has one spelling."""
     text = text.strip()
     host, port = text, default_port
     if text.startswith("["):
@@ -31,7 +33,7 @@ def parse_hostport(text: str, default_port: int = DEFAULT_PORT) -> Address:
         port = _port(p, text)
         host = host or "127.0.0.1"
     try:
-        ipaddress.ip_address(host)
+        host = ipaddress.ip_address(host).compressed
     except ValueError:
         if host != "localhost":
             raise ConfigError(f"bad address {shown(text)}: {shown(host)} is not an IP address") from None
@@ -65,9 +67,9 @@ def normalize_zone(text: str) -> str:
     zone = text.strip().lower().rstrip(".")
     if not zone:
         raise ConfigError("empty zone name")
-    labels = zone.split(".")
-    if "" in labels or any(len(label.encode()) > 63 for label in labels) or len(zone.encode()) + 2 > 255:
-        raise ConfigError(f"zone {shown(text)}: not a valid domain name (empty labels, a label over 63 octets or over 255 in all)")
+    why = unfit(split(zone), 0)
+    if why:
+        raise ConfigError(f"zone {shown(text)}: not a valid domain name: {why}")
     return zone
 
 

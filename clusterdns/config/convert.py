@@ -26,7 +26,7 @@ def convert_value(name: str, value: Any, where: str) -> Any:
     default, s = _settings()[name]
     if value is None:
         raise ConfigError(f"{where}: no value given")
-    if value is False and "'none' to turn off" in s.help:  # `health: off` (YAML 1.1 reads off, no as false)
+    if value is False and _turned_off_by_none(s):  # `health: off` (YAML 1.1 reads off, no as false)
         raise ConfigError(f"{where}: YAML reads this as false; write none to turn it off")
     if s.switch:
         if isinstance(value, bool):
@@ -42,6 +42,14 @@ def convert_value(name: str, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected one value, not a list")
         value = ",".join(_scalar(item, where) for item in value)
     return _convert_one(s, value, where)
+
+
+def _turned_off_by_none(s: Setting) -> bool:
+    """Whether the word `none` turns the setting off (its converter makes None of it: --health, --hosts-file)."""
+    try:
+        return s.convert is not None and s.convert("none") is None
+    except (ValueError, ClusterDNSError):
+        return False
 
 
 def _scalar(value: Any, where: str) -> str:

@@ -78,7 +78,7 @@ LOADBALANCE_POLICIES = ("round_robin", "off")
 
 # The settings that change only how a running server listens, answers, forwards and caches:
 # `check`, `records`, `export-zone` and `compare` take them too (one command line for serve and
-# them), but their --help does not list them (tests/config/test_sources.py checks that none of
+# them), but their --help does not list them (tests/e2e/test_config.py checks that none of
 # these is read on the way from the manifests to the snapshot).
 SERVING_ONLY = frozenset({
     "listen", "upstream", "watch", "poll_interval", "health", "ready", "metrics", "lameduck", "reload", "reload_jitter", "transfer_to",
@@ -109,16 +109,14 @@ def setting(default: Any, **kw: Any) -> Any:
     return field(default=default, metadata={"setting": Setting(**kw)})
 
 
-def _canonical_host(host: str) -> str:
-    try:
-        return ipaddress.ip_address(host).compressed
-    except ValueError:
-        return host
-
-
-# The numbers whose range no other check below states; for those that may be 0, what 0 means.
-_POSITIVE = frozenset({"poll_interval"})
-_NOT_NEGATIVE = {"rate_limit": "off", "tcp_max_queries": "no limit", "lameduck": "close at once", "cache": "off", "cache_prefetch_window": "none"}
+# The numbers that cannot be negative, and what 0 means for each (None: 0 is refused below too).
+_NOT_NEGATIVE = {
+    "rate_limit": "off", "tcp_max_queries": "no limit", "lameduck": "close at once", "cache": "off", "cache_prefetch": "off",
+    "cache_prefetch_window": None, "cache_denial_ttl": "as --cache, at most 1800", "serve_stale": "off", "serve_stale_ttl": "the TTL 0",
+    "serve_stale_verify_timeout": "wait for the upstream's deadline", "hosts_reload": "never", "max_fails": "never marked down",
+    "max_concurrent": None, "health_check": None, "upstream_expire": "never reuse", "max_idle_conns": "no limit", "reload": "only on SIGUSR1",
+    "reload_jitter": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -394,9 +392,7 @@ class Config:
     def __post_init__(self) -> None:
         if not 0 <= self.ttl <= 3600:
             raise ConfigError(f"--ttl {self.ttl}: must be 0-3600")
-        for name, _, spec in settings():
-            if spec.choices and getattr(self, name) not in spec.choices:
-                raise ConfigError(f"{spec.flag} {shown(getattr(self, name))}: must be one of {', '.join(spec.choices)}")
+        self._check_each()
         if not self.zones:
             raise ConfigError("at least one --zone is needed")
         if is_reverse_zone(self.zones[0]):
@@ -407,47 +403,40 @@ class Config:
             raise ConfigError("at least one --listen address is needed")
         if "none" in self.upstream and len(self.upstream) > 1:  # else `none` silently won over the addresses
             raise ConfigError(f"--upstream none (forward nothing) cannot go with addresses: {', '.join(u for u in self.upstream if u != 'none')}")
-        seen = [(_canonical_host(host), port) for host, port in self.listen]  # [0::1] is [::1]
-        twice = [a for i, a in enumerate(self.listen) if a[1] and seen[i] in seen[:i]]  # (port 0: a new port each)
+        twice = [a for i, a in enumerate(self.listen) if a[1] and a in self.listen[:i]]  # (port 0: a new port each)
         if twice:  # else the second bind fails as if another process held the port
             raise ConfigError(f"--listen {hostport_text(*twice[0])}: the same address is given twice")
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers {self.workers}: must be 1-64")
-        self._check_numbers()
+        if self.poll_interval <= 0:  # a poll period of 0 or less spins a core
+            raise ConfigError(f"--poll-interval {self.poll_interval:g}: must be more than 0")
         self._check_cache()
 
-    def _check_numbers(self) -> None:
-        """Every number finite, and those the checks below leave open in the range they mean:
-        a poll period of 0 or less would spin a core, a negative rate limit would drop every answer."""
+    def _check_each(self) -> None:
+        """Each setting on its own: one of its choices, a finite number, not negative where
+        that means nothing (a negative rate limit would drop every answer)."""
         for name, _, spec in settings():
             value = getattr(self, name)
+            if spec.choices and value not in spec.choices:
+                raise ConfigError(f"{spec.flag} {shown(value)}: must be one of {', '.join(spec.choices)}")
             if type(value) is float and not math.isfinite(value):
                 raise ConfigError(f"{spec.flag} {value}: must be a finite number")
-            if name in _POSITIVE and value <= 0:
-                raise ConfigError(f"{spec.flag} {value:g}: must be more than 0")
             if name in _NOT_NEGATIVE and value < 0:
-                raise ConfigError(f"{spec.flag} {value:g}: cannot be negative (0: {_NOT_NEGATIVE[name]})")
+                zero = _NOT_NEGATIVE[name]
+                raise ConfigError(f"{spec.flag} {value:g}: cannot be negative" + (f" (0: {zero})" if zero else ""))
 
     def _check_cache(self) -> None:
         """The ranges CoreDNS's cache setup accepts (plugin/cache/setup.go)."""
         if not 0 <= self.cache_servfail <= 300:
             raise ConfigError(f"--cache-servfail {self.cache_servfail:g}: must be 0-300 seconds (CoreDNS: at most 5m)")
-        if self.cache_prefetch < 0:
-            raise ConfigError(f"--cache-prefetch {self.cache_prefetch}: must be 0 (off) or more")
         if not 10 <= self.cache_prefetch_percent <= 90:
             raise ConfigError(f"--cache-prefetch-percent {self.cache_prefetch_percent}: must be 10-90")
-        if self.serve_stale < 0 or self.serve_stale_ttl < 0 or self.serve_stale_verify_timeout < 0 or self.cache_denial_ttl < 0:
-            raise ConfigError("--serve-stale, --serve-stale-ttl, --serve-stale-verify-timeout and --cache-denial-ttl cannot be negative")
         if not 0 <= self.serve_stale_recheck <= 300:
             raise ConfigError(f"--serve-stale-recheck {self.serve_stale_recheck:g}: must be 0-300 seconds (CoreDNS: at most 5m)")
         if not 1 <= self.hosts_ttl <= 65535:
             raise ConfigError(f"--hosts-ttl {self.hosts_ttl}: must be 1-65535")
-        if self.hosts_reload < 0:
-            raise ConfigError(f"--hosts-reload {self.hosts_reload:g}: cannot be negative")
         if not 0 <= self.external_ttl <= 3600:
             raise ConfigError(f"--external-ttl {self.external_ttl}: must be 0-3600")
-        if self.max_fails < 0 or self.max_concurrent < 0:
-            raise ConfigError("--max-fails and --max-concurrent cannot be negative (CoreDNS forward: max_fails 0 turns health checks off)")
         # What a forwarder and its cache cannot work with (checked here, so that `check` says it too).
         if not 0 < self.upstream_timeout <= 60:
             raise ConfigError(f"--upstream-timeout {self.upstream_timeout:g}: must be more than 0 and at most 60 seconds")
@@ -455,14 +444,10 @@ class Config:
             raise ConfigError(f"--max-concurrent {self.max_concurrent}: must be at least 1")
         if self.cache_size < 1 or self.cache_denial_size < 1:
             raise ConfigError(f"--cache-size {self.cache_size}, --cache-denial-size {self.cache_denial_size}: must be at least 1")
-        if self.health_check < 0 or self.upstream_expire < 0 or self.max_idle_conns < 0:
-            raise ConfigError("--health-check, --upstream-expire and --max-idle-conns cannot be negative")
         self._check_reload()
 
     def _check_reload(self) -> None:
         """The ranges CoreDNS's reload accepts (plugin/reload/setup.go: interval at least 2s, jitter 0 or at least 1s)."""
-        if self.reload < 0 or self.reload_jitter < 0:
-            raise ConfigError("--reload and --reload-jitter cannot be negative")
         if 0 < self.reload < 2:
             raise ConfigError(f"--reload {self.reload:g}: must be 0 (only on SIGUSR1) or at least 2 seconds")
         if 0 < self.reload_jitter < 1:

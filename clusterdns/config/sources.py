@@ -44,10 +44,9 @@ def load_config_file(path: str) -> dict[str, Any]:
     """The settings of a YAML config file, converted; ConfigError naming the file and key."""
     import yaml
 
-    from clusterdns.yaml_scalars import lenient
+    from clusterdns.yaml_scalars import SafeLoader  # 2024-02-30 or 5,000 digits: the text, which the setting then refuses by name
 
-    @lenient  # 2024-02-30 or 5,000 digits: the text, which the setting then refuses by name
-    class Loader(yaml.SafeLoader):
+    class Loader(SafeLoader):
         """safe_load, but a key given twice in one mapping is an error, not the last one winning."""
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
@@ -92,7 +91,9 @@ def load_config_file(path: str) -> dict[str, Any]:
 def add_config_flags(parser: argparse.ArgumentParser, offline: bool = False) -> None:
     """One flag per Config field, from its Setting; the help shows the default (_with_default).
     `offline`: a command that reads the manifests once (check, records, ...): the SERVING_ONLY
-    flags are taken but not listed, and the manifests are not said to be watched."""
+    flags are taken but not listed (the epilog says so), and the manifests are not said to be watched."""
+    if offline:
+        parser.epilog = "The flags of `clusterdns serve` that only change how it listens, answers or forwards are taken too, and not listed here."
     for name, default, s in settings():
         kw: dict[str, Any] = {"dest": name, "help": _with_default(s.help, default) if not s.switch else s.help}
         if offline:

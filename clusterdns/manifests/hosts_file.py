@@ -153,9 +153,7 @@ class _Builder:
 
 def _bad_name(labels: Labels) -> str:
     """Why the labels cannot be a name on the wire (RFC 1035 2.3.4), or "" when they can."""
-    if "" in labels:
-        return "an empty label"
-    if sum(map(len, labels)) + len(labels) <= 254 and max(map(len, labels), default=0) <= 63:
+    if "" not in labels and sum(map(len, labels)) + len(labels) <= 254 and max(map(len, labels), default=0) <= 63:
         return ""  # the usual case, checked without names.unfit's loop (files can be long)
     return unfit(labels, 0)
 

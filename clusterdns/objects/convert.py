@@ -72,8 +72,12 @@ def _never_served(r: Reader, api_version: Any, group: str, kind: str) -> None:
     """A warning when `api_version` is a version Kubernetes never served `kind` in."""
     if not isinstance(api_version, str) or api_version.rpartition("/")[2] in _SERVED.get((group, kind), ()):
         return
-    now = f"{_DEFAULT_GROUP[kind]}/v1" if _DEFAULT_GROUP[kind] else "v1"
-    r.warn("apiVersion", f"{shown(api_version)}: Kubernetes never served {kind} in that version; read as {now}")
+    r.warn("apiVersion", f"{shown(api_version)}: Kubernetes never served {kind} in that version; read as {_served_in(kind)}")
+
+
+def _served_in(kind: str) -> str:
+    """The apiVersion that serves one of our kinds now: v1, apps/v1, discovery.k8s.io/v1."""
+    return f"{_DEFAULT_GROUP[kind]}/v1" if _DEFAULT_GROUP[kind] else "v1"
 
 
 # The kinds each built-in group we read serves besides ours (k8s.io/api register.go): skipped
@@ -123,7 +127,7 @@ def from_manifest(doc: Document, problems: list[Problem] | None = None, reading:
         meant = _misspelled(group, kind, "apiVersion" in doc.data)
         if meant is not None and problems is not None:
             # One of ours in another group (apiVersion v1 on a Deployment), or misspelled in its own.
-            hint = f"it is served in {_DEFAULT_GROUP[meant] or 'core'}/v1" if meant == kind else f"did you mean {meant}?"
+            hint = f"it is served in apiVersion {_served_in(meant)}" if meant == kind else f"did you mean {meant}?"
             problems.append(Problem("warning", f"{shown(kind)} is no kind of the {group or 'core'} API (kubectl refuses it: no matches for kind);"
                                     f" {hint} The document is skipped", file=doc.file, doc=doc.doc, line=doc.line, field="kind"))
         return None

@@ -31,7 +31,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from clusterdns.config.addresses import DEFAULT_PORT, Address, hostport_text, parse_hostport
-from clusterdns.config.sources import UNSET, add_config_flags, config_from_args
+from clusterdns.config.sources import UNSET, add_config_flags, config_from_args, config_sources
 from clusterdns.errors import ConfigError
 from clusterdns.tools.offline import load_snapshot
 from clusterdns.tools.questions import AskedQuestion, questions_from_cases, questions_from_snapshot
@@ -187,7 +187,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=2.0, metavar="SECONDS", help="per query (default 2)")
     parser.add_argument("--list", action="store_true", help="print the questions and exit, asking nothing")
     parser.add_argument("--verbose", "-v", action="store_true", help="also list the questions that match")
-    parser.epilog = "The flags of `clusterdns serve` that only change how it listens, answers or forwards are taken too, and not listed here."
     add_config_flags(parser, offline=True)  # the serve flags that shape a snapshot: --manifests, --zone, --ttl, --pods, ...
     for action in parser._actions:  # compare has no default directory: the questions come from one or the other
         if action.dest == "manifests":
@@ -241,8 +240,8 @@ def compare(questions: Sequence[AskedQuestion], mine: Asker, theirs: Asker, opti
 
 def _questions(args: argparse.Namespace, out: TextIO) -> tuple[list[AskedQuestion], str]:
     # The manifests from the flag, the environment, or the settings files (a Corefile's `manifests`).
-    files = [f for f in (args.config, args.corefile, os.environ.get("CLUSTERDNS_CONFIG"), os.environ.get("CLUSTERDNS_COREFILE")) if f]
-    manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ or bool(files)
+    sources = config_sources(args)
+    manifests_given = args.manifests is not UNSET or "CLUSTERDNS_MANIFESTS" in os.environ or bool(sources.corefile or sources.config_file)
     if args.cases and args.manifests is not UNSET:
         raise ConfigError("give --cases or --manifests, not both")
     if args.cases:

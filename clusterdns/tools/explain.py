@@ -24,7 +24,7 @@ from clusterdns.tools.zonefile import rr_line
 def explain(snap: Snapshot, config: Config, name: str) -> list[str]:
     """Lines of explanation for one name: the answers by type, then the reasons."""
     labels = split(name.lower())
-    wrong = "an empty label (two dots in a row, or a leading dot)" if "" in labels else unfit(labels, 0)
+    wrong = unfit(labels, 0)
     if wrong:  # what dig refuses to send and a server could not be asked (RFC 1035 2.3.4)
         return [f"{name}: not a valid DNS name: {wrong}; no query can ask it"]
     found = find_zone(snap, labels)

@@ -34,7 +34,7 @@ def load_snapshot(config: Config, quiet: bool = False) -> Snapshot:
 def run_export(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     zone = (args.zone_name or config.cluster_domain).lower().rstrip(".")
-    if not _exportable(zone, config.zones):
+    if not _exportable(zone, config):
         external = " (a k8s_external zone: its records are the LoadBalancer addresses, asked live)" if zone in config.external_zones else ""
         below = " (or a reverse zone below a reverse one)" if config.reverse_zones else ""
         raise ConfigError(f"export-zone {zone}: not one of the --zone zones{external}; they are {', '.join(config.zones)}{below}")
@@ -47,10 +47,10 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _exportable(zone: str, zones: tuple[str, ...]) -> bool:
+def _exportable(zone: str, config: Config) -> bool:
     """A zone the server is authoritative for: a --zone, or a reverse zone inside a reverse --zone
     (its PTRs are a part of that zone's)."""
-    return zone in zones or (is_reverse_zone(zone) and any(zone.endswith("." + z) for z in zones if is_reverse_zone(z)))
+    return zone in config.zones or (is_reverse_zone(zone) and any(zone.endswith("." + z) for z in config.reverse_zones))
 
 
 def _with_directory(args: argparse.Namespace) -> Config:

@@ -35,15 +35,11 @@ def questions_from_cases(path: str, profile: str | None, out: TextIO) -> list[As
     """The questions of a case file (tests/cases/README.md): cases without `config` (profile "default"), or of one profile."""
     import yaml
 
-    from clusterdns.yaml_scalars import lenient
-
-    @lenient
-    class Loader(yaml.SafeLoader):
-        """safe_load, with the scalars read as manifests read them (2024-02-30: its text)."""
+    from clusterdns.yaml_scalars import SafeLoader  # the scalars read as manifests read them (2024-02-30: its text)
 
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=Loader)  # noqa: S506 (a SafeLoader)
+            data = yaml.load(f, Loader=SafeLoader)  # noqa: S506 (a SafeLoader)
     except (OSError, yaml.YAMLError) as e:
         raise ConfigError(f"--cases {path}: {e}") from None
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):

@@ -427,8 +427,8 @@ MISSPELLED = [
     ("v1", "EndpointsList", None),
     (None, "APIService", None),  # no apiVersion: the group is a guess, only another letter case counts
     (None, "service", "Service"),
-    ("v1", "Deployment", "apps/v1"),  # one of ours in another group: where it is served
-    ("discovery.k8s.io/v1", "Endpoints", "core/v1"),
+    ("v1", "Deployment", "apiVersion apps/v1"),  # one of ours in another group: where it is served
+    ("discovery.k8s.io/v1", "Endpoints", "apiVersion v1"),
 ]
 
 
@@ -442,5 +442,5 @@ def test_a_misspelled_kind_is_a_warning_that_names_the_kind_meant(api_version: s
     else:
         (p,) = problems
         assert (p.level, p.field, p.line) == ("warning", "kind", 3)
-        hint = f"it is served in {meant}" if "/" in meant else f"did you mean {meant}?"
+        hint = f"it is served in {meant}" if meant.startswith("apiVersion ") else f"did you mean {meant}?"
         assert p.message.startswith(f"'{kind}' is no kind of the ") and f"; {hint} The document is skipped" in p.message, p.message
